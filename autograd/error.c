@@ -1,0 +1,23 @@
+// error.c: one-line errors and the handler that receives them.
+#include "tz.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static _Thread_local char last_msg[512];
+static tz_error_handler handler;
+
+void tz_set_error_handler(tz_error_handler h) { handler = h; }
+const char *tz_last_error(void) { return last_msg; }
+
+void tz_fail(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+    va_end(ap);
+    if (handler) handler(last_msg);
+    // The default, and the fallback for a handler that returns: one line and a non-zero exit.
+    fprintf(stderr, "tapezoo: %s\n", last_msg);
+    exit(1);
+}

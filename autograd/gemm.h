@@ -1,0 +1,23 @@
+// gemm.h: our own dense matrix multiply, the heart of tapezoo's speed.
+//
+// Row-major:  C = alpha * op(A) * op(B) + beta * C
+//   op(A) is (M,K): A is stored (M,K) with row stride lda when ta == 0, (K,M) when ta != 0.
+//   op(B) is (K,N): B is stored (K,N) with row stride ldb when tb == 0, (N,K) when tb != 0.
+//   C is (M,N) with row stride ldc. beta == 0 means C is write-only (NaNs in C are ignored).
+// tz_sgemm is cache-blocked, SIMD (AVX-512 / AVX2 chosen at run time, portable C otherwise) and
+// runs on the warm thread pool; tz_dgemm is the plain portable path used by the float64 build.
+#ifndef TZ_GEMM_H
+#define TZ_GEMM_H
+
+void tz_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc);
+void tz_dgemm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
+              const double *B, int ldb, double beta, double *C, int ldc);
+
+// Threads used by tz_sgemm (default: the number of online CPUs). n <= 0 restores the default.
+void tz_set_threads(int n);
+int tz_get_threads(void);
+// Name of the kernel chosen at run time: "avx512", "avx2" or "portable".
+const char *tz_gemm_kernel_name(void);
+
+#endif

@@ -1,0 +1,115 @@
+// graph.c: the tape. Ops append nodes as they run; backward walks them in reverse and each
+// node's backward accumulates into its inputs' gradients, so a tensor used twice gets both.
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void tz_graph_init(tz_graph *g, size_t arena_bytes) {
+    memset(g, 0, sizeof *g);
+    tz_arena_init(&g->arena, arena_bytes);
+    g->cap_nodes = 256;
+    g->nodes = malloc(sizeof *g->nodes * g->cap_nodes);
+    if (!g->nodes) tz_fail("graph: out of memory");
+    g->training = 1;
+    tz_rng_seed(&g->rng, 1);
+}
+
+void tz_graph_free(tz_graph *g) {
+    tz_arena_free(&g->arena);
+    free(g->nodes);
+    memset(g, 0, sizeof *g);
+}
+
+void tz_graph_reset(tz_graph *g) {
+    g->n_nodes = 0;
+    tz_arena_reset(&g->arena);
+}
+
+void tz_no_grad_begin(tz_graph *g) { g->no_grad++; }
+void tz_no_grad_end(tz_graph *g) {
+    if (g->no_grad <= 0) tz_fail("graph: tz_no_grad_end without tz_no_grad_begin");
+    g->no_grad--;
+}
+
+static tz_tensor *arena_tensor(tz_graph *g, int ndim, const int *shape, int zero) {
+    tz_tensor *t = tz_arena_alloc(&g->arena, sizeof *t);
+    tz_tensor_set_shape(t, ndim, shape);
+    size_t bytes = sizeof(real) * (size_t)t->n;
+    t->data = zero ? tz_arena_calloc(&g->arena, bytes) : tz_arena_alloc(&g->arena, bytes);
+    t->grad = NULL;
+    t->requires_grad = 0;
+    t->node = -1;
+    return t;
+}
+
+tz_tensor *tz_empty(tz_graph *g, int ndim, const int *shape) { return arena_tensor(g, ndim, shape, 0); }
+tz_tensor *tz_zeros(tz_graph *g, int ndim, const int *shape) { return arena_tensor(g, ndim, shape, 1); }
+
+tz_tensor *tz_wrap(tz_graph *g, real *data, real *grad, int ndim, const int *shape) {
+    tz_tensor *t = tz_arena_alloc(&g->arena, sizeof *t);
+    tz_tensor_set_shape(t, ndim, shape);
+    t->data = data;
+    t->grad = grad;
+    t->requires_grad = grad != NULL;
+    t->node = -1;
+    return t;
+}
+
+tz_tensor *tz_detach(tz_graph *g, tz_tensor *x) { return tz_wrap(g, x->data, NULL, x->ndim, x->shape); }
+
+tz_tensor *tz_op_output(tz_graph *g, int ndim, const int *shape, tz_tensor **in, int n_in) {
+    tz_tensor *t = arena_tensor(g, ndim, shape, 0);
+    if (!g->no_grad)
+        for (int i = 0; i < n_in; i++)
+            if (in[i] && in[i]->requires_grad) t->requires_grad = 1;
+    return t;
+}
+
+tz_node *tz_op_record(tz_graph *g, const tz_op *op, tz_tensor *out, tz_tensor **in, int n_in) {
+    if (!out->requires_grad) return NULL;
+    if (g->n_nodes == g->cap_nodes) { // grows during the first steps only
+        g->cap_nodes *= 2;
+        g->nodes = realloc(g->nodes, sizeof *g->nodes * g->cap_nodes);
+        if (!g->nodes) tz_fail("graph: out of memory for %d tape nodes", g->cap_nodes);
+    }
+    tz_node *n = &g->nodes[g->n_nodes];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    n->out = out;
+    n->n_in = n_in;
+    n->in = tz_arena_alloc(&g->arena, sizeof *n->in * n_in);
+    memcpy(n->in, in, sizeof *n->in * n_in);
+    out->node = g->n_nodes++;
+    return n;
+}
+
+// Views (reshape) share their input's data, and so its gradient: no backward to run.
+const tz_op tz_op_view = {"view", NULL};
+
+void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
+    if (!out->requires_grad)
+        tz_fail("backward: the tensor does not depend on anything that needs a gradient");
+    int last = out->node;
+    // Gradients of the step's tensors, made only now, and only for what precedes the output.
+    for (int i = 0; i <= last; i++) {
+        tz_node *n = &g->nodes[i];
+        if (n->out->grad) continue;
+        if (n->op == &tz_op_view) n->out->grad = n->in[0]->grad;
+        else n->out->grad = tz_arena_calloc(&g->arena, sizeof(real) * (size_t)n->out->n);
+    }
+    for (int i = 0; i < out->n; i++) out->grad[i] += seed[i];
+    for (int i = last; i >= 0; i--) {
+        tz_node *n = &g->nodes[i];
+        if (n->op->backward) n->op->backward(g, n);
+    }
+}
+
+void tz_backward(tz_graph *g, tz_tensor *loss) {
+    if (loss->n != 1) {
+        char s[64];
+        tz_fail("backward: the loss must be a scalar, got shape %s", tz_shape_str(loss, s));
+    }
+    real one = 1;
+    tz_backward_seed(g, loss, &one);
+}

@@ -1,0 +1,109 @@
+// op_matmul.c: matrix products on our gemm. Backward of C = op(A) op(B):
+//   d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC  (written so each is one gemm with beta = 1).
+#include "internal.h"
+
+#include <string.h>
+
+
+static void matmul_backward(tz_graph *g, tz_node *n) {
+    (void)g;
+    tz_tensor *a = n->in[0], *b = n->in[1], *c = n->out;
+    int batch = n->iarg[0], M = n->iarg[1], N = n->iarg[2], K = n->iarg[3];
+    int ta = n->iarg[4], tb = n->iarg[5];
+    int lda = ta ? M : K, ldb = tb ? K : N;
+    long sa = (long)M * K, sb = b->ndim > 2 ? (long)K * N : 0, sc = (long)M * N;
+    for (int p = 0; p < batch; p++) {
+        const real *A = a->data + p * sa, *B = b->data + p * sb, *dC = c->grad + p * sc;
+        if (a->grad) {
+            real *dA = a->grad + p * sa;
+            if (!ta) tz_gemm(0, !tb, M, K, N, 1, dC, N, B, ldb, 1, dA, K);
+            else tz_gemm(tb, 1, K, M, N, 1, B, ldb, dC, N, 1, dA, M);
+        }
+        if (b->grad) {
+            real *dB = b->grad + p * sb;
+            if (!tb) tz_gemm(!ta, 0, K, N, M, 1, A, lda, dC, N, 1, dB, N);
+            else tz_gemm(1, ta, N, K, M, 1, dC, N, A, lda, 1, dB, K);
+        }
+    }
+}
+static const tz_op op_matmul = {"matmul", matmul_backward};
+
+tz_tensor *tz_matmul(tz_graph *g, tz_tensor *a, tz_tensor *b, int ta, int tb) {
+    tz_shape_bufs s;
+    ta = !!ta, tb = !!tb;
+    int shape[TZ_MAX_DIMS], ndim, batch = 1, M, K;
+    if (a->ndim < 2 || b->ndim < 2) goto bad;
+    int bK = tb ? b->shape[b->ndim - 1] : b->shape[b->ndim - 2];
+    int N = tb ? b->shape[b->ndim - 2] : b->shape[b->ndim - 1];
+    if (b->ndim == 2 && !ta) { // a's leading dims are all rows
+        K = tz_cols(a);
+        M = a->n / K;
+        ndim = a->ndim;
+        memcpy(shape, a->shape, sizeof shape);
+    } else { // batched: equal leading dims (or both 2-D)
+        if (a->ndim != b->ndim) goto bad;
+        for (int i = 0; i < a->ndim - 2; i++) {
+            if (a->shape[i] != b->shape[i]) goto bad;
+            batch *= a->shape[i];
+        }
+        M = ta ? a->shape[a->ndim - 1] : a->shape[a->ndim - 2];
+        K = ta ? a->shape[a->ndim - 2] : a->shape[a->ndim - 1];
+        ndim = a->ndim;
+        memcpy(shape, a->shape, sizeof shape);
+        shape[ndim - 2] = M;
+    }
+    if (K != bK) goto bad;
+    shape[ndim - 1] = N;
+    tz_tensor *in[2] = {a, b};
+    tz_tensor *c = tz_op_output(g, ndim, shape, in, 2);
+    long sa = (long)M * K, sb = b->ndim > 2 ? (long)K * N : 0, sc = (long)M * N;
+    for (int p = 0; p < batch; p++)
+        tz_gemm(ta, tb, M, N, K, 1, a->data + p * sa, ta ? M : K, b->data + p * sb, tb ? K : N, 0,
+                c->data + p * sc, N);
+    tz_node *n = tz_op_record(g, &op_matmul, c, in, 2);
+    if (n) {
+        int args[6] = {batch, M, N, K, ta, tb};
+        memcpy(n->iarg, args, sizeof args);
+    }
+    return c;
+bad:
+    tz_fail("matmul: cannot multiply a %s%s by b %s%s", tz_shape_str(a, s.a), ta ? "^T" : "",
+            tz_shape_str(b, s.b), tb ? "^T" : "");
+}
+
+// x (R,I) as rows, w (O,I), bias (O): y (R,O) = x w^T + bias.
+static void linear_backward(tz_graph *g, tz_node *n) {
+    (void)g;
+    tz_tensor *x = n->in[0], *w = n->in[1], *bias = n->in[2], *y = n->out;
+    int R = n->iarg[0], I = n->iarg[1], O = n->iarg[2];
+    if (x->grad) tz_gemm(0, 0, R, I, O, 1, y->grad, O, w->data, I, 1, x->grad, I);
+    if (w->grad) tz_gemm(1, 0, O, I, R, 1, y->grad, O, x->data, I, 1, w->grad, I);
+    if (bias && bias->grad)
+        for (int r = 0; r < R; r++) {
+            const real *dy = y->grad + (long)r * O;
+            for (int o = 0; o < O; o++) bias->grad[o] += dy[o];
+        }
+}
+static const tz_op op_linear = {"linear", linear_backward};
+
+tz_tensor *tz_linear(tz_graph *g, tz_tensor *x, tz_tensor *w, tz_tensor *bias) {
+    tz_shape_bufs s;
+    if (x->ndim < 1 || w->ndim != 2 || tz_cols(x) != w->shape[1])
+        tz_fail("linear: input %s does not fit weight %s (want input (..,%d))", tz_shape_str(x, s.a),
+                tz_shape_str(w, s.b), w->ndim == 2 ? w->shape[1] : -1);
+    int I = w->shape[1], O = w->shape[0], R = x->n / I;
+    if (bias && (bias->ndim != 1 || bias->shape[0] != O))
+        tz_fail("linear: bias %s does not fit weight %s (want (%d))", tz_shape_str(bias, s.a),
+                tz_shape_str(w, s.b), O);
+    int shape[TZ_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = O;
+    tz_tensor *in[3] = {x, w, bias};
+    tz_tensor *y = tz_op_output(g, x->ndim, shape, in, 3);
+    if (bias)
+        for (int r = 0; r < R; r++) memcpy(y->data + (long)r * O, bias->data, sizeof(real) * O);
+    tz_gemm(0, 1, R, O, I, 1, x->data, I, w->data, I, bias ? 1 : 0, y->data, O);
+    tz_node *n = tz_op_record(g, &op_linear, y, in, 3);
+    if (n) n->iarg[0] = R, n->iarg[1] = I, n->iarg[2] = O;
+    return y;
+}

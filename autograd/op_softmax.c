@@ -1,0 +1,127 @@
+// op_softmax.c: softmax, log-softmax and the fused cross-entropy, all over the last dim and
+// max-subtracted so exp never overflows.
+#include "internal.h"
+
+#include <math.h>
+
+#ifdef TZ_DOUBLE
+#define EXP exp
+#define LOG log
+#else
+#define EXP expf
+#define LOG logf
+#endif
+
+// log(sum(exp(x))) of one row, computed as max + log(sum(exp(x - max))).
+static real row_logsumexp(const real *x, int V) {
+    real mx = x[0];
+    for (int j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
+    real s = 0;
+    for (int j = 0; j < V; j++) s += EXP(x[j] - mx);
+    return mx + LOG(s);
+}
+
+static void softmax_backward(tz_graph *g, tz_node *n) {
+    (void)g;
+    tz_tensor *x = n->in[0], *y = n->out;
+    if (!x->grad) return;
+    int V = tz_cols(y);
+    for (int r = 0; r < tz_rows(y); r++) {
+        const real *yr = y->data + (long)r * V, *gy = y->grad + (long)r * V;
+        real *gx = x->grad + (long)r * V, dot = 0;
+        for (int j = 0; j < V; j++) dot += gy[j] * yr[j];
+        for (int j = 0; j < V; j++) gx[j] += yr[j] * (gy[j] - dot);
+    }
+}
+static const tz_op op_softmax = {"softmax", softmax_backward};
+
+tz_tensor *tz_softmax(tz_graph *g, tz_tensor *x) {
+    tz_tensor *in[1] = {x};
+    tz_tensor *y = tz_op_output(g, x->ndim, x->shape, in, 1);
+    int V = tz_cols(x);
+    for (int r = 0; r < tz_rows(x); r++) {
+        const real *xr = x->data + (long)r * V;
+        real *yr = y->data + (long)r * V, lse = row_logsumexp(xr, V);
+        for (int j = 0; j < V; j++) yr[j] = EXP(xr[j] - lse);
+    }
+    tz_op_record(g, &op_softmax, y, in, 1);
+    return y;
+}
+
+static void log_softmax_backward(tz_graph *g, tz_node *n) {
+    (void)g;
+    tz_tensor *x = n->in[0], *y = n->out;
+    if (!x->grad) return;
+    int V = tz_cols(y);
+    for (int r = 0; r < tz_rows(y); r++) {
+        const real *yr = y->data + (long)r * V, *gy = y->grad + (long)r * V;
+        real *gx = x->grad + (long)r * V, sum = 0;
+        for (int j = 0; j < V; j++) sum += gy[j];
+        for (int j = 0; j < V; j++) gx[j] += gy[j] - EXP(yr[j]) * sum;
+    }
+}
+static const tz_op op_log_softmax = {"log_softmax", log_softmax_backward};
+
+tz_tensor *tz_log_softmax(tz_graph *g, tz_tensor *x) {
+    tz_tensor *in[1] = {x};
+    tz_tensor *y = tz_op_output(g, x->ndim, x->shape, in, 1);
+    int V = tz_cols(x);
+    for (int r = 0; r < tz_rows(x); r++) {
+        const real *xr = x->data + (long)r * V;
+        real *yr = y->data + (long)r * V, lse = row_logsumexp(xr, V);
+        for (int j = 0; j < V; j++) yr[j] = xr[j] - lse;
+    }
+    tz_op_record(g, &op_log_softmax, y, in, 1);
+    return y;
+}
+
+// Saved for backward: per row the target (or ignore_index) and the log-sum-exp, so the
+// probabilities are recomputed instead of stored (rows x vocab would be the largest tensor).
+typedef struct { int *targets; real *lse; int count, ignore; } ce_saved;
+
+static void cross_entropy_backward(tz_graph *g, tz_node *n) {
+    (void)g;
+    tz_tensor *x = n->in[0];
+    ce_saved *s = n->aux;
+    if (!x->grad || s->count == 0) return;
+    int V = tz_cols(x);
+    real scale = n->out->grad[0] / s->count;
+    for (int r = 0; r < tz_rows(x); r++) {
+        if (s->targets[r] == s->ignore) continue;
+        const real *xr = x->data + (long)r * V;
+        real *gx = x->grad + (long)r * V;
+        for (int j = 0; j < V; j++) gx[j] += scale * EXP(xr[j] - s->lse[r]);
+        gx[s->targets[r]] -= scale;
+    }
+}
+static const tz_op op_cross_entropy = {"cross_entropy", cross_entropy_backward};
+
+tz_tensor *tz_cross_entropy(tz_graph *g, tz_tensor *logits, const int *targets, int ignore_index) {
+    int V = tz_cols(logits), rows = tz_rows(logits);
+    tz_tensor *in[1] = {logits};
+    tz_tensor *y = tz_op_output(g, 0, NULL, in, 1);
+    ce_saved *s = tz_arena_alloc(&g->arena, sizeof *s);
+    s->targets = tz_arena_alloc(&g->arena, sizeof(int) * rows);
+    s->lse = tz_arena_alloc(&g->arena, sizeof(real) * rows);
+    s->ignore = ignore_index;
+    s->count = 0;
+    double total = 0; // summed in double: thousands of rows lose digits in float
+    for (int r = 0; r < rows; r++) {
+        int t = targets[r];
+        s->targets[r] = t;
+        if (t == ignore_index) continue;
+        if (t < 0 || t >= V) {
+            char sh[64];
+            tz_fail("cross_entropy: target %d of row %d is outside [0,%d) for logits %s", t, r, V,
+                    tz_shape_str(logits, sh));
+        }
+        const real *xr = logits->data + (long)r * V;
+        s->lse[r] = row_logsumexp(xr, V);
+        total += s->lse[r] - xr[t];
+        s->count++;
+    }
+    y->data[0] = s->count ? (real)(total / s->count) : 0;
+    tz_node *n = tz_op_record(g, &op_cross_entropy, y, in, 1);
+    if (n) n->aux = s;
+    return y;
+}

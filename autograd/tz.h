@@ -1,0 +1,214 @@
+// tz.h: tapezoo's engine: dense tensors, a tape, and the ops that record themselves on it.
+//
+// The engine is compiled twice from the same sources: in float32 (libtapezoo, what models train
+// with) and, with -DTZ_DOUBLE, in float64 (libtapezoo64, what the gradient check runs on).
+// `real` is the element type of the build. See autograd/README.md for the design.
+#ifndef TZ_H
+#define TZ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef TZ_DOUBLE
+typedef double real;
+#else
+typedef float real;
+#endif
+
+#define TZ_MAX_DIMS 4
+
+// ---------------------------------------------------------------------------------------------
+// Errors. Every misuse (bad shapes, bad arguments) ends in tz_fail: one line naming the op and
+// the shapes, then the handler. The default handler prints "tapezoo: <msg>" to stderr and
+// exits with status 1; tests install one that records the message and longjmps.
+typedef void (*tz_error_handler)(const char *msg);
+void tz_set_error_handler(tz_error_handler h); // NULL restores the default
+const char *tz_last_error(void);
+#if defined(__GNUC__)
+__attribute__((noreturn, format(printf, 1, 2)))
+#endif
+void tz_fail(const char *fmt, ...);
+
+// ---------------------------------------------------------------------------------------------
+// Random numbers: xoshiro256** seeded through splitmix64 (Blackman & Vigna 2018). Documented
+// and ours, so a seed gives the same numbers on every machine.
+typedef struct tz_rng { uint64_t s[4]; } tz_rng;
+void tz_rng_seed(tz_rng *r, uint64_t seed);
+uint64_t tz_rng_u64(tz_rng *r);
+double tz_rng_uniform(tz_rng *r);             // [0, 1), 53 random bits
+double tz_rng_normal(tz_rng *r);              // N(0, 1), Box-Muller
+uint32_t tz_rng_below(tz_rng *r, uint32_t n); // uniform in [0, n), unbiased
+
+// ---------------------------------------------------------------------------------------------
+// Arena: a bump allocator for step-scoped memory. tz_arena_reset rewinds it; memory is reused,
+// and after the first step (when the arena learns its size) no step calls malloc.
+typedef struct tz_arena_block tz_arena_block;
+typedef struct tz_arena {
+    tz_arena_block *head;  // block being filled (newest)
+    size_t used, peak;     // bytes handed out since reset; most ever handed out in one step
+} tz_arena;
+void tz_arena_init(tz_arena *a, size_t initial_bytes);
+void *tz_arena_alloc(tz_arena *a, size_t bytes); // 64-byte aligned, uninitialised
+void *tz_arena_calloc(tz_arena *a, size_t bytes);
+void tz_arena_reset(tz_arena *a);
+size_t tz_arena_capacity(const tz_arena *a); // bytes owned (grows only when a step needs more)
+void tz_arena_free(tz_arena *a);
+
+// ---------------------------------------------------------------------------------------------
+// Tensors: dense, row-major, up to 4 dims. ndim == 0 is a scalar (n == 1).
+typedef struct tz_tensor {
+    real *data;
+    real *grad;        // NULL until backward needs it (or for tensors that need no gradient)
+    int ndim;
+    int shape[TZ_MAX_DIMS];
+    int n;             // number of elements
+    int requires_grad; // a gradient flows into this tensor
+    int node;          // index of the tape node that made it, -1 for leaves
+} tz_tensor;
+
+// A tensor on the heap, for setup code (parameters, fixed inputs); never in a step loop.
+tz_tensor *tz_tensor_new(int ndim, const int *shape);
+void tz_tensor_free(tz_tensor *t);
+// Formats "(2,3,4)" into buf (at least 64 bytes) and returns buf.
+char *tz_shape_str(const tz_tensor *t, char *buf);
+int tz_same_shape(const tz_tensor *a, const tz_tensor *b);
+int tz_numel(int ndim, const int *shape);
+// The size of the last dimension and the product of the others, for ops over rows.
+int tz_cols(const tz_tensor *t);
+int tz_rows(const tz_tensor *t);
+
+// ---------------------------------------------------------------------------------------------
+// Parameters: all weights of a model in one contiguous block (values) and a second one
+// (gradients), so optimisers, clipping, zeroing and save/load are single loops.
+typedef struct tz_params {
+    tz_tensor **t;     // the parameter tensors, in declaration order
+    char **names;
+    int count, cap_count;
+    real *data, *grad; // the blocks; t[i]->data == data + off[i]
+    size_t *off;
+    size_t n, cap;     // elements used, elements allocated
+} tz_params;
+void tz_params_init(tz_params *P);
+// Declares a parameter (zero-filled). Pointers stay valid: growing the block re-points them.
+tz_tensor *tz_param(tz_params *P, const char *name, int ndim, const int *shape);
+tz_tensor *tz_params_find(const tz_params *P, const char *name);
+void tz_params_zero_grad(tz_params *P);
+void tz_params_free(tz_params *P);
+
+// ---------------------------------------------------------------------------------------------
+// The graph: an arena for the step's tensors and a tape of the ops that made them.
+typedef struct tz_graph tz_graph;
+typedef struct tz_node tz_node;
+
+// What an op needs to run its backward: a name (for messages and the gradient check) and the
+// function that reads node->out->grad and ACCUMULATES into the inputs' grads.
+typedef struct tz_op {
+    const char *name;
+    void (*backward)(tz_graph *g, tz_node *n);
+} tz_op;
+
+#define TZ_NODE_INTS 6
+struct tz_node {
+    const tz_op *op;
+    tz_tensor *out;
+    tz_tensor **in;          // n_in inputs (arena)
+    int n_in;
+    int iarg[TZ_NODE_INTS];  // small integer arguments (dims, flags)
+    real farg[2];            // scalar arguments
+    void *aux;               // saved state for backward (arena): indices, masks, statistics
+};
+
+struct tz_graph {
+    tz_arena arena;
+    tz_node *nodes;
+    int n_nodes, cap_nodes;
+    int no_grad;   // > 0: ops record nothing (evaluation, sampling)
+    int training;  // dropout is active only when set
+    tz_rng rng;    // dropout masks and other step randomness
+};
+
+void tz_graph_init(tz_graph *g, size_t arena_bytes);
+void tz_graph_free(tz_graph *g);
+// Forgets the tape and rewinds the arena: call once per step.
+void tz_graph_reset(tz_graph *g);
+// Nested no-grad scopes: tz_no_grad_begin(g); ... tz_no_grad_end(g);
+void tz_no_grad_begin(tz_graph *g);
+void tz_no_grad_end(tz_graph *g);
+
+// A step tensor (arena, uninitialised / zeroed). requires_grad = 0.
+tz_tensor *tz_empty(tz_graph *g, int ndim, const int *shape);
+tz_tensor *tz_zeros(tz_graph *g, int ndim, const int *shape);
+// A leaf that wraps caller-owned memory (no copy); grad may be NULL.
+tz_tensor *tz_wrap(tz_graph *g, real *data, real *grad, int ndim, const int *shape);
+// Same data, cut from the tape: no gradient flows back through it (truncated BPTT).
+tz_tensor *tz_detach(tz_graph *g, tz_tensor *x);
+
+// Backward from a scalar loss (seed 1) or from any tensor with a given output gradient.
+void tz_backward(tz_graph *g, tz_tensor *loss);
+void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed);
+
+// For op implementers: the output tensor of a new op, and its tape node (NULL when nothing
+// needs a gradient or in no-grad mode). Ops call these two and nothing else of the tape.
+tz_tensor *tz_op_output(tz_graph *g, int ndim, const int *shape, tz_tensor **in, int n_in);
+tz_node *tz_op_record(tz_graph *g, const tz_op *op, tz_tensor *out, tz_tensor **in, int n_in);
+
+// ---------------------------------------------------------------------------------------------
+// Ops. Each one checks its shapes, computes the forward and records itself.
+
+// Matrix products. a (..,M,K) (or (..,K,M) with ta), b (K,N) (or (N,K) with tb) -> (..,M,N).
+// When b is 2-D the leading dims of a are rows; when both have batch dims they must match.
+tz_tensor *tz_matmul(tz_graph *g, tz_tensor *a, tz_tensor *b, int ta, int tb);
+// x (..,in), w (out,in), bias (out) or NULL -> (..,out): x w^T + bias (a Linear layer).
+tz_tensor *tz_linear(tz_graph *g, tz_tensor *x, tz_tensor *w, tz_tensor *bias);
+
+// Elementwise with numpy broadcasting (shapes right-aligned; each dim equal or 1).
+tz_tensor *tz_add(tz_graph *g, tz_tensor *a, tz_tensor *b);
+tz_tensor *tz_sub(tz_graph *g, tz_tensor *a, tz_tensor *b);
+tz_tensor *tz_mul(tz_graph *g, tz_tensor *a, tz_tensor *b);
+tz_tensor *tz_scale(tz_graph *g, tz_tensor *a, real s); // a * s
+
+// Unary.
+tz_tensor *tz_tanh(tz_graph *g, tz_tensor *x);
+tz_tensor *tz_sigmoid(tz_graph *g, tz_tensor *x);
+tz_tensor *tz_relu(tz_graph *g, tz_tensor *x);
+tz_tensor *tz_gelu(tz_graph *g, tz_tensor *x); // exact: 0.5 x (1 + erf(x / sqrt 2))
+tz_tensor *tz_exp(tz_graph *g, tz_tensor *x);  // input clamped so the result is finite
+tz_tensor *tz_log(tz_graph *g, tz_tensor *x);  // input clamped to the smallest normal > 0
+
+// Over the last dim, max-subtracted.
+tz_tensor *tz_softmax(tz_graph *g, tz_tensor *x);
+tz_tensor *tz_log_softmax(tz_graph *g, tz_tensor *x);
+// Fused log-softmax + negative log-likelihood: logits (..,V), targets one per row.
+// Rows whose target == ignore_index count for nothing; the result is the mean over the others
+// (0 when there are none). Targets outside [0,V) other than ignore_index are an error.
+tz_tensor *tz_cross_entropy(tz_graph *g, tz_tensor *logits, const int *targets, int ignore_index);
+
+// Rows of w (V,D) picked by ids -> (n,D); backward scatter-adds into w's gradient.
+tz_tensor *tz_embedding(tz_graph *g, tz_tensor *w, const int *ids, int n);
+
+// (x - mean) / sqrt(var + eps) * gamma + beta over the last dim; gamma, beta (D) or NULL.
+tz_tensor *tz_layernorm(tz_graph *g, tz_tensor *x, tz_tensor *gamma, tz_tensor *beta, real eps);
+
+// Shapes. reshape is a view (no copy); the others copy.
+tz_tensor *tz_reshape(tz_graph *g, tz_tensor *x, int ndim, const int *shape); // one dim may be -1
+tz_tensor *tz_concat(tz_graph *g, tz_tensor **xs, int n, int dim);
+tz_tensor *tz_slice(tz_graph *g, tz_tensor *x, int dim, int start, int len);
+tz_tensor *tz_permute(tz_graph *g, tz_tensor *x, const int *perm); // out dim i = x dim perm[i]
+tz_tensor *tz_transpose(tz_graph *g, tz_tensor *x, int d0, int d1);
+
+// Reductions to a scalar.
+tz_tensor *tz_sum(tz_graph *g, tz_tensor *x);
+tz_tensor *tz_mean(tz_graph *g, tz_tensor *x);
+
+// Inverted dropout: zeroes with probability p and scales the rest by 1/(1-p), only when
+// g->training; identity otherwise. Masks come from g->rng.
+tz_tensor *tz_dropout(tz_graph *g, tz_tensor *x, real p);
+
+// Where mask != 0 (mask broadcasts to x like tz_add), the output is value and no gradient flows.
+tz_tensor *tz_masked_fill(tz_graph *g, tz_tensor *x, const tz_tensor *mask, real value);
+// Masks for attention scores (Tq,Tk): causal (1 where key j > query i), and padding
+// (B,1,1,T): 1 where position t >= lengths[b].
+tz_tensor *tz_causal_mask(tz_graph *g, int T);
+tz_tensor *tz_padding_mask(tz_graph *g, int B, int T, const int *lengths);
+
+#endif
