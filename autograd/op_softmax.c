@@ -41,8 +41,10 @@ tz_tensor *tz_softmax(tz_graph *g, tz_tensor *x) {
     int V = tz_cols(x);
     for (int r = 0; r < tz_rows(x); r++) {
         const real *xr = x->data + (long)r * V;
-        real *yr = y->data + (long)r * V, lse = row_logsumexp(xr, V);
-        for (int j = 0; j < V; j++) yr[j] = EXP(xr[j] - lse);
+        real *yr = y->data + (long)r * V, mx = xr[0], sum = 0;
+        for (int j = 1; j < V; j++) mx = xr[j] > mx ? xr[j] : mx;
+        for (int j = 0; j < V; j++) sum += yr[j] = EXP(xr[j] - mx);
+        for (int j = 0; j < V; j++) yr[j] /= sum; // not exp(x - lse): lse rounds at large x
     }
     tz_op_record(g, &op_softmax, y, in, 1);
     return y;
@@ -68,8 +70,11 @@ tz_tensor *tz_log_softmax(tz_graph *g, tz_tensor *x) {
     int V = tz_cols(x);
     for (int r = 0; r < tz_rows(x); r++) {
         const real *xr = x->data + (long)r * V;
-        real *yr = y->data + (long)r * V, lse = row_logsumexp(xr, V);
-        for (int j = 0; j < V; j++) yr[j] = xr[j] - lse;
+        real *yr = y->data + (long)r * V, mx = xr[0], sum = 0;
+        for (int j = 1; j < V; j++) mx = xr[j] > mx ? xr[j] : mx;
+        for (int j = 0; j < V; j++) sum += EXP(xr[j] - mx);
+        real log_sum = LOG(sum);
+        for (int j = 0; j < V; j++) yr[j] = (xr[j] - mx) - log_sum;
     }
     tz_op_record(g, &op_log_softmax, y, in, 1);
     return y;

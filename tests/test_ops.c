@@ -1,2 +1,160 @@
+// Forward values of every op against hand-computed cases, numerical safety at extremes, and
+// the one-line errors for bad shapes.
 #include <criterion/criterion.h>
-Test(ops, placeholder) { cr_assert(1); }
+#include <math.h>
+#include <string.h>
+
+#include "helpers.h"
+
+static tz_graph g;
+static void setup(void) { tz_graph_init(&g, 1 << 16); }
+static void teardown(void) { tz_graph_free(&g); }
+TestSuite(ops, .init = setup, .fini = teardown);
+
+#define T(...) tz_test_tensor(&g, sizeof((int[]){__VA_ARGS__}) / sizeof(int), (const int[]){__VA_ARGS__},
+#define V(...) (const real[]){__VA_ARGS__})
+
+static void expect(const tz_tensor *t, const real *want, int n, real tol) {
+    cr_assert_eq(t->n, n, "size %d, want %d", t->n, n);
+    for (int i = 0; i < n; i++)
+        cr_assert(fabs(t->data[i] - want[i]) <= tol, "element %d: %.7g, want %.7g", i, t->data[i], want[i]);
+}
+#define EXPECT(t, tol, ...) expect(t, (const real[]){__VA_ARGS__}, sizeof((real[]){__VA_ARGS__}) / sizeof(real), tol)
+
+Test(ops, matmul_all_transposes) {
+    tz_tensor *a = T(2, 2) V(1, 2, 3, 4);
+    tz_tensor *b = T(2, 2) V(5, 6, 7, 8);
+    EXPECT(tz_matmul(&g, a, b, 0, 0), 0, 19, 22, 43, 50);
+    EXPECT(tz_matmul(&g, a, b, 1, 0), 0, 26, 30, 38, 44);
+    EXPECT(tz_matmul(&g, a, b, 0, 1), 0, 17, 23, 39, 53);
+    EXPECT(tz_matmul(&g, a, b, 1, 1), 0, 23, 31, 34, 46);
+    tz_tensor *c = tz_matmul(&g, T(2, 1, 3) V(1, 2, 3, 4, 5, 6), T(3, 1) V(1, 1, 1), 0, 0);
+    cr_assert_eq(c->ndim, 3);
+    cr_assert_eq(c->shape[0], 2);
+    cr_assert_eq(c->shape[2], 1);
+    EXPECT(c, 0, 6, 15);
+}
+
+Test(ops, matmul_batched) {
+    tz_tensor *a = T(2, 1, 2) V(1, 2, 3, 4);
+    tz_tensor *b = T(2, 2, 1) V(1, 1, 2, -1);
+    EXPECT(tz_matmul(&g, a, b, 0, 0), 0, 3, 2);
+}
+
+Test(ops, linear) {
+    tz_tensor *y = tz_linear(&g, T(1, 2) V(1, 2), T(3, 2) V(1, 0, 0, 1, 1, 1), T(3) V(0.5, 0, -1));
+    EXPECT(y, 0, 1.5, 2, 2);
+    EXPECT(tz_linear(&g, T(1, 2) V(1, 2), T(1, 2) V(3, 4), NULL), 0, 11);
+}
+
+Test(ops, binary_broadcasting) {
+    tz_tensor *a = T(2, 2) V(1, 2, 3, 4);
+    EXPECT(tz_add(&g, a, T(2) V(10, 20)), 0, 11, 22, 13, 24);
+    EXPECT(tz_sub(&g, a, T(2, 1) V(1, 2)), 0, 0, 1, 1, 2);
+    EXPECT(tz_mul(&g, T(2, 1) V(2, 3), T(1, 3) V(1, 10, 100)), 0, 2, 20, 200, 3, 30, 300);
+    EXPECT(tz_mul(&g, a, a), 0, 1, 4, 9, 16);
+    EXPECT(tz_scale(&g, a, -0.5), 0, -0.5, -1, -1.5, -2);
+}
+
+Test(ops, unary_values_and_extremes) {
+    tz_tensor *x = T(5) V(-1000, -1, 0, 1, 1000);
+    EXPECT(tz_tanh(&g, x), 1e-6, -1, -0.7615942, 0, 0.7615942, 1);
+    EXPECT(tz_sigmoid(&g, x), 1e-6, 0, 0.2689414, 0.5, 0.7310586, 1);
+    EXPECT(tz_relu(&g, x), 0, 0, 0, 0, 1, 1000);
+    EXPECT(tz_gelu(&g, T(3) V(-1, 0, 1)), 1e-6, -0.1586553, 0, 0.8413447);
+    tz_tensor *e = tz_exp(&g, x);
+    EXPECT(tz_exp(&g, T(2) V(0, 1)), 1e-6, 1, 2.7182818);
+    for (int i = 0; i < 5; i++) cr_assert(isfinite(e->data[i]), "exp overflowed at %d", i);
+    tz_tensor *l = tz_log(&g, T(3) V(0, 1, 2.7182818));
+    cr_assert(isfinite(l->data[0]) && l->data[0] < -80, "log(0) = %g", l->data[0]);
+    cr_assert(fabs(l->data[1]) < 1e-7 && fabs(l->data[2] - 1) < 1e-6);
+}
+
+Test(ops, softmax_family) {
+    EXPECT(tz_softmax(&g, T(2, 3) V(1, 2, 3, 1000, 1000, 1000)), 1e-6, 0.09003057, 0.24472847, 0.66524096,
+           1. / 3, 1. / 3, 1. / 3);
+    EXPECT(tz_log_softmax(&g, T(3) V(1, 2, 3)), 1e-6, -2.4076059, -1.4076059, -0.4076059);
+    EXPECT(tz_log_softmax(&g, T(2) V(-1e4, 1e4)), 1e-3, -2e4, 0);
+}
+
+Test(ops, cross_entropy_mean_and_ignore) {
+    tz_tensor *x = T(3, 2) V(0, 0, 0, 1000, 5, 5);
+    EXPECT(tz_cross_entropy(&g, x, (const int[]){0, 1, -1}, -1), 1e-6, 0.6931472 / 2);
+    EXPECT(tz_cross_entropy(&g, x, (const int[]){-1, 0, -1}, -1), 1e-3, 1000);
+    EXPECT(tz_cross_entropy(&g, x, (const int[]){-1, -1, -1}, -1), 0, 0); // nothing counted
+}
+
+Test(ops, embedding_gathers_rows) {
+    tz_tensor *w = T(3, 2) V(1, 2, 3, 4, 5, 6);
+    EXPECT(tz_embedding(&g, w, (const int[]){2, 0, 2}, 3), 0, 5, 6, 1, 2, 5, 6);
+}
+
+Test(ops, layernorm) {
+    EXPECT(tz_layernorm(&g, T(2, 3) V(1, 2, 3, 1e4 + 1, 1e4 + 2, 1e4 + 3), NULL, NULL, 0), 1e-3,
+           -1.2247449, 0, 1.2247449, -1.2247449, 0, 1.2247449);
+    EXPECT(tz_layernorm(&g, T(3) V(1, 2, 3), T(3) V(2, 2, 2), T(3) V(1, 1, 1), 0), 1e-5, -1.4494897, 1, 3.4494897);
+}
+
+Test(ops, shapes) {
+    tz_tensor *a = T(2, 3) V(1, 2, 3, 4, 5, 6);
+    tz_tensor *r = tz_reshape(&g, a, 2, (const int[]){3, -1});
+    cr_assert(r->shape[0] == 3 && r->shape[1] == 2 && r->data == a->data, "reshape is a view");
+    EXPECT(tz_transpose(&g, a, 0, 1), 0, 1, 4, 2, 5, 3, 6);
+    EXPECT(tz_slice(&g, a, 1, 1, 2), 0, 2, 3, 5, 6);
+    tz_tensor *parts[2] = {a, T(2, 1) V(7, 8)};
+    EXPECT(tz_concat(&g, parts, 2, 1), 0, 1, 2, 3, 7, 4, 5, 6, 8);
+    tz_tensor *x = T(1, 2, 2, 2) V(0, 1, 2, 3, 4, 5, 6, 7);
+    tz_tensor *p = tz_permute(&g, x, (const int[]){0, 2, 1, 3});
+    EXPECT(p, 0, 0, 1, 4, 5, 2, 3, 6, 7);
+    EXPECT(tz_sum(&g, a), 0, 21);
+    EXPECT(tz_mean(&g, a), 1e-6, 3.5);
+}
+
+Test(ops, dropout_train_and_eval) {
+    int shape[1] = {10000};
+    tz_tensor *x = tz_empty(&g, 1, shape);
+    for (int i = 0; i < x->n; i++) x->data[i] = 1;
+    tz_tensor *y = tz_dropout(&g, x, 0.25);
+    int zeros = 0;
+    for (int i = 0; i < y->n; i++) {
+        if (y->data[i] == 0) zeros++;
+        else cr_assert(fabs(y->data[i] - 1 / 0.75) < 1e-6, "kept units are scaled by 1/(1-p)");
+    }
+    cr_assert(zeros > 2300 && zeros < 2700, "%d of 10000 dropped at p = 0.25", zeros);
+    g.training = 0;
+    cr_assert_eq(tz_dropout(&g, x, 0.25), x, "dropout is the identity in evaluation");
+}
+
+Test(ops, masks) {
+    tz_tensor *s = T(3, 3) V(1, 2, 3, 4, 5, 6, 7, 8, 9);
+    EXPECT(tz_masked_fill(&g, s, tz_causal_mask(&g, 3), -1), 0, 1, -1, -1, 4, 5, -1, 7, 8, 9);
+    tz_tensor *x = tz_zeros(&g, 4, (const int[]){2, 1, 2, 3});
+    tz_tensor *m = tz_masked_fill(&g, x, tz_padding_mask(&g, 2, 3, (const int[]){2, 1}), 9);
+    EXPECT(m, 0, 0, 0, 9, 0, 0, 9, 0, 9, 9, 0, 9, 9);
+}
+
+// Every shape error names the op and both shapes, in one line.
+Test(ops, bad_shapes_name_both_shapes) {
+    tz_tensor *a = tz_zeros(&g, 2, (const int[]){2, 3}), *b = tz_zeros(&g, 2, (const int[]){4, 5});
+    cr_assert(EXPECT_FAIL(tz_matmul(&g, a, b, 0, 0)));
+    cr_assert_str_eq(tz_last_error(), "matmul: cannot multiply a (2,3) by b (4,5)");
+    cr_assert(EXPECT_FAIL(tz_add(&g, a, b)));
+    cr_assert_str_eq(tz_last_error(), "add: shapes a (2,3) and b (4,5) do not broadcast");
+    cr_assert(EXPECT_FAIL(tz_linear(&g, a, b, NULL)));
+    cr_assert(strstr(tz_last_error(), "(2,3)") && strstr(tz_last_error(), "(4,5)"), "%s", tz_last_error());
+    tz_tensor *parts[2] = {a, b};
+    cr_assert(EXPECT_FAIL(tz_concat(&g, parts, 2, 0)));
+    cr_assert(strstr(tz_last_error(), "(2,3)") && strstr(tz_last_error(), "(4,5)"), "%s", tz_last_error());
+    cr_assert(EXPECT_FAIL(tz_reshape(&g, a, 1, (const int[]){7})));
+    cr_assert(EXPECT_FAIL(tz_embedding(&g, a, (const int[]){2}, 1)));
+    cr_assert_str_eq(tz_last_error(), "embedding: id 2 at position 0 is outside [0,2) for table (2,3)");
+    cr_assert(EXPECT_FAIL(tz_cross_entropy(&g, a, (const int[]){0, 3}, -1)));
+    cr_assert(EXPECT_FAIL(tz_masked_fill(&g, a, b, 0)));
+    cr_assert(EXPECT_FAIL(tz_slice(&g, a, 1, 2, 2)));
+}
+
+// The default handler: one line on stderr and exit status 1, never a crash.
+Test(ops, default_error_exits_1, .exit_code = 1) {
+    tz_tensor *a = tz_zeros(&g, 2, (const int[]){2, 3});
+    tz_matmul(&g, a, a, 0, 0);
+}

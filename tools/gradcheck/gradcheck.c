@@ -64,10 +64,10 @@ static void note(tz_check_result *r, const tz_params *P, long idx, double num, d
     r->worst = idx;
     r->numeric = num;
     r->analytic = ana;
-    r->worst_param = NULL;
+    r->worst_param[0] = 0;
     for (int p = 0; P && p < P->count; p++)
         if ((size_t)idx >= P->off[p] && (size_t)idx < P->off[p] + (size_t)P->t[p]->n) {
-            r->worst_param = P->names[p];
+            snprintf(r->worst_param, sizeof r->worst_param, "%s", P->names[p]);
             r->worst_offset = idx - (long)P->off[p];
         }
 }

@@ -31,7 +31,7 @@ typedef struct tz_check_result {
     long checked;          // elements (or directions) compared
     double max_err;        // worst relative error
     long worst;            // its element index in the parameter block (or direction number)
-    const char *worst_param;
+    char worst_param[64];  // its parameter's name ("" in directional mode)
     long worst_offset;     // element within that parameter
     double numeric, analytic;
 } tz_check_result;

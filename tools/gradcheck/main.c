@@ -25,7 +25,7 @@ static int run(const tz_check *c, const tz_check_opts *o, int quiet) {
         printf("%-4s %-28s max_rel_err %.2e over %ld %s", r.ok ? "ok" : "FAIL", c->name, r.max_err,
                r.checked, (o->mode == TZ_CHECK_DIRECTIONS || (o->mode == TZ_CHECK_AUTO && c->directional)) ? "directions" : "elements");
         if (!r.ok) {
-            if (r.worst_param) printf("  at %s[%ld]", r.worst_param, r.worst_offset);
+            if (r.worst_param[0]) printf("  at %s[%ld]", r.worst_param, r.worst_offset);
             else printf("  at direction %ld", r.worst);
             printf(" numeric %.10g analytic %.10g", r.numeric, r.analytic);
         }
