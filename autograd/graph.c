@@ -84,7 +84,8 @@ tz_node *tz_op_record(tz_graph *g, const tz_op *op, tz_tensor *out, tz_tensor **
     return n;
 }
 
-// Views (reshape) share their input's data, and so its gradient: no backward to run.
+// Views (reshape, leading slices) share their input's data, and so its gradient, from the
+// element offset iarg[0]: no backward to run.
 const tz_op tz_op_view = {"view", NULL};
 
 void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
@@ -95,7 +96,7 @@ void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
     for (int i = 0; i <= last; i++) {
         tz_node *n = &g->nodes[i];
         if (n->out->grad) continue;
-        if (n->op == &tz_op_view) n->out->grad = n->in[0]->grad;
+        if (n->op == &tz_op_view) n->out->grad = n->in[0]->grad + n->iarg[0]; // at the view's offset
         else n->out->grad = tz_arena_calloc(&g->arena, sizeof(real) * (size_t)n->out->n);
     }
     for (int i = 0; i < out->n; i++) out->grad[i] += seed[i];

@@ -3,6 +3,21 @@
 
 #include <string.h>
 
+// A tensor sharing x's data from element `offset`, recorded as a view when x needs a gradient.
+static tz_tensor *view(tz_graph *g, tz_tensor *x, int ndim, const int *shape, int offset) {
+    tz_tensor *y = tz_arena_alloc(&g->arena, sizeof *y);
+    tz_tensor_set_shape(y, ndim, shape);
+    y->data = x->data + offset;
+    y->requires_grad = x->requires_grad && !g->no_grad;
+    y->node = -1;
+    y->grad = y->requires_grad && x->node < 0 ? x->grad + offset : NULL; // a leaf's exists already
+    if (y->requires_grad && !y->grad) {
+        tz_node *n = tz_op_record(g, &tz_op_view, y, &x, 1);
+        n->iarg[0] = offset;
+    }
+    return y;
+}
+
 tz_tensor *tz_reshape(tz_graph *g, tz_tensor *x, int ndim, const int *shape) {
     int s[TZ_MAX_DIMS], infer = -1;
     long known = 1;
@@ -15,19 +30,9 @@ tz_tensor *tz_reshape(tz_graph *g, tz_tensor *x, int ndim, const int *shape) {
         else known *= s[i];
     }
     if (infer >= 0) s[infer] = known && x->n % known == 0 ? (int)(x->n / known) : -1;
-    if (infer >= 0 ? s[infer] <= 0 : known != x->n) {
+    if (infer >= 0 ? s[infer] <= 0 : known != x->n)
         tz_fail("reshape: %s has %d elements, which do not fit the new shape", tz_shape_str(x, bx), x->n);
-    }
-    tz_tensor *in[1] = {x};
-    tz_tensor *y = tz_arena_alloc(&g->arena, sizeof *y);
-    *y = *x;
-    tz_tensor_set_shape(y, ndim, s);
-    y->requires_grad = x->requires_grad && !g->no_grad;
-    y->node = -1;
-    if (y->requires_grad && x->node < 0) y->grad = x->grad; // a leaf's gradient exists already
-    else y->grad = NULL;
-    if (!y->grad) tz_op_record(g, &tz_op_view, y, in, 1);
-    return y;
+    return view(g, x, ndim, s, 0);
 }
 
 // A dim splits a tensor into (outer, dim, inner) blocks; concat and slice move inner runs.
@@ -111,10 +116,11 @@ tz_tensor *tz_slice(tz_graph *g, tz_tensor *x, int dim, int start, int len) {
     int shape[TZ_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[dim] = len;
-    tz_tensor *in[1] = {x};
-    tz_tensor *y = tz_op_output(g, x->ndim, shape, in, 1);
     long outer, inner;
     split_dims(x, dim, &outer, &inner);
+    if (outer == 1) return view(g, x, x->ndim, shape, (int)(start * inner)); // contiguous: no copy
+    tz_tensor *in[1] = {x};
+    tz_tensor *y = tz_op_output(g, x->ndim, shape, in, 1);
     long run = len * inner;
     for (long o = 0; o < outer; o++)
         memcpy(y->data + o * run, x->data + o * x->shape[dim] * inner + start * inner, sizeof(real) * run);

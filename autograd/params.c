@@ -25,7 +25,8 @@ tz_tensor *tz_param(tz_params *P, const char *name, int ndim, const int *shape) 
         P->t = realloc(P->t, sizeof *P->t * P->cap_count);
         P->names = realloc(P->names, sizeof *P->names * P->cap_count);
         P->off = realloc(P->off, sizeof *P->off * P->cap_count);
-        if (!P->t || !P->names || !P->off) tz_fail("params: out of memory");
+        P->flags = realloc(P->flags, sizeof *P->flags * P->cap_count);
+        if (!P->t || !P->names || !P->off || !P->flags) tz_fail("params: out of memory");
     }
     if (P->n + (size_t)t->n > P->cap) {
         size_t cap = P->cap ? 2 * P->cap : 1024;
@@ -40,6 +41,7 @@ tz_tensor *tz_param(tz_params *P, const char *name, int ndim, const int *shape) 
     P->t[P->count] = t;
     P->names[P->count] = strdup(name);
     P->off[P->count] = P->n;
+    P->flags[P->count] = 0;
     P->count++;
     P->n += t->n;
     t->requires_grad = 1;
@@ -53,6 +55,18 @@ tz_tensor *tz_params_find(const tz_params *P, const char *name) {
     return NULL;
 }
 
+int tz_params_index(const tz_params *P, const tz_tensor *t) {
+    for (int i = 0; i < P->count; i++)
+        if (P->t[i] == t) return i;
+    return -1;
+}
+
+void tz_params_set_flags(tz_params *P, const tz_tensor *t, unsigned flags) {
+    int i = tz_params_index(P, t);
+    if (i < 0) tz_fail("params: set_flags on a tensor that is not a parameter");
+    P->flags[i] = flags;
+}
+
 void tz_params_zero_grad(tz_params *P) { memset(P->grad, 0, sizeof(real) * P->n); }
 
 void tz_params_free(tz_params *P) {
@@ -63,6 +77,7 @@ void tz_params_free(tz_params *P) {
     free(P->t);
     free(P->names);
     free(P->off);
+    free(P->flags);
     free(P->data);
     free(P->grad);
     memset(P, 0, sizeof *P);

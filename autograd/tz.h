@@ -80,9 +80,14 @@ int tz_rows(const tz_tensor *t);
 // ---------------------------------------------------------------------------------------------
 // Parameters: all weights of a model in one contiguous block (values) and a second one
 // (gradients), so optimisers, clipping, zeroing and save/load are single loops.
+enum {
+    TZ_PARAM_NO_DECAY = 1,  // never weight-decayed (AdamW); 1-D params (biases, norms) never are
+    TZ_PARAM_EMBEDDING = 2, // an embedding table (optimisers may exclude it from decay)
+};
 typedef struct tz_params {
     tz_tensor **t;     // the parameter tensors, in declaration order
     char **names;
+    unsigned *flags;   // TZ_PARAM_* per tensor
     int count, cap_count;
     real *data, *grad; // the blocks; t[i]->data == data + off[i]
     size_t *off;
@@ -92,6 +97,8 @@ void tz_params_init(tz_params *P);
 // Declares a parameter (zero-filled). Pointers stay valid: growing the block re-points them.
 tz_tensor *tz_param(tz_params *P, const char *name, int ndim, const int *shape);
 tz_tensor *tz_params_find(const tz_params *P, const char *name);
+int tz_params_index(const tz_params *P, const tz_tensor *t); // -1 if t is not in P
+void tz_params_set_flags(tz_params *P, const tz_tensor *t, unsigned flags);
 void tz_params_zero_grad(tz_params *P);
 void tz_params_free(tz_params *P);
 
@@ -189,7 +196,8 @@ tz_tensor *tz_embedding(tz_graph *g, tz_tensor *w, const int *ids, int n);
 // (x - mean) / sqrt(var + eps) * gamma + beta over the last dim; gamma, beta (D) or NULL.
 tz_tensor *tz_layernorm(tz_graph *g, tz_tensor *x, tz_tensor *gamma, tz_tensor *beta, real eps);
 
-// Shapes. reshape is a view (no copy); the others copy.
+// Shapes. reshape is a view (no copy), and so is a slice of whole leading blocks (when all dims
+// before `dim` are 1, e.g. dim 0); the others copy.
 tz_tensor *tz_reshape(tz_graph *g, tz_tensor *x, int ndim, const int *shape); // one dim may be -1
 tz_tensor *tz_concat(tz_graph *g, tz_tensor **xs, int n, int dim);
 tz_tensor *tz_slice(tz_graph *g, tz_tensor *x, int dim, int start, int len);

@@ -101,6 +101,9 @@ Test(ops, shapes) {
     cr_assert(r->shape[0] == 3 && r->shape[1] == 2 && r->data == a->data, "reshape is a view");
     EXPECT(tz_transpose(&g, a, 0, 1), 0, 1, 4, 2, 5, 3, 6);
     EXPECT(tz_slice(&g, a, 1, 1, 2), 0, 2, 3, 5, 6);
+    tz_tensor *row = tz_slice(&g, a, 0, 1, 1);
+    cr_assert(row->data == a->data + 3, "a slice of leading rows is a view");
+    EXPECT(row, 0, 4, 5, 6);
     tz_tensor *parts[2] = {a, T(2, 1) V(7, 8)};
     EXPECT(tz_concat(&g, parts, 2, 1), 0, 1, 2, 3, 7, 4, 5, 6, 8);
     tz_tensor *x = T(1, 2, 2, 2) V(0, 1, 2, 3, 4, 5, 6, 7);

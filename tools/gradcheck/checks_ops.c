@@ -170,6 +170,12 @@ static void *concat_setup(tz_params *P, tz_rng *r) {
 }
 static tz_tensor *concat_fw(tz_graph *g, void *st) { return tz_concat(g, ((ins *)st)->t, 3, 1); }
 static tz_tensor *slice_fw(tz_graph *g, void *st) { return tz_slice(g, IN(0), 2, 1, 2); }
+// Leading slices are views, of a leaf and of a step tensor: both must pass gradients through.
+static tz_tensor *slice_view_fw(tz_graph *g, void *st) {
+    tz_tensor *leaf = tz_slice(g, IN(0), 0, 1, 1);
+    tz_tensor *mid = tz_slice(g, tz_tanh(g, IN(1)), 0, 0, 1);
+    return tz_tanh(g, tz_mul(g, leaf, mid));
+}
 static tz_tensor *permute_fw(tz_graph *g, void *st) {
     tz_tensor *x = tz_reshape(g, IN(0), 4, (const int[]){2, 3, 2, 2});
     return tz_permute(g, x, (const int[]){0, 2, 1, 3}); // (B,T,H,D) -> (B,H,T,D)
@@ -231,6 +237,7 @@ const tz_check tz_op_checks[] = {
     CHECK("op/layernorm_plain", layernorm_setup, layernorm_plain_fw),
     CHECK("op/concat", concat_setup, concat_fw),
     CHECK("op/slice", same_setup, slice_fw),
+    CHECK("op/slice_view", same_setup, slice_view_fw),
     CHECK("op/permute", same_setup, permute_fw),
     CHECK("op/transpose", same_setup, transpose_fw),
     CHECK("op/reshape", same_setup, reshape_fw),
