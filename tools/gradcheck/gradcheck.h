@@ -60,5 +60,9 @@ void tz_fill_uniform(tz_tensor *t, tz_rng *r, double lo, double hi);
 // The groups the registry collects (one array per file of checks).
 extern const tz_check tz_op_checks[];
 extern const int tz_n_op_checks;
+extern const tz_check tz_nn_checks[]; // layers, recurrent cells
+extern const int tz_n_nn_checks;
+extern const tz_check tz_attention_checks[]; // attention, positions, FFN, transformer blocks
+extern const int tz_n_attention_checks;
 
 #endif

@@ -1,0 +1,1 @@
+// embedding.c: (being written)

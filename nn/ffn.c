@@ -1,0 +1,1 @@
+// ffn.c: (being written)

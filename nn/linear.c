@@ -1,0 +1,1 @@
+// linear.c: (being written)

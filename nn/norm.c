@@ -1,0 +1,1 @@
+// norm.c: (being written)

@@ -1,0 +1,1 @@
+// position.c: (being written)

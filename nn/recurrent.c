@@ -1,0 +1,1 @@
+// recurrent.c: (being written)

@@ -1,0 +1,1 @@
+// rnn.c: (being written)
