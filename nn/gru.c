@@ -1,1 +1,139 @@
-// gru.c: (being written)
+// gru.c: a whole GRU sequence (one layer, one direction) as one tape node, in the PyTorch/cuDNN
+// form or Cho et al. 2014's (equations in recurrent.h). The two differ only in where r acts:
+// on U_n h + b_hn (cuDNN) or on h before U_n (Cho).
+#include <math.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "recurrent.h"
+
+#ifdef TZ_DOUBLE
+#define gemm tz_dgemm
+#define EXP exp
+#define TANH tanh
+#else
+#define gemm tz_sgemm
+#define EXP expf
+#define TANH tanhf
+#endif
+
+static inline real sigm(real v) { return v >= 0 ? 1 / (1 + EXP(-v)) : EXP(v) / (1 + EXP(v)); }
+
+// Saved (arena): activated gates r,z,n (T,B,3H) and, per step, hn = U_n h + b_hn (cuDNN form) or
+// rh = r h (Cho form) (T,B,H).
+typedef struct { real *gates, *aux; seq_dims d; int cho, reverse; } gru_saved;
+
+static void gru_backward(tz_graph *g, tz_node *n) {
+    tz_tensor *x = n->in[0], *h0 = n->in[1], *w_ih = n->in[2], *w_hh = n->in[3];
+    tz_tensor *b_ih = n->in[4], *b_hh = n->in[5], *out = n->out;
+    gru_saved *s = n->aux;
+    seq_dims d = s->d;
+    int T = d.T, B = d.B, H = d.H, G = d.G, rev = s->reverse, cho = s->cho;
+    real *dxp = tz_arena_alloc(&g->arena, sizeof(real) * T * B * G);
+    real *dhh = tz_arena_alloc(&g->arena, sizeof(real) * T * B * G);
+    real *dh_next = tz_arena_calloc(&g->arena, sizeof(real) * B * H);
+    real *drh = tz_arena_alloc(&g->arena, sizeof(real) * B * H);
+    real *dh = tz_arena_alloc(&g->arena, sizeof(real) * B * H);
+    for (int step = T - 1; step >= 0; step--) {
+        int t = rev ? T - 1 - step : step, tp = seq_prev(t, T, rev);
+        const real *gt = s->gates + (long)t * B * G, *at = s->aux + (long)t * B * H;
+        const real *hprev = tp >= 0 ? out->data + (long)tp * B * H : h0 ? h0->data : NULL;
+        const real *dout = out->grad + (long)t * B * H;
+        real *dx_t = dxp + (long)t * B * G, *dh_t = dhh + (long)t * B * G;
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < H; j++) {
+                int k = b * H + j;
+                const real *gb = gt + b * G;
+                real r = gb[j], z = gb[H + j], nn = gb[2 * H + j], hp = hprev ? hprev[k] : 0;
+                real dhk = dout[k] + dh_next[k];
+                real dn = dhk * (1 - z) * (1 - nn * nn), dz = dhk * (hp - nn) * z * (1 - z);
+                dh[k] = dhk;
+                dx_t[b * G + H + j] = dh_t[b * G + H + j] = dz;
+                dx_t[b * G + 2 * H + j] = dn;
+                if (!cho) { // r scales hn: d r = dn hn, and U_n h + b_hn receives dn r
+                    real dr = dn * at[k] * r * (1 - r);
+                    dx_t[b * G + j] = dh_t[b * G + j] = dr;
+                    dh_t[b * G + 2 * H + j] = dn * r;
+                } else {
+                    dh_t[b * G + 2 * H + j] = dn;
+                }
+            }
+        if (!cho) {
+            // dh_{t-1} = dh z + dhh_t W_hh
+            if (tp >= 0 || (h0 && h0->grad)) {
+                gemm(0, 0, B, H, G, 1, dh_t, G, w_hh->data, H, 0, dh_next, H);
+                for (int k = 0; k < B * H; k++) dh_next[k] += dh[k] * gt[(k / H) * G + H + k % H];
+            }
+        } else {
+            // d(r h) = dn U_n; dr = d(rh) h; dh_{t-1} = dh z + d(rh) r + [dr dz] U_rz
+            gemm(0, 0, B, H, H, 1, dh_t + 2 * H, G, w_hh->data + (long)2 * H * H, H, 0, drh, H);
+            for (int b = 0; b < B; b++)
+                for (int j = 0; j < H; j++) {
+                    int k = b * H + j;
+                    real r = gt[b * G + j], z = gt[b * G + H + j], hp = hprev ? hprev[k] : 0;
+                    real dr = drh[k] * hp * r * (1 - r);
+                    dx_t[b * G + j] = dh_t[b * G + j] = dr;
+                    dh_next[k] = dh[k] * z + drh[k] * r;
+                }
+            if (tp >= 0 || (h0 && h0->grad)) gemm(0, 0, B, H, 2 * H, 1, dh_t, G, w_hh->data, H, 1, dh_next, H);
+        }
+    }
+    if (h0 && h0->grad)
+        for (int k = 0; k < B * H; k++) h0->grad[k] += dh_next[k];
+    seq_input_grads(dxp, &d, x, w_ih, b_ih, NULL);
+    if (b_hh && b_hh->grad)
+        for (long r = 0; r < (long)T * B; r++)
+            for (int j = 0; j < G; j++) b_hh->grad[j] += dhh[r * G + j];
+    if (w_hh->grad) {
+        const real *h0d = h0 ? h0->data : NULL;
+        if (!cho) seq_recurrent_grad(w_hh->grad, G, dhh, G, out->data, h0d, &d, rev);
+        else {
+            seq_recurrent_grad(w_hh->grad, 2 * H, dhh, G, out->data, h0d, &d, rev);
+            gemm(1, 0, H, H, T * B, 1, dhh + 2 * H, G, s->aux, H, 1, w_hh->grad + (long)2 * H * H, H);
+        }
+    }
+}
+static const tz_op op_gru = {"gru_seq", gru_backward};
+
+tz_tensor *tz_gru_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih, tz_tensor *w_hh,
+                      tz_tensor *b_ih, tz_tensor *b_hh, int cho, int reverse) {
+    seq_dims d = seq_check("gru", 3, x, h0, NULL, w_ih, w_hh, b_ih, b_hh);
+    int T = d.T, B = d.B, H = d.H, G = d.G;
+    tz_tensor *in[6] = {x, h0, w_ih, w_hh, b_ih, b_hh};
+    tz_tensor *out = tz_op_output(g, 3, (const int[]){T, B, H}, in, 6);
+    gru_saved *s = tz_arena_alloc(&g->arena, sizeof *s);
+    s->d = d, s->cho = !!cho, s->reverse = !!reverse;
+    s->gates = tz_arena_alloc(&g->arena, sizeof(real) * T * B * G);
+    s->aux = tz_arena_alloc(&g->arena, sizeof(real) * T * B * H);
+    real *hh = tz_arena_alloc(&g->arena, sizeof(real) * B * G); // this step's U h + b_hh
+    seq_input_proj(s->gates, &d, x, w_ih, b_ih, NULL);
+    for (int step = 0; step < T; step++) {
+        int t = reverse ? T - 1 - step : step, tp = seq_prev(t, T, reverse);
+        real *gt = s->gates + (long)t * B * G, *at = s->aux + (long)t * B * H, *ht = out->data + (long)t * B * H;
+        const real *hprev = tp >= 0 ? out->data + (long)tp * B * H : h0 ? h0->data : NULL;
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < G; j++) hh[b * G + j] = b_hh ? b_hh->data[j] : 0;
+        // cuDNN: all three blocks of U h at once; Cho: r and z first, U_n waits for r h.
+        if (hprev) gemm(0, 1, B, cho ? 2 * H : G, H, 1, hprev, H, w_hh->data, H, 1, hh, G);
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < H; j++) {
+                real *gb = gt + b * G, *hb = hh + b * G;
+                gb[j] = sigm(gb[j] + hb[j]);
+                gb[H + j] = sigm(gb[H + j] + hb[H + j]);
+                if (cho) at[b * H + j] = gb[j] * (hprev ? hprev[b * H + j] : 0);
+                else at[b * H + j] = hb[2 * H + j];
+            }
+        if (cho && hprev) gemm(0, 1, B, H, H, 1, at, H, w_hh->data + (long)2 * H * H, H, 1, hh + 2 * H, G);
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < H; j++) {
+                int k = b * H + j;
+                real *gb = gt + b * G, hn = hh[b * G + 2 * H + j];
+                real nn = TANH(gb[2 * H + j] + (cho ? hn : gb[j] * hn)), z = gb[H + j];
+                gb[2 * H + j] = nn;
+                ht[k] = (1 - z) * nn + z * (hprev ? hprev[k] : 0);
+            }
+    }
+    tz_node *n = tz_op_record(g, &op_gru, out, in, 6);
+    if (n) n->aux = s;
+    return out;
+}

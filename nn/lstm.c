@@ -1,1 +1,115 @@
-// lstm.c: (being written)
+// lstm.c: a whole LSTM sequence (one layer, one direction) as one tape node.
+// Equations in recurrent.h; backward is backpropagation through time with the gate
+// derivatives written out, using the saved activations (no recomputation).
+#include <math.h>
+#include <string.h>
+
+#include "gemm.h"
+#include "recurrent.h"
+
+#ifdef TZ_DOUBLE
+#define gemm tz_dgemm
+#define EXP exp
+#define TANH tanh
+#else
+#define gemm tz_sgemm
+#define EXP expf
+#define TANH tanhf
+#endif
+
+static inline real sigm(real v) { return v >= 0 ? 1 / (1 + EXP(-v)) : EXP(v) / (1 + EXP(v)); }
+
+// Saved for backward (arena): activated gates i,f,g,o (T,B,4H), cell states and tanh(c) (T,B,H).
+typedef struct { real *gates, *cs, *tc; seq_dims d; int reverse; } lstm_saved;
+
+static void lstm_backward(tz_graph *g, tz_node *n) {
+    tz_tensor *x = n->in[0], *h0 = n->in[1], *c0 = n->in[2], *w_ih = n->in[3], *w_hh = n->in[4];
+    tz_tensor *b_ih = n->in[5], *b_hh = n->in[6], *peep = n->in[7], *out = n->out;
+    lstm_saved *s = n->aux;
+    seq_dims d = s->d;
+    int T = d.T, B = d.B, H = d.H, G = d.G, rev = s->reverse;
+    real *dgates = tz_arena_alloc(&g->arena, sizeof(real) * T * B * G);
+    real *dh_next = tz_arena_calloc(&g->arena, sizeof(real) * B * H);
+    real *dc_next = tz_arena_alloc(&g->arena, sizeof(real) * B * H);
+    memcpy(dc_next, out->grad + (long)T * B * H, sizeof(real) * B * H); // gradient of the final c
+    const real *pi = peep ? peep->data : NULL, *pf = pi ? pi + H : NULL, *po = pi ? pi + 2 * H : NULL;
+    real *gpi = peep && peep->grad ? peep->grad : NULL, *gpf = gpi ? gpi + H : NULL, *gpo = gpi ? gpi + 2 * H : NULL;
+    for (int step = T - 1; step >= 0; step--) {
+        int t = rev ? T - 1 - step : step, tp = seq_prev(t, T, rev);
+        const real *gt = s->gates + (long)t * B * G, *ct = s->cs + (long)t * B * H, *tct = s->tc + (long)t * B * H;
+        const real *cprev = tp >= 0 ? s->cs + (long)tp * B * H : c0 ? c0->data : NULL;
+        const real *dout = out->grad + (long)t * B * H;
+        real *dg = dgates + (long)t * B * G;
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < H; j++) {
+                int k = b * H + j;
+                const real *gb = gt + b * G;
+                real i = gb[j], f = gb[H + j], gg = gb[2 * H + j], o = gb[3 * H + j], tc = tct[k];
+                real cp = cprev ? cprev[k] : 0;
+                real dh = dout[k] + dh_next[k];
+                real do_ = dh * tc * o * (1 - o);
+                real dc = dc_next[k] + dh * o * (1 - tc * tc);
+                if (po) dc += do_ * po[j]; // o peeks at the new c
+                real di = dc * gg * i * (1 - i), df = dc * cp * f * (1 - f), dgg = dc * i * (1 - gg * gg);
+                real dcp = dc * f;
+                if (pi) dcp += di * pi[j] + df * pf[j];
+                if (gpi) gpi[j] += di * cp, gpf[j] += df * cp, gpo[j] += do_ * ct[k];
+                real *dgb = dg + b * G;
+                dgb[j] = di, dgb[H + j] = df, dgb[2 * H + j] = dgg, dgb[3 * H + j] = do_;
+                dc_next[k] = dcp;
+            }
+        // dh_{t-1} = dgates_t W_hh (only needed where a previous state exists)
+        if (tp >= 0 || (h0 && h0->grad)) gemm(0, 0, B, H, G, 1, dg, G, w_hh->data, H, 0, dh_next, H);
+    }
+    if (h0 && h0->grad)
+        for (int k = 0; k < B * H; k++) h0->grad[k] += dh_next[k];
+    if (c0 && c0->grad)
+        for (int k = 0; k < B * H; k++) c0->grad[k] += dc_next[k];
+    seq_input_grads(dgates, &d, x, w_ih, b_ih, b_hh);
+    if (w_hh->grad) seq_recurrent_grad(w_hh->grad, G, dgates, G, out->data, h0 ? h0->data : NULL, &d, rev);
+}
+static const tz_op op_lstm = {"lstm_seq", lstm_backward};
+
+tz_tensor *tz_lstm_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *c0, tz_tensor *w_ih,
+                       tz_tensor *w_hh, tz_tensor *b_ih, tz_tensor *b_hh, tz_tensor *peep, int reverse) {
+    seq_dims d = seq_check("lstm", 4, x, h0, c0, w_ih, w_hh, b_ih, b_hh);
+    int T = d.T, B = d.B, H = d.H, G = d.G;
+    if (peep && (peep->ndim != 2 || peep->shape[0] != 3 || peep->shape[1] != H)) {
+        char s[64];
+        tz_fail("lstm: peepholes %s do not fit hidden %d (want (3,%d))", tz_shape_str(peep, s), H, H);
+    }
+    tz_tensor *in[8] = {x, h0, c0, w_ih, w_hh, b_ih, b_hh, peep};
+    tz_tensor *out = tz_op_output(g, 3, (const int[]){T + 1, B, H}, in, 8);
+    lstm_saved *s = tz_arena_alloc(&g->arena, sizeof *s);
+    s->d = d, s->reverse = !!reverse;
+    s->gates = tz_arena_alloc(&g->arena, sizeof(real) * T * B * G);
+    s->cs = tz_arena_alloc(&g->arena, sizeof(real) * T * B * H);
+    s->tc = tz_arena_alloc(&g->arena, sizeof(real) * T * B * H);
+    seq_input_proj(s->gates, &d, x, w_ih, b_ih, b_hh);
+    const real *pi = peep ? peep->data : NULL, *pf = pi ? pi + H : NULL, *po = pi ? pi + 2 * H : NULL;
+    for (int step = 0; step < T; step++) {
+        int t = reverse ? T - 1 - step : step, tp = seq_prev(t, T, reverse);
+        real *gt = s->gates + (long)t * B * G;
+        const real *hprev = tp >= 0 ? out->data + (long)tp * B * H : h0 ? h0->data : NULL;
+        const real *cprev = tp >= 0 ? s->cs + (long)tp * B * H : c0 ? c0->data : NULL;
+        if (hprev) gemm(0, 1, B, G, H, 1, hprev, H, w_hh->data, H, 1, gt, G);
+        real *ct = s->cs + (long)t * B * H, *tct = s->tc + (long)t * B * H, *ht = out->data + (long)t * B * H;
+        for (int b = 0; b < B; b++)
+            for (int j = 0; j < H; j++) {
+                int k = b * H + j;
+                real *gb = gt + b * G, cp = cprev ? cprev[k] : 0;
+                real ai = gb[j], af = gb[H + j];
+                if (pi) ai += pi[j] * cp, af += pf[j] * cp;
+                real i = sigm(ai), f = sigm(af), gg = TANH(gb[2 * H + j]);
+                real c = f * cp + i * gg, ao = gb[3 * H + j];
+                if (po) ao += po[j] * c;
+                real o = sigm(ao), tc = TANH(c);
+                gb[j] = i, gb[H + j] = f, gb[2 * H + j] = gg, gb[3 * H + j] = o;
+                ct[k] = c, tct[k] = tc, ht[k] = o * tc;
+            }
+    }
+    memcpy(out->data + (long)T * B * H, s->cs + (long)(reverse ? 0 : T - 1) * B * H, sizeof(real) * B * H);
+    tz_node *n = tz_op_record(g, &op_lstm, out, in, 8);
+    if (n) n->aux = s;
+    return out;
+}

@@ -1,5 +1,108 @@
-// checks_nn.c: gradient checks (being written).
-#include "gradcheck.h"
+// checks_nn.c: gradient checks of the nn layers: norms and the fused recurrent sequence ops
+// (several time steps, initial states, both directions, peepholes, both GRU forms), and the
+// stacked recurrent layer.
+#include <stdlib.h>
 
-const tz_check tz_nn_checks[] = {{0}};
-const int tz_n_nn_checks = 0;
+#include "gradcheck.h"
+#include "nn.h"
+
+enum { T = 4, B = 2, I = 3, H = 3 };
+
+// Everything a recurrent check may use, declared as parameters so each element is perturbed.
+typedef struct {
+    tz_tensor *x, *h0, *c0, *w_ih, *w_hh, *b_ih, *b_hh, *peep;
+} seq_in;
+
+static tz_tensor *normal(tz_params *P, tz_rng *r, const char *name, int ndim, const int *shape, double s) {
+    tz_tensor *t = tz_param(P, name, ndim, shape);
+    tz_fill_normal(t, r, s);
+    return t;
+}
+
+static seq_in *seq_setup(tz_params *P, tz_rng *r, int G, int peep) {
+    seq_in *s = calloc(1, sizeof *s);
+    s->x = normal(P, r, "x", 3, (const int[]){T, B, I}, 1);
+    s->h0 = normal(P, r, "h0", 2, (const int[]){B, H}, 0.5);
+    s->c0 = normal(P, r, "c0", 2, (const int[]){B, H}, 0.5);
+    s->w_ih = normal(P, r, "w_ih", 2, (const int[]){G * H, I}, 0.6);
+    s->w_hh = normal(P, r, "w_hh", 2, (const int[]){G * H, H}, 0.6);
+    s->b_ih = normal(P, r, "b_ih", 1, (const int[]){G * H}, 0.3);
+    s->b_hh = normal(P, r, "b_hh", 1, (const int[]){G * H}, 0.3);
+    if (peep) s->peep = normal(P, r, "peep", 2, (const int[]){3, H}, 0.5);
+    return s;
+}
+static void *rnn_setup(tz_params *P, tz_rng *r) { return seq_setup(P, r, 1, 0); }
+static void *lstm_setup(tz_params *P, tz_rng *r) { return seq_setup(P, r, 4, 0); }
+static void *lstm_peep_setup(tz_params *P, tz_rng *r) { return seq_setup(P, r, 4, 1); }
+static void *gru_setup(tz_params *P, tz_rng *r) { return seq_setup(P, r, 3, 0); }
+
+#define S ((seq_in *)st)
+static tz_tensor *rnn_fw(tz_graph *g, void *st) { return tz_rnn_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 0); }
+static tz_tensor *rnn_rev_fw(tz_graph *g, void *st) { return tz_rnn_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 1); }
+static tz_tensor *rnn_noinit_fw(tz_graph *g, void *st) { return tz_rnn_seq(g, S->x, NULL, S->w_ih, S->w_hh, NULL, S->b_hh, 0); }
+static tz_tensor *lstm_fw(tz_graph *g, void *st) {
+    return tz_lstm_seq(g, S->x, S->h0, S->c0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, S->peep, 0);
+}
+static tz_tensor *lstm_rev_fw(tz_graph *g, void *st) {
+    return tz_lstm_seq(g, S->x, S->h0, S->c0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, S->peep, 1);
+}
+static tz_tensor *lstm_noinit_fw(tz_graph *g, void *st) {
+    return tz_lstm_seq(g, S->x, NULL, NULL, S->w_ih, S->w_hh, S->b_ih, NULL, NULL, 0);
+}
+static tz_tensor *gru_fw(tz_graph *g, void *st) { return tz_gru_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 0, 0); }
+static tz_tensor *gru_rev_fw(tz_graph *g, void *st) { return tz_gru_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 0, 1); }
+static tz_tensor *gru_cho_fw(tz_graph *g, void *st) { return tz_gru_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 1, 0); }
+static tz_tensor *gru_cho_rev_fw(tz_graph *g, void *st) { return tz_gru_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 1, 1); }
+static tz_tensor *gru_noinit_fw(tz_graph *g, void *st) { return tz_gru_seq(g, S->x, NULL, S->w_ih, S->w_hh, S->b_ih, NULL, 1, 0); }
+#undef S
+
+// Norms: x (3,5) plus the layer's own parameters.
+typedef struct { tz_tensor *x, *gain; nn_batchnorm bn; } norm_in;
+static void *rms_setup(tz_params *P, tz_rng *r) {
+    norm_in *s = calloc(1, sizeof *s);
+    s->x = normal(P, r, "x", 2, (const int[]){3, 5}, 1);
+    s->gain = normal(P, r, "gain", 1, (const int[]){5}, 1);
+    return s;
+}
+static tz_tensor *rms_fw(tz_graph *g, void *st) { return tz_rmsnorm(g, ((norm_in *)st)->x, ((norm_in *)st)->gain, 1e-5); }
+static void *bn_setup(tz_params *P, tz_rng *r) {
+    norm_in *s = calloc(1, sizeof *s);
+    s->x = normal(P, r, "x", 2, (const int[]){4, 5}, 1);
+    nn_batchnorm_init(&s->bn, P, "bn", 5, 1e-5, 0.1);
+    tz_fill_normal(s->bn.w, r, 1);
+    tz_fill_normal(s->bn.b, r, 1);
+    for (int j = 0; j < 5; j++) s->bn.running_mean[j] = 0.1 * j, s->bn.running_var[j] = 0.5 + j;
+    return s;
+}
+static tz_tensor *bn_train_fw(tz_graph *g, void *st) { return nn_batchnorm_forward(g, &((norm_in *)st)->bn, ((norm_in *)st)->x); }
+static tz_tensor *bn_eval_fw(tz_graph *g, void *st) {
+    g->training = 0;
+    tz_tensor *y = nn_batchnorm_forward(g, &((norm_in *)st)->bn, ((norm_in *)st)->x);
+    g->training = 1;
+    return y;
+}
+static void bn_teardown(void *st) {
+    nn_batchnorm_free(&((norm_in *)st)->bn);
+    free(st);
+}
+
+#define CHECK(name, setup, fw) {name, setup, fw, free, 0, 0}
+const tz_check tz_nn_checks[] = {
+    CHECK("nn/rmsnorm", rms_setup, rms_fw),
+    {"nn/batchnorm_train", bn_setup, bn_train_fw, bn_teardown, 0, 0},
+    {"nn/batchnorm_eval", bn_setup, bn_eval_fw, bn_teardown, 0, 0},
+    CHECK("rnn/elman", rnn_setup, rnn_fw),
+    CHECK("rnn/elman_reverse", rnn_setup, rnn_rev_fw),
+    CHECK("rnn/elman_zero_state", rnn_setup, rnn_noinit_fw),
+    CHECK("rnn/lstm", lstm_setup, lstm_fw),
+    CHECK("rnn/lstm_reverse", lstm_setup, lstm_rev_fw),
+    CHECK("rnn/lstm_peephole", lstm_peep_setup, lstm_fw),
+    CHECK("rnn/lstm_peephole_reverse", lstm_peep_setup, lstm_rev_fw),
+    CHECK("rnn/lstm_zero_state", lstm_setup, lstm_noinit_fw),
+    CHECK("rnn/gru", gru_setup, gru_fw),
+    CHECK("rnn/gru_reverse", gru_setup, gru_rev_fw),
+    CHECK("rnn/gru_cho", gru_setup, gru_cho_fw),
+    CHECK("rnn/gru_cho_reverse", gru_setup, gru_cho_rev_fw),
+    CHECK("rnn/gru_cho_zero_state", gru_setup, gru_noinit_fw),
+};
+const int tz_n_nn_checks = sizeof tz_nn_checks / sizeof *tz_nn_checks;
