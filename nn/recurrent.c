@@ -125,7 +125,13 @@ void nn_recurrent_init(nn_recurrent *m, tz_params *P, const char *name, const nn
             if (c->bias) {
                 PARAM(b_ih, "bias_ih", 1, G * H);
                 PARAM(b_hh, "bias_hh", 1, G * H);
-                nn_init b_init = w_init.kind == NN_INIT_UNIFORM || w_init.kind == NN_INIT_NORMAL ? w_init : pt;
+                // Element-wise inits (Zaremba's U(-0.1, 0.1), zeros, ...) cover the biases too;
+                // the fan-based ones (Xavier, Kaiming, orthogonal) leave them at zero.
+                nn_init_kind k = w_init.kind;
+                nn_init b_init = k == NN_INIT_UNIFORM || k == NN_INIT_NORMAL || k == NN_INIT_ZEROS ||
+                                         k == NN_INIT_ONES || k == NN_INIT_CONSTANT
+                                     ? w_init
+                                     : (nn_init){NN_INIT_ZEROS, 0};
                 nn_init_apply(p->b_ih, b_init, H, G * H, 1, r);
                 nn_init_apply(p->b_hh, b_init, H, G * H, 1, r);
                 if (c->cell == NN_CELL_LSTM) // Gers 2000; Jozefowicz 2015: remember by default

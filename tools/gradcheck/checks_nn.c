@@ -86,6 +86,35 @@ static void bn_teardown(void *st) {
     free(st);
 }
 
+// The stacked layer: 2 layers, both directions, dropout between layers, initial states; the
+// output joins the sequence output and the final states so all three are checked.
+typedef struct { nn_recurrent m; tz_tensor *x, *h0, *c0; } layer_in;
+static void *layer_setup(tz_params *P, tz_rng *r, nn_cell_kind cell, int layers, int bidir, int residual, int cho) {
+    layer_in *s = calloc(1, sizeof *s);
+    int dirs = bidir ? 2 : 1;
+    s->x = normal(P, r, "x", 3, (const int[]){T, B, H}, 1);
+    s->h0 = normal(P, r, "h0", 3, (const int[]){layers * dirs, B, H}, 0.5);
+    if (cell == NN_CELL_LSTM) s->c0 = normal(P, r, "c0", 3, (const int[]){layers * dirs, B, H}, 0.5);
+    nn_recurrent_config c = nn_recurrent_defaults(cell, H, H);
+    c.layers = layers, c.bidirectional = bidir, c.residual = residual, c.gru_cho = cho, c.dropout = 0.3;
+    c.peephole = cell == NN_CELL_LSTM;
+    c.init = (nn_init){NN_INIT_NORMAL, 0.6};
+    nn_recurrent_init(&s->m, P, "rec", &c, r);
+    return s;
+}
+static void *layer_lstm_setup(tz_params *P, tz_rng *r) { return layer_setup(P, r, NN_CELL_LSTM, 2, 1, 0, 0); }
+static void *layer_gru_setup(tz_params *P, tz_rng *r) { return layer_setup(P, r, NN_CELL_GRU, 3, 0, 1, 1); }
+static void *layer_rnn_setup(tz_params *P, tz_rng *r) { return layer_setup(P, r, NN_CELL_RNN, 2, 1, 0, 0); }
+static tz_tensor *flat(tz_graph *g, tz_tensor *t) { return tz_reshape(g, t, 1, (const int[]){t->n}); }
+static tz_tensor *layer_fw(tz_graph *g, void *st) {
+    layer_in *s = st;
+    tz_tensor *h_n, *c_n, *parts[3];
+    parts[0] = flat(g, nn_recurrent_forward(g, &s->m, s->x, s->h0, s->c0, &h_n, &c_n));
+    parts[1] = flat(g, h_n);
+    parts[2] = c_n ? flat(g, c_n) : NULL;
+    return tz_concat(g, parts, c_n ? 3 : 2, 0);
+}
+
 #define CHECK(name, setup, fw) {name, setup, fw, free, 0, 0}
 const tz_check tz_nn_checks[] = {
     CHECK("nn/rmsnorm", rms_setup, rms_fw),
@@ -104,5 +133,8 @@ const tz_check tz_nn_checks[] = {
     CHECK("rnn/gru_cho", gru_setup, gru_cho_fw),
     CHECK("rnn/gru_cho_reverse", gru_setup, gru_cho_rev_fw),
     CHECK("rnn/gru_cho_zero_state", gru_setup, gru_noinit_fw),
+    CHECK("rnn/layer_lstm_2x_bidir_peephole", layer_lstm_setup, layer_fw),
+    CHECK("rnn/layer_gru_cho_3x_residual", layer_gru_setup, layer_fw),
+    CHECK("rnn/layer_elman_2x_bidir", layer_rnn_setup, layer_fw),
 };
 const int tz_n_nn_checks = sizeof tz_nn_checks / sizeof *tz_nn_checks;

@@ -22,7 +22,7 @@ static int run(const tz_check *c, const tz_check_opts *o, int quiet) {
     tz_check_result r;
     tz_check_run(c, o, &r);
     if (!r.ok || !quiet) {
-        printf("%-4s %-28s max_rel_err %.2e over %ld %s", r.ok ? "ok" : "FAIL", c->name, r.max_err,
+        printf("%-4s %-34s max_rel_err %.2e over %ld %s", r.ok ? "ok" : "FAIL", c->name, r.max_err,
                r.checked, (o->mode == TZ_CHECK_DIRECTIONS || (o->mode == TZ_CHECK_AUTO && c->directional)) ? "directions" : "elements");
         if (!r.ok) {
             if (r.worst_param[0]) printf("  at %s[%ld]", r.worst_param, r.worst_offset);
