@@ -83,6 +83,8 @@ int tz_rows(const tz_tensor *t);
 enum {
     TZ_PARAM_NO_DECAY = 1,  // never weight-decayed (AdamW); 1-D params (biases, norms) never are
     TZ_PARAM_EMBEDDING = 2, // an embedding table (optimisers may exclude it from decay)
+    TZ_PARAM_BUFFER = 4,    // state saved with the weights but not trained (BatchNorm's running
+                            // statistics): its gradient stays zero, so optimisers leave it alone
 };
 typedef struct tz_params {
     tz_tensor **t;     // the parameter tensors, in declaration order

@@ -36,15 +36,15 @@ tz_tensor *tz_rmsnorm(tz_graph *g, tz_tensor *x, tz_tensor *gain, real eps);
 // BatchNorm1d (Ioffe & Szegedy 2015) over rows: x (N, D). Training (g->training): normalise
 // with the batch's mean and biased variance, update running stats with momentum (PyTorch: the
 // unbiased variance goes into running_var). Evaluation: use the running stats.
-// "<name>.weight" (ones), "<name>.bias" (zeros); running_mean/var are buffers (not trained).
+// "<name>.weight" (ones), "<name>.bias" (zeros); "<name>.running_mean" and "<name>.running_var"
+// are TZ_PARAM_BUFFER parameters: saved with the weights, never trained.
 typedef struct nn_batchnorm {
     tz_tensor *w, *b;
-    real *running_mean, *running_var; // owned (dim each)
+    tz_tensor *running_mean, *running_var;
     int dim;
     real eps, momentum;
 } nn_batchnorm;
 void nn_batchnorm_init(nn_batchnorm *l, tz_params *P, const char *name, int dim, real eps, real momentum);
 tz_tensor *nn_batchnorm_forward(tz_graph *g, nn_batchnorm *l, tz_tensor *x);
-void nn_batchnorm_free(nn_batchnorm *l);
 
 #endif

@@ -88,16 +88,10 @@ void nn_batchnorm_init(nn_batchnorm *l, tz_params *P, const char *name, int dim,
     l->dim = dim, l->eps = eps, l->momentum = momentum;
     l->w = ones_param(P, name, "weight", dim, 1);
     l->b = ones_param(P, name, "bias", dim, 0);
-    l->running_mean = calloc(dim, sizeof(real));
-    l->running_var = malloc(sizeof(real) * dim);
-    if (!l->running_mean || !l->running_var) tz_fail("batchnorm '%s': out of memory", name);
-    for (int j = 0; j < dim; j++) l->running_var[j] = 1;
-}
-
-void nn_batchnorm_free(nn_batchnorm *l) {
-    free(l->running_mean);
-    free(l->running_var);
-    l->running_mean = l->running_var = NULL;
+    l->running_mean = ones_param(P, name, "running_mean", dim, 0);
+    l->running_var = ones_param(P, name, "running_var", dim, 1);
+    tz_params_set_flags(P, l->running_mean, TZ_PARAM_BUFFER);
+    tz_params_set_flags(P, l->running_var, TZ_PARAM_BUFFER);
 }
 
 // Saved per column: the mean and rstd used (the batch's in training, the running ones in eval).
@@ -136,6 +130,7 @@ tz_tensor *nn_batchnorm_forward(tz_graph *g, nn_batchnorm *l, tz_tensor *x) {
     tz_tensor *in[3] = {x, l->w, l->b};
     tz_tensor *y = tz_op_output(g, 2, x->shape, in, 3);
     real *mean = tz_arena_alloc(&g->arena, sizeof(real) * 2 * D), *rstd = mean + D;
+    real *rmean = l->running_mean->data, *rvar = l->running_var->data;
     for (int j = 0; j < D; j++) {
         if (g->training) {
             double m = 0, v = 0;
@@ -144,11 +139,11 @@ tz_tensor *nn_batchnorm_forward(tz_graph *g, nn_batchnorm *l, tz_tensor *x) {
             for (int i = 0; i < N; i++) v += (x->data[i * D + j] - m) * (x->data[i * D + j] - m);
             mean[j] = (real)m;
             rstd[j] = (real)(1 / sqrt(v / N + l->eps));
-            l->running_mean[j] = (1 - l->momentum) * l->running_mean[j] + l->momentum * (real)m;
-            l->running_var[j] = (1 - l->momentum) * l->running_var[j] + l->momentum * (real)(v / (N - 1));
+            rmean[j] = (1 - l->momentum) * rmean[j] + l->momentum * (real)m;
+            rvar[j] = (1 - l->momentum) * rvar[j] + l->momentum * (real)(v / (N - 1));
         } else {
-            mean[j] = l->running_mean[j];
-            rstd[j] = 1 / (real)sqrt(l->running_var[j] + l->eps);
+            mean[j] = rmean[j];
+            rstd[j] = 1 / (real)sqrt(rvar[j] + l->eps);
         }
         for (int i = 0; i < N; i++)
             y->data[i * D + j] = (x->data[i * D + j] - mean[j]) * rstd[j] * l->w->data[j] + l->b->data[j];

@@ -71,7 +71,7 @@ static void *bn_setup(tz_params *P, tz_rng *r) {
     nn_batchnorm_init(&s->bn, P, "bn", 5, 1e-5, 0.1);
     tz_fill_normal(s->bn.w, r, 1);
     tz_fill_normal(s->bn.b, r, 1);
-    for (int j = 0; j < 5; j++) s->bn.running_mean[j] = 0.1 * j, s->bn.running_var[j] = 0.5 + j;
+    for (int j = 0; j < 5; j++) s->bn.running_mean->data[j] = 0.1 * j, s->bn.running_var->data[j] = 0.5 + j;
     return s;
 }
 static tz_tensor *bn_train_fw(tz_graph *g, void *st) { return nn_batchnorm_forward(g, &((norm_in *)st)->bn, ((norm_in *)st)->x); }
@@ -80,10 +80,6 @@ static tz_tensor *bn_eval_fw(tz_graph *g, void *st) {
     tz_tensor *y = nn_batchnorm_forward(g, &((norm_in *)st)->bn, ((norm_in *)st)->x);
     g->training = 1;
     return y;
-}
-static void bn_teardown(void *st) {
-    nn_batchnorm_free(&((norm_in *)st)->bn);
-    free(st);
 }
 
 // The stacked layer: 2 layers, both directions, dropout between layers, initial states; the
@@ -118,8 +114,8 @@ static tz_tensor *layer_fw(tz_graph *g, void *st) {
 #define CHECK(name, setup, fw) {name, setup, fw, free, 0, 0}
 const tz_check tz_nn_checks[] = {
     CHECK("nn/rmsnorm", rms_setup, rms_fw),
-    {"nn/batchnorm_train", bn_setup, bn_train_fw, bn_teardown, 0, 0},
-    {"nn/batchnorm_eval", bn_setup, bn_eval_fw, bn_teardown, 0, 0},
+    {"nn/batchnorm_train", bn_setup, bn_train_fw, free, 0, 0},
+    {"nn/batchnorm_eval", bn_setup, bn_eval_fw, free, 0, 0},
     CHECK("rnn/elman", rnn_setup, rnn_fw),
     CHECK("rnn/elman_reverse", rnn_setup, rnn_rev_fw),
     CHECK("rnn/elman_zero_state", rnn_setup, rnn_noinit_fw),

@@ -95,8 +95,13 @@ void tz_check_run(const tz_check *c, const tz_check_opts *o, tz_check_result *r)
 
     double eps = o->eps, tol = o->tol > 0 ? o->tol : c->tol > 0 ? c->tol : 1e-6;
     int mode = o->mode == TZ_CHECK_AUTO ? (c->directional ? TZ_CHECK_DIRECTIONS : TZ_CHECK_ELEMENTS) : o->mode;
+    // Buffers (running statistics) are state, not inputs: nothing to differentiate.
+    unsigned char *skip = calloc(P.n ? P.n : 1, 1);
+    for (int p = 0; p < P.count; p++)
+        if (P.flags[p] & TZ_PARAM_BUFFER) memset(skip + P.off[p], 1, P.t[p]->n);
     if (mode == TZ_CHECK_ELEMENTS) {
         for (size_t i = 0; i < P.n; i++) {
+            if (skip[i]) continue;
             double v = P.data[i];
             P.data[i] = v + eps;
             double lp = loss(&x);
@@ -113,7 +118,7 @@ void tz_check_run(const tz_check *c, const tz_check_opts *o, tz_check_result *r)
         for (size_t i = 0; i < P.n; i++) base[i] = P.data[i];
         for (int k = 0; k < o->directions; k++) {
             double norm = 0, ana_d = 0;
-            for (size_t i = 0; i < P.n; i++) d[i] = tz_rng_normal(&dr), norm += d[i] * d[i];
+            for (size_t i = 0; i < P.n; i++) d[i] = skip[i] ? 0 : tz_rng_normal(&dr), norm += d[i] * d[i];
             norm = sqrt(norm);
             for (size_t i = 0; i < P.n; i++) d[i] /= norm, ana_d += ana[i] * d[i];
             for (size_t i = 0; i < P.n; i++) P.data[i] = base[i] + eps * d[i];
@@ -127,6 +132,7 @@ void tz_check_run(const tz_check *c, const tz_check_opts *o, tz_check_result *r)
         free(d);
         free(base);
     }
+    free(skip);
     r->ok = r->checked > 0 && r->max_err <= tol;
     free(ana);
     free(x.R);
