@@ -1,0 +1,41 @@
+// model.h: what a language model of the zoo offers the trainer and the sampler.
+//
+// A batch is B rows of T token ids (batch-major) and the T next tokens of each row. A model
+// returns logits (N, V) for the positions it predicts and points b->targets at their N targets
+// (in the arena, in the logits' order): all B*T for most models, fewer where the first
+// positions of a row lack the left context the model needs (Bengio's MLP).
+#ifndef TZ_MODEL_H
+#define TZ_MODEL_H
+
+#include "cfg.h"
+#include "tz.h"
+
+typedef struct tz_batch {
+    int B, T;
+    const int *x, *y;   // (B,T) inputs and next tokens
+    const int *targets; // set by forward: the targets of the logits' rows
+    int n_targets;
+} tz_batch;
+
+typedef struct tz_model_def {
+    const char *name;  // the cfg's [model] type
+    const char *paper; // what it reproduces, for the config print-out
+    const cfg_key *keys; // its [model] keys (array ending in {0})
+    // 1: contiguous streams with the hidden state carried across batches (truncated BPTT);
+    // 0: independent random windows.
+    int stream;
+    void *(*create)(const cfg *c, int vocab, tz_params *P, tz_rng *r);
+    // Left context (tokens) a position needs before its prediction counts; 0 for most.
+    int (*context)(const void *m);
+    // x (B,T) -> logits (N, V); sets b->targets, b->n_targets = N.
+    tz_tensor *(*forward)(tz_graph *g, void *m, tz_batch *b);
+    // Zeroes the carried state for B streams (stream models; NULL otherwise).
+    void (*reset)(void *m, int B);
+    void (*free)(void *m);
+} tz_model_def;
+
+// All models of the zoo, and lookup by name (NULL if unknown).
+const tz_model_def *const *tz_models(int *count);
+const tz_model_def *tz_model_find(const char *name);
+
+#endif

@@ -1,0 +1,26 @@
+// recurrent_lm.h: the language model the recurrent zoo shares (rnn.c, lstm.c, gru.c):
+// embedding -> stacked recurrent layer (state carried across batches) -> linear -> softmax.
+#ifndef TZ_RECURRENT_LM_H
+#define TZ_RECURRENT_LM_H
+
+#include "model.h"
+#include "nn.h"
+
+// The [model] keys every recurrent LM has; each model file adds its own and sets defaults.
+#define RECURRENT_LM_KEYS(embed, hidden, layers)                                                            \
+    {"model", "embed", CFG_INT, embed, "embedding size"},                                                   \
+    {"model", "hidden", CFG_INT, hidden, "hidden units per layer"},                                         \
+    {"model", "layers", CFG_INT, layers, "stacked recurrent layers"},                                       \
+    {"model", "dropout", CFG_FLOAT, "0", "dropout on embeddings, between layers and before the output"},    \
+    {"model", "residual", CFG_BOOL, "false", "residual connections between layers"},                        \
+    {"model", "init", CFG_STR, "default", "weight init: default (PyTorch's), uniform, normal, xavier_uniform, orthogonal, ..."}, \
+    {"model", "init_scale", CFG_FLOAT, "0", "range/std/gain of the init (0: the init's own default)"}
+
+void *recurrent_lm_create(const cfg *c, int V, tz_params *P, tz_rng *r, nn_recurrent_config rc);
+tz_tensor *recurrent_lm_forward(tz_graph *g, void *m, tz_batch *b);
+void recurrent_lm_reset(void *m, int B);
+void recurrent_lm_free(void *m);
+// The [model] init/init_scale keys as an nn_init (fails naming the key if unknown).
+nn_init recurrent_lm_init_of(const cfg *c);
+
+#endif

@@ -1,0 +1,21 @@
+// rnn.c: Mikolov, Karafiat, Burget, Cernocky & Khudanpur 2010, "Recurrent neural network based
+// language model" (Interspeech): s(t) = f(U w(t) + W s(t-1)), y(t) = softmax(V s(t)), trained
+// with truncated BPTT. f is tanh here (the paper's sigmoid is the less common choice today).
+#include "recurrent_lm.h"
+
+static const cfg_key keys[] = {RECURRENT_LM_KEYS("64", "256", "1"), {0}};
+
+static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
+    return recurrent_lm_create(c, V, P, r, nn_recurrent_defaults(NN_CELL_RNN, 0, 0));
+}
+
+const tz_model_def tz_model_rnn = {
+    .name = "rnn",
+    .paper = "Mikolov et al. 2010, Recurrent neural network based language model",
+    .keys = keys,
+    .stream = 1,
+    .create = create,
+    .forward = recurrent_lm_forward,
+    .reset = recurrent_lm_reset,
+    .free = recurrent_lm_free,
+};

@@ -1,0 +1,62 @@
+// batcher.c: random windows and contiguous streams (see batcher.h).
+#include "batcher.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void alloc_xy(tz_batcher *b) {
+    b->x = malloc(sizeof(int) * b->B * b->T);
+    b->y = malloc(sizeof(int) * b->B * b->T);
+    if (!b->x || !b->y) tz_fail("batcher: out of memory for a (%d,%d) batch", b->B, b->T);
+}
+
+void tz_batcher_init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed) {
+    memset(b, 0, sizeof *b);
+    b->ids = ids, b->n = n, b->B = B, b->T = T, b->streams = streams;
+    if (B < 1 || T < 1) tz_fail("batcher: batch %d x block %d must both be >= 1", B, T);
+    if (streams) {
+        b->stream_len = (n - 1) / B;
+        if (b->stream_len < T)
+            tz_fail("batcher: %ld tokens make %d streams of %ld, shorter than the block %d", n, B, b->stream_len, T);
+    } else if (n < T + 1) {
+        tz_fail("batcher: %ld tokens are fewer than one window of %d + 1", n, T);
+    }
+    tz_rng_seed(&b->rng, seed);
+    alloc_xy(b);
+}
+
+void tz_batcher_init_eval(tz_batcher *b, const int *ids, long n, int B, int T, int streams, int context) {
+    tz_batcher_init(b, ids, n, B, T, streams, 0);
+    b->eval = 1;
+    b->context = context < T ? context : T - 1;
+}
+
+static void copy_window(tz_batcher *b, int row, long start) {
+    memcpy(b->x + row * b->T, b->ids + start, sizeof(int) * b->T);
+    memcpy(b->y + row * b->T, b->ids + start + 1, sizeof(int) * b->T);
+}
+
+int tz_batcher_next(tz_batcher *b, tz_batch *out) {
+    int wrapped = 0, rows = b->B, T = b->T;
+    if (b->streams) {
+        if (b->pos + T > b->stream_len) { // this pass is over
+            if (b->eval) return 0;
+            b->pos = 0, b->epoch++, wrapped = 1;
+        }
+        for (int r = 0; r < b->B; r++) copy_window(b, r, r * b->stream_len + b->pos);
+        b->pos += T;
+    } else if (b->eval) { // windows overlapping by the left context, in order
+        long stride = T - b->context;
+        for (rows = 0; rows < b->B && b->pos + T + 1 <= b->n; rows++, b->pos += stride) copy_window(b, rows, b->pos);
+        if (rows == 0) return 0;
+    } else {
+        for (int r = 0; r < b->B; r++) copy_window(b, r, (long)(tz_rng_uniform(&b->rng) * (double)(b->n - T)));
+    }
+    *out = (tz_batch){.B = rows, .T = T, .x = b->x, .y = b->y};
+    return b->eval ? 1 : wrapped;
+}
+
+void tz_batcher_free(tz_batcher *b) {
+    free(b->x);
+    free(b->y);
+}

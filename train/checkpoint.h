@@ -1,0 +1,31 @@
+// checkpoint.h: a training run's whole state in one safetensors file (so numpy and PyTorch
+// users can read the weights): every parameter under its own name, the optimiser's state as
+// "optim.<state>" (flat, parameter-block order), and in "__metadata__" the format, model name,
+// step, RNG state, resolved cfg and vocabulary. Written to a temporary file, flushed and
+// renamed, so a crash never leaves a half-written checkpoint in place of a good one.
+#ifndef TZ_CHECKPOINT_H
+#define TZ_CHECKPOINT_H
+
+#include "optim.h"
+#include "tz.h"
+
+typedef struct tz_ckpt_meta {
+    char model[64];
+    long step;          // optimiser steps taken
+    double best_val;    // best validation loss so far (or a large number)
+    long best_step;
+    uint64_t rng[4];    // the trainer's RNG (batches)
+    char *cfg_text;     // resolved cfg (owned, NUL-terminated)
+    char *vocab_text;   // tz_vocab_save text (owned)
+} tz_ckpt_meta;
+
+// Writes path atomically. o may be NULL (weights only).
+void tz_ckpt_save(const char *path, const tz_params *P, const nn_optim *o, const tz_ckpt_meta *m);
+// Reads only the metadata (to rebuild the model before loading weights). Fails with one line.
+void tz_ckpt_read_meta(const char *path, tz_ckpt_meta *m);
+// Loads every parameter of P (and o's state if o != NULL) from path; names and shapes must
+// match exactly (else one line naming the tensor and both shapes).
+void tz_ckpt_load(const char *path, tz_params *P, nn_optim *o);
+void tz_ckpt_meta_free(tz_ckpt_meta *m);
+
+#endif

@@ -1,0 +1,126 @@
+// corpus.c: reading, splitting and encoding a corpus.
+#include "corpus.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tz.h"
+
+const cfg_key tz_data_keys[] = {
+    {"data", "path", CFG_STR, NULL, "training text (or the one file to split), relative to the cfg file"},
+    {"data", "valid", CFG_STR, "", "validation text (empty: the end of path, see split)"},
+    {"data", "test", CFG_STR, "", "test text (optional)"},
+    {"data", "split", CFG_FLOAT, "0.9", "fraction of path used for training when valid is empty"},
+    {"data", "tokenizer", CFG_STR, "char", "char, word or bpe"},
+    {"data", "min_count", CFG_INT, "1", "word tokenizer: words seen fewer times become <unk>"},
+    {"data", "bpe_merges", CFG_INT, "256", "bpe tokenizer: merges learned on the training text"},
+    {0},
+};
+
+void tz_cfg_path(const cfg *cf, const char *value, char *out, size_t size) {
+    const char *slash = strrchr(cf->path, '/');
+    if (value[0] == '/' || !slash) snprintf(out, size, "%s", value);
+    else snprintf(out, size, "%.*s/%s", (int)(slash - cf->path), cf->path, value);
+}
+
+// The corpus a missing file most likely belongs to, for the fetch hint.
+static const char *corpus_of(const char *path) {
+    if (strstr(path, "shakespeare")) return "tinyshakespeare";
+    if (strstr(path, "wiki")) return "wikitext-2";
+    if (strstr(path, "ptb")) return "ptb";
+    if (strstr(path, "eng-fra")) return "eng-fra";
+    return NULL;
+}
+
+static char *read_file(const char *path, const char *key, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        const char *name = corpus_of(path);
+        if (errno == ENOENT && name)
+            tz_fail("[data] %s: %s does not exist. HINT: fetch it with: data/fetch %s (from the project root)", key, path, name);
+        tz_fail("[data] %s: cannot open %s (%s)", key, path, strerror(errno));
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *text = malloc(n + 1);
+    if (!text || (long)fread(text, 1, n, f) != n) tz_fail("[data] %s: cannot read %s", key, path);
+    fclose(f);
+    text[n] = 0;
+    if (n == 0) tz_fail("[data] %s: %s is empty", key, path);
+    *len = (size_t)n;
+    return text;
+}
+
+static void encode(tz_corpus *c, int split, const char *text, size_t len, const char *what) {
+    long n, unk;
+    c->ids[split] = tz_vocab_encode(&c->vocab, text, len, &n, &unk);
+    if (unk && c->vocab.unk < 0)
+        tz_fail("%s: %ld tokens are not in the vocabulary of the training text, which has no <unk>", what, unk);
+    if (n == 0) tz_fail("%s: no tokens", what);
+    c->n[split] = n;
+}
+
+void tz_corpus_load(tz_corpus *c, const cfg *cf, const tz_vocab *vocab) {
+    memset(c, 0, sizeof *c);
+    tz_tok_kind kind;
+    const char *tok = cfg_str(cf, "data", "tokenizer");
+    if (!tz_tok_parse(tok, &kind)) tz_fail("%s: [data] tokenizer = '%s' (want char, word or bpe)", cf->path, tok);
+    const char *keys[N_SPLITS] = {"path", "valid", "test"};
+    char *text[N_SPLITS] = {0};
+    size_t len[N_SPLITS] = {0};
+    for (int s = 0; s < N_SPLITS; s++) {
+        const char *v = cfg_str(cf, "data", keys[s]);
+        if (!*v) continue;
+        tz_cfg_path(cf, v, c->path[s], sizeof c->path[s]);
+        text[s] = read_file(c->path[s], keys[s], &len[s]);
+    }
+    if (!text[SPLIT_VAL]) { // one file: the first `split` of it trains, the rest validates
+        double split = cfg_float(cf, "data", "split");
+        if (!(split > 0 && split <= 1)) tz_fail("%s: [data] split = %g must be in (0, 1]", cf->path, split);
+        size_t cut = (size_t)(len[SPLIT_TRAIN] * split);
+        if (cut == 0) tz_fail("%s: [data] split = %g leaves no training text", cf->path, split);
+        if (cut < len[SPLIT_TRAIN]) {
+            text[SPLIT_VAL] = text[SPLIT_TRAIN] + cut;
+            len[SPLIT_VAL] = len[SPLIT_TRAIN] - cut;
+            snprintf(c->path[SPLIT_VAL], sizeof c->path[0], "%.400s (last %.0f%%)", c->path[SPLIT_TRAIN], 100 * (1 - split));
+        }
+        len[SPLIT_TRAIN] = cut;
+    }
+    if (vocab) {
+        // Rebuild the same vocabulary from its saved form.
+        char *buf;
+        size_t size;
+        FILE *m = open_memstream(&buf, &size);
+        tz_vocab_save(vocab, m);
+        fclose(m);
+        m = fmemopen(buf, size, "r");
+        if (!tz_vocab_load(&c->vocab, m)) tz_fail("corpus: cannot copy the vocabulary");
+        fclose(m);
+        free(buf);
+    } else {
+        tz_vocab_build(&c->vocab, kind, text[SPLIT_TRAIN], len[SPLIT_TRAIN], (int)cfg_int(cf, "data", "min_count"),
+                       (int)cfg_int(cf, "data", "bpe_merges"));
+        // Text outside the training split may hold characters it never had: they get <unk>.
+        for (int s = SPLIT_VAL; s < N_SPLITS; s++) {
+            if (!text[s] || kind == TOK_WORD) continue;
+            long n, unk;
+            free(tz_vocab_encode(&c->vocab, text[s], len[s], &n, &unk));
+            if (unk) {
+                fprintf(stderr, "train: %s has %ld characters the training text lacks; they become <unk>\n", c->path[s], unk);
+                tz_vocab_add_unk(&c->vocab);
+            }
+        }
+    }
+    for (int s = 0; s < N_SPLITS; s++)
+        if (text[s]) encode(c, s, text[s], len[s], c->path[s]);
+    free(text[SPLIT_TRAIN]);
+    if (cfg_str(cf, "data", "valid")[0]) free(text[SPLIT_VAL]);
+    free(text[SPLIT_TEST]);
+}
+
+void tz_corpus_free(tz_corpus *c) {
+    for (int s = 0; s < N_SPLITS; s++) free(c->ids[s]);
+    tz_vocab_free(&c->vocab);
+}

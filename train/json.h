@@ -1,0 +1,25 @@
+// json.h: the little JSON tapezoo needs: writing escaped strings, and a small parser for the
+// safetensors header (objects, arrays, strings, numbers, true/false/null).
+#ifndef TZ_JSON_H
+#define TZ_JSON_H
+
+#include <stdio.h>
+
+typedef enum { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT } json_type;
+
+typedef struct json {
+    json_type type;
+    double number;     // JSON_NUMBER, JSON_BOOL (0/1)
+    char *string;      // JSON_STRING (unescaped, owned)
+    struct json *items; // JSON_ARRAY, JSON_OBJECT
+    char **keys;       // JSON_OBJECT
+    int count;
+} json;
+
+void json_write_string(FILE *f, const char *s);
+// Parses text[0..len). Returns 0 and sets *err (a static message with the offset) on error.
+int json_parse(const char *text, size_t len, json *out, const char **err);
+const json *json_get(const json *obj, const char *key); // NULL if absent or not an object
+void json_free(json *j);
+
+#endif
