@@ -146,8 +146,8 @@ const tz_check *tz_checks(int *count) {
     static tz_check *all;
     static int n;
     if (!all) {
-        const tz_check *groups[] = {tz_op_checks, tz_nn_checks, tz_attention_checks};
-        const int sizes[] = {tz_n_op_checks, tz_n_nn_checks, tz_n_attention_checks};
+        const tz_check *groups[] = {tz_op_checks, tz_nn_checks, tz_attention_checks, tz_model_checks};
+        const int sizes[] = {tz_n_op_checks, tz_n_nn_checks, tz_n_attention_checks, tz_n_model_checks};
         int total = 0;
         for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) total += sizes[k];
         all = malloc(sizeof *all * total);

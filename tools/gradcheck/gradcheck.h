@@ -64,5 +64,7 @@ extern const tz_check tz_nn_checks[]; // layers, recurrent cells
 extern const int tz_n_nn_checks;
 extern const tz_check tz_attention_checks[]; // attention, positions, FFN, transformer blocks
 extern const int tz_n_attention_checks;
+extern const tz_check tz_model_checks[]; // whole models of the zoo
+extern const int tz_n_model_checks;
 
 #endif
