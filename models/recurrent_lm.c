@@ -22,7 +22,7 @@ nn_init recurrent_lm_init_of(const cfg *c) {
     return init;
 }
 
-void *recurrent_lm_create(const cfg *c, int V, tz_params *P, tz_rng *r, nn_recurrent_config rc) {
+void *recurrent_lm_create_body(const cfg *c, int V, tz_params *P, tz_rng *r, nn_recurrent_config rc) {
     rlm *m = calloc(1, sizeof *m);
     int E = (int)cfg_int(c, "model", "embed");
     rc.input = E;
@@ -32,11 +32,19 @@ void *recurrent_lm_create(const cfg *c, int V, tz_params *P, tz_rng *r, nn_recur
     m->dropout = (real)cfg_float(c, "model", "dropout");
     rc.dropout = m->dropout;
     rc.init = recurrent_lm_init_of(c);
+    // Element-wise inits (Zaremba's U(-0.1, 0.1)) cover the embedding and output layer too.
     nn_init emb_init = rc.init.kind == NN_INIT_UNIFORM || rc.init.kind == NN_INIT_NORMAL ? rc.init : (nn_init){0};
     nn_embedding_init(&m->emb, P, "embed", V, E, emb_init, r);
     nn_recurrent_init(&m->rnn, P, "rnn", &rc, r);
-    nn_linear_init(&m->out, P, "out", rc.hidden, V, 1, emb_init, r);
     m->L = rc.layers, m->H = rc.hidden;
+    return m;
+}
+
+void *recurrent_lm_create(const cfg *c, int V, tz_params *P, tz_rng *r, nn_recurrent_config rc) {
+    rlm *m = recurrent_lm_create_body(c, V, P, r, rc);
+    nn_init init = recurrent_lm_init_of(c);
+    nn_linear_init(&m->out, P, "out", m->H, V, 1,
+                   init.kind == NN_INIT_UNIFORM || init.kind == NN_INIT_NORMAL ? init : (nn_init){0}, r);
     return m;
 }
 
@@ -62,17 +70,12 @@ static tz_tensor *state_in(tz_graph *g, const rlm *m, const real *s) {
     return t;
 }
 
-// x (B,T) -> logits (T*B, V) in time-major order; targets reordered to match.
-tz_tensor *recurrent_lm_forward(tz_graph *g, void *vm, tz_batch *b) {
+tz_tensor *recurrent_lm_states(tz_graph *g, void *vm, const tz_batch *b) {
     rlm *m = vm;
     int B = b->B, T = b->T, *ids = tz_arena_alloc(&g->arena, sizeof(int) * B * T);
-    int *targets = tz_arena_alloc(&g->arena, sizeof(int) * B * T);
     if (B != m->B) recurrent_lm_reset(m, B);
     for (int t = 0; t < T; t++)
-        for (int bi = 0; bi < B; bi++) {
-            ids[t * B + bi] = b->x[bi * T + t];
-            targets[t * B + bi] = b->y[bi * T + t];
-        }
+        for (int bi = 0; bi < B; bi++) ids[t * B + bi] = b->x[bi * T + t];
     tz_tensor *x = tz_reshape(g, nn_embedding_forward(g, &m->emb, ids, T * B), 3, (const int[]){T, B, m->emb.dim});
     x = tz_dropout(g, x, m->dropout);
     int lstm = m->rnn.c.cell == NN_CELL_LSTM;
@@ -80,6 +83,16 @@ tz_tensor *recurrent_lm_forward(tz_graph *g, void *vm, tz_batch *b) {
     tz_tensor *y = nn_recurrent_forward(g, &m->rnn, x, state_in(g, m, m->h), lstm ? state_in(g, m, m->c) : NULL, &h_n, &c_n);
     memcpy(m->h, h_n->data, sizeof(real) * h_n->n);
     if (lstm) memcpy(m->c, c_n->data, sizeof(real) * c_n->n);
+    return y;
+}
+
+// x (B,T) -> logits (T*B, V) in time-major order; targets reordered to match.
+tz_tensor *recurrent_lm_forward(tz_graph *g, void *vm, tz_batch *b) {
+    rlm *m = vm;
+    int B = b->B, T = b->T, *targets = tz_arena_alloc(&g->arena, sizeof(int) * B * T);
+    for (int t = 0; t < T; t++)
+        for (int bi = 0; bi < B; bi++) targets[t * B + bi] = b->y[bi * T + t];
+    tz_tensor *y = recurrent_lm_states(g, m, b);
     y = tz_dropout(g, tz_reshape(g, y, 2, (const int[]){T * B, m->H}), m->dropout);
     b->targets = targets;
     b->n_targets = T * B;

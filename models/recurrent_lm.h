@@ -17,6 +17,10 @@
     {"model", "init_scale", CFG_FLOAT, "0", "range/std/gain of the init (0: the init's own default)"}
 
 void *recurrent_lm_create(const cfg *c, int V, tz_params *P, tz_rng *r, nn_recurrent_config rc);
+// Embeddings and the recurrent layer only (no output layer), for models that add their own head.
+void *recurrent_lm_create_body(const cfg *c, int V, tz_params *P, tz_rng *r, nn_recurrent_config rc);
+// The recurrent layer's outputs for x (B,T), time-major (T,B,H); carries the state on.
+tz_tensor *recurrent_lm_states(tz_graph *g, void *m, const tz_batch *b);
 tz_tensor *recurrent_lm_forward(tz_graph *g, void *m, tz_batch *b);
 void recurrent_lm_reset(void *m, int B);
 void recurrent_lm_free(void *m);

@@ -3,9 +3,10 @@
 
 #include "model.h"
 
-extern const tz_model_def tz_model_mlp, tz_model_rnn, tz_model_lstm, tz_model_gru;
+extern const tz_model_def tz_model_mlp, tz_model_rnn, tz_model_lstm, tz_model_gru, tz_model_transformer, tz_model_hybrid;
 
-static const tz_model_def *const zoo[] = {&tz_model_mlp, &tz_model_rnn, &tz_model_lstm, &tz_model_gru};
+static const tz_model_def *const zoo[] = {&tz_model_mlp, &tz_model_rnn, &tz_model_lstm, &tz_model_gru,
+                                          &tz_model_transformer, &tz_model_hybrid};
 
 const tz_model_def *const *tz_models(int *count) {
     *count = (int)(sizeof zoo / sizeof *zoo);

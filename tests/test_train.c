@@ -50,7 +50,7 @@ Test(cfg, strict_errors_name_line_and_key) {
     snprintf(text, sizeof text, "%s[optim]\nlr = 1\nlr = 2 ; again\n", base);
     cr_assert(strstr(cfg_error(text, NULL), "7: [optim] lr is set twice (first at "));
     cr_assert_str_eq(cfg_error("[model]\ntype = mlp\n", NULL), " [data] path is required (training text (or the one file to split), relative to the cfg file)");
-    cr_assert_str_eq(cfg_error("[model]\ntype = mpl\n", NULL), " [model] type = 'mpl' is not a model of the zoo (mlp, rnn, lstm, gru)");
+    cr_assert_str_eq(cfg_error("[model]\ntype = mpl\n", NULL), " [model] type = 'mpl' is not a model of the zoo (mlp, rnn, lstm, gru, transformer, hybrid)");
     cr_assert_str_eq(cfg_error(base, "optim.lrr=3"), "command line override 1: unknown key 'lrr' in [optim] (did you mean 'lr'?)");
     cr_assert_str_eq(cfg_error(base, "hidden=3"), "command line override 1: 'hidden=3' is not section.key=value");
     // A model's keys exist only for that model.
@@ -300,6 +300,10 @@ Test(models, mlp_learns) { learns("mlp", (const char *const[]){SMALL, "model.con
 Test(models, rnn_learns) { learns("rnn", (const char *const[]){SMALL, NULL}); }
 Test(models, lstm_learns) { learns("lstm", (const char *const[]){SMALL, NULL}); }
 Test(models, gru_learns) { learns("gru", (const char *const[]){SMALL, NULL}); }
+Test(models, transformer_learns) {
+    learns("transformer", (const char *const[]){"model.layers=2", "model.d_model=32", "model.d_ff=64", "model.heads=2", NULL});
+}
+Test(models, hybrid_learns) { learns("hybrid", (const char *const[]){SMALL, "model.heads=2", NULL}); }
 
 // Regression: the first losses of a fixed-seed run, as this build computed them when the test
 // was written. A change to initialisation, batching, RNG streams or any op's forward shows here.

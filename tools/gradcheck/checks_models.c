@@ -56,6 +56,11 @@ MODEL(mlp_bn_setup, "mlp", "model.context=2", "model.embed=2", "model.hidden=4",
 MODEL(rnn_setup, "rnn", "model.embed=3", "model.hidden=4", "model.layers=2", "model.dropout=0.2")
 MODEL(lstm_setup, "lstm", "model.embed=3", "model.hidden=3", "model.layers=2", "model.residual=true")
 MODEL(gru_setup, "gru", "model.embed=3", "model.hidden=3", "model.layers=2", "model.form=cho")
+MODEL(transformer_setup, "transformer", "model.layers=2", "model.heads=2", "model.d_model=4", "model.d_ff=6", "train.block=5",
+      "model.dropout=0.1", "model.init_std=0.5")
+MODEL(transformer_post_setup, "transformer", "model.layers=1", "model.heads=2", "model.d_model=4", "model.d_ff=6",
+      "model.pre_ln=false", "model.positions=sinusoidal", "model.tie=false", "model.ffn=relu", "model.init_std=0.5")
+MODEL(hybrid_setup, "hybrid", "model.embed=3", "model.hidden=4", "model.heads=2", "model.cell=lstm", "model.dropout=0.1")
 
 #define CHECK(name, setup) {name, setup, model_fw, model_teardown, 0, 0}
 const tz_check tz_model_checks[] = {
@@ -64,5 +69,8 @@ const tz_check tz_model_checks[] = {
     CHECK("model/rnn", rnn_setup),
     CHECK("model/lstm", lstm_setup),
     CHECK("model/gru", gru_setup),
+    CHECK("model/transformer", transformer_setup),
+    CHECK("model/transformer_postln_sinusoidal", transformer_post_setup),
+    CHECK("model/hybrid", hybrid_setup),
 };
 const int tz_n_model_checks = sizeof tz_model_checks / sizeof *tz_model_checks;
