@@ -29,6 +29,11 @@ typedef struct tz_model_def {
     int (*context)(const void *m);
     // x (B,T) -> logits (N, V); sets b->targets, b->n_targets = N.
     tz_tensor *(*forward)(tz_graph *g, void *m, tz_batch *b);
+    // Incremental decoding of one sequence (optional; NULL: the sampler recomputes the window).
+    // Feeds the n tokens that follow those fed since the last reset (reset != 0 starts over) and
+    // returns their logits (n, V). Returns NULL, feeding nothing, when n more positions do not fit
+    // (the caller then resets and feeds a shorter context).
+    tz_tensor *(*decode)(tz_graph *g, void *m, const int *ids, int n, int reset);
     // Zeroes the carried state for B streams (stream models; NULL otherwise).
     void (*reset)(void *m, int B);
     void (*free)(void *m);

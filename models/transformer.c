@@ -33,6 +33,7 @@ typedef struct {
     nn_decoder_block *blocks;
     nn_layernorm ln_f;
     nn_linear head; // when not tied
+    nn_kv_cache cache; // for decode, made at its first call
 } transformer;
 
 static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
@@ -85,8 +86,26 @@ static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
     return m->tie ? tz_matmul(g, x, m->wte.w, 0, 1) : nn_linear_forward(g, &m->head, x);
 }
 
+// Sampling with a KV cache: each new token costs one position's work, not the window's.
+static tz_tensor *decode(tz_graph *g, void *vm, const int *ids, int n, int reset) {
+    transformer *m = vm;
+    const nn_mha *a = &m->blocks[0].self_attn;
+    if (!m->cache.k) nn_kv_cache_init(&m->cache, m->L, 1, a->heads, m->T, a->d_head);
+    if (reset) nn_kv_cache_reset(&m->cache);
+    int offset = nn_kv_cache_len(&m->cache);
+    if (offset + n > m->T) return NULL;
+    tz_tensor *x = tz_reshape(g, nn_embedding_forward(g, &m->wte, ids, n), 3, (const int[]){1, n, m->C});
+    if (m->pos == POS_LEARNED) x = nn_learned_pos_forward(g, &m->wpe, x, offset);
+    if (m->pos == POS_SINUSOIDAL) x = nn_sinusoidal_forward(g, x, offset);
+    for (int l = 0; l < m->L; l++) x = nn_decoder_block_step(g, &m->blocks[l], x, &m->cache, l, NULL, NULL, NULL);
+    if (m->blocks[0].c.pre_ln) x = nn_layernorm_forward(g, &m->ln_f, x);
+    x = tz_reshape(g, x, 2, (const int[]){n, m->C});
+    return m->tie ? tz_matmul(g, x, m->wte.w, 0, 1) : nn_linear_forward(g, &m->head, x);
+}
+
 static void destroy(void *vm) {
     transformer *m = vm;
+    if (m->cache.k) nn_kv_cache_free(&m->cache);
     free(m->blocks);
     free(m);
 }
@@ -98,5 +117,6 @@ const tz_model_def tz_model_transformer = {
     .stream = 0,
     .create = create,
     .forward = forward,
+    .decode = decode,
     .free = destroy,
 };

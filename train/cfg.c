@@ -82,7 +82,7 @@ static char *trim(char *s) {
 // Checks text against the key's type; returns an error message or NULL.
 static const char *check_value(const cfg_key *k, const char *text) {
     char *end;
-    if (!*text) return "has no value";
+    if (!*text) return k->type == CFG_STR ? NULL : "has no value";
     errno = 0;
     switch (k->type) {
     case CFG_INT: {
@@ -206,6 +206,10 @@ void cfg_override(cfg *c, const char *arg, int index) {
     *eq = 0, *dot = 0;
     set(c, where, trim(buf), trim(dot + 1), trim(eq + 1));
     snprintf(find(c, trim(buf), trim(dot + 1))->where, sizeof c->v[0].where, "command line");
+}
+
+void cfg_set(cfg *c, const char *section, const char *key, const char *value, const char *where) {
+    set(c, where, section, key, value);
 }
 
 void cfg_check_required(const cfg *c) {

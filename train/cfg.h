@@ -47,6 +47,8 @@ void cfg_read_file(cfg *c, const char *path);
 int cfg_peek(const char *path, const char *section, const char *key, char *out, int out_size);
 // Applies "section.key=value".
 void cfg_override(cfg *c, const char *arg, int index);
+// Sets a value as the program resolved it (e.g. a data path made absolute); `where` says why.
+void cfg_set(cfg *c, const char *section, const char *key, const char *value, const char *where);
 // Fails naming the key if a required value (default NULL) was never given.
 void cfg_check_required(const cfg *c);
 

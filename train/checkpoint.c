@@ -156,18 +156,18 @@ void tz_ckpt_load(const char *path, tz_params *P, nn_optim *o) {
     FILE *f = open_header(path, &hdr, &start);
     fseek(f, 0, SEEK_END);
     long size = ftell(f);
+    if (o) {
+        const char *kind = meta_str(&hdr, "optim", path);
+        if (strcmp(kind, nn_optim_name(o->c.kind)))
+            tz_fail("checkpoint %s: saved with optimiser '%s', the cfg asks for '%s'", path, kind, nn_optim_name(o->c.kind));
+        o->step = atol(meta_str(&hdr, "optim_step", path));
+    }
     for (int i = 0; i < P->count; i++)
         read_tensor(f, &hdr, start, size, path, P->names[i], P->t[i], (size_t)P->t[i]->n, P->t[i]->data);
     for (int s = 0; o && s < o->n_state; s++) {
         char name[80];
         snprintf(name, sizeof name, "optim.%s", o->state_name[s]);
         read_tensor(f, &hdr, start, size, path, name, NULL, o->n, o->state[s]);
-    }
-    if (o) {
-        const char *kind = meta_str(&hdr, "optim", path);
-        if (strcmp(kind, nn_optim_name(o->c.kind)))
-            tz_fail("checkpoint %s: saved with optimiser '%s', the cfg asks for '%s'", path, kind, nn_optim_name(o->c.kind));
-        o->step = atol(meta_str(&hdr, "optim_step", path));
     }
     fclose(f);
     json_free(&hdr);

@@ -4,6 +4,7 @@
 // Loop: forward, loss, backward, clip, optimiser step, LR schedule; validation every N steps on
 // the whole (or first N tokens of the) validation split; best and last checkpoints; samples.
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -178,6 +179,12 @@ int main(int argc, char **argv) {
     mkdir_p(run_dir);
     snprintf(last_path, sizeof last_path, "%s/last.safetensors", run_dir);
     snprintf(best_path, sizeof best_path, "%s/best.safetensors", run_dir);
+    // The saved configuration names the data by absolute paths: it must work from the run dir.
+    for (int s = 0; s < N_SPLITS; s++) {
+        const char *key = s == SPLIT_TRAIN ? "path" : s == SPLIT_VAL ? "valid" : "test";
+        char abs[PATH_MAX];
+        if (cfg_str(&c, "data", key)[0] && realpath(corpus.path[s], abs)) cfg_set(&c, "data", key, abs, "resolved");
+    }
     char cfg_copy[1100], log_path[1100];
     snprintf(cfg_copy, sizeof cfg_copy, "%s/config.cfg", run_dir);
     snprintf(log_path, sizeof log_path, "%s/log.csv", run_dir);
@@ -216,7 +223,8 @@ int main(int argc, char **argv) {
     tz_rng_seed(&g.rng, seed + 2);
     int tty = !json && isatty(fileno(stdout));
     double t_start = now(), t_train = 0, t_fwd = 0, t_bwd = 0, t_opt = 0, sum_loss = 0, last_train = NAN, last_val = NAN;
-    long timed_steps = 0, timed_tokens = 0, n_loss = 0, bad_evals = 0, start_step = step;
+    double t_all = 0; // every step, for runs too short to have steps after the warm-up
+    long tokens_all = 0, timed_steps = 0, timed_tokens = 0, n_loss = 0, bad_evals = 0, start_step = step;
     const int warmup = 20; // steps excluded from the speed figures (page faults, arena growth)
     double grad_norm = 0;
     int status = 0;
@@ -245,6 +253,7 @@ int main(int argc, char **argv) {
         nn_optim_step(&opt, &P, lr);
         double t3 = now();
         step++;
+        t_all += t3 - t0, tokens_all += b.n_targets;
         if (step - start_step > warmup) {
             t_fwd += t1 - t0, t_bwd += t2 - t1, t_opt += t3 - t2, t_train += t3 - t0;
             timed_steps++, timed_tokens += b.n_targets;
@@ -312,6 +321,9 @@ int main(int argc, char **argv) {
         fprintf(out, "--- sample\n");
         tz_sample(def, model, &corpus.vocab, cfg_str(&c, "sample", "prompt"), &so, &g.rng, out);
         fprintf(out, "\n---\n");
+    }
+    if (!timed_steps && step > start_step) { // too short for a warm-up: every step counts
+        t_train = t_all, timed_tokens = tokens_all, timed_steps = step - start_step;
     }
     double wall = now() - t_start, tps = t_train > 0 ? timed_tokens / t_train : 0;
     double ms = timed_steps ? 1e3 * t_train / timed_steps : 0;

@@ -53,11 +53,19 @@ int tz_sample(const tz_model_def *def, void *m, const tz_vocab *v, const char *p
     g.training = 0;
     tz_no_grad_begin(&g);
     if (def->stream) def->reset(m, 1);
-    int fed = 0; // stream models: tokens already consumed
+    int fed = 0; // stream and decode models: tokens already consumed
     for (int k = 0; k < o->tokens; k++) {
         tz_graph_reset(&g);
         tz_batch b;
-        if (def->stream) {
+        tz_tensor *logits = NULL;
+        if (def->decode) { // a cache: feed only what is new; when full, start over on the last half
+            logits = def->decode(&g, m, ids + fed, n - fed, fed == 0);
+            if (!logits) {
+                fed = n - (o->block / 2 > 0 ? o->block / 2 : 1);
+                logits = def->decode(&g, m, ids + fed, n - fed, 1);
+            }
+            fed = n;
+        } else if (def->stream) {
             b = (tz_batch){.B = 1, .T = n - fed, .x = ids + fed, .y = ys};
             fed = n;
         } else { // the last `block` tokens (at least the model's context, padded at the left)
@@ -67,7 +75,7 @@ int tz_sample(const tz_model_def *def, void *m, const tz_vocab *v, const char *p
             memcpy(x + pad, ids + n - T, sizeof(int) * T);
             b = (tz_batch){.B = 1, .T = T + pad, .x = x, .y = ys};
         }
-        tz_tensor *logits = def->forward(&g, m, &b);
+        if (!logits) logits = def->forward(&g, m, &b);
         int V = tz_cols(logits), next = tz_pick(logits->data + (long)(tz_rows(logits) - 1) * V, V, o->temperature, o->top_k, r);
         ids[n++] = next;
         if (v->kind == TOK_WORD) fprintf(out, next == v->eos ? "\n" : "%s ", v->tok[next]);

@@ -1,0 +1,153 @@
+// The trainer and sampler as a user runs them: a tiny run with --json, resume, Ctrl-C, and the
+// one-line errors for bad input (exit status != 0, nothing already saved lost).
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[64];
+
+// A temporary folder with a tiny corpus and a cfg for `type`.
+static void setup(void) {
+    strcpy(dir, "/tmp/tapezoo-cli-XXXXXX");
+    cr_assert(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/tiny.txt", dir);
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 300; i++) fprintf(f, "%s the %s.\n", i % 3 ? "a cat sat on" : "the dog ran to", i % 2 ? "mat" : "tree");
+    fclose(f);
+}
+static void teardown(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+TestSuite(cli, .init = setup, .fini = teardown, .timeout = 120);
+
+static void write_cfg(const char *name, const char *text) {
+    char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+static const char *gru_cfg = "[model]\ntype = gru\nembed = 8\nhidden = 16\n[data]\npath = tiny.txt\n"
+                             "[train]\nsteps = 30\nbatch = 4\nblock = 16\neval_every = 10\nlog_every = 5\nclip = 5\n";
+
+// Runs a command in dir; returns its exit status and what it wrote (stdout in *out, stderr in *err).
+static int run(const char *args, char **out, char **err) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s >out.txt 2>err.txt", dir, TZ_TRAIN_EXE, args);
+    int st = system(cmd);
+    static char obuf[1 << 16], ebuf[1 << 16];
+    char path[128];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    f = fopen(path, "r");
+    obuf[fread(obuf, 1, sizeof obuf - 1, f)] = 0;
+    fclose(f);
+    snprintf(path, sizeof path, "%s/err.txt", dir);
+    f = fopen(path, "r");
+    ebuf[fread(ebuf, 1, sizeof ebuf - 1, f)] = 0;
+    fclose(f);
+    if (out) *out = obuf;
+    if (err) *err = ebuf;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static double field(const char *json, const char *event, const char *key) {
+    char pat[64];
+    snprintf(pat, sizeof pat, "{\"event\":\"%s\"", event);
+    const char *line = strstr(json, pat);
+    cr_assert(line, "no %s event in:\n%s", event, json);
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *v = strstr(line, pat);
+    cr_assert(v && (!strchr(line, '\n') || v < strchr(line, '\n')), "no %s in the %s event", key, event);
+    return atof(v + strlen(pat));
+}
+
+Test(cli, json_run_resume_and_sample) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *out, *err;
+    cr_assert_eq(run("gru.cfg --json train.steps=20 train.out_dir=run", &out, &err), 0, "%s", err);
+    for (const char *p = out; *p; p = strchr(p, '\n') + 1) // nothing but JSON lines on stdout
+        cr_assert(*p == '{', "a non-JSON line on stdout: %.60s", p);
+    const char *keys[] = {"tokens_per_s", "ms_per_step", "final_train_loss", "final_val_loss", "wall_s", "peak_rss_mb"};
+    for (int i = 0; i < 6; i++) cr_assert(field(out, "summary", keys[i]) > 0, "%s", keys[i]);
+    cr_assert_eq(field(out, "summary", "steps"), 20);
+    // resume to 30 steps == 30 steps straight
+    cr_assert_eq(run("--resume run --json train.steps=30", &out, &err), 0, "%s", err);
+    double resumed = field(out, "summary", "final_val_loss");
+    cr_assert_eq(field(out, "summary", "steps"), 30);
+    cr_assert_eq(run("gru.cfg --json train.out_dir=straight", &out, &err), 0, "%s", err);
+    cr_assert_float_eq(resumed, field(out, "summary", "final_val_loss"), 1e-5, "resuming continues exactly");
+    // the log has the header and one row per log step of both runs
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "test $(wc -l < %s/run/log.csv) -eq 7", dir);
+    cr_assert_eq(system(cmd), 0, "log.csv: header + 6 rows");
+    // sampling from the run directory
+    char args[256];
+    snprintf(args, sizeof args, "--tokens 20 --greedy --prompt 'the '");
+    char sample_cmd[512];
+    snprintf(sample_cmd, sizeof sample_cmd, "cd %s && %s run %s > s.txt", dir, TZ_SAMPLE_EXE, args);
+    cr_assert_eq(system(sample_cmd), 0);
+}
+
+Test(cli, bad_input_is_one_line_and_nonzero) {
+    char *err;
+    write_cfg("typo.cfg", "[model]\ntype = gru\nhiden = 3\n[data]\npath = tiny.txt\n");
+    cr_assert_eq(run("typo.cfg", NULL, &err), 1);
+    cr_assert_str_eq(err, "tapezoo: typo.cfg:3: unknown key 'hiden' in [model] (did you mean 'hidden'?)\n");
+    cr_assert_eq(run("missing.cfg", NULL, &err), 1);
+    cr_assert(strstr(err, "missing.cfg: cannot open the cfg file"), "%s", err);
+    write_cfg("nodata.cfg", "[model]\ntype = gru\n[data]\npath = data/tinyshakespeare.txt\n");
+    cr_assert_eq(run("nodata.cfg", NULL, &err), 1);
+    cr_assert(strstr(err, "HINT: fetch it with: data/fetch tinyshakespeare"), "%s", err);
+    write_cfg("empty.cfg", "[model]\ntype = gru\n[data]\npath = empty.txt\n");
+    write_cfg("empty.txt", "");
+    cr_assert_eq(run("empty.cfg", NULL, &err), 1);
+    cr_assert(strstr(err, "is empty"), "%s", err);
+    cr_assert_eq(run("--resume nowhere", NULL, &err), 1);
+    cr_assert(strstr(err, "nowhere/last.safetensors: cannot open"), "%s", err);
+}
+
+Test(cli, nan_stops_without_losing_the_checkpoint) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *err;
+    cr_assert_eq(run("gru.cfg train.steps=10 train.out_dir=run optim.name=sgd optim.lr=0.1", NULL, &err), 0, "%s", err);
+    char before[256], cmd[600];
+    snprintf(before, sizeof before, "%s/run/last.safetensors", dir);
+    snprintf(cmd, sizeof cmd, "cp %s %s.saved", before, before);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(run("--resume run train.steps=30 optim.lr=1e38 train.clip=0", NULL, &err), 1); // overflows
+    cr_assert(strstr(err, "the loss is") || strstr(err, "gradient norm"), "%s", err);
+    snprintf(cmd, sizeof cmd, "cmp -s %s %s.saved", before, before);
+    cr_assert_eq(system(cmd), 0, "the good checkpoint is untouched");
+    // A checkpoint of a different shape: resuming with another width names the tensor.
+    cr_assert_eq(run("--resume run model.hidden=8", NULL, &err), 1);
+    cr_assert(strstr(err, "tensor 'rnn.weight_ih_l0' has shape [48,8], the model wants [24,8]"), "%s", err);
+    cr_assert_eq(run("--resume run optim.name=adam", NULL, &err), 1);
+    cr_assert(strstr(err, "saved with optimiser 'sgd', the cfg asks for 'adam'"), "%s", err);
+}
+
+Test(cli, ctrl_c_saves_and_exits_cleanly) {
+    write_cfg("gru.cfg", gru_cfg);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cd %s && exec %s gru.cfg train.steps=1000000 train.eval_every=1000000 train.out_dir=run >o.txt 2>&1", dir, TZ_TRAIN_EXE);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    sleep(2);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    snprintf(cmd, sizeof cmd, "grep -q 'interrupted at step' %s/o.txt && test -s %s/run/last.safetensors", dir, dir);
+    cr_assert_eq(system(cmd), 0);
+}
