@@ -338,7 +338,7 @@ int main(int argc, char **argv) {
     fprintf(out, "done: %ld steps, train %.4f, val %.4f (best %.4f at step %ld), %.0f tokens/s, %.2f ms/step, %.1f s, peak RSS %.0f MB\n",
             step, last_train, last_val, best_val, best_step, tps, ms, wall, peak_rss_mb());
     fprintf(out, "run: %s (log.csv, config.cfg, best.safetensors, last.safetensors)\n", run_dir);
-    fprintf(out, "plot: gnuplot -e \"runs='%s'\" tools/plot_loss.gp   (writes %s/loss.png", run_dir, run_dir);
+    fprintf(out, "plot: gnuplot -e \"runs='%s'\" %s/tools/plot_loss.gp   (writes %s/loss.png", run_dir, TZ_SOURCE_ROOT, run_dir);
     if (system("command -v gnuplot >/dev/null 2>&1")) fprintf(out, "; gnuplot is not installed: sudo apt-get install gnuplot-nox");
     fprintf(out, ")\n");
     fclose(log);
