@@ -1,22 +1,360 @@
-// Placeholder portable gemm, replaced by the blocked SIMD implementation.
+// gemm.c: tz_sgemm (packed, cache-blocked, SIMD micro-kernels, threaded) and tz_dgemm (plain).
+//
+// tz_sgemm follows BLIS/GotoBLAS, transposed for row-major C: the micro-kernel vectorises along
+// N (a row of a C tile is a few SIMD vectors) and broadcasts along M. Per thread, for its
+// rectangle of C:
+//   for jc over N in blocks of NC:
+//     for pc over K in blocks of KC:            K order is fixed: results do not depend on threads
+//       pack B(pc:+KC, jc:+NC) into Bp          KC x NC, stays in L2 while every row panel uses it
+//       for ir over M in steps of MR:
+//         pack A(ir:+MR, pc:+KC) into Ap        MR x KC, stays in L1 across the jr loop
+//         for jr over NC in steps of NR:
+//           micro-kernel: C(ir:+MR, jc+jr:+NR) (=|+=) alpha * Ap * Bp(jr)
+// Edges are not padded with wasted work: the kernels have an instance for every row count
+// m <= MR and mask the last vector of a row, so only the SIMD lanes past N are wasted.
+// Threads: C is cut into one rectangle per thread along M or N (whichever wastes less), so each
+// C element is computed by exactly one thread, in the same order as single-threaded.
 #include "gemm.h"
+#include "threadpool.h"
 
-#define GEMM_BODY(T)                                                                          \
-    for (int i = 0; i < M; i++) {                                                             \
-        T *c = C + (long)i * ldc;                                                             \
-        if (beta == 0) for (int j = 0; j < N; j++) c[j] = 0;                                  \
-        else if (beta != 1) for (int j = 0; j < N; j++) c[j] *= beta;                         \
-        for (int k = 0; k < K; k++) {                                                         \
-            T a = alpha * (ta ? A[(long)k * lda + i] : A[(long)i * lda + k]);                 \
-            if (!tb) { const T *b = B + (long)k * ldb; for (int j = 0; j < N; j++) c[j] += a * b[j]; } \
-            else for (int j = 0; j < N; j++) c[j] += a * B[(long)j * ldb + k];                \
-        }                                                                                     \
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+// Micro-kernel contract (see gemm_avx512.c): C(m,n) tile = alpha*Ap*Bp + beta*C (beta 0: no read).
+typedef void (*ukr_fn)(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
+                       float alpha, float beta);
+#if defined(__x86_64__) || defined(__i386__)
+#define TZ_X86 1
+void tz_ukr_avx512(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
+                   float alpha, float beta);
+void tz_ukr_avx2(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
+                 float alpha, float beta);
+void tz_pack_t_avx2(int rows, int kc, const float *src, long ld, float *dst, int P);
+#endif
+
+typedef struct {
+    const char *name;
+    int mr, nr;   // register tile; nr is a multiple of the vector width
+    int kc, nc;   // cache blocks: MR x KC in L1, KC x NC in L2
+    int simd;     // may use the AVX2 transposing pack
+    ukr_fn ukr;
+} kernel;
+
+// ---- portable micro-kernel ----------------------------------------------------------------
+#define PMR 4
+#define PNR 16
+// C(m,n) tile, m <= 4, n <= 16. Ap/Bp are zero-padded, so the full 4x16 tile is computed and
+// only m x n stored; the fixed-size loops let the compiler vectorise whatever ISA it targets.
+static void ukr_portable(int m, int n, int kc, const float *Ap, const float *Bp, float *C,
+                         long ldc, float alpha, float beta) {
+    float acc[PMR][PNR] = {{0}};
+    // One short j loop per row: plain loops the vectoriser maps onto the target's vectors.
+    // (Nested i/j loops made GCC interleave k steps with shuffles, 3x slower.)
+    for (int k = 0; k < kc; k++, Ap += PMR, Bp += PNR) {
+        const float a0 = Ap[0], a1 = Ap[1], a2 = Ap[2], a3 = Ap[3];
+        for (int j = 0; j < PNR; j++) acc[0][j] += a0 * Bp[j];
+        for (int j = 0; j < PNR; j++) acc[1][j] += a1 * Bp[j];
+        for (int j = 0; j < PNR; j++) acc[2][j] += a2 * Bp[j];
+        for (int j = 0; j < PNR; j++) acc[3][j] += a3 * Bp[j];
     }
+    for (int i = 0; i < m; i++) {
+        float *c = C + i * ldc;
+        if (beta == 0.0f)
+            for (int j = 0; j < n; j++) c[j] = alpha * acc[i][j];
+        else
+            for (int j = 0; j < n; j++) c[j] = alpha * acc[i][j] + beta * c[j];
+    }
+}
 
+// KC = 256: a 12 x 256 A panel is 12 KiB (L1 is 32 KiB, B panels stream through the rest);
+// NC = 512: a 256 x 512 B block is 512 KiB, half of Zen4's 1 MiB L2.
+static const kernel k_portable = {"portable", PMR, PNR, 256, 512, 0, ukr_portable};
+#ifdef TZ_X86
+static const kernel k_avx2 = {"avx2", 6, 16, 256, 512, 1, tz_ukr_avx2};
+static const kernel k_avx512 = {"avx512", 12, 32, 256, 512, 1, tz_ukr_avx512};
+#endif
+
+// ---- settings: kernel and thread count ----------------------------------------------------
+static const kernel *g_kernel;
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static atomic_int g_threads; // 0 = default
+static int g_default_threads;
+
+static void init_settings(void) {
+    const kernel *k = &k_portable;
+#ifdef TZ_X86
+    __builtin_cpu_init();
+    int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    int has512 = has2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                 __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+    k = has512 ? &k_avx512 : has2 ? &k_avx2 : &k_portable;
+    // TZ_GEMM_KERNEL forces a kernel (tests, benchmarks); unsupported requests fall back to the
+    // best kernel the CPU does have below the request.
+    const char *want = getenv("TZ_GEMM_KERNEL");
+    if (want && strcmp(want, "portable") == 0) k = &k_portable;
+    if (want && strcmp(want, "avx2") == 0) k = has2 ? &k_avx2 : &k_portable;
+    if (want && strcmp(want, "avx512") == 0) k = has512 ? &k_avx512 : has2 ? &k_avx2 : &k_portable;
+#endif
+    g_kernel = k;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *env = getenv("TZ_NUM_THREADS");
+    if (env && atoi(env) > 0) n = atoi(env);
+    g_default_threads = n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+static void init(void) { pthread_once(&g_once, init_settings); }
+
+void tz_set_threads(int n) {
+    init();
+    atomic_store(&g_threads, n <= 0 ? 0 : n > 64 ? 64 : n);
+}
+
+int tz_get_threads(void) {
+    init();
+    int n = atomic_load(&g_threads);
+    return n > 0 ? n : g_default_threads;
+}
+
+const char *tz_gemm_kernel_name(void) {
+    init();
+    return g_kernel->name;
+}
+
+// ---- per-thread packing buffers -----------------------------------------------------------
+// Grown on demand and kept, so steady-state calls never allocate. A pthread key frees them
+// when a thread that used tz_sgemm exits.
+typedef struct {
+    float *a, *b;
+    size_t acap, bcap; // in floats
+} buffers;
+
+static _Thread_local buffers tls_buf;
+static pthread_key_t buf_key;
+static pthread_once_t buf_key_once = PTHREAD_ONCE_INIT;
+
+static void buf_free(void *p) {
+    buffers *b = p;
+    free(b->a);
+    free(b->b);
+    b->a = b->b = NULL;
+    b->acap = b->bcap = 0;
+}
+static void buf_key_init(void) { pthread_key_create(&buf_key, buf_free); }
+
+// Grow *p to at least n floats, 64-byte aligned (the kernels use aligned loads of Bp).
+static float *grow(float **p, size_t *cap, size_t n) {
+    if (*cap >= n) return *p;
+    pthread_once(&buf_key_once, buf_key_init);
+    pthread_setspecific(buf_key, &tls_buf);
+    free(*p);
+    n = (n + 1023) & ~(size_t)1023;
+    *p = aligned_alloc(64, n * sizeof(float));
+    if (!*p) abort(); // out of memory in a gemm of a few MiB: nothing sensible to do
+    *cap = n;
+    return *p;
+}
+
+// ---- packing ----------------------------------------------------------------------------------
+// Copying pack: dst[k*P + c] = src[k*ld + c] for c < w, zeros for w <= c < P.
+// Full panels (w == P) of the kernels' widths get a copy loop of constant length, which the
+// compiler turns into a few vector moves per k; a memcpy call per 48-128 bytes costs more than
+// the copy itself and made packing dominate small-M products.
+static inline __attribute__((always_inline)) void copy_fixed(int kc, const float *src, long ld,
+                                                             float *dst, const int P) {
+    for (int k = 0; k < kc; k++, src += ld, dst += P)
+        for (int c = 0; c < P; c++) dst[c] = src[c];
+}
+
+static void pack_copy(int w, int kc, const float *src, long ld, float *dst, int P) {
+    if (w == P) {
+        switch (P) {
+        case 32: copy_fixed(kc, src, ld, dst, 32); return;
+        case 16: copy_fixed(kc, src, ld, dst, 16); return;
+        case 12: copy_fixed(kc, src, ld, dst, 12); return;
+        case 6: copy_fixed(kc, src, ld, dst, 6); return;
+        case 4: copy_fixed(kc, src, ld, dst, 4); return;
+        default: break;
+        }
+    }
+    for (int k = 0; k < kc; k++, src += ld, dst += P) {
+        for (int c = 0; c < w; c++) dst[c] = src[c];
+        for (int c = w; c < P; c++) dst[c] = 0.0f;
+    }
+}
+
+// Transposing pack: dst[k*P + r] = src[r*ld + k] for r < rows, zeros for rows <= r < P.
+static void pack_trans(const kernel *K, int rows, int kc, const float *src, long ld, float *dst,
+                       int P) {
+#ifdef TZ_X86
+    if (K->simd)
+        tz_pack_t_avx2(rows, kc, src, ld, dst, P);
+    else
+#endif
+    {
+        (void)K;
+        // Blocks of 16 k keep the P destination lines being filled resident in L1.
+        for (int k0 = 0; k0 < kc; k0 += 16) {
+            int k1 = k0 + 16 < kc ? k0 + 16 : kc;
+            for (int r = 0; r < rows; r++)
+                for (int k = k0; k < k1; k++) dst[(long)k * P + r] = src[r * ld + k];
+        }
+    }
+    if (rows < P)
+        for (int k = 0; k < kc; k++) memset(dst + (long)k * P + rows, 0, (size_t)(P - rows) * sizeof(float));
+}
+
+// ---- the blocked driver (one thread, one rectangle of C) --------------------------------------
+typedef struct {
+    const kernel *K;
+    int ta, tb, M, N, Kd;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    long lda, ldb, ldc;
+    int split_m; // 1: threads split M, 0: split N
+    int nthreads;
+} job;
+
+// Block size for a dimension of n: the fewest blocks of at most bmax, evened out and rounded up
+// to a multiple of q, so there is no thin leftover block.
+static int even_block(int n, int bmax, int q) {
+    int nb = (n + bmax - 1) / bmax;
+    int b = (n + nb - 1) / nb;
+    return (b + q - 1) / q * q;
+}
+
+// C(i0:i1, j0:j1) of job J, single-threaded.
+static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
+    const kernel *K = J->K;
+    const int MR = K->mr, NR = K->nr, M = i1 - i0, N = j1 - j0, KD = J->Kd;
+    if (M <= 0 || N <= 0) return;
+    int kcb = even_block(KD, K->kc, 8);
+    if (kcb > KD) kcb = KD;
+    int ncb = even_block(N, K->nc, NR);
+    buffers *bf = &tls_buf;
+    float *Ap = grow(&bf->a, &bf->acap, (size_t)kcb * MR);
+    float *Bp = grow(&bf->b, &bf->bcap, (size_t)kcb * ncb);
+    for (int jc = 0; jc < N; jc += ncb) {
+        int nc = N - jc < ncb ? N - jc : ncb;
+        for (int pc = 0; pc < KD; pc += kcb) {
+            int kc = KD - pc < kcb ? KD - pc : kcb;
+            // Pack B(pc:+kc, j0+jc:+nc) as nc/NR panels of kc x NR.
+            for (int jr = 0; jr < nc; jr += NR) {
+                int n = nc - jr < NR ? nc - jr : NR;
+                long col = j0 + jc + jr;
+                float *dst = Bp + (long)jr * kc;
+                if (!J->tb)
+                    pack_copy(n, kc, J->B + (long)pc * J->ldb + col, J->ldb, dst, NR);
+                else
+                    pack_trans(K, n, kc, J->B + col * J->ldb + pc, J->ldb, dst, NR);
+            }
+            // The first K block applies beta; later ones accumulate into what it wrote.
+            float beta = pc == 0 ? J->beta : 1.0f;
+            for (int ir = 0; ir < M; ir += MR) {
+                int m = M - ir < MR ? M - ir : MR;
+                long row = i0 + ir;
+                if (!J->ta)
+                    pack_trans(K, m, kc, J->A + row * J->lda + pc, J->lda, Ap, MR);
+                else
+                    pack_copy(m, kc, J->A + (long)pc * J->lda + row, J->lda, Ap, MR);
+                float *c = J->C + row * J->ldc + j0 + jc;
+                for (int jr = 0; jr < nc; jr += NR) {
+                    int n = nc - jr < NR ? nc - jr : NR;
+                    K->ukr(m, n, kc, Ap, Bp + (long)jr * kc, c + jr, J->ldc, J->alpha, beta);
+                }
+            }
+        }
+    }
+}
+
+// Task t of T: its slice of M or N, cut on MR / 16-column boundaries.
+static void gemm_task(void *arg, int t, int T) {
+    const job *J = arg;
+    if (J->split_m) {
+        int q = J->K->mr, units = (J->M + q - 1) / q;
+        int u0 = (int)((long)units * t / T), u1 = (int)((long)units * (t + 1) / T);
+        int i0 = u0 * q, i1 = u1 * q < J->M ? u1 * q : J->M;
+        gemm_rect(J, i0, i1, 0, J->N);
+    } else {
+        int q = 16, units = (J->N + q - 1) / q;
+        int u0 = (int)((long)units * t / T), u1 = (int)((long)units * (t + 1) / T);
+        int j0 = u0 * q, j1 = u1 * q < J->N ? u1 * q : J->N;
+        gemm_rect(J, 0, J->M, j0, j1);
+    }
+}
+
+// Estimated cost (in cycles of one core, roughly) of the busiest thread for a split.
+// FMAs count per 16-lane vector actually issued (ragged N edges waste lanes); packing counts one
+// unit per element, which is roughly what a pack costs next to a 16-wide FMA.
+static double split_cost(const job *J, int split_m, int T) {
+    int M = J->M, N = J->N, mr = J->K->mr;
+    int m = M, n = N;
+    if (split_m) m = ((M + mr - 1) / mr + T - 1) / T * mr;
+    else n = ((N + 15) / 16 + T - 1) / T * 16;
+    if (m > M) m = M;
+    if (n > N) n = N;
+    int nblocks_n = (n + J->K->nc - 1) / J->K->nc;
+    double fma = (double)m * ((n + 15) / 16) * J->Kd;
+    double pack = (double)J->Kd * n + (double)m * J->Kd * nblocks_n;
+    return fma + pack;
+}
+
+// Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C; see gemm.h.
 void tz_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-              const float *B, int ldb, float beta, float *C, int ldc) { GEMM_BODY(float) }
+              const float *B, int ldb, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    init();
+    if (K <= 0 || alpha == 0.0f) {
+        // Nothing to multiply: C = beta * C (beta 0 overwrites, so NaNs in C disappear).
+        for (int i = 0; i < M; i++) {
+            float *c = C + (long)i * ldc;
+            for (int j = 0; j < N; j++) c[j] = beta == 0.0f ? 0.0f : beta * c[j];
+        }
+        return;
+    }
+    job J = {g_kernel, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, 0, 1};
+    int T = tz_get_threads();
+    // Below ~64k multiply-adds, waking a second core costs more than it saves.
+    if ((double)M * N * K < 65536.0) T = 1;
+    // No more threads than there are MR-row or 16-column slices to hand out.
+    int maxu = (M + J.K->mr - 1) / J.K->mr > (N + 15) / 16 ? (M + J.K->mr - 1) / J.K->mr : (N + 15) / 16;
+    if (T > maxu) T = maxu;
+    if (T <= 1) {
+        gemm_rect(&J, 0, M, 0, N);
+        return;
+    }
+    J.split_m = split_cost(&J, 1, T) <= split_cost(&J, 0, T);
+    J.nthreads = T;
+    tz_pool_run(T, gemm_task, &J);
+}
+
+// Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C in double: i-k-j loops, so the
+// inner loop runs along rows of B and C (or along K for both operands when B is transposed).
 void tz_dgemm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
-              const double *B, int ldb, double beta, double *C, int ldc) { GEMM_BODY(double) }
-void tz_set_threads(int n) { (void)n; }
-int tz_get_threads(void) { return 1; }
-const char *tz_gemm_kernel_name(void) { return "portable"; }
+              const double *B, int ldb, double beta, double *C, int ldc) {
+    for (int i = 0; i < M; i++) {
+        double *c = C + (long)i * ldc;
+        for (int j = 0; j < N; j++) c[j] = beta == 0.0 ? 0.0 : beta * c[j];
+        if (alpha == 0.0) continue;
+        if (!tb) {
+            for (int k = 0; k < K; k++) {
+                double a = alpha * (ta ? A[(long)k * lda + i] : A[(long)i * lda + k]);
+                const double *b = B + (long)k * ldb;
+                for (int j = 0; j < N; j++) c[j] += a * b[j];
+            }
+        } else {
+            for (int j = 0; j < N; j++) {
+                const double *b = B + (long)j * ldb;
+                double s = 0;
+                if (!ta)
+                    for (int k = 0; k < K; k++) s += A[(long)i * lda + k] * b[k];
+                else
+                    for (int k = 0; k < K; k++) s += A[(long)k * lda + i] * b[k];
+                c[j] += alpha * s;
+            }
+        }
+    }
+}

@@ -1,0 +1,17 @@
+// threadpool.h: a small persistent pool of worker threads for tz_sgemm.
+//
+// Workers are created on first need and never exit. After a task they spin briefly (so the next
+// gemm of a forward/backward pass finds them awake), then sleep on a condition variable.
+// One parallel region runs at a time: a call made while the pool is busy (from another thread,
+// or from inside a task) runs all its tasks serially on the caller, so it can never deadlock.
+#ifndef TZ_THREADPOOL_H
+#define TZ_THREADPOOL_H
+
+// A task: fn(arg, task, ntasks) for one task index in [0, ntasks).
+typedef void (*tz_task_fn)(void *arg, int task, int ntasks);
+
+// Run fn for every task in [0, ntasks) and return when all are done. The caller runs task 0;
+// workers 1..ntasks-1 run the others (on the caller too if a worker could not be started).
+void tz_pool_run(int ntasks, tz_task_fn fn, void *arg);
+
+#endif

@@ -1,0 +1,221 @@
+// tz_sgemm against a double-precision reference: all four transpose combinations, many odd
+// sizes (1..70 in each dimension, primes, sizes straddling the register tiles and the K/N cache
+// blocks), padded leading dimensions, alpha/beta variants (beta 0 over NaNs), for every kernel
+// (TZ_GEMM_KERNEL) at 1 and 2 threads. Also tz_dgemm, and determinism across thread counts.
+//
+// Criterion runs each test in its own process, so setting TZ_GEMM_KERNEL before the first gemm
+// call of a test picks that test's kernel.
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+
+static const char *const kernel_names[] = {"portable", "avx2", "avx512"};
+
+// xorshift: the same data in every run, independent of libc's rand.
+static uint64_t rng_state = 88172645463325252ull;
+static float frand(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) * (1.0 / (1 << 24)) * 2.0 - 1.0);
+}
+
+static int kernel_supported(int k) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    int has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (k == 1) return has2;
+    if (k == 2)
+        return has2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+    return 1;
+#else
+    return k == 0;
+#endif
+}
+
+// Select kernel k (skipping the test if the CPU lacks it) and the thread count.
+static void setup(int k, int threads) {
+    if (!kernel_supported(k)) cr_skip_test("kernel %s not supported by this CPU", kernel_names[k]);
+    setenv("TZ_GEMM_KERNEL", kernel_names[k], 1);
+    cr_assert_str_eq(tz_gemm_kernel_name(), kernel_names[k],
+                     "TZ_GEMM_KERNEL=%s ignored: gemm state initialised before the test?", kernel_names[k]);
+    tz_set_threads(threads);
+    cr_assert_eq(tz_get_threads(), threads);
+}
+
+// One case: op(A)(M,K) op(B)(K,N), leading dimensions padded by `pad`, C checked against the
+// double reference, and the padding columns of C checked untouched.
+static void check_case(int ta, int tb, int M, int N, int K, int pad, float alpha, float beta) {
+    int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+    long na = (long)(ta ? K : M) * lda, nb = (long)(tb ? N : K) * ldb, nc = (long)M * ldc;
+    float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb);
+    float *C = malloc(sizeof(float) * nc), *C0 = malloc(sizeof(float) * nc);
+    for (long i = 0; i < na; i++) A[i] = frand();
+    for (long i = 0; i < nb; i++) B[i] = frand();
+    for (long i = 0; i < nc; i++) C0[i] = beta == 0.0f ? NAN : frand();
+    for (int i = 0; i < M; i++) // padding columns hold a sentinel that must survive
+        for (int j = N; j < ldc; j++) C0[(long)i * ldc + j] = 12345.0f;
+    memcpy(C, C0, sizeof(float) * nc);
+    tz_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    // Error bound: K products of |a|,|b| <= 1 summed in float, plus the beta term.
+    double tol = 8 * 6e-8 * (K * fabs(alpha) + fabs(beta)) + 1e-6;
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < N; j++) {
+            double s = 0;
+            for (int k = 0; k < K; k++)
+                s += (double)(ta ? A[(long)k * lda + i] : A[(long)i * lda + k]) *
+                     (double)(tb ? B[(long)j * ldb + k] : B[(long)k * ldb + j]);
+            double ref = alpha * s + (beta == 0.0f ? 0.0 : beta * (double)C0[(long)i * ldc + j]);
+            double got = C[(long)i * ldc + j];
+            if (!(fabs(got - ref) <= tol))
+                cr_assert_fail("%s ta=%d tb=%d M=%d N=%d K=%d pad=%d alpha=%g beta=%g: C[%d,%d] = %.9g, want %.9g",
+                         tz_gemm_kernel_name(), ta, tb, M, N, K, pad, alpha, beta, i, j, got, ref);
+        }
+        for (int j = N; j < ldc; j++)
+            if (C[(long)i * ldc + j] != 12345.0f)
+                cr_assert_fail("%s ta=%d tb=%d M=%d N=%d K=%d: wrote past N at C[%d,%d]", tz_gemm_kernel_name(),
+                         ta, tb, M, N, K, i, j);
+    }
+    free(A);
+    free(B);
+    free(C);
+    free(C0);
+}
+
+typedef struct {
+    int kernel, threads;
+} kparam;
+
+static kparam kparams[] = {{0, 1}, {0, 2}, {1, 1}, {1, 2}, {2, 1}, {2, 2}};
+
+ParameterizedTestParameters(gemm, sizes) { return cr_make_param_array(kparam, kparams, 6); }
+
+// Every dimension swept over 1..70 with the others fixed, all four transposes.
+ParameterizedTest(kparam *p, gemm, sizes) {
+    setup(p->kernel, p->threads);
+    for (int t = 0; t < 4; t++) {
+        int ta = t & 1, tb = t >> 1;
+        for (int d = 1; d <= 70; d++) {
+            check_case(ta, tb, d, 37, 29, 0, 1.0f, 0.0f);
+            check_case(ta, tb, 19, d, 41, 0, 1.0f, 0.0f);
+            check_case(ta, tb, 23, 53, d, 0, 1.0f, 0.0f);
+        }
+    }
+}
+
+ParameterizedTestParameters(gemm, random_sizes) { return cr_make_param_array(kparam, kparams, 6); }
+
+// Random (M,N,K) in 1..70 with padded leading dimensions and alpha/beta variants; the larger
+// ones are big enough to run threaded.
+ParameterizedTest(kparam *p, gemm, random_sizes) {
+    setup(p->kernel, p->threads);
+    static const float ab[][2] = {{1, 0}, {1, 1}, {-0.5f, 0}, {2, -0.75f}, {0.3f, 1}};
+    for (int c = 0; c < 240; c++) {
+        int M = 1 + (int)((frand() + 1) * 35), N = 1 + (int)((frand() + 1) * 35), K = 1 + (int)((frand() + 1) * 35);
+        if (M > 70) M = 70;
+        if (N > 70) N = 70;
+        if (K > 70) K = 70;
+        check_case(c & 1, (c >> 1) & 1, M, N, K, c % 3 == 0 ? 0 : 1 + c % 5, ab[c % 5][0], ab[c % 5][1]);
+    }
+}
+
+ParameterizedTestParameters(gemm, block_edges) { return cr_make_param_array(kparam, kparams, 6); }
+
+// Sizes straddling the cache blocks (KC 256, NC 512) and the per-thread splits.
+ParameterizedTest(kparam *p, gemm, block_edges) {
+    setup(p->kernel, p->threads);
+    static const int shapes[][3] = {{13, 17, 255}, {13, 17, 256}, {13, 17, 257}, {9, 33, 513},
+                                    {5, 511, 7},   {7, 512, 9},   {6, 513, 11},  {3, 1030, 5},
+                                    {97, 130, 300}, {130, 65, 70}, {64, 97, 129}, {1, 600, 600},
+                                    {600, 1, 300}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int t = 0; t < 4; t++)
+            check_case(t & 1, t >> 1, shapes[s][0], shapes[s][1], shapes[s][2], s % 2 ? 3 : 0,
+                       s % 3 ? 1.0f : -1.5f, s % 2 ? 1.0f : 0.0f);
+}
+
+ParameterizedTestParameters(gemm, degenerate) { return cr_make_param_array(kparam, kparams, 6); }
+
+// K = 0 and alpha = 0 leave beta * C (beta 0: zeros, even over NaNs); M or N = 0 is a no-op.
+ParameterizedTest(kparam *p, gemm, degenerate) {
+    setup(p->kernel, p->threads);
+    float A[6] = {1, 2, 3, 4, 5, 6}, B[6] = {1, 2, 3, 4, 5, 6}, C[4] = {NAN, NAN, NAN, NAN};
+    tz_sgemm(0, 0, 2, 2, 0, 1.0f, A, 1, B, 2, 0.0f, C, 2);
+    for (int i = 0; i < 4; i++) cr_assert_eq(C[i], 0.0f);
+    float D[4] = {1, 2, 3, 4};
+    tz_sgemm(0, 0, 2, 2, 3, 0.0f, A, 3, B, 2, 2.0f, D, 2);
+    for (int i = 0; i < 4; i++) cr_assert_eq(D[i], 2.0f * (i + 1));
+    tz_sgemm(0, 0, 0, 2, 3, 1.0f, A, 3, B, 2, 0.0f, NULL, 2);
+    tz_sgemm(0, 0, 2, 0, 3, 1.0f, A, 3, B, 2, 0.0f, NULL, 2);
+}
+
+static kparam dparams[] = {{0, 2}, {1, 2}, {2, 2}};
+
+ParameterizedTestParameters(gemm, deterministic) { return cr_make_param_array(kparam, dparams, 3); }
+
+// Each C element is computed by one thread in a fixed K order: repeated calls, and 1 vs 2
+// threads, give bit-identical results.
+ParameterizedTest(kparam *p, gemm, deterministic) {
+    setup(p->kernel, p->threads);
+    const int M = 150, N = 300, K = 700;
+    for (int t = 0; t < 4; t++) {
+        int ta = t & 1, tb = t >> 1;
+        float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+        float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+        for (int i = 0; i < M * K; i++) A[i] = frand();
+        for (int i = 0; i < K * N; i++) B[i] = frand();
+        tz_set_threads(2);
+        tz_sgemm(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C1, N);
+        tz_sgemm(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C2, N);
+        cr_assert(memcmp(C1, C2, sizeof(float) * M * N) == 0, "repeated call differs (ta=%d tb=%d)", ta, tb);
+        tz_set_threads(1);
+        tz_sgemm(ta, tb, M, N, K, 1.0f, A, ta ? M : K, B, tb ? K : N, 0.0f, C2, N);
+        cr_assert(memcmp(C1, C2, sizeof(float) * M * N) == 0, "1 vs 2 threads differ (ta=%d tb=%d)", ta, tb);
+        free(A);
+        free(B);
+        free(C1);
+        free(C2);
+    }
+}
+
+// tz_dgemm on small integers, where every sum is exact, so results must match exactly.
+Test(gemm, dgemm) {
+    for (int t = 0; t < 4; t++) {
+        int ta = t & 1, tb = t >> 1;
+        static const int sizes[][3] = {{1, 1, 1}, {3, 5, 7}, {17, 4, 9}, {8, 33, 2}, {12, 12, 31}};
+        for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+            int M = sizes[s][0], N = sizes[s][1], K = sizes[s][2], pad = (int)s;
+            int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
+            double *A = calloc((size_t)(ta ? K : M) * lda, sizeof(double));
+            double *B = calloc((size_t)(tb ? N : K) * ldb, sizeof(double));
+            double *C = calloc((size_t)M * ldc, sizeof(double));
+            for (int i = 0; i < M; i++)
+                for (int k = 0; k < K; k++) A[ta ? (long)k * lda + i : (long)i * lda + k] = (i * 7 + k * 3) % 11 - 5;
+            for (int k = 0; k < K; k++)
+                for (int j = 0; j < N; j++) B[tb ? (long)j * ldb + k : (long)k * ldb + j] = (k * 5 + j) % 7 - 3;
+            for (int beta = 0; beta < 3; beta++) {
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) C[(long)i * ldc + j] = beta == 0 ? NAN : i - j;
+                tz_dgemm(ta, tb, M, N, K, 2.0, A, lda, B, ldb, beta == 2 ? 0.5 : beta, C, ldc);
+                for (int i = 0; i < M; i++)
+                    for (int j = 0; j < N; j++) {
+                        double ref = 0;
+                        for (int k = 0; k < K; k++) ref += (double)((i * 7 + k * 3) % 11 - 5) * ((k * 5 + j) % 7 - 3);
+                        ref = 2.0 * ref + (beta == 0 ? 0 : (beta == 2 ? 0.5 : 1.0) * (i - j));
+                        cr_assert_eq(C[(long)i * ldc + j], ref, "dgemm ta=%d tb=%d M=%d N=%d K=%d beta=%d C[%d,%d]",
+                                     ta, tb, M, N, K, beta, i, j);
+                    }
+            }
+            free(A);
+            free(B);
+            free(C);
+        }
+    }
+}
