@@ -4,20 +4,15 @@
 #include <math.h>
 #include <string.h>
 
+#include "fastmath.h"
 #include "gemm.h"
 #include "recurrent.h"
 
 #ifdef TZ_DOUBLE
 #define gemm tz_dgemm
-#define EXP exp
-#define TANH tanh
 #else
 #define gemm tz_sgemm
-#define EXP expf
-#define TANH tanhf
 #endif
-
-static inline real sigm(real v) { return v >= 0 ? 1 / (1 + EXP(-v)) : EXP(v) / (1 + EXP(v)); }
 
 // Saved (arena): activated gates r,z,n (T,B,3H) and, per step, hn = U_n h + b_hn (cuDNN form) or
 // rh = r h (Cho form) (T,B,H).
@@ -118,8 +113,8 @@ tz_tensor *tz_gru_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih,
         for (int b = 0; b < B; b++)
             for (int j = 0; j < H; j++) {
                 real *gb = gt + b * G, *hb = hh + b * G;
-                gb[j] = sigm(gb[j] + hb[j]);
-                gb[H + j] = sigm(gb[H + j] + hb[H + j]);
+                gb[j] = tz_fsigmoid(gb[j] + hb[j]);
+                gb[H + j] = tz_fsigmoid(gb[H + j] + hb[H + j]);
                 if (cho) at[b * H + j] = gb[j] * (hprev ? hprev[b * H + j] : 0);
                 else at[b * H + j] = hb[2 * H + j];
             }
@@ -128,7 +123,7 @@ tz_tensor *tz_gru_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih,
             for (int j = 0; j < H; j++) {
                 int k = b * H + j;
                 real *gb = gt + b * G, hn = hh[b * G + 2 * H + j];
-                real nn = TANH(gb[2 * H + j] + (cho ? hn : gb[j] * hn)), z = gb[H + j];
+                real nn = tz_ftanh(gb[2 * H + j] + (cho ? hn : gb[j] * hn)), z = gb[H + j];
                 gb[2 * H + j] = nn;
                 ht[k] = (1 - z) * nn + z * (hprev ? hprev[k] : 0);
             }

@@ -4,20 +4,15 @@
 #include <math.h>
 #include <string.h>
 
+#include "fastmath.h"
 #include "gemm.h"
 #include "recurrent.h"
 
 #ifdef TZ_DOUBLE
 #define gemm tz_dgemm
-#define EXP exp
-#define TANH tanh
 #else
 #define gemm tz_sgemm
-#define EXP expf
-#define TANH tanhf
 #endif
-
-static inline real sigm(real v) { return v >= 0 ? 1 / (1 + EXP(-v)) : EXP(v) / (1 + EXP(v)); }
 
 // Saved for backward (arena): activated gates i,f,g,o (T,B,4H), cell states and tanh(c) (T,B,H).
 typedef struct { real *gates, *cs, *tc; seq_dims d; int reverse; } lstm_saved;
@@ -94,19 +89,30 @@ tz_tensor *tz_lstm_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *c0, 
         const real *cprev = tp >= 0 ? s->cs + (long)tp * B * H : c0 ? c0->data : NULL;
         if (hprev) gemm(0, 1, B, G, H, 1, hprev, H, w_hh->data, H, 1, gt, G);
         real *ct = s->cs + (long)t * B * H, *tct = s->tc + (long)t * B * H, *ht = out->data + (long)t * B * H;
-        for (int b = 0; b < B; b++)
-            for (int j = 0; j < H; j++) {
-                int k = b * H + j;
-                real *gb = gt + b * G, cp = cprev ? cprev[k] : 0;
-                real ai = gb[j], af = gb[H + j];
-                if (pi) ai += pi[j] * cp, af += pf[j] * cp;
-                real i = sigm(ai), f = sigm(af), gg = TANH(gb[2 * H + j]);
-                real c = f * cp + i * gg, ao = gb[3 * H + j];
-                if (po) ao += po[j] * c;
-                real o = sigm(ao), tc = TANH(c);
-                gb[j] = i, gb[H + j] = f, gb[2 * H + j] = gg, gb[3 * H + j] = o;
-                ct[k] = c, tct[k] = tc, ht[k] = o * tc;
+        // The gates of one row, written as straight loops over j the compiler vectorises.
+        for (int b = 0; b < B; b++) {
+            real *restrict gi = gt + b * G, *restrict gf = gi + H, *restrict gg = gi + 2 * H, *restrict go = gi + 3 * H;
+            real *restrict c = ct + b * H, *restrict tc = tct + b * H, *restrict h = ht + b * H;
+            const real *cp = cprev ? cprev + b * H : NULL;
+            if (!pi) {
+                for (int j = 0; j < H; j++) {
+                    real cpj = cp ? cp[j] : 0;
+                    gi[j] = tz_fsigmoid(gi[j]), gf[j] = tz_fsigmoid(gf[j]), gg[j] = tz_ftanh(gg[j]), go[j] = tz_fsigmoid(go[j]);
+                    c[j] = gf[j] * cpj + gi[j] * gg[j];
+                    tc[j] = tz_ftanh(c[j]);
+                    h[j] = go[j] * tc[j];
+                }
+            } else { // peepholes: i and f see c_{t-1}, o sees the new c
+                for (int j = 0; j < H; j++) {
+                    real cpj = cp ? cp[j] : 0;
+                    gi[j] = tz_fsigmoid(gi[j] + pi[j] * cpj), gf[j] = tz_fsigmoid(gf[j] + pf[j] * cpj), gg[j] = tz_ftanh(gg[j]);
+                    c[j] = gf[j] * cpj + gi[j] * gg[j];
+                    go[j] = tz_fsigmoid(go[j] + po[j] * c[j]);
+                    tc[j] = tz_ftanh(c[j]);
+                    h[j] = go[j] * tc[j];
+                }
             }
+        }
     }
     memcpy(out->data + (long)T * B * H, s->cs + (long)(reverse ? 0 : T - 1) * B * H, sizeof(real) * B * H);
     tz_node *n = tz_op_record(g, &op_lstm, out, in, 8);

@@ -1,15 +1,12 @@
 // rnn.c: a whole Elman RNN sequence (one layer, one direction) as one tape node.
-#include <math.h>
-
+#include "fastmath.h"
 #include "gemm.h"
 #include "recurrent.h"
 
 #ifdef TZ_DOUBLE
 #define gemm tz_dgemm
-#define TANH tanh
 #else
 #define gemm tz_sgemm
-#define TANH tanhf
 #endif
 
 typedef struct { seq_dims d; int reverse; } rnn_saved;
@@ -48,7 +45,7 @@ tz_tensor *tz_rnn_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih,
         real *ht = out->data + (long)t * B * H;
         const real *hprev = tp >= 0 ? out->data + (long)tp * B * H : h0 ? h0->data : NULL;
         if (hprev) gemm(0, 1, B, H, H, 1, hprev, H, w_hh->data, H, 1, ht, H);
-        for (int k = 0; k < B * H; k++) ht[k] = TANH(ht[k]);
+        for (int k = 0; k < B * H; k++) ht[k] = tz_ftanh(ht[k]);
     }
     tz_node *n = tz_op_record(g, &op_rnn, out, in, 6);
     if (n) {

@@ -55,6 +55,9 @@ static void mkdir_p(const char *path) {
 
 // Mean cross-entropy (nats per predicted token) over one pass of a split, without gradients.
 static double evaluate(const tz_model_def *def, void *m, tz_graph *g, const int *ids, long n, int B, int T) {
+    int B_train = B;
+    if (def->stream && (n - 1) / B < T) B = (int)((n - 1) / T); // fewer, full-length streams
+    if (n - 1 < T) tz_fail("validation: %ld tokens are fewer than one block of %d + 1 ([train] eval_tokens, block)", n, T);
     tz_batcher eb;
     tz_batcher_init_eval(&eb, ids, n, B, T, def->stream, def->context ? def->context(m) : 0);
     int was_training = g->training;
@@ -73,7 +76,7 @@ static double evaluate(const tz_model_def *def, void *m, tz_graph *g, const int 
     }
     tz_no_grad_end(g);
     g->training = was_training;
-    if (def->stream) def->reset(m, B); // the training streams start over from a fresh state
+    if (def->stream) def->reset(m, B_train); // the training streams start over from a fresh state
     tz_batcher_free(&eb);
     return count ? total / count : NAN;
 }

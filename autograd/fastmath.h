@@ -1,0 +1,45 @@
+// fastmath.h: exp, tanh and sigmoid for the elementwise hot loops (recurrent gates, GELU).
+// In the float32 build they are branch-free polynomial versions that the compiler vectorises
+// (libm's scalar expf/tanhf were a third of an LSTM step); in the float64 build they are libm's,
+// so the gradient check compares against the exact functions.
+#ifndef TZ_FASTMATH_H
+#define TZ_FASTMATH_H
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tz.h"
+
+#ifdef TZ_DOUBLE
+static inline real tz_fexp(real x) { return exp(x); }
+static inline real tz_ftanh(real x) { return tanh(x); }
+#else
+// exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln2 / 2 (Cody-Waite split of ln 2), and a
+// degree-6 Taylor polynomial for exp(r): max relative error ~2e-7 over [-87, 88].
+static inline float tz_fexp(float x) {
+    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; // round to nearest: 1.5 * 2^23 trick
+    float r = x - n * 0.693145752f - n * 1.42860677e-6f;
+    float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f + r * (0.00833333377f + r * 0.00138888892f)))));
+    int32_t bits = (int32_t)(n + 127.0f) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+// tanh(x) = sign(x) (1 - 2 / (exp(2|x|) + 1)); near 0 the odd series keeps the relative error small.
+static inline float tz_ftanh(float x) {
+    float a = fabsf(x);
+    float e = tz_fexp(2.0f * a);
+    float big = 1.0f - 2.0f / (e + 1.0f);
+    float x2 = x * x;
+    float small = a * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f)));
+    float t = a < 0.125f ? small : big;
+    return x < 0 ? -t : t;
+}
+#endif
+
+// 1 / (1 + exp(-x)), with exp's argument clamped: no overflow at either end.
+static inline real tz_fsigmoid(real x) { return 1 / (1 + tz_fexp(-x)); }
+
+#endif
