@@ -12,12 +12,22 @@
 #define LOG logf
 #endif
 
-// log(sum(exp(x))) of one row, computed as max + log(sum(exp(x - max))).
-static real row_logsumexp(const real *x, int V) {
-    real mx = x[0];
+// One row's max and sum(exp(x - max)); e (may be NULL) receives exp(x - max).
+static real row_exp_sum(const real *x, real *e, int V, real *max) {
+    real mx = x[0], s = 0;
     for (int j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
-    real s = 0;
-    for (int j = 0; j < V; j++) s += EXP(x[j] - mx);
+    for (int j = 0; j < V; j++) {
+        real v = EXP(x[j] - mx);
+        if (e) e[j] = v;
+        s += v;
+    }
+    *max = mx;
+    return s;
+}
+
+// log(sum(exp(x))) of one row, as max + log(sum(exp(x - max))).
+static real row_logsumexp(const real *x, int V) {
+    real mx, s = row_exp_sum(x, NULL, V, &mx);
     return mx + LOG(s);
 }
 
@@ -41,9 +51,7 @@ tz_tensor *tz_softmax(tz_graph *g, tz_tensor *x) {
     int V = tz_cols(x);
     for (int r = 0; r < tz_rows(x); r++) {
         const real *xr = x->data + (long)r * V;
-        real *yr = y->data + (long)r * V, mx = xr[0], sum = 0;
-        for (int j = 1; j < V; j++) mx = xr[j] > mx ? xr[j] : mx;
-        for (int j = 0; j < V; j++) sum += yr[j] = EXP(xr[j] - mx);
+        real *yr = y->data + (long)r * V, mx, sum = row_exp_sum(xr, yr, V, &mx);
         for (int j = 0; j < V; j++) yr[j] /= sum; // not exp(x - lse): lse rounds at large x
     }
     tz_op_record(g, &op_softmax, y, in, 1);
@@ -70,10 +78,7 @@ tz_tensor *tz_log_softmax(tz_graph *g, tz_tensor *x) {
     int V = tz_cols(x);
     for (int r = 0; r < tz_rows(x); r++) {
         const real *xr = x->data + (long)r * V;
-        real *yr = y->data + (long)r * V, mx = xr[0], sum = 0;
-        for (int j = 1; j < V; j++) mx = xr[j] > mx ? xr[j] : mx;
-        for (int j = 0; j < V; j++) sum += EXP(xr[j] - mx);
-        real log_sum = LOG(sum);
+        real *yr = y->data + (long)r * V, mx, log_sum = LOG(row_exp_sum(xr, NULL, V, &mx));
         for (int j = 0; j < V; j++) yr[j] = (xr[j] - mx) - log_sum;
     }
     tz_op_record(g, &op_log_softmax, y, in, 1);

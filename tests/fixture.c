@@ -1,6 +1,7 @@
 #include "fixture.h"
 
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,4 +50,18 @@ void fixture_copy(const fixture *f, const char *name, real *dst, int n) {
 void fixture_free(fixture *f) {
     for (int i = 0; i < f->count; i++) free(f->t[i].v);
     free(f->t);
+}
+
+void fixture_expect_close(const fixture *f, const tz_tensor *t, const char *name, double tol) {
+    const fixture_tensor *want = fixture_get(f, name);
+    cr_assert_eq(t->n, want->n, "%s: %d elements, want %d", name, t->n, want->n);
+    for (int i = 0; i < t->n; i++)
+        cr_assert(fabs(t->data[i] - want->v[i]) <= tol, "%s[%d]: %.7f, PyTorch %.7f", name, i, t->data[i], want->v[i]);
+}
+
+tz_tensor *fixture_tensor_in(const fixture *f, tz_graph *g, const char *name) {
+    const fixture_tensor *ft = fixture_get(f, name);
+    tz_tensor *t = tz_empty(g, ft->ndim, ft->shape);
+    fixture_copy(f, name, t->data, t->n);
+    return t;
 }

@@ -22,5 +22,9 @@ const fixture_tensor *fixture_get(const fixture *f, const char *name); // fails 
 // Copies a fixture tensor into dst (sizes must match, else the test fails).
 void fixture_copy(const fixture *f, const char *name, real *dst, int n);
 void fixture_free(fixture *f);
+// Asserts t equals the fixture tensor `name` element by element within tol.
+void fixture_expect_close(const fixture *f, const tz_tensor *t, const char *name, double tol);
+// The fixture tensor `name` as a new tensor in g's arena.
+tz_tensor *fixture_tensor_in(const fixture *f, tz_graph *g, const char *name);
 
 #endif

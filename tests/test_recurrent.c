@@ -22,19 +22,8 @@ static void teardown(void) {
 }
 TestSuite(recurrent, .init = setup, .fini = teardown);
 
-static void expect_close(const tz_tensor *t, const char *name, double tol) {
-    const fixture_tensor *want = fixture_get(&fx, name);
-    cr_assert_eq(t->n, want->n, "%s: %d elements, want %d", name, t->n, want->n);
-    for (int i = 0; i < t->n; i++)
-        cr_assert(fabs(t->data[i] - want->v[i]) <= tol, "%s[%d]: %.7f, PyTorch %.7f", name, i, t->data[i], want->v[i]);
-}
-
-static tz_tensor *from_fixture(const char *name) {
-    const fixture_tensor *f = fixture_get(&fx, name);
-    tz_tensor *t = tz_empty(&g, f->ndim, f->shape);
-    fixture_copy(&fx, name, t->data, t->n);
-    return t;
-}
+static void expect_close(const tz_tensor *t, const char *name, double tol) { fixture_expect_close(&fx, t, name, tol); }
+static tz_tensor *from_fixture(const char *name) { return fixture_tensor_in(&fx, &g, name); }
 
 // Builds the layer as PyTorch's (2 layers, bidirectional), loads its weights by name, runs it.
 static void compare(nn_cell_kind cell, const char *name) {
