@@ -14,6 +14,7 @@
 #ifdef TZ_DOUBLE
 static inline real tz_fexp(real x) { return exp(x); }
 static inline real tz_ftanh(real x) { return tanh(x); }
+static inline real tz_ferf(real x) { return erf(x); }
 #else
 // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln2 / 2 (Cody-Waite split of ln 2), and a
 // degree-6 Taylor polynomial for exp(r): max relative error ~2e-7 over [-87, 88].
@@ -36,6 +37,14 @@ static inline float tz_ftanh(float x) {
     float small = a * (1.0f + x2 * (-0.333333333f + x2 * (0.133333333f + x2 * -0.0539682540f)));
     float t = a < 0.125f ? small : big;
     return x < 0 ? -t : t;
+}
+// Abramowitz & Stegun 7.1.26: erf(x) = 1 - t (a1 + t (a2 + ...)) exp(-x^2), t = 1 / (1 + p|x|);
+// absolute error <= 1.5e-7, below float's resolution of 1 + erf(x) (what GELU uses).
+static inline float tz_ferf(float x) {
+    float a = fabsf(x), t = 1.0f / (1.0f + 0.3275911f * a);
+    float y = 1.0f - t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f)))) *
+                         tz_fexp(-a * a);
+    return x < 0 ? -y : y;
 }
 #endif
 

@@ -1,5 +1,6 @@
 // op_unary.c: elementwise functions. Backward uses the output where that is cheaper
 // (tanh: 1 - y^2, sigmoid: y (1 - y), exp: y), and always accumulates.
+#include "fastmath.h"
 #include "internal.h"
 
 #include <math.h>
@@ -39,8 +40,8 @@ UNARY_BACKWARD(relu_backward, x[i] > 0 ? 1 : 0)
 UNARY_BACKWARD(exp_backward, x[i] < TZ_EXP_MAX ? y[i] : 0)
 UNARY_BACKWARD(log_backward, x[i] > TZ_LOG_MIN ? 1 / x[i] : 0)
 // d/dx [x Phi(x)] = Phi(x) + x phi(x)
-UNARY_BACKWARD(gelu_backward, (real)0.5 * (1 + R(erf)(x[i] * (real)M_SQRT1_2)) +
-                                  x[i] * R(exp)((real)-0.5 * x[i] * x[i]) * (real)(0.5 * M_2_SQRTPI * M_SQRT1_2))
+UNARY_BACKWARD(gelu_backward, (real)0.5 * (1 + tz_ferf(x[i] * (real)M_SQRT1_2)) +
+                                  x[i] * tz_fexp((real)-0.5 * x[i] * x[i]) * (real)(0.5 * M_2_SQRTPI * M_SQRT1_2))
 
 static const tz_op op_tanh = {"tanh", tanh_backward};
 static const tz_op op_sigmoid = {"sigmoid", sigmoid_backward};
@@ -51,20 +52,14 @@ static const tz_op op_log = {"log", log_backward};
 
 tz_tensor *tz_tanh(tz_graph *g, tz_tensor *x) {
     tz_tensor *y = unary_output(g, x);
-    for (int i = 0; i < x->n; i++) y->data[i] = R(tanh)(x->data[i]);
+    for (int i = 0; i < x->n; i++) y->data[i] = tz_ftanh(x->data[i]);
     return unary_record(g, &op_tanh, x, y);
 }
 
-// Written so exp never sees a large positive argument: no overflow for any input.
-static inline real sigmoid(real v) {
-    if (v >= 0) return 1 / (1 + R(exp)(-v));
-    real e = R(exp)(v);
-    return e / (1 + e);
-}
 
 tz_tensor *tz_sigmoid(tz_graph *g, tz_tensor *x) {
     tz_tensor *y = unary_output(g, x);
-    for (int i = 0; i < x->n; i++) y->data[i] = sigmoid(x->data[i]);
+    for (int i = 0; i < x->n; i++) y->data[i] = tz_fsigmoid(x->data[i]);
     return unary_record(g, &op_sigmoid, x, y);
 }
 
@@ -78,7 +73,7 @@ tz_tensor *tz_gelu(tz_graph *g, tz_tensor *x) {
     tz_tensor *y = unary_output(g, x);
     for (int i = 0; i < x->n; i++) {
         real v = x->data[i];
-        y->data[i] = (real)0.5 * v * (1 + R(erf)(v * (real)M_SQRT1_2));
+        y->data[i] = (real)0.5 * v * (1 + tz_ferf(v * (real)M_SQRT1_2));
     }
     return unary_record(g, &op_gelu, x, y);
 }

@@ -132,16 +132,21 @@ static void update(const nn_optim *o, const step_consts *k, real wd, size_t n, r
         }
         break;
     case NN_OPTIM_ADAM:
-    case NN_OPTIM_ADAMW: // Kingma & Ba 2015, Alg. 1 in PyTorch's arrangement of the bias corrections
+    case NN_OPTIM_ADAMW: { // Kingma & Ba 2015, Alg. 1 in PyTorch's arrangement of the bias corrections
+        // Constants in locals, so the compiler knows the stores to w, s0, s1 cannot change them
+        // and vectorises the loop. decay_mul is 1 for Adam: AdamW's decoupled decay (Loshchilov
+        // & Hutter 2019) costs Adam nothing.
+        const real b1 = k->b1, b2 = k->b2, c_b1 = k->c_b1, c_b2 = k->c_b2, eps = k->eps;
+        const real inv_bc2_sqrt = 1 / k->bc2_sqrt, step_size = k->step_size;
+        const real decay_mul = o->c.kind == NN_OPTIM_ADAMW ? k->decay_mul : 1;
         for (size_t j = 0; j < n; j++) {
             real g = gr[j] + wd * w[j];
-            if (o->c.kind == NN_OPTIM_ADAMW) w[j] *= k->decay_mul; // Loshchilov & Hutter 2019: decoupled
-            s0[j] = k->b1 * s0[j] + k->c_b1 * g;
-            s1[j] = k->b2 * s1[j] + k->c_b2 * g * g;
-            real denom = SQRT(s1[j]) / k->bc2_sqrt + k->eps;
-            w[j] -= k->step_size * s0[j] / denom;
+            real m = b1 * s0[j] + c_b1 * g, v = b2 * s1[j] + c_b2 * g * g;
+            s0[j] = m, s1[j] = v;
+            w[j] = w[j] * decay_mul - step_size * m / (SQRT(v) * inv_bc2_sqrt + eps);
         }
         break;
+    }
     }
 }
 
