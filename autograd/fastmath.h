@@ -17,8 +17,10 @@ static inline real tz_ftanh(real x) { return tanh(x); }
 static inline real tz_ferf(real x) { return erf(x); }
 #else
 // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln2 / 2 (Cody-Waite split of ln 2), and a
-// degree-6 Taylor polynomial for exp(r): max relative error ~2e-7 over [-87, 88].
+// degree-6 Taylor polynomial for exp(r): max relative error ~2e-7 over [-87, 88]; 0 below -87
+// (masked attention scores must weigh exactly nothing), exp(88) above 88.
 static inline float tz_fexp(float x) {
+    float under = x < -87.0f ? 0.0f : 1.0f;
     x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
     float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; // round to nearest: 1.5 * 2^23 trick
     float r = x - n * 0.693145752f - n * 1.42860677e-6f;
@@ -26,7 +28,7 @@ static inline float tz_fexp(float x) {
     int32_t bits = (int32_t)(n + 127.0f) << 23;
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+    return p * scale * under;
 }
 // tanh(x) = sign(x) (1 - 2 / (exp(2|x|) + 1)); near 0 the odd series keeps the relative error small.
 static inline float tz_ftanh(float x) {

@@ -4,27 +4,55 @@
 
 #include <string.h>
 
+#include "threadpool.h"
+
+// One batched product: its sizes, batch strides and which pass to run.
+typedef struct {
+    const tz_tensor *a, *b, *c;
+    int M, N, K, ta, tb, batch, backward;
+    long sa, sb, sc;
+} mm_job;
+
+// Batch p of the job: c = op(a) op(b), or the backward's two products.
+static void mm_one(const mm_job *j, int p) {
+    int M = j->M, N = j->N, K = j->K, ta = j->ta, tb = j->tb, lda = ta ? M : K, ldb = tb ? K : N;
+    const real *A = j->a->data + p * j->sa, *B = j->b->data + p * j->sb;
+    if (!j->backward) {
+        tz_gemm(ta, tb, M, N, K, 1, A, lda, B, ldb, 0, j->c->data + p * j->sc, N);
+        return;
+    }
+    const real *dC = j->c->grad + p * j->sc;
+    if (j->a->grad) {
+        real *dA = j->a->grad + p * j->sa;
+        if (!ta) tz_gemm(0, !tb, M, K, N, 1, dC, N, B, ldb, 1, dA, K);
+        else tz_gemm(tb, 1, K, M, N, 1, B, ldb, dC, N, 1, dA, M);
+    }
+    if (j->b->grad) {
+        real *dB = j->b->grad + p * j->sb;
+        if (!tb) tz_gemm(!ta, 0, K, N, M, 1, A, lda, dC, N, 1, dB, N);
+        else tz_gemm(1, ta, N, K, M, 1, dC, N, A, lda, 1, dB, K);
+    }
+}
+
+static void mm_task(void *arg, int task, int ntasks) {
+    const mm_job *j = arg;
+    for (int p = (int)((long)j->batch * task / ntasks); p < (int)((long)j->batch * (task + 1) / ntasks); p++) mm_one(j, p);
+}
+
+// Many small products (attention's heads) go one per thread, each single-threaded: splitting a
+// 64x64 product across cores costs more than it computes. Each batch is still computed by one
+// thread in a fixed order, so results do not depend on the thread count.
+static void mm_run(mm_job *j) {
+    int T = tz_get_threads();
+    if (j->batch > 1 && T > 1) tz_pool_run(j->batch < T ? j->batch : T, mm_task, j);
+    else for (int p = 0; p < j->batch; p++) mm_one(j, p);
+}
 
 static void matmul_backward(tz_graph *g, tz_node *n) {
     (void)g;
-    tz_tensor *a = n->in[0], *b = n->in[1], *c = n->out;
-    int batch = n->iarg[0], M = n->iarg[1], N = n->iarg[2], K = n->iarg[3];
-    int ta = n->iarg[4], tb = n->iarg[5];
-    int lda = ta ? M : K, ldb = tb ? K : N;
-    long sa = (long)M * K, sb = b->ndim > 2 ? (long)K * N : 0, sc = (long)M * N;
-    for (int p = 0; p < batch; p++) {
-        const real *A = a->data + p * sa, *B = b->data + p * sb, *dC = c->grad + p * sc;
-        if (a->grad) {
-            real *dA = a->grad + p * sa;
-            if (!ta) tz_gemm(0, !tb, M, K, N, 1, dC, N, B, ldb, 1, dA, K);
-            else tz_gemm(tb, 1, K, M, N, 1, B, ldb, dC, N, 1, dA, M);
-        }
-        if (b->grad) {
-            real *dB = b->grad + p * sb;
-            if (!tb) tz_gemm(!ta, 0, K, N, M, 1, A, lda, dC, N, 1, dB, N);
-            else tz_gemm(1, ta, N, K, M, 1, dC, N, A, lda, 1, dB, K);
-        }
-    }
+    mm_job j = {n->in[0], n->in[1], n->out, n->iarg[1], n->iarg[2], n->iarg[3], n->iarg[4], n->iarg[5], n->iarg[0], 1, 0, 0, 0};
+    j.sa = (long)j.M * j.K, j.sb = j.b->ndim > 2 ? (long)j.K * j.N : 0, j.sc = (long)j.M * j.N;
+    mm_run(&j);
 }
 static const tz_op op_matmul = {"matmul", matmul_backward};
 
@@ -56,10 +84,8 @@ tz_tensor *tz_matmul(tz_graph *g, tz_tensor *a, tz_tensor *b, int ta, int tb) {
     shape[ndim - 1] = N;
     tz_tensor *in[2] = {a, b};
     tz_tensor *c = tz_op_output(g, ndim, shape, in, 2);
-    long sa = (long)M * K, sb = b->ndim > 2 ? (long)K * N : 0, sc = (long)M * N;
-    for (int p = 0; p < batch; p++)
-        tz_gemm(ta, tb, M, N, K, 1, a->data + p * sa, ta ? M : K, b->data + p * sb, tb ? K : N, 0,
-                c->data + p * sc, N);
+    mm_job j = {a, b, c, M, N, K, ta, tb, batch, 0, (long)M * K, b->ndim > 2 ? (long)K * N : 0, (long)M * N};
+    mm_run(&j);
     tz_node *n = tz_op_record(g, &op_matmul, c, in, 2);
     if (n) {
         int args[6] = {batch, M, N, K, ta, tb};
