@@ -90,6 +90,26 @@ static void gru_backward(tz_graph *g, tz_node *n) {
 }
 static const tz_op op_gru = {"gru_seq", gru_backward};
 
+// One row's r and z (in place in g = [r z n]) and what the candidate needs from the recurrence:
+// r h (Cho) or U_n h + b_hn (cuDNN) into a. Separate functions with restrict pointers, so the
+// compiler vectorises the loops over j.
+static void gru_gates_row(int H, real *restrict g, const real *restrict hh, const real *restrict hp, real *restrict a, int cho) {
+    for (int j = 0; j < H; j++) g[j] = tz_fsigmoid(g[j] + hh[j]), g[H + j] = tz_fsigmoid(g[H + j] + hh[H + j]);
+    if (cho)
+        for (int j = 0; j < H; j++) a[j] = g[j] * hp[j];
+    else
+        for (int j = 0; j < H; j++) a[j] = hh[2 * H + j];
+}
+
+// n = tanh(x_n + (Cho: U_n (r h) + b_hn, in hn | cuDNN: r (U_n h + b_hn))), h = (1 - z) n + z h_prev.
+static void gru_state_row(int H, real *restrict g, const real *restrict hn, const real *restrict hp, real *restrict h, int cho) {
+    for (int j = 0; j < H; j++) {
+        real n = tz_ftanh(g[2 * H + j] + (cho ? hn[j] : g[j] * hn[j])), z = g[H + j];
+        g[2 * H + j] = n;
+        h[j] = (1 - z) * n + z * hp[j];
+    }
+}
+
 tz_tensor *tz_gru_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih, tz_tensor *w_hh,
                       tz_tensor *b_ih, tz_tensor *b_hh, int cho, int reverse) {
     seq_dims d = seq_check("gru", 3, x, h0, NULL, w_ih, w_hh, b_ih, b_hh);
@@ -102,6 +122,8 @@ tz_tensor *tz_gru_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih,
     s->aux = tz_arena_alloc(&g->arena, sizeof(real) * T * B * H);
     real *hh = tz_arena_alloc(&g->arena, sizeof(real) * B * G); // this step's U h + b_hh
     seq_input_proj(s->gates, &d, x, w_ih, b_ih, NULL);
+    const real *uT = seq_transposed(g, w_hh); // (H, 3H)
+    const real *zeros = tz_arena_calloc(&g->arena, sizeof(real) * B * H); // h_{-1} without h0
     for (int step = 0; step < T; step++) {
         int t = reverse ? T - 1 - step : step, tp = seq_prev(t, T, reverse);
         real *gt = s->gates + (long)t * B * G, *at = s->aux + (long)t * B * H, *ht = out->data + (long)t * B * H;
@@ -109,24 +131,11 @@ tz_tensor *tz_gru_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih,
         for (int b = 0; b < B; b++)
             for (int j = 0; j < G; j++) hh[b * G + j] = b_hh ? b_hh->data[j] : 0;
         // cuDNN: all three blocks of U h at once; Cho: r and z first, U_n waits for r h.
-        if (hprev) gemm(0, 1, B, cho ? 2 * H : G, H, 1, hprev, H, w_hh->data, H, 1, hh, G);
-        for (int b = 0; b < B; b++)
-            for (int j = 0; j < H; j++) {
-                real *gb = gt + b * G, *hb = hh + b * G;
-                gb[j] = tz_fsigmoid(gb[j] + hb[j]);
-                gb[H + j] = tz_fsigmoid(gb[H + j] + hb[H + j]);
-                if (cho) at[b * H + j] = gb[j] * (hprev ? hprev[b * H + j] : 0);
-                else at[b * H + j] = hb[2 * H + j];
-            }
-        if (cho && hprev) gemm(0, 1, B, H, H, 1, at, H, w_hh->data + (long)2 * H * H, H, 1, hh + 2 * H, G);
-        for (int b = 0; b < B; b++)
-            for (int j = 0; j < H; j++) {
-                int k = b * H + j;
-                real *gb = gt + b * G, hn = hh[b * G + 2 * H + j];
-                real nn = tz_ftanh(gb[2 * H + j] + (cho ? hn : gb[j] * hn)), z = gb[H + j];
-                gb[2 * H + j] = nn;
-                ht[k] = (1 - z) * nn + z * (hprev ? hprev[k] : 0);
-            }
+        if (hprev) gemm(0, 0, B, cho ? 2 * H : G, H, 1, hprev, H, uT, G, 1, hh, G);
+        const real *hp = hprev ? hprev : zeros;
+        for (int b = 0; b < B; b++) gru_gates_row(H, gt + b * G, hh + b * G, hp + b * H, at + b * H, cho);
+        if (cho && hprev) gemm(0, 0, B, H, H, 1, at, H, uT + 2 * H, G, 1, hh + 2 * H, G);
+        for (int b = 0; b < B; b++) gru_state_row(H, gt + b * G, hh + b * G + 2 * H, hp + b * H, ht + b * H, cho);
     }
     tz_node *n = tz_op_record(g, &op_gru, out, in, 6);
     if (n) n->aux = s;

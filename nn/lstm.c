@@ -65,6 +65,26 @@ static void lstm_backward(tz_graph *g, tz_node *n) {
 }
 static const tz_op op_lstm = {"lstm_seq", lstm_backward};
 
+// One row of the cell: gate pre-activations in, activated gates, c, tanh(c) and h out. A
+// function of its own with restrict pointers, so the compiler vectorises the loop over j.
+static void lstm_cell_row(int H, real *restrict gi, real *restrict gf, real *restrict gg, real *restrict go,
+                          const real *restrict cp, real *restrict c, real *restrict tc, real *restrict h,
+                          const real *restrict pi, const real *restrict pf, const real *restrict po) {
+    if (!pi) {
+        for (int j = 0; j < H; j++) {
+            real i = tz_fsigmoid(gi[j]), f = tz_fsigmoid(gf[j]), g = tz_ftanh(gg[j]), o = tz_fsigmoid(go[j]);
+            real cj = f * cp[j] + i * g, t = tz_ftanh(cj);
+            gi[j] = i, gf[j] = f, gg[j] = g, go[j] = o, c[j] = cj, tc[j] = t, h[j] = o * t;
+        }
+    } else { // peepholes: i and f see c_{t-1}, o sees the new c
+        for (int j = 0; j < H; j++) {
+            real i = tz_fsigmoid(gi[j] + pi[j] * cp[j]), f = tz_fsigmoid(gf[j] + pf[j] * cp[j]), g = tz_ftanh(gg[j]);
+            real cj = f * cp[j] + i * g, o = tz_fsigmoid(go[j] + po[j] * cj), t = tz_ftanh(cj);
+            gi[j] = i, gf[j] = f, gg[j] = g, go[j] = o, c[j] = cj, tc[j] = t, h[j] = o * t;
+        }
+    }
+}
+
 tz_tensor *tz_lstm_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *c0, tz_tensor *w_ih,
                        tz_tensor *w_hh, tz_tensor *b_ih, tz_tensor *b_hh, tz_tensor *peep, int reverse) {
     seq_dims d = seq_check("lstm", 4, x, h0, c0, w_ih, w_hh, b_ih, b_hh);
@@ -82,36 +102,19 @@ tz_tensor *tz_lstm_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *c0, 
     s->tc = tz_arena_alloc(&g->arena, sizeof(real) * T * B * H);
     seq_input_proj(s->gates, &d, x, w_ih, b_ih, b_hh);
     const real *pi = peep ? peep->data : NULL, *pf = pi ? pi + H : NULL, *po = pi ? pi + 2 * H : NULL;
+    const real *uT = seq_transposed(g, w_hh); // (H, 4H)
+    const real *zeros = tz_arena_calloc(&g->arena, sizeof(real) * B * H); // c_{-1} without c0
     for (int step = 0; step < T; step++) {
         int t = reverse ? T - 1 - step : step, tp = seq_prev(t, T, reverse);
         real *gt = s->gates + (long)t * B * G;
         const real *hprev = tp >= 0 ? out->data + (long)tp * B * H : h0 ? h0->data : NULL;
         const real *cprev = tp >= 0 ? s->cs + (long)tp * B * H : c0 ? c0->data : NULL;
-        if (hprev) gemm(0, 1, B, G, H, 1, hprev, H, w_hh->data, H, 1, gt, G);
+        if (hprev) gemm(0, 0, B, G, H, 1, hprev, H, uT, G, 1, gt, G);
         real *ct = s->cs + (long)t * B * H, *tct = s->tc + (long)t * B * H, *ht = out->data + (long)t * B * H;
-        // The gates of one row, written as straight loops over j the compiler vectorises.
         for (int b = 0; b < B; b++) {
-            real *restrict gi = gt + b * G, *restrict gf = gi + H, *restrict gg = gi + 2 * H, *restrict go = gi + 3 * H;
-            real *restrict c = ct + b * H, *restrict tc = tct + b * H, *restrict h = ht + b * H;
-            const real *cp = cprev ? cprev + b * H : NULL;
-            if (!pi) {
-                for (int j = 0; j < H; j++) {
-                    real cpj = cp ? cp[j] : 0;
-                    gi[j] = tz_fsigmoid(gi[j]), gf[j] = tz_fsigmoid(gf[j]), gg[j] = tz_ftanh(gg[j]), go[j] = tz_fsigmoid(go[j]);
-                    c[j] = gf[j] * cpj + gi[j] * gg[j];
-                    tc[j] = tz_ftanh(c[j]);
-                    h[j] = go[j] * tc[j];
-                }
-            } else { // peepholes: i and f see c_{t-1}, o sees the new c
-                for (int j = 0; j < H; j++) {
-                    real cpj = cp ? cp[j] : 0;
-                    gi[j] = tz_fsigmoid(gi[j] + pi[j] * cpj), gf[j] = tz_fsigmoid(gf[j] + pf[j] * cpj), gg[j] = tz_ftanh(gg[j]);
-                    c[j] = gf[j] * cpj + gi[j] * gg[j];
-                    go[j] = tz_fsigmoid(go[j] + po[j] * c[j]);
-                    tc[j] = tz_ftanh(c[j]);
-                    h[j] = go[j] * tc[j];
-                }
-            }
+            real *gb = gt + b * G;
+            lstm_cell_row(H, gb, gb + H, gb + 2 * H, gb + 3 * H, (cprev ? cprev : zeros) + b * H, ct + b * H, tct + b * H,
+                          ht + b * H, pi, pf, po);
         }
     }
     memcpy(out->data + (long)T * B * H, s->cs + (long)(reverse ? 0 : T - 1) * B * H, sizeof(real) * B * H);

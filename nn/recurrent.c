@@ -37,6 +37,14 @@ seq_dims seq_check(const char *op, int G, const tz_tensor *x, const tz_tensor *h
     return d;
 }
 
+real *seq_transposed(tz_graph *g, const tz_tensor *w_hh) {
+    int G = w_hh->shape[0], H = w_hh->shape[1];
+    real *t = tz_arena_alloc(&g->arena, sizeof(real) * G * H);
+    for (int i = 0; i < G; i++)
+        for (int j = 0; j < H; j++) t[(long)j * G + i] = w_hh->data[(long)i * H + j];
+    return t;
+}
+
 void seq_input_proj(real *gates, const seq_dims *d, const tz_tensor *x, const tz_tensor *w_ih,
                     const tz_tensor *b1, const tz_tensor *b2) {
     int rows = d->T * d->B;

@@ -85,6 +85,9 @@ seq_dims seq_check(const char *op, int G, const tz_tensor *x, const tz_tensor *h
                    const tz_tensor *w_ih, const tz_tensor *w_hh, const tz_tensor *b_ih, const tz_tensor *b_hh);
 // The time step processed before t, or -1 at the start.
 static inline int seq_prev(int t, int T, int reverse) { return reverse ? (t + 1 < T ? t + 1 : -1) : t - 1; }
+// W_hh^T (H, G*H) in the arena: the per-step products then read a plain (not transposed)
+// matrix, which gemm packs as a straight copy instead of transposing it at every step.
+real *seq_transposed(tz_graph *g, const tz_tensor *w_hh);
 // gates (T*B, G*H) = x W_ih^T + b1 + b2 (either bias may be NULL).
 void seq_input_proj(real *gates, const seq_dims *d, const tz_tensor *x, const tz_tensor *w_ih,
                     const tz_tensor *b1, const tz_tensor *b2);

@@ -40,11 +40,12 @@ tz_tensor *tz_rnn_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih,
     tz_tensor *in[6] = {x, h0, w_ih, w_hh, b_ih, b_hh};
     tz_tensor *out = tz_op_output(g, 3, (const int[]){T, B, H}, in, 6);
     seq_input_proj(out->data, &d, x, w_ih, b_ih, b_hh); // pre-activations, made h in place
+    const real *uT = seq_transposed(g, w_hh); // (H, H)
     for (int step = 0; step < T; step++) {
         int t = reverse ? T - 1 - step : step, tp = seq_prev(t, T, reverse);
         real *ht = out->data + (long)t * B * H;
         const real *hprev = tp >= 0 ? out->data + (long)tp * B * H : h0 ? h0->data : NULL;
-        if (hprev) gemm(0, 1, B, H, H, 1, hprev, H, w_hh->data, H, 1, ht, H);
+        if (hprev) gemm(0, 0, B, H, H, 1, hprev, H, uT, H, 1, ht, H);
         for (int k = 0; k < B * H; k++) ht[k] = tz_ftanh(ht[k]);
     }
     tz_node *n = tz_op_record(g, &op_rnn, out, in, 6);
