@@ -14,6 +14,39 @@
 #define gemm tz_sgemm
 #endif
 
+// Backward of one row at one step: dh = dout + dh_next; the gradients of z and n's
+// pre-activations into dx = d[x-side r z n] and dhh = d[U h-side r z n]; cuDNN's r too (Cho's r
+// waits for d(r h), gru_cho_r_row). a is the saved hn (cuDNN) or r h (Cho).
+static void gru_grad_row(int H, const real *restrict gates, const real *restrict hp, const real *restrict a,
+                         const real *restrict dout, const real *restrict dh_next, real *restrict dh,
+                         real *restrict dx, real *restrict dhh, int cho) {
+    const real *gr = gates, *gz = gates + H, *gn = gates + 2 * H;
+    for (int j = 0; j < H; j++) {
+        real r = gr[j], z = gz[j], n = gn[j], d = dout[j] + dh_next[j];
+        real dn = d * (1 - z) * (1 - n * n), dz = d * (hp[j] - n) * z * (1 - z);
+        dh[j] = d;
+        dx[H + j] = dhh[H + j] = dz;
+        dx[2 * H + j] = dn;
+        if (!cho) { // r scales hn: dr = dn hn, and U_n h + b_hn receives dn r
+            real dr = dn * a[j] * r * (1 - r);
+            dx[j] = dhh[j] = dr;
+            dhh[2 * H + j] = dn * r;
+        } else {
+            dhh[2 * H + j] = dn;
+        }
+    }
+}
+
+// Cho's r: dr = d(r h) h; dh_{t-1} starts as dh z + d(r h) r (the U_rz part is added by gemm).
+static void gru_cho_r_row(int H, const real *restrict gates, const real *restrict hp, const real *restrict drh,
+                          const real *restrict dh, real *restrict dx, real *restrict dhh, real *restrict dh_next) {
+    for (int j = 0; j < H; j++) {
+        real r = gates[j], z = gates[H + j];
+        dx[j] = dhh[j] = drh[j] * hp[j] * r * (1 - r);
+        dh_next[j] = dh[j] * z + drh[j] * r;
+    }
+}
+
 // Saved (arena): activated gates r,z,n (T,B,3H) and, per step, hn = U_n h + b_hn (cuDNN form) or
 // rh = r h (Cho form) (T,B,H).
 typedef struct { real *gates, *aux; seq_dims d; int cho, reverse; } gru_saved;
@@ -29,30 +62,17 @@ static void gru_backward(tz_graph *g, tz_node *n) {
     real *dh_next = tz_arena_calloc(&g->arena, sizeof(real) * B * H);
     real *drh = tz_arena_alloc(&g->arena, sizeof(real) * B * H);
     real *dh = tz_arena_alloc(&g->arena, sizeof(real) * B * H);
+    const real *zeros = tz_arena_calloc(&g->arena, sizeof(real) * B * H); // h_{-1} without h0
     for (int step = T - 1; step >= 0; step--) {
         int t = rev ? T - 1 - step : step, tp = seq_prev(t, T, rev);
         const real *gt = s->gates + (long)t * B * G, *at = s->aux + (long)t * B * H;
         const real *hprev = tp >= 0 ? out->data + (long)tp * B * H : h0 ? h0->data : NULL;
         const real *dout = out->grad + (long)t * B * H;
         real *dx_t = dxp + (long)t * B * G, *dh_t = dhh + (long)t * B * G;
+        const real *hp = hprev ? hprev : zeros;
         for (int b = 0; b < B; b++)
-            for (int j = 0; j < H; j++) {
-                int k = b * H + j;
-                const real *gb = gt + b * G;
-                real r = gb[j], z = gb[H + j], nn = gb[2 * H + j], hp = hprev ? hprev[k] : 0;
-                real dhk = dout[k] + dh_next[k];
-                real dn = dhk * (1 - z) * (1 - nn * nn), dz = dhk * (hp - nn) * z * (1 - z);
-                dh[k] = dhk;
-                dx_t[b * G + H + j] = dh_t[b * G + H + j] = dz;
-                dx_t[b * G + 2 * H + j] = dn;
-                if (!cho) { // r scales hn: d r = dn hn, and U_n h + b_hn receives dn r
-                    real dr = dn * at[k] * r * (1 - r);
-                    dx_t[b * G + j] = dh_t[b * G + j] = dr;
-                    dh_t[b * G + 2 * H + j] = dn * r;
-                } else {
-                    dh_t[b * G + 2 * H + j] = dn;
-                }
-            }
+            gru_grad_row(H, gt + b * G, hp + b * H, at + b * H, dout + b * H, dh_next + b * H, dh + b * H, dx_t + b * G,
+                         dh_t + b * G, cho);
         if (!cho) {
             // dh_{t-1} = dh z + dhh_t W_hh
             if (tp >= 0 || (h0 && h0->grad)) {
@@ -63,13 +83,7 @@ static void gru_backward(tz_graph *g, tz_node *n) {
             // d(r h) = dn U_n; dr = d(rh) h; dh_{t-1} = dh z + d(rh) r + [dr dz] U_rz
             gemm(0, 0, B, H, H, 1, dh_t + 2 * H, G, w_hh->data + (long)2 * H * H, H, 0, drh, H);
             for (int b = 0; b < B; b++)
-                for (int j = 0; j < H; j++) {
-                    int k = b * H + j;
-                    real r = gt[b * G + j], z = gt[b * G + H + j], hp = hprev ? hprev[k] : 0;
-                    real dr = drh[k] * hp * r * (1 - r);
-                    dx_t[b * G + j] = dh_t[b * G + j] = dr;
-                    dh_next[k] = dh[k] * z + drh[k] * r;
-                }
+                gru_cho_r_row(H, gt + b * G, hp + b * H, drh + b * H, dh + b * H, dx_t + b * G, dh_t + b * G, dh_next + b * H);
             if (tp >= 0 || (h0 && h0->grad)) gemm(0, 0, B, H, 2 * H, 1, dh_t, G, w_hh->data, H, 1, dh_next, H);
         }
     }

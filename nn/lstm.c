@@ -14,6 +14,25 @@
 #define gemm tz_sgemm
 #endif
 
+// Backward of one row of the cell at one step: from dh (dout + dh_next) and dc_next, the gate
+// pre-activation gradients into dg = [di df dg do], dc_{t-1} into dc_next, peephole gradients
+// into gp. p = [p_i; p_f; p_o] (zeros without peepholes). Branch-free, so it vectorises.
+static void lstm_grad_row(int H, const real *restrict gates, const real *restrict cp, const real *restrict c,
+                          const real *restrict tc, const real *restrict dout, const real *restrict dh_next,
+                          real *restrict dc_next, real *restrict dg, const real *restrict p, real *restrict gp) {
+    const real *gi = gates, *gf = gates + H, *gg = gates + 2 * H, *go = gates + 3 * H;
+    for (int j = 0; j < H; j++) {
+        real i = gi[j], f = gf[j], g = gg[j], o = go[j], t = tc[j];
+        real dh = dout[j] + dh_next[j];
+        real d_o = dh * t * o * (1 - o);
+        real dc = dc_next[j] + dh * o * (1 - t * t) + d_o * p[2 * H + j]; // o peeks at the new c
+        real di = dc * g * i * (1 - i), df = dc * cp[j] * f * (1 - f), d_g = dc * i * (1 - g * g);
+        gp[j] += di * cp[j], gp[H + j] += df * cp[j], gp[2 * H + j] += d_o * c[j];
+        dg[j] = di, dg[H + j] = df, dg[2 * H + j] = d_g, dg[3 * H + j] = d_o;
+        dc_next[j] = dc * f + di * p[j] + df * p[H + j];
+    }
+}
+
 // Saved for backward (arena): activated gates i,f,g,o (T,B,4H), cell states and tanh(c) (T,B,H).
 typedef struct { real *gates, *cs, *tc; seq_dims d; int reverse; } lstm_saved;
 
@@ -27,32 +46,19 @@ static void lstm_backward(tz_graph *g, tz_node *n) {
     real *dh_next = tz_arena_calloc(&g->arena, sizeof(real) * B * H);
     real *dc_next = tz_arena_alloc(&g->arena, sizeof(real) * B * H);
     memcpy(dc_next, out->grad + (long)T * B * H, sizeof(real) * B * H); // gradient of the final c
-    const real *pi = peep ? peep->data : NULL, *pf = pi ? pi + H : NULL, *po = pi ? pi + 2 * H : NULL;
-    real *gpi = peep && peep->grad ? peep->grad : NULL, *gpf = gpi ? gpi + H : NULL, *gpo = gpi ? gpi + 2 * H : NULL;
+    // Without peepholes, zero peepholes and a scratch for their gradient keep the loop branch-free.
+    real *scratch = tz_arena_calloc(&g->arena, sizeof(real) * (6 * H + B * H));
+    const real *p = peep ? peep->data : scratch, *zeros = scratch + 6 * H;
+    real *gp = peep && peep->grad ? peep->grad : scratch + 3 * H;
     for (int step = T - 1; step >= 0; step--) {
         int t = rev ? T - 1 - step : step, tp = seq_prev(t, T, rev);
         const real *gt = s->gates + (long)t * B * G, *ct = s->cs + (long)t * B * H, *tct = s->tc + (long)t * B * H;
-        const real *cprev = tp >= 0 ? s->cs + (long)tp * B * H : c0 ? c0->data : NULL;
+        const real *cprev = tp >= 0 ? s->cs + (long)tp * B * H : c0 ? c0->data : zeros;
         const real *dout = out->grad + (long)t * B * H;
         real *dg = dgates + (long)t * B * G;
         for (int b = 0; b < B; b++)
-            for (int j = 0; j < H; j++) {
-                int k = b * H + j;
-                const real *gb = gt + b * G;
-                real i = gb[j], f = gb[H + j], gg = gb[2 * H + j], o = gb[3 * H + j], tc = tct[k];
-                real cp = cprev ? cprev[k] : 0;
-                real dh = dout[k] + dh_next[k];
-                real do_ = dh * tc * o * (1 - o);
-                real dc = dc_next[k] + dh * o * (1 - tc * tc);
-                if (po) dc += do_ * po[j]; // o peeks at the new c
-                real di = dc * gg * i * (1 - i), df = dc * cp * f * (1 - f), dgg = dc * i * (1 - gg * gg);
-                real dcp = dc * f;
-                if (pi) dcp += di * pi[j] + df * pf[j];
-                if (gpi) gpi[j] += di * cp, gpf[j] += df * cp, gpo[j] += do_ * ct[k];
-                real *dgb = dg + b * G;
-                dgb[j] = di, dgb[H + j] = df, dgb[2 * H + j] = dgg, dgb[3 * H + j] = do_;
-                dc_next[k] = dcp;
-            }
+            lstm_grad_row(H, gt + b * G, cprev + b * H, ct + b * H, tct + b * H, dout + b * H, dh_next + b * H,
+                          dc_next + b * H, dg + b * G, p, gp);
         // dh_{t-1} = dgates_t W_hh (only needed where a previous state exists)
         if (tp >= 0 || (h0 && h0->grad)) gemm(0, 0, B, H, G, 1, dg, G, w_hh->data, H, 0, dh_next, H);
     }
