@@ -19,16 +19,18 @@ static inline real tz_ferf(real x) { return erf(x); }
 // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln2 / 2 (Cody-Waite split of ln 2), and a
 // degree-6 Taylor polynomial for exp(r): max relative error ~2e-7 over [-87, 88]; 0 below -87
 // (masked attention scores must weigh exactly nothing), exp(88) above 88.
-static inline float tz_fexp(float x) {
-    float under = x < -87.0f ? 0.0f : 1.0f;
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+static inline float tz_fexp(float xin) {
+    float under = xin < -87.0f ? 0.0f : 1.0f;
+    float x = xin > -87.0f ? xin : -87.0f; // NaN fails the test and becomes -87: no undefined
+    x = x < 88.0f ? x : 88.0f;             // conversion below
     float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; // round to nearest: 1.5 * 2^23 trick
     float r = x - n * 0.693145752f - n * 1.42860677e-6f;
     float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f + r * (0.00833333377f + r * 0.00138888892f)))));
-    int32_t bits = (int32_t)(n + 127.0f) << 23;
+    uint32_t bits = (uint32_t)(int32_t)(n + 127.0f) << 23; // n + 127 is in [1, 254]
     float scale;
     memcpy(&scale, &bits, sizeof scale);
-    return p * scale * under;
+    float y = p * scale * under;
+    return xin != xin ? xin : y; // NaN stays NaN, so a diverging run is still caught
 }
 // tanh(x) = sign(x) (1 - 2 / (exp(2|x|) + 1)); near 0 the odd series keeps the relative error small.
 static inline float tz_ftanh(float x) {

@@ -161,3 +161,25 @@ Test(ops, default_error_exits_1, .exit_code = 1) {
     tz_tensor *a = tz_zeros(&g, 2, (const int[]){2, 3});
     tz_matmul(&g, a, a, 0, 0);
 }
+
+#include "fastmath.h"
+
+// The float build's vectorised exp/tanh/sigmoid/erf: accurate to float, exactly 0 where exp
+// underflows (masked attention), finite at the ends, and NaN stays NaN (divergence is caught).
+Test(ops, fastmath_accuracy_and_edges) {
+    double worst[4] = {0};
+    for (double x0 = -20; x0 < 20; x0 += 1e-3) {
+        double x = (real)x0; // the reference at the very input the function sees
+        double e = exp(x), t = tanh(x), s = 1 / (1 + exp(-x)), f = erf(x);
+        double err[4] = {fabs(tz_fexp((real)x) - e) / e, fabs(tz_ftanh((real)x) - t), fabs(tz_fsigmoid((real)x) - s),
+                         fabs(tz_ferf((real)x) - f)};
+        for (int k = 0; k < 4; k++) worst[k] = err[k] > worst[k] ? err[k] : worst[k];
+    }
+    cr_assert_lt(worst[0], 1e-6, "exp relative error %g", worst[0]);
+    cr_assert_lt(worst[1], 1e-6, "tanh absolute error %g", worst[1]);
+    cr_assert_lt(worst[2], 1e-6, "sigmoid absolute error %g", worst[2]);
+    cr_assert_lt(worst[3], 1e-6, "erf absolute error %g", worst[3]);
+    cr_assert_eq(tz_fexp(-1e9), 0);
+    cr_assert(isfinite(tz_fexp(1e9)) && tz_ftanh(1e9) == 1 && tz_ftanh(-1e9) == -1 && tz_fsigmoid(-1e9) < 1e-30);
+    cr_assert(isnan(tz_fexp(NAN)) && isnan(tz_ftanh(NAN)) && isnan(tz_fsigmoid(NAN)));
+}
