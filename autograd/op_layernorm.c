@@ -1,35 +1,84 @@
 // op_layernorm.c: layer normalisation over the last dim (Ba, Kiros & Hinton 2016).
 //   xhat = (x - mean) * rstd,  y = xhat * gamma + beta
 //   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = dy * gamma
+// Rows run on both cores; gamma's and beta's gradients (sums over rows) are split by column, so
+// every sum keeps the serial order whatever the thread count.
 #include "internal.h"
+#include "parallel.h"
 
 #include <math.h>
 
-static void layernorm_backward(tz_graph *g, tz_node *n) {
-    (void)g;
-    tz_tensor *x = n->in[0], *gamma = n->in[1], *beta = n->in[2], *y = n->out;
-    const real *stats = n->aux; // mean, rstd per row
-    int D = tz_cols(x);
-    for (int r = 0; r < tz_rows(x); r++) {
-        const real *xr = x->data + (long)r * D, *gy = y->grad + (long)r * D;
-        real mean = stats[2 * r], rstd = stats[2 * r + 1];
-        real sum_d = 0, sum_dx = 0;
+typedef struct {
+    const tz_tensor *x, *gamma, *beta, *y;
+    real *stats; // mean, rstd per row
+    real eps;
+    int D;
+} ln_args;
+
+static void ln_bw_rows(void *arg, long lo, long hi) {
+    const ln_args *a = arg;
+    int D = a->D;
+    const real *gm = a->gamma ? a->gamma->data : NULL;
+    for (long r = lo; r < hi; r++) {
+        const real *xr = a->x->data + r * D, *gy = a->y->grad + r * D;
+        real mean = a->stats[2 * r], rstd = a->stats[2 * r + 1], sum_d = 0, sum_dx = 0;
         for (int j = 0; j < D; j++) {
-            real xhat = (xr[j] - mean) * rstd, d = gy[j] * (gamma ? gamma->data[j] : 1);
+            real xhat = (xr[j] - mean) * rstd, d = gy[j] * (gm ? gm[j] : 1);
             sum_d += d;
             sum_dx += d * xhat;
-            if (gamma && gamma->grad) gamma->grad[j] += gy[j] * xhat;
-            if (beta && beta->grad) beta->grad[j] += gy[j];
         }
-        if (!x->grad) continue;
-        real *gx = x->grad + (long)r * D;
+        real *gx = a->x->grad + r * D;
         for (int j = 0; j < D; j++) {
-            real xhat = (xr[j] - mean) * rstd, d = gy[j] * (gamma ? gamma->data[j] : 1);
+            real xhat = (xr[j] - mean) * rstd, d = gy[j] * (gm ? gm[j] : 1);
             gx[j] += rstd * (d - sum_d / D - xhat * sum_dx / D);
         }
     }
 }
+
+// Columns [lo, hi) of gamma's and beta's gradients: sums over all rows, in row order.
+static void ln_bw_cols(void *arg, long lo, long hi) {
+    const ln_args *a = arg;
+    int D = a->D, rows = tz_rows(a->x);
+    for (int r = 0; r < rows; r++) {
+        const real *xr = a->x->data + (long)r * D, *gy = a->y->grad + (long)r * D;
+        real mean = a->stats[2 * r], rstd = a->stats[2 * r + 1];
+        for (long j = lo; j < hi; j++) {
+            if (a->gamma && a->gamma->grad) a->gamma->grad[j] += gy[j] * (xr[j] - mean) * rstd;
+            if (a->beta && a->beta->grad) a->beta->grad[j] += gy[j];
+        }
+    }
+}
+
+static void layernorm_backward(tz_graph *g, tz_node *n) {
+    (void)g;
+    tz_tensor *x = n->in[0];
+    ln_args a = {x, n->in[1], n->in[2], n->out, n->aux, 0, tz_cols(x)};
+    if (x->grad) tz_parallel_for(tz_rows(x), 6L * a.D, ln_bw_rows, &a);
+    if ((a.gamma && a.gamma->grad) || (a.beta && a.beta->grad)) tz_parallel_for(a.D, 3L * tz_rows(x), ln_bw_cols, &a);
+}
 static const tz_op op_layernorm = {"layernorm", layernorm_backward};
+
+static void ln_fw_rows(void *arg, long lo, long hi) {
+    const ln_args *a = arg;
+    int D = a->D;
+    const real *gm = a->gamma ? a->gamma->data : NULL, *bt = a->beta ? a->beta->data : NULL;
+    for (long r = lo; r < hi; r++) {
+        const real *xr = a->x->data + r * D;
+        real *yr = a->y->data + r * D;
+        double mean = 0, var = 0; // two passes in double: stable for rows with a large offset
+        for (int j = 0; j < D; j++) mean += xr[j];
+        mean /= D;
+        for (int j = 0; j < D; j++) var += (xr[j] - mean) * (xr[j] - mean);
+        var /= D;
+        real rstd = (real)(1 / sqrt(var + a->eps));
+        a->stats[2 * r] = (real)mean;
+        a->stats[2 * r + 1] = rstd;
+        for (int j = 0; j < D; j++) {
+            real v = (xr[j] - (real)mean) * rstd;
+            yr[j] = v * (gm ? gm[j] : 1) + (bt ? bt[j] : 0);
+        }
+    }
+}
 
 tz_tensor *tz_layernorm(tz_graph *g, tz_tensor *x, tz_tensor *gamma, tz_tensor *beta, real eps) {
     int D = tz_cols(x), rows = tz_rows(x);
@@ -40,24 +89,9 @@ tz_tensor *tz_layernorm(tz_graph *g, tz_tensor *x, tz_tensor *gamma, tz_tensor *
         tz_fail("layernorm: beta %s does not fit input %s", tz_shape_str(beta, s.a), tz_shape_str(x, s.b));
     tz_tensor *in[3] = {x, gamma, beta};
     tz_tensor *y = tz_op_output(g, x->ndim, x->shape, in, 3);
-    real *stats = tz_arena_alloc(&g->arena, sizeof(real) * 2 * rows);
-    for (int r = 0; r < rows; r++) {
-        const real *xr = x->data + (long)r * D;
-        real *yr = y->data + (long)r * D;
-        double mean = 0, var = 0; // two passes in double: stable for rows with a large offset
-        for (int j = 0; j < D; j++) mean += xr[j];
-        mean /= D;
-        for (int j = 0; j < D; j++) var += (xr[j] - mean) * (xr[j] - mean);
-        var /= D;
-        real rstd = (real)(1 / sqrt(var + eps));
-        stats[2 * r] = (real)mean;
-        stats[2 * r + 1] = rstd;
-        for (int j = 0; j < D; j++) {
-            real v = (xr[j] - (real)mean) * rstd;
-            yr[j] = v * (gamma ? gamma->data[j] : 1) + (beta ? beta->data[j] : 0);
-        }
-    }
+    ln_args a = {x, gamma, beta, y, tz_arena_alloc(&g->arena, sizeof(real) * 2 * rows), eps, D};
+    tz_parallel_for(rows, 6L * D, ln_fw_rows, &a);
     tz_node *n = tz_op_record(g, &op_layernorm, y, in, 3);
-    if (n) n->aux = stats;
+    if (n) n->aux = a.stats;
     return y;
 }

@@ -2,6 +2,7 @@
 // max-subtracted so exp never overflows.
 #include "fastmath.h"
 #include "internal.h"
+#include "parallel.h"
 
 #include <math.h>
 
@@ -31,29 +32,44 @@ static real row_logsumexp(const real *x, int V) {
     return mx + LOG(s);
 }
 
-static void softmax_backward(tz_graph *g, tz_node *n) {
-    (void)g;
-    tz_tensor *x = n->in[0], *y = n->out;
-    if (!x->grad) return;
-    int V = tz_cols(y);
-    for (int r = 0; r < tz_rows(y); r++) {
-        const real *yr = y->data + (long)r * V, *gy = y->grad + (long)r * V;
-        real *gx = x->grad + (long)r * V, dot = 0;
+// Rows [lo, hi) of a row-wise pass: x (rows, V) in, y out; gy and gx for backward.
+typedef struct { const real *x, *y, *gy; real *out; int V; } rows_args;
+
+static void softmax_bw_rows(void *arg, long lo, long hi) {
+    const rows_args *a = arg;
+    int V = a->V;
+    for (long r = lo; r < hi; r++) {
+        const real *yr = a->y + r * V, *gy = a->gy + r * V;
+        real *gx = a->out + r * V, dot = 0;
         for (int j = 0; j < V; j++) dot += gy[j] * yr[j];
         for (int j = 0; j < V; j++) gx[j] += yr[j] * (gy[j] - dot);
     }
 }
+
+static void softmax_backward(tz_graph *g, tz_node *n) {
+    (void)g;
+    tz_tensor *x = n->in[0], *y = n->out;
+    if (!x->grad) return;
+    rows_args a = {NULL, y->data, y->grad, x->grad, tz_cols(y)};
+    tz_parallel_for(tz_rows(y), 4L * a.V, softmax_bw_rows, &a);
+}
 static const tz_op op_softmax = {"softmax", softmax_backward};
+
+static void softmax_fw_rows(void *arg, long lo, long hi) {
+    const rows_args *a = arg;
+    int V = a->V;
+    for (long r = lo; r < hi; r++) {
+        const real *xr = a->x + r * V;
+        real *yr = a->out + r * V, mx, sum = row_exp_sum(xr, yr, V, &mx);
+        for (int j = 0; j < V; j++) yr[j] /= sum; // not exp(x - lse): lse rounds at large x
+    }
+}
 
 tz_tensor *tz_softmax(tz_graph *g, tz_tensor *x) {
     tz_tensor *in[1] = {x};
     tz_tensor *y = tz_op_output(g, x->ndim, x->shape, in, 1);
-    int V = tz_cols(x);
-    for (int r = 0; r < tz_rows(x); r++) {
-        const real *xr = x->data + (long)r * V;
-        real *yr = y->data + (long)r * V, mx, sum = row_exp_sum(xr, yr, V, &mx);
-        for (int j = 0; j < V; j++) yr[j] /= sum; // not exp(x - lse): lse rounds at large x
-    }
+    rows_args a = {x->data, NULL, NULL, y->data, tz_cols(x)};
+    tz_parallel_for(tz_rows(x), 8L * a.V, softmax_fw_rows, &a);
     tz_op_record(g, &op_softmax, y, in, 1);
     return y;
 }
@@ -89,22 +105,35 @@ tz_tensor *tz_log_softmax(tz_graph *g, tz_tensor *x) {
 // probabilities are recomputed instead of stored (rows x vocab would be the largest tensor).
 typedef struct { int *targets; real *lse; int count, ignore; } ce_saved;
 
+typedef struct { const real *x; real *gx; const ce_saved *s; real scale; int V; } ce_args;
+
+static void ce_bw_rows(void *arg, long lo, long hi) {
+    const ce_args *a = arg;
+    for (long r = lo; r < hi; r++) {
+        if (a->s->targets[r] == a->s->ignore) continue;
+        const real *xr = a->x + r * a->V;
+        real *gx = a->gx + r * a->V, lse = a->s->lse[r];
+        for (int j = 0; j < a->V; j++) gx[j] += a->scale * EXP(xr[j] - lse);
+        gx[a->s->targets[r]] -= a->scale;
+    }
+}
+
 static void cross_entropy_backward(tz_graph *g, tz_node *n) {
     (void)g;
     tz_tensor *x = n->in[0];
     ce_saved *s = n->aux;
     if (!x->grad || s->count == 0) return;
-    int V = tz_cols(x);
-    real scale = n->out->grad[0] / s->count;
-    for (int r = 0; r < tz_rows(x); r++) {
-        if (s->targets[r] == s->ignore) continue;
-        const real *xr = x->data + (long)r * V;
-        real *gx = x->grad + (long)r * V;
-        for (int j = 0; j < V; j++) gx[j] += scale * EXP(xr[j] - s->lse[r]);
-        gx[s->targets[r]] -= scale;
-    }
+    ce_args a = {x->data, x->grad, s, n->out->grad[0] / s->count, tz_cols(x)};
+    tz_parallel_for(tz_rows(x), 8L * a.V, ce_bw_rows, &a);
 }
 static const tz_op op_cross_entropy = {"cross_entropy", cross_entropy_backward};
+
+// The log-sum-exp of rows [lo, hi) into a->gx (the lse array).
+static void ce_lse_rows(void *arg, long lo, long hi) {
+    const ce_args *a = arg;
+    for (long r = lo; r < hi; r++)
+        if (a->s->targets[r] != a->s->ignore) a->gx[r] = row_logsumexp(a->x + r * a->V, a->V);
+}
 
 tz_tensor *tz_cross_entropy(tz_graph *g, tz_tensor *logits, const int *targets, int ignore_index) {
     int V = tz_cols(logits), rows = tz_rows(logits);
@@ -115,19 +144,21 @@ tz_tensor *tz_cross_entropy(tz_graph *g, tz_tensor *logits, const int *targets, 
     s->lse = tz_arena_alloc(&g->arena, sizeof(real) * rows);
     s->ignore = ignore_index;
     s->count = 0;
-    double total = 0; // summed in double: thousands of rows lose digits in float
     for (int r = 0; r < rows; r++) {
         int t = targets[r];
         s->targets[r] = t;
-        if (t == ignore_index) continue;
-        if (t < 0 || t >= V) {
+        if (t != ignore_index && (t < 0 || t >= V)) {
             char sh[64];
             tz_fail("cross_entropy: target %d of row %d is outside [0,%d) for logits %s", t, r, V,
                     tz_shape_str(logits, sh));
         }
-        const real *xr = logits->data + (long)r * V;
-        s->lse[r] = row_logsumexp(xr, V);
-        total += s->lse[r] - xr[t];
+    }
+    ce_args a = {logits->data, s->lse, s, 0, V};
+    tz_parallel_for(rows, 8L * V, ce_lse_rows, &a);
+    double total = 0; // summed in double, in row order: thousands of rows lose digits in float
+    for (int r = 0; r < rows; r++) {
+        if (targets[r] == ignore_index) continue;
+        total += s->lse[r] - logits->data[(long)r * V + targets[r]];
         s->count++;
     }
     y->data[0] = s->count ? (real)(total / s->count) : 0;

@@ -1,0 +1,31 @@
+// parallel.c: see parallel.h.
+#include "parallel.h"
+
+#include "gemm.h"
+#include "threadpool.h"
+
+// Below this much work a second core costs more (hand-off, cache traffic) than it saves.
+#define MIN_WORK 32768L
+
+typedef struct {
+    long n;
+    void (*fn)(void *arg, long lo, long hi);
+    void *arg;
+} chunked;
+
+static void run_chunk(void *arg, int task, int ntasks) {
+    const chunked *c = arg;
+    long lo = c->n * task / ntasks, hi = c->n * (task + 1) / ntasks;
+    if (lo < hi) c->fn(c->arg, lo, hi);
+}
+
+void tz_parallel_for(long n, long cost, void (*fn)(void *arg, long lo, long hi), void *arg) {
+    int T = tz_get_threads();
+    if (T > n) T = (int)n;
+    if (T <= 1 || n * cost < MIN_WORK) {
+        if (n > 0) fn(arg, 0, n);
+        return;
+    }
+    chunked c = {n, fn, arg};
+    tz_pool_run(T, run_chunk, &c);
+}

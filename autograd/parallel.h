@@ -1,0 +1,12 @@
+// parallel.h: elementwise and row-wise ops on both cores. The range is cut into one contiguous
+// chunk per thread; each element is computed by one thread, in the same order as a serial
+// loop, so results do not depend on the thread count.
+#ifndef TZ_PARALLEL_H
+#define TZ_PARALLEL_H
+
+// Calls fn(arg, lo, hi) on disjoint chunks covering [0, n): on the thread pool when n * cost
+// (cost: rough work per item, in element-operations) is large enough to pay for waking a
+// second core, else once, inline.
+void tz_parallel_for(long n, long cost, void (*fn)(void *arg, long lo, long hi), void *arg);
+
+#endif
