@@ -1,6 +1,7 @@
 // graph.c: the tape. Ops append nodes as they run; backward walks them in reverse and each
 // node's backward accumulates into its inputs' gradients, so a tensor used twice gets both.
 #include "internal.h"
+#include "parallel.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -88,17 +89,30 @@ tz_node *tz_op_record(tz_graph *g, const tz_op *op, tz_tensor *out, tz_tensor **
 // element offset iarg[0]: no backward to run.
 const tz_op tz_op_view = {"view", NULL};
 
+static void zero_grads(void *arg, long lo, long hi) {
+    tz_tensor **t = arg;
+    for (long i = lo; i < hi; i++) memset(t[i]->grad, 0, sizeof(real) * (size_t)t[i]->n);
+}
+
 void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
     if (!out->requires_grad)
         tz_fail("backward: the tensor does not depend on anything that needs a gradient");
     int last = out->node;
-    // Gradients of the step's tensors, made only now, and only for what precedes the output.
+    // Gradients of the step's tensors, made only now, and only for what precedes the output;
+    // zeroed on both cores (a transformer step's activations are megabytes).
+    tz_tensor **fresh = tz_arena_alloc(&g->arena, sizeof *fresh * (last + 1));
+    long n_fresh = 0, elems = 0;
     for (int i = 0; i <= last; i++) {
         tz_node *n = &g->nodes[i];
         if (n->out->grad) continue;
         if (n->op == &tz_op_view) n->out->grad = n->in[0]->grad + n->iarg[0]; // at the view's offset
-        else n->out->grad = tz_arena_calloc(&g->arena, sizeof(real) * (size_t)n->out->n);
+        else {
+            n->out->grad = tz_arena_alloc(&g->arena, sizeof(real) * (size_t)n->out->n);
+            fresh[n_fresh++] = n->out;
+            elems += n->out->n;
+        }
     }
+    if (n_fresh) tz_parallel_for(n_fresh, elems / n_fresh + 1, zero_grads, fresh);
     for (int i = 0; i < out->n; i++) out->grad[i] += seed[i];
     for (int i = last; i >= 0; i--) {
         tz_node *n = &g->nodes[i];
