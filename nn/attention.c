@@ -238,6 +238,9 @@ tz_tensor *nn_mha_forward(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor 
     }
     if (causal && Tq > Tk) tz_fail("mha '%s': causal attention with %d queries over %d keys", m->name, Tq, Tk);
     check_lengths("mha", m->name, B, Tk, kv_lengths);
+    if (!m->rope && (m->dropout == 0 || !g->training)) // the fused node: same function, no copies
+        return nn_linear_forward(g, &m->o, nn_attention_fused(g, nn_linear_forward(g, &m->q, x), nn_linear_forward(g, &m->k, kv),
+                                                              nn_linear_forward(g, &m->v, kv), m->heads, kv_lengths, causal, weights));
     tz_tensor *q = split_heads(g, nn_linear_forward(g, &m->q, x), m->heads);
     tz_tensor *k = split_heads(g, nn_linear_forward(g, &m->k, kv), m->heads);
     tz_tensor *v = split_heads(g, nn_linear_forward(g, &m->v, kv), m->heads);

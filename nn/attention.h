@@ -69,6 +69,13 @@ tz_tensor *nn_attn_mask(tz_graph *g, int B, int Tq, int Tk, const int *lengths, 
 tz_tensor *nn_sdpa(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor *v, const tz_tensor *mask,
                    int causal, real dropout, tz_tensor **weights);
 
+// Multi-head attention of projected q (B,Tq,C), k, v (B,Tk,C) as one fused node: heads read in
+// place, masks applied by index (causal: queries are the last Tq of the Tk positions; lengths (B)
+// or NULL: key padding), masked weights exactly 0 -> (B,Tq,C). *weights (B,H,Tq,Tk) if asked.
+// The same function as nn_sdpa over split heads, without its copies; no attention dropout.
+tz_tensor *nn_attention_fused(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor *v, int heads, const int *lengths,
+                              int causal, tz_tensor **weights);
+
 // ---------------------------------------------------------------------------------------------
 // Multi-head attention: concat_h(sdpa(x Wq_h, kv Wk_h, kv Wv_h)) Wo.
 // "<name>.q.weight" (C,C), "<name>.k", "<name>.v", "<name>.o" (+ ".bias" (C) each if bias).

@@ -460,3 +460,27 @@ Test(attention, bad_configuration_names_layer_and_values) {
     nn_kv_cache kc;
     EXPECT_ERROR(nn_kv_cache_init(&kc, 2, 1, 2, 0, 4), "kv_cache: layers = 2, B = 1, heads = 2, Tmax = 0, d_head = 4 must be > 0");
 }
+
+// The fused node computes what nn_sdpa computes over split heads with the same masks.
+Test(attention, fused_equals_sdpa_over_split_heads) {
+    enum { Bb = 2, Tq = 3, Tk = 5, C = 8, Hh = 2, D = C / Hh };
+    tz_tensor *q = tz_empty(&g, 3, (const int[]){Bb, Tq, C}), *k = tz_empty(&g, 3, (const int[]){Bb, Tk, C});
+    tz_tensor *v = tz_empty(&g, 3, (const int[]){Bb, Tk, C});
+    tz_tensor *ts[3] = {q, k, v};
+    for (int t = 0; t < 3; t++)
+        for (int i = 0; i < ts[t]->n; i++) ts[t]->data[i] = (real)tz_rng_normal(&r);
+    static const int lengths[Bb] = {5, 2};
+    for (int causal = 0; causal < 2; causal++) {
+        tz_tensor *w1, *w2;
+        tz_tensor *fused = nn_attention_fused(&g, q, k, v, Hh, lengths, causal, &w1);
+        tz_tensor *sq = tz_permute(&g, tz_reshape(&g, q, 4, (const int[]){Bb, Tq, Hh, D}), (const int[]){0, 2, 1, 3});
+        tz_tensor *sk = tz_permute(&g, tz_reshape(&g, k, 4, (const int[]){Bb, Tk, Hh, D}), (const int[]){0, 2, 1, 3});
+        tz_tensor *sv = tz_permute(&g, tz_reshape(&g, v, 4, (const int[]){Bb, Tk, Hh, D}), (const int[]){0, 2, 1, 3});
+        tz_tensor *ref = nn_sdpa(&g, sq, sk, sv, nn_attn_mask(&g, Bb, Tq, Tk, lengths, causal), 0, 0, &w2);
+        ref = tz_permute(&g, ref, (const int[]){0, 2, 1, 3});
+        for (int i = 0; i < ref->n; i++) cr_assert_float_eq(fused->data[i], ref->data[i], 1e-5, "causal %d, output %d", causal, i);
+        for (int i = 0; i < w2->n; i++) cr_assert_float_eq(w1->data[i], w2->data[i], 1e-6, "causal %d, weight %d", causal, i);
+    }
+    cr_assert(EXPECT_FAIL(nn_attention_fused(&g, q, k, v, 3, NULL, 0, NULL)));
+    cr_assert(strstr(tz_last_error(), "divisible by 3 heads"), "%s", tz_last_error());
+}

@@ -216,8 +216,23 @@ static tz_tensor *decoder_fw(tz_graph *g, void *st) {
     return nn_decoder_block_forward(g, &ST->dec, ST->x, ST->mem, ST->mem ? len_S : NULL, NULL);
 }
 
+// The fused multi-head node directly: q (B,T,6), k and v (B,S,6), 2 heads, queries the last T of
+// S positions, causal and padding together, and without masks.
+static void *fused_setup(tz_params *P, tz_rng *r) {
+    state *st = new_state();
+    st->x = IN("q", B, T, 6);
+    st->y = IN("k", B, S, 6);
+    st->z = IN("v", B, S, 6);
+    return st;
+}
+static const int len_fused[B] = {5, 3};
+static tz_tensor *fused_masked_fw(tz_graph *g, void *st) { return nn_attention_fused(g, ST->x, ST->y, ST->z, 2, len_fused, 1, NULL); }
+static tz_tensor *fused_plain_fw(tz_graph *g, void *st) { return nn_attention_fused(g, ST->x, ST->y, ST->z, 2, NULL, 0, NULL); }
+
 #define CHECK(name, setup, fw) {name, setup, fw, free, 0, 0}
 const tz_check tz_attention_checks[] = {
+    CHECK("attn/fused_causal_padding", fused_setup, fused_masked_fw),
+    CHECK("attn/fused_unmasked", fused_setup, fused_plain_fw),
     CHECK("attn/bahdanau", bahdanau_setup, bahdanau_fw),
     CHECK("attn/bahdanau_keys", bahdanau_setup, bahdanau_keys_fw),
     CHECK("attn/luong_dot", luong_dot_setup, luong_fw),

@@ -1,0 +1,120 @@
+// attention_fused.c: multi-head scaled dot-product attention (Vaswani et al. 2017, 3.2) as one
+// tape node, reading the heads straight out of the (B,T,C) projections: no head split/merge
+// copies, no mask tensors, masked weights never computed. One (batch, head) pair per task on the
+// thread pool; its small products run single-threaded inside the task. Same function as
+// nn_sdpa over split heads with causal/padding masks (tested), gradient-checked in float64.
+//   forward:  S = Q K^T / sqrt(D), P = softmax over the allowed keys (0 elsewhere), O = P V
+//   backward: dP = dO V^T, dS = P (dP - rowsum(P dP)), dQ = dS K / sqrt(D), dK = dS^T Q / sqrt(D),
+//             dV = P^T dO
+#include <math.h>
+#include <string.h>
+
+#include "attention.h"
+#include "fastmath.h"
+#include "gemm.h"
+#include "threadpool.h"
+
+#ifdef TZ_DOUBLE
+#define gemm tz_dgemm
+#else
+#define gemm tz_sgemm
+#endif
+
+typedef struct {
+    int B, H, Tq, Tk, C, D, causal;
+    const int *lengths; // (B) or NULL
+    real scale;
+    real *P;            // (B,H,Tq,Tk) attention weights, saved for backward
+    real *dP;           // backward scratch, same shape
+    const tz_tensor *q, *k, *v, *o;
+} fused_attn;
+
+// Keys query i may see: [0, limit).
+static int key_limit(const fused_attn *a, int b, int i) {
+    int lim = a->Tk;
+    if (a->causal) lim = i + 1 + (a->Tk - a->Tq); // queries are the last Tq of Tk positions
+    if (a->lengths && a->lengths[b] < lim) lim = a->lengths[b];
+    return lim;
+}
+
+static void forward_task(void *arg, int task, int ntasks) {
+    const fused_attn *a = arg;
+    int n = a->B * a->H, C = a->C, D = a->D, Tq = a->Tq, Tk = a->Tk;
+    for (int p = (int)((long)n * task / ntasks); p < (int)((long)n * (task + 1) / ntasks); p++) {
+        int b = p / a->H, h = p % a->H;
+        const real *Q = a->q->data + (long)b * Tq * C + h * D, *K = a->k->data + (long)b * Tk * C + h * D;
+        const real *V = a->v->data + (long)b * Tk * C + h * D;
+        real *S = a->P + (long)p * Tq * Tk, *O = a->o->data + (long)b * Tq * C + h * D;
+        gemm(0, 1, Tq, Tk, D, a->scale, Q, C, K, C, 0, S, Tk);
+        for (int i = 0; i < Tq; i++) {
+            real *s = S + (long)i * Tk, mx = s[0], sum = 0;
+            int lim = key_limit(a, b, i);
+            for (int j = 1; j < lim; j++) mx = s[j] > mx ? s[j] : mx;
+            for (int j = 0; j < lim; j++) sum += s[j] = tz_fexp(s[j] - mx);
+            for (int j = 0; j < lim; j++) s[j] /= sum;
+            for (int j = lim; j < Tk; j++) s[j] = 0;
+        }
+        gemm(0, 0, Tq, D, Tk, 1, S, Tk, V, C, 0, O, C);
+    }
+}
+
+static void backward_task(void *arg, int task, int ntasks) {
+    const fused_attn *a = arg;
+    int n = a->B * a->H, C = a->C, D = a->D, Tq = a->Tq, Tk = a->Tk;
+    for (int p = (int)((long)n * task / ntasks); p < (int)((long)n * (task + 1) / ntasks); p++) {
+        int b = p / a->H, h = p % a->H;
+        long qo = (long)b * Tq * C + h * D, ko = (long)b * Tk * C + h * D;
+        const real *Q = a->q->data + qo, *K = a->k->data + ko, *V = a->v->data + ko, *dO = a->o->grad + qo;
+        const real *P = a->P + (long)p * Tq * Tk;
+        real *dS = a->dP + (long)p * Tq * Tk;
+        gemm(0, 1, Tq, Tk, D, 1, dO, C, V, C, 0, dS, Tk); // dP
+        for (int i = 0; i < Tq; i++) {
+            const real *pr = P + (long)i * Tk;
+            real *d = dS + (long)i * Tk, dot = 0;
+            for (int j = 0; j < Tk; j++) dot += pr[j] * d[j];
+            for (int j = 0; j < Tk; j++) d[j] = pr[j] * (d[j] - dot);
+        }
+        if (a->q->grad) gemm(0, 0, Tq, D, Tk, a->scale, dS, Tk, K, C, 1, a->q->grad + qo, C);
+        if (a->k->grad) gemm(1, 0, Tk, D, Tq, a->scale, dS, Tk, Q, C, 1, a->k->grad + ko, C);
+        if (a->v->grad) gemm(1, 0, Tk, D, Tq, 1, P, Tk, dO, C, 1, a->v->grad + ko, C);
+    }
+}
+
+static int tasks_for(int n) {
+    int T = tz_get_threads();
+    return n < T ? n : T;
+}
+
+static void fused_backward(tz_graph *g, tz_node *n) {
+    fused_attn *a = n->aux;
+    a->o = n->out;
+    a->dP = tz_arena_alloc(&g->arena, sizeof(real) * a->B * a->H * a->Tq * a->Tk);
+    tz_pool_run(tasks_for(a->B * a->H), backward_task, a);
+}
+static const tz_op op_fused_attention = {"attention_fused", fused_backward};
+
+tz_tensor *nn_attention_fused(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor *v, int heads, const int *lengths,
+                              int causal, tz_tensor **weights) {
+    int ok = q->ndim == 3 && k->ndim == 3 && v->ndim == 3 && tz_same_shape(k, v) && q->shape[0] == k->shape[0] &&
+             q->shape[2] == k->shape[2] && heads > 0 && q->shape[2] % heads == 0;
+    if (!ok) {
+        char a[64], b[64], c[64];
+        tz_fail("attention_fused: q %s, k %s, v %s are not (B,Tq,C), (B,Tk,C), (B,Tk,C) with C divisible by %d heads",
+                tz_shape_str(q, a), tz_shape_str(k, b), tz_shape_str(v, c), heads);
+    }
+    int B = q->shape[0], Tq = q->shape[1], Tk = k->shape[1], C = q->shape[2];
+    if (causal && Tq > Tk) tz_fail("attention_fused: causal attention with %d queries over %d keys", Tq, Tk);
+    for (int b = 0; lengths && b < B; b++)
+        if (lengths[b] < 1 || lengths[b] > Tk) tz_fail("attention_fused: length %d of row %d is outside [1,%d]", lengths[b], b, Tk);
+    tz_tensor *in[3] = {q, k, v};
+    tz_tensor *o = tz_op_output(g, 3, q->shape, in, 3);
+    fused_attn *a = tz_arena_alloc(&g->arena, sizeof *a);
+    *a = (fused_attn){B, heads, Tq, Tk, C, C / heads, causal, NULL, (real)(1 / sqrt((double)(C / heads))), NULL, NULL, q, k, v, o};
+    if (lengths) a->lengths = memcpy(tz_arena_alloc(&g->arena, sizeof(int) * B), lengths, sizeof(int) * B);
+    a->P = tz_arena_alloc(&g->arena, sizeof(real) * B * heads * Tq * Tk);
+    tz_pool_run(tasks_for(B * heads), forward_task, a);
+    if (weights) *weights = tz_wrap(g, a->P, NULL, 4, (const int[]){B, heads, Tq, Tk});
+    tz_node *n = tz_op_record(g, &op_fused_attention, o, in, 3);
+    if (n) n->aux = a;
+    return o;
+}
