@@ -39,13 +39,15 @@ static void ln_bw_rows(void *arg, long lo, long hi) {
 static void ln_bw_cols(void *arg, long lo, long hi) {
     const ln_args *a = arg;
     int D = a->D, rows = tz_rows(a->x);
+    real *restrict gg = a->gamma && a->gamma->grad ? a->gamma->grad : NULL;
+    real *restrict gb = a->beta && a->beta->grad ? a->beta->grad : NULL;
     for (int r = 0; r < rows; r++) {
-        const real *xr = a->x->data + (long)r * D, *gy = a->y->grad + (long)r * D;
+        const real *restrict xr = a->x->data + (long)r * D, *restrict gy = a->y->grad + (long)r * D;
         real mean = a->stats[2 * r], rstd = a->stats[2 * r + 1];
-        for (long j = lo; j < hi; j++) {
-            if (a->gamma && a->gamma->grad) a->gamma->grad[j] += gy[j] * (xr[j] - mean) * rstd;
-            if (a->beta && a->beta->grad) a->beta->grad[j] += gy[j];
-        }
+        if (gg)
+            for (long j = lo; j < hi; j++) gg[j] += gy[j] * (xr[j] - mean) * rstd;
+        if (gb)
+            for (long j = lo; j < hi; j++) gb[j] += gy[j];
     }
 }
 
