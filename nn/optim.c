@@ -2,6 +2,7 @@
 // semantics (PyTorch 1.13, single-tensor path, dampening 0, no amsgrad/centered/maximize).
 // Elementwise arithmetic is in `real`, as PyTorch does it in the parameters' dtype.
 #include "optim.h"
+#include "parallel.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -150,6 +151,29 @@ static void update(const nn_optim *o, const step_consts *k, real wd, size_t n, r
     }
 }
 
+typedef struct { const nn_optim *o; const step_consts *k; tz_params *P; } step_args;
+
+// Elements [lo, hi) of the parameter block, tensor by tensor (each has its own decay rule). The
+// block is split in element ranges so both cores share the work evenly, however the tensors'
+// sizes fall; each element's update is the same whichever thread makes it.
+static void step_range(void *arg, long lo, long hi) {
+    const step_args *a = arg;
+    const nn_optim *o = a->o;
+    const nn_optim_config *c = &o->c;
+    tz_params *P = a->P;
+    for (int i = 0; i < P->count; i++) {
+        long t0 = (long)P->off[i], t1 = t0 + P->t[i]->n;
+        long b = t0 > lo ? t0 : lo, e = t1 < hi ? t1 : hi;
+        if (b >= e) continue;
+        // AdamW decays by decay_mul instead; the others add wd θ to the gradient (L2).
+        real wd = o->decay[i] && c->kind != NN_OPTIM_ADAMW ? (real)c->weight_decay : 0;
+        step_consts ki = *a->k;
+        if (c->kind == NN_OPTIM_ADAMW && !o->decay[i]) ki.decay_mul = 1;
+        update(o, &ki, wd, (size_t)(e - b), P->data + b, P->grad + b, o->state[0] ? o->state[0] + b : NULL,
+               o->state[1] ? o->state[1] + b : NULL);
+    }
+}
+
 void nn_optim_step(nn_optim *o, tz_params *P, double lr) {
     const nn_optim_config *c = &o->c;
     if (P->n != o->n || P->count != o->count)
@@ -164,15 +188,8 @@ void nn_optim_step(nn_optim *o, tz_params *P, double lr) {
         .c_alpha = (real)(1 - c->alpha), .c_b1 = (real)(1 - c->beta1), .c_b2 = (real)(1 - c->beta2),
         .step_size = (real)(lr / bc1), .bc2_sqrt = (real)sqrt(bc2), .decay_mul = (real)(1 - lr * c->weight_decay),
     };
-    for (int i = 0; i < P->count; i++) {
-        size_t lo = P->off[i];
-        // AdamW decays by decay_mul instead; the others add wd θ to the gradient (L2).
-        real wd = o->decay[i] && c->kind != NN_OPTIM_ADAMW ? (real)c->weight_decay : 0;
-        step_consts ki = k;
-        if (c->kind == NN_OPTIM_ADAMW && !o->decay[i]) ki.decay_mul = 1;
-        update(o, &ki, wd, (size_t)P->t[i]->n, P->data + lo, P->grad + lo, o->state[0] ? o->state[0] + lo : NULL,
-               o->state[1] ? o->state[1] + lo : NULL);
-    }
+    step_args a = {o, &k, P};
+    tz_parallel_for((long)P->n, 12, step_range, &a);
 }
 
 double nn_clip_grad_norm(tz_params *P, double max_norm) {
