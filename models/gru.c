@@ -19,13 +19,4 @@ static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
     return recurrent_lm_create(c, V, P, r, rc);
 }
 
-const tz_model_def tz_model_gru = {
-    .name = "gru",
-    .paper = "Cho et al. 2014, Learning Phrase Representations using RNN Encoder-Decoder",
-    .keys = keys,
-    .stream = 1,
-    .create = create,
-    .forward = recurrent_lm_forward,
-    .reset = recurrent_lm_reset,
-    .free = recurrent_lm_free,
-};
+const tz_model_def tz_model_gru = RECURRENT_LM_DEF("gru", "Cho et al. 2014, Learning Phrase Representations using RNN Encoder-Decoder");

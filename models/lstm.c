@@ -17,13 +17,4 @@ static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
     return recurrent_lm_create(c, V, P, r, rc);
 }
 
-const tz_model_def tz_model_lstm = {
-    .name = "lstm",
-    .paper = "Graves 2013, Generating Sequences With Recurrent Neural Networks",
-    .keys = keys,
-    .stream = 1,
-    .create = create,
-    .forward = recurrent_lm_forward,
-    .reset = recurrent_lm_reset,
-    .free = recurrent_lm_free,
-};
+const tz_model_def tz_model_lstm = RECURRENT_LM_DEF("lstm", "Graves 2013, Generating Sequences With Recurrent Neural Networks");

@@ -16,6 +16,12 @@
     {"model", "init", CFG_STR, "default", "weight init: default (PyTorch's), uniform, normal, xavier_uniform, orthogonal, ..."}, \
     {"model", "init_scale", CFG_FLOAT, "0", "range/std/gain of the init (0: the init's own default)"}
 
+// The definition of a recurrent LM of the zoo: its own name, paper, keys and create function;
+// the rest (streams, forward, state, free) is this file's.
+#define RECURRENT_LM_DEF(NAME, PAPER)                                                         \
+    {.name = NAME, .paper = PAPER, .keys = keys, .stream = 1, .create = create,               \
+     .forward = recurrent_lm_forward, .reset = recurrent_lm_reset, .free = recurrent_lm_free}
+
 void *recurrent_lm_create(const cfg *c, int V, tz_params *P, tz_rng *r, nn_recurrent_config rc);
 // Embeddings and the recurrent layer only (no output layer), for models that add their own head.
 void *recurrent_lm_create_body(const cfg *c, int V, tz_params *P, tz_rng *r, nn_recurrent_config rc);

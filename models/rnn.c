@@ -9,13 +9,4 @@ static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
     return recurrent_lm_create(c, V, P, r, nn_recurrent_defaults(NN_CELL_RNN, 0, 0));
 }
 
-const tz_model_def tz_model_rnn = {
-    .name = "rnn",
-    .paper = "Mikolov et al. 2010, Recurrent neural network based language model",
-    .keys = keys,
-    .stream = 1,
-    .create = create,
-    .forward = recurrent_lm_forward,
-    .reset = recurrent_lm_reset,
-    .free = recurrent_lm_free,
-};
+const tz_model_def tz_model_rnn = RECURRENT_LM_DEF("rnn", "Mikolov et al. 2010, Recurrent neural network based language model");
