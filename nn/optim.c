@@ -192,14 +192,39 @@ void nn_optim_step(nn_optim *o, tz_params *P, double lr) {
     tz_parallel_for((long)P->n, 12, step_range, &a);
 }
 
+// Sums of squares of fixed blocks of the gradient (the blocks depend only on its size, so the
+// norm is the same bits whatever the thread count), computed on both cores.
+#define NORM_BLOCKS 256
+typedef struct { const real *g; size_t n, block; double part[NORM_BLOCKS]; real scale; } norm_args;
+
+static void norm_blocks(void *arg, long lo, long hi) {
+    norm_args *a = arg;
+    for (long b = lo; b < hi; b++) {
+        size_t s = (size_t)b * a->block, e = s + a->block < a->n ? s + a->block : a->n;
+        double ss = 0;
+        for (size_t j = s; j < e; j++) ss += (double)a->g[j] * a->g[j];
+        a->part[b] = ss;
+    }
+}
+
+static void scale_range(void *arg, long lo, long hi) {
+    norm_args *a = arg;
+    real *g = (real *)a->g, k = a->scale;
+    for (long j = lo; j < hi; j++) g[j] *= k;
+}
+
 double nn_clip_grad_norm(tz_params *P, double max_norm) {
     if (!(max_norm >= 0)) tz_fail("clip_grad_norm: max_norm = %g must be >= 0", max_norm);
+    norm_args a = {.g = P->grad, .n = P->n, .block = (P->n + NORM_BLOCKS - 1) / NORM_BLOCKS};
+    if (a.block == 0) a.block = 1;
+    long blocks = (long)((P->n + a.block - 1) / a.block);
+    tz_parallel_for(blocks, 2 * (long)a.block, norm_blocks, &a);
     double ss = 0;
-    for (size_t j = 0; j < P->n; j++) ss += (double)P->grad[j] * P->grad[j];
+    for (long b = 0; b < blocks; b++) ss += a.part[b];
     double norm = sqrt(ss);
-    if (norm > max_norm) {
-        real s = (real)(max_norm / (norm + 1e-6));
-        for (size_t j = 0; j < P->n; j++) P->grad[j] *= s;
+    if (norm > max_norm) { // PyTorch: g *= max / (norm + 1e-6)
+        a.scale = (real)(max_norm / (norm + 1e-6));
+        tz_parallel_for((long)P->n, 1, scale_range, &a);
     }
     return norm;
 }

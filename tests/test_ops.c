@@ -222,3 +222,26 @@ Test(ops, threaded_ops_match_serial_bit_for_bit) {
     cr_assert_eq(l1, l2, "loss %.9g (1 thread) vs %.9g (2 threads)", l1, l2);
     for (int i = 0; i < N; i++) cr_assert_eq(g1[i], g2[i], "gradient %d: %.9g vs %.9g", i, g1[i], g2[i]);
 }
+
+#include "optim.h"
+
+// The gradient norm is summed over fixed blocks: the same bits on one or two threads.
+Test(ops, grad_norm_is_thread_count_independent) {
+    tz_params P;
+    tz_params_init(&P);
+    tz_param(&P, "a", 2, (const int[]){700, 300});
+    tz_param(&P, "b", 1, (const int[]){77});
+    tz_rng r;
+    tz_rng_seed(&r, 8);
+    for (size_t i = 0; i < P.n; i++) P.grad[i] = (real)tz_rng_normal(&r);
+    double exact = 0;
+    for (size_t i = 0; i < P.n; i++) exact += (double)P.grad[i] * P.grad[i];
+    tz_set_threads(1);
+    double n1 = nn_clip_grad_norm(&P, INFINITY);
+    tz_set_threads(2);
+    double n2 = nn_clip_grad_norm(&P, INFINITY);
+    tz_set_threads(0);
+    cr_assert_eq(n1, n2);
+    cr_assert_float_eq(n1, sqrt(exact), 1e-9 * sqrt(exact));
+    tz_params_free(&P);
+}
