@@ -150,6 +150,17 @@ Test(batcher, windows_streams_and_eval) {
     tz_batcher_next(&b, &x);
     cr_assert_eq(tz_batcher_next(&b, &x), 1, "the fourth batch starts over: the state must be reset");
     cr_assert_eq(x.x[0], 0);
+    // skipping puts a fresh batcher exactly where 11 calls leave this one (across two wraps)
+    for (int i = 4; i < 11; i++) tz_batcher_next(&b, &x);
+    tz_batcher c;
+    tz_batch y;
+    tz_batcher_init(&c, ids, 100, 4, 8, 1, 1);
+    tz_batcher_skip(&c, 11);
+    for (int i = 0; i < 5; i++) {
+        cr_assert_eq(tz_batcher_next(&b, &x), tz_batcher_next(&c, &y), "wrap flag at call %d", 12 + i);
+        cr_assert_arr_eq(x.x, y.x, sizeof(int) * 32, "batch %d after skipping", 12 + i);
+    }
+    tz_batcher_free(&c);
     tz_batcher_free(&b);
     // evaluation windows overlapping by the context: every position predicted exactly once
     tz_batcher_init_eval(&b, ids, 100, 3, 10, 0, 4);

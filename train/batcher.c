@@ -56,6 +56,14 @@ int tz_batcher_next(tz_batcher *b, tz_batch *out) {
     return b->eval ? 1 : wrapped;
 }
 
+void tz_batcher_skip(tz_batcher *b, long steps) {
+    if (!b->streams || steps <= 0) return;
+    long per_epoch = b->stream_len / b->T; // calls between wraps (a wrap happens on the next call)
+    long k = steps % per_epoch;
+    b->epoch = (steps - 1) / per_epoch;
+    b->pos = (k ? k : per_epoch) * b->T;
+}
+
 void tz_batcher_free(tz_batcher *b) {
     free(b->x);
     free(b->y);

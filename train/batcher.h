@@ -24,6 +24,9 @@ void tz_batcher_init_eval(tz_batcher *b, const int *ids, long n, int B, int T, i
 // Fills *out. Training: returns 1 when the streams started over (reset the model's state), else
 // 0. Evaluation: returns 0 when the pass is over, else 1; out->B may be smaller at the end.
 int tz_batcher_next(tz_batcher *b, tz_batch *out);
+// Puts a stream batcher where it is after `steps` calls of tz_batcher_next (resuming a run);
+// window batchers are positioned by restoring their RNG instead.
+void tz_batcher_skip(tz_batcher *b, long steps);
 void tz_batcher_free(tz_batcher *b);
 
 #endif

@@ -176,7 +176,7 @@ int main(int argc, char **argv) {
     tz_batcher_init(&tb, corpus.ids[SPLIT_TRAIN], corpus.n[SPLIT_TRAIN], B, T, def->stream, seed + 1);
     if (resume) { // the batcher picks up where it was: same RNG draws, same stream position
         memcpy(tb.rng.s, meta.rng, sizeof tb.rng.s);
-        if (def->stream) tb.pos = (step * T) % (tb.stream_len - T + 1);
+        tz_batcher_skip(&tb, step);
     }
     long eval_n = eval_tokens > 0 && eval_tokens < corpus.n[SPLIT_VAL] ? eval_tokens : corpus.n[SPLIT_VAL];
     mkdir_p(run_dir);
