@@ -105,14 +105,15 @@ tz_tensor *tz_log_softmax(tz_graph *g, tz_tensor *x) {
 // probabilities are recomputed instead of stored (rows x vocab would be the largest tensor).
 typedef struct { int *targets; real *lse; int count, ignore; } ce_saved;
 
-typedef struct { const real *x; real *gx; const ce_saved *s; real scale; int V; } ce_args;
+// out: the logits' gradient in backward, the rows' log-sum-exp in forward.
+typedef struct { const real *x; real *out; const ce_saved *s; real scale; int V; } ce_args;
 
 static void ce_bw_rows(void *arg, long lo, long hi) {
     const ce_args *a = arg;
     for (long r = lo; r < hi; r++) {
         if (a->s->targets[r] == a->s->ignore) continue;
         const real *xr = a->x + r * a->V;
-        real *gx = a->gx + r * a->V, lse = a->s->lse[r];
+        real *gx = a->out + r * a->V, lse = a->s->lse[r];
         for (int j = 0; j < a->V; j++) gx[j] += a->scale * EXP(xr[j] - lse);
         gx[a->s->targets[r]] -= a->scale;
     }
@@ -128,11 +129,11 @@ static void cross_entropy_backward(tz_graph *g, tz_node *n) {
 }
 static const tz_op op_cross_entropy = {"cross_entropy", cross_entropy_backward};
 
-// The log-sum-exp of rows [lo, hi) into a->gx (the lse array).
+// The log-sum-exp of rows [lo, hi) into a->out.
 static void ce_lse_rows(void *arg, long lo, long hi) {
     const ce_args *a = arg;
     for (long r = lo; r < hi; r++)
-        if (a->s->targets[r] != a->s->ignore) a->gx[r] = row_logsumexp(a->x + r * a->V, a->V);
+        if (a->s->targets[r] != a->s->ignore) a->out[r] = row_logsumexp(a->x + r * a->V, a->V);
 }
 
 tz_tensor *tz_cross_entropy(tz_graph *g, tz_tensor *logits, const int *targets, int ignore_index) {
