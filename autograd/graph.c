@@ -17,6 +17,7 @@ void tz_graph_init(tz_graph *g, size_t arena_bytes) {
 }
 
 void tz_graph_free(tz_graph *g) {
+    tz_profile_stop(g);
     tz_arena_free(&g->arena);
     free(g->nodes);
     memset(g, 0, sizeof *g);
@@ -25,6 +26,7 @@ void tz_graph_free(tz_graph *g) {
 void tz_graph_reset(tz_graph *g) {
     g->n_nodes = 0;
     tz_arena_reset(&g->arena);
+    if (g->prof) tz_profile_mark(g);
 }
 
 void tz_no_grad_begin(tz_graph *g) { g->no_grad++; }
@@ -82,6 +84,7 @@ tz_node *tz_op_record(tz_graph *g, const tz_op *op, tz_tensor *out, tz_tensor **
     n->in = tz_arena_alloc(&g->arena, sizeof *n->in * n_in);
     memcpy(n->in, in, sizeof *n->in * n_in);
     out->node = g->n_nodes++;
+    if (g->prof) tz_profile_forward(g, op->name);
     return n;
 }
 
@@ -112,11 +115,19 @@ void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
             elems += n->out->n;
         }
     }
+    double t0 = g->prof ? tz_profile_now() : 0;
     if (n_fresh) tz_parallel_for(n_fresh, elems / n_fresh + 1, zero_grads, fresh);
     for (int i = 0; i < out->n; i++) out->grad[i] += seed[i];
+    if (g->prof) tz_profile_backward(g, "(zero step grads)", tz_profile_now() - t0);
     for (int i = last; i >= 0; i--) {
         tz_node *n = &g->nodes[i];
-        if (n->op->backward) n->op->backward(g, n);
+        if (!n->op->backward) continue;
+        if (!g->prof) n->op->backward(g, n);
+        else {
+            t0 = tz_profile_now();
+            n->op->backward(g, n);
+            tz_profile_backward(g, n->op->name, tz_profile_now() - t0);
+        }
     }
 }
 

@@ -11,8 +11,10 @@ void tz_tensor_set_shape(tz_tensor *t, int ndim, const int *shape);
 // The gemm of the build's element type.
 #ifdef TZ_DOUBLE
 #define tz_gemm tz_dgemm
+#define tz_gemm_bias tz_dgemm_bias
 #else
 #define tz_gemm tz_sgemm
+#define tz_gemm_bias tz_sgemm_bias
 #endif
 
 // Broadcasting (numpy rules): shapes right-aligned to 4 dims; stride 0 where a dim is 1 in the
@@ -40,6 +42,12 @@ int tz_bcast_init(tz_bcast *bc, const tz_tensor *a, const tz_tensor *b, int *out
                     }                                                                         \
                 }                                                                             \
     } while (0)
+
+// Profile hooks of the tape (profile.c); only called when g->prof is set.
+void tz_profile_mark(tz_graph *g);
+void tz_profile_forward(tz_graph *g, const char *name);
+void tz_profile_backward(tz_graph *g, const char *name, double seconds);
+double tz_profile_now(void);
 
 // Views share data and gradient with their input; backward skips them.
 extern const tz_op tz_op_view;

@@ -6,6 +6,7 @@
 #ifndef TZ_H
 #define TZ_H
 
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -108,6 +109,7 @@ void tz_params_free(tz_params *P);
 // The graph: an arena for the step's tensors and a tape of the ops that made them.
 typedef struct tz_graph tz_graph;
 typedef struct tz_node tz_node;
+typedef struct tz_profile tz_profile;
 
 // What an op needs to run its backward: a name (for messages and the gradient check) and the
 // function that reads node->out->grad and ACCUMULATES into the inputs' grads.
@@ -134,6 +136,7 @@ struct tz_graph {
     int no_grad;   // > 0: ops record nothing (evaluation, sampling)
     int training;  // dropout is active only when set
     tz_rng rng;    // dropout masks and other step randomness
+    tz_profile *prof; // per-op timing when not NULL (tz_profile_start)
 };
 
 void tz_graph_init(tz_graph *g, size_t arena_bytes);
@@ -151,6 +154,11 @@ tz_tensor *tz_zeros(tz_graph *g, int ndim, const int *shape);
 tz_tensor *tz_wrap(tz_graph *g, real *data, real *grad, int ndim, const int *shape);
 // Same data, cut from the tape: no gradient flows back through it (truncated BPTT).
 tz_tensor *tz_detach(tz_graph *g, tz_tensor *x);
+
+// Per-op timing of forward and backward (profile.c): start, run steps, print ms per step.
+void tz_profile_start(tz_graph *g);
+void tz_profile_print(tz_graph *g, FILE *f, long steps);
+void tz_profile_stop(tz_graph *g);
 
 // Backward from a scalar loss (seed 1) or from any tensor with a given output gradient.
 void tz_backward(tz_graph *g, tz_tensor *loss);

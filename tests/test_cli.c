@@ -106,6 +106,21 @@ Test(cli, json_run_resume_and_sample) {
     cr_assert_eq(system(sample_cmd), 0);
 }
 
+// --profile: a per-op table on stderr after the run (stdout stays JSON), the model's own op in it.
+Test(cli, profile_names_the_ops) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *out, *err;
+    cr_assert_eq(run("gru.cfg --json --profile train.out_dir=run", &out, &err), 0, "%s", err);
+    for (const char *p = out; *p; p = strchr(p, '\n') + 1) cr_assert(*p == '{', "a non-JSON line on stdout: %.60s", p);
+    const char *table = strstr(err, "# profile: ms per step over 10 steps");
+    cr_assert(table, "no profile table (30 steps - 20 warm-up) in:\n%s", err);
+    double fwd = 0, bwd = 0;
+    const char *row = strstr(table, "\ngru_seq ");
+    cr_assert(row && sscanf(row, " gru_seq %*f %lf %lf", &fwd, &bwd) == 2, "no gru_seq row in:\n%s", table);
+    cr_assert(fwd > 0 && bwd > 0, "gru_seq forward %g backward %g ms", fwd, bwd);
+    cr_assert(strstr(table, "\nall "), "no total row");
+}
+
 // 64 streams of the tiny text wrap every few steps: resuming must land on the same stream position.
 Test(cli, resume_across_epochs_is_exact) {
     write_cfg("gru.cfg", gru_cfg);

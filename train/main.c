@@ -96,15 +96,17 @@ static void usage(FILE *f) {
                "  CFG            a model's cfg, e.g. models/transformer.cfg\n"
                "  section.key=v  override any cfg key, e.g. train.steps=200 optim.lr=3e-4\n"
                "  --resume DIR   continue the run in DIR from its last checkpoint\n"
-               "  --json         JSON lines on stdout (events config, train, val, summary), nothing else\n");
+               "  --json         JSON lines on stdout (events config, train, val, summary), nothing else\n"
+               "  --profile      at the end, ms per step of each op's forward and backward (after the warm-up)\n");
 }
 
 int main(int argc, char **argv) {
     const char *cfg_path = NULL, *resume = NULL;
-    int json = 0, n_over = 0;
+    int json = 0, profile = 0, n_over = 0;
     char **over = calloc(argc, sizeof *over);
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--profile")) profile = 1;
         else if (!strcmp(argv[i], "--resume") && i + 1 < argc) resume = argv[++i];
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(stdout), 0;
         else if (argv[i][0] == '-') return fprintf(stderr, "train: unknown option '%s'\n", argv[i]), usage(stderr), 2;
@@ -235,6 +237,7 @@ int main(int argc, char **argv) {
     while (step < steps && !interrupted) {
         tz_batch b;
         if (tz_batcher_next(&tb, &b) && def->stream) def->reset(model, B);
+        if (profile && step - start_step == warmup) tz_profile_start(&g);
         double t0 = now();
         tz_graph_reset(&g);
         tz_params_zero_grad(&P);
@@ -340,6 +343,7 @@ int main(int argc, char **argv) {
     }
     fprintf(out, "done: %ld steps, train %.4f, val %.4f (best %.4f at step %ld), %.0f tokens/s, %.2f ms/step, %.1f s, peak RSS %.0f MB\n",
             step, last_train, last_val, best_val, best_step, tps, ms, wall, peak_rss_mb());
+    if (profile) tz_profile_print(&g, out, timed_steps), fprintf(out, "%-22s %9s %9s %9s %7.3f (clip, optimiser, schedule)\n", "optimiser", "", "", "", timed_steps ? 1e3 * t_opt / timed_steps : 0);
     fprintf(out, "run: %s (log.csv, config.cfg, best.safetensors, last.safetensors)\n", run_dir);
     fprintf(out, "plot: gnuplot -e \"runs='%s'\" %s/tools/plot_loss.gp   (writes %s/loss.png", run_dir, TZ_SOURCE_ROOT, run_dir);
     if (system("command -v gnuplot >/dev/null 2>&1")) fprintf(out, "; gnuplot is not installed: sudo apt-get install gnuplot-nox");
