@@ -2,8 +2,9 @@
 //   xhat = (x - mean) * rstd,  y = xhat * gamma + beta
 //   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = dy * gamma
 // Rows run on both cores; gamma's and beta's gradients (sums over rows) are split by column, so
-// every sum keeps the serial order whatever the thread count.
+// every sum keeps its order whatever the thread count. Row sums use fixed lanes (lanes.h).
 #include "internal.h"
+#include "lanes.h"
 #include "parallel.h"
 
 #include <math.h>
@@ -15,40 +16,37 @@ typedef struct {
     int D;
 } ln_args;
 
+// One row of dx, given dxhat = dy * gamma (gm == NULL: gamma = 1).
+static inline __attribute__((always_inline)) void ln_bw_row(const real *restrict xr, const real *restrict gy,
+                                                            const real *restrict gm, real mean, real rstd, int D,
+                                                            real *restrict gx) {
+    real sum_d, sum_dx;
+    TZ_LANE_SUM(sum_d, D, j, gy[j] * (gm ? gm[j] : 1));
+    TZ_LANE_SUM(sum_dx, D, j, gy[j] * (gm ? gm[j] : 1) * ((xr[j] - mean) * rstd));
+    const real md = sum_d / D, mdx = sum_dx / D;
+    for (int j = 0; j < D; j++) gx[j] += rstd * (gy[j] * (gm ? gm[j] : 1) - md - (xr[j] - mean) * rstd * mdx);
+}
+
 static void ln_bw_rows(void *arg, long lo, long hi) {
     const ln_args *a = arg;
     int D = a->D;
     const real *gm = a->gamma ? a->gamma->data : NULL;
     for (long r = lo; r < hi; r++) {
         const real *xr = a->x->data + r * D, *gy = a->y->grad + r * D;
-        real mean = a->stats[2 * r], rstd = a->stats[2 * r + 1], sum_d = 0, sum_dx = 0;
-        for (int j = 0; j < D; j++) {
-            real xhat = (xr[j] - mean) * rstd, d = gy[j] * (gm ? gm[j] : 1);
-            sum_d += d;
-            sum_dx += d * xhat;
-        }
-        real *gx = a->x->grad + r * D;
-        for (int j = 0; j < D; j++) {
-            real xhat = (xr[j] - mean) * rstd, d = gy[j] * (gm ? gm[j] : 1);
-            gx[j] += rstd * (d - sum_d / D - xhat * sum_dx / D);
-        }
+        real mean = a->stats[2 * r], rstd = a->stats[2 * r + 1], *gx = a->x->grad + r * D;
+        if (gm) ln_bw_row(xr, gy, gm, mean, rstd, D, gx);
+        else ln_bw_row(xr, gy, NULL, mean, rstd, D, gx);
     }
 }
 
 // Columns [lo, hi) of gamma's and beta's gradients: sums over all rows, in row order.
 static void ln_bw_cols(void *arg, long lo, long hi) {
     const ln_args *a = arg;
-    int D = a->D, rows = tz_rows(a->x);
-    real *restrict gg = a->gamma && a->gamma->grad ? a->gamma->grad : NULL;
-    real *restrict gb = a->beta && a->beta->grad ? a->beta->grad : NULL;
-    for (int r = 0; r < rows; r++) {
-        const real *restrict xr = a->x->data + (long)r * D, *restrict gy = a->y->grad + (long)r * D;
-        real mean = a->stats[2 * r], rstd = a->stats[2 * r + 1];
-        if (gg)
-            for (long j = lo; j < hi; j++) gg[j] += gy[j] * (xr[j] - mean) * rstd;
-        if (gb)
-            for (long j = lo; j < hi; j++) gb[j] += gy[j];
-    }
+    const int D = a->D, rows = tz_rows(a->x);
+    const real *restrict x = a->x->data, *restrict gy = a->y->grad, *restrict st = a->stats;
+    if (a->gamma && a->gamma->grad)
+        TZ_COLUMN_SUMS(a->gamma->grad, lo, hi, rows, r, j, gy[(long)r * D + j] * ((x[(long)r * D + j] - st[2 * r]) * st[2 * r + 1]));
+    if (a->beta && a->beta->grad) TZ_COLUMN_SUMS(a->beta->grad, lo, hi, rows, r, j, gy[(long)r * D + j]);
 }
 
 static void layernorm_backward(tz_graph *g, tz_node *n) {
@@ -65,20 +63,20 @@ static void ln_fw_rows(void *arg, long lo, long hi) {
     int D = a->D;
     const real *gm = a->gamma ? a->gamma->data : NULL, *bt = a->beta ? a->beta->data : NULL;
     for (long r = lo; r < hi; r++) {
-        const real *xr = a->x->data + r * D;
-        real *yr = a->y->data + r * D;
-        double mean = 0, var = 0; // two passes in double: stable for rows with a large offset
-        for (int j = 0; j < D; j++) mean += xr[j];
+        const real *restrict xr = a->x->data + r * D;
+        real *restrict yr = a->y->data + r * D;
+        real mean, var; // two passes: stable for rows with a large offset
+        TZ_LANE_SUM(mean, D, j, xr[j]);
         mean /= D;
-        for (int j = 0; j < D; j++) var += (xr[j] - mean) * (xr[j] - mean);
+        TZ_LANE_SUM(var, D, j, (xr[j] - mean) * (xr[j] - mean));
         var /= D;
-        real rstd = (real)(1 / sqrt(var + a->eps));
-        a->stats[2 * r] = (real)mean;
+        real rstd = (real)(1 / sqrt((double)var + a->eps));
+        a->stats[2 * r] = mean;
         a->stats[2 * r + 1] = rstd;
-        for (int j = 0; j < D; j++) {
-            real v = (xr[j] - (real)mean) * rstd;
-            yr[j] = v * (gm ? gm[j] : 1) + (bt ? bt[j] : 0);
-        }
+        if (gm && bt)
+            for (int j = 0; j < D; j++) yr[j] = (xr[j] - mean) * rstd * gm[j] + bt[j];
+        else
+            for (int j = 0; j < D; j++) yr[j] = (xr[j] - mean) * rstd * (gm ? gm[j] : 1) + (bt ? bt[j] : 0);
     }
 }
 

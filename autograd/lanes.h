@@ -1,0 +1,65 @@
+// lanes.h: row reductions (sums, dot products) the compiler can vectorise and that still give
+// the same bits on every run and thread count.
+//
+// A plain `s += x[j]` is one dependency chain the compiler may not reorder (no -ffast-math):
+// 4 cycles per element. TZ_LANE_SUM keeps TZ_LANES independent partial sums, lane l taking the
+// elements j with j % TZ_LANES == l, then adds the lanes in a fixed tree: a SIMD add per 16
+// elements, and the order of additions depends only on the row length.
+#ifndef TZ_LANES_H
+#define TZ_LANES_H
+
+#include "tz.h"
+
+#define TZ_LANES 16
+
+// Lanes added pairwise in a fixed order.
+static inline real tz_lanes_total(real *lane) {
+    for (int w = TZ_LANES / 2; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) lane[l] += lane[l + w];
+    return lane[0];
+}
+
+// out = sum of EXPR over the int J in [0, N) (EXPR reads J), accumulated in TZ_LANES lanes.
+#define TZ_LANE_SUM(out, N, J, EXPR)                                                         \
+    do {                                                                                     \
+        real lane_[TZ_LANES] = {0};                                                          \
+        const int n_ = (N), full_ = n_ - n_ % TZ_LANES;                                      \
+        for (int b_ = 0; b_ < full_; b_ += TZ_LANES)                                         \
+            for (int l_ = 0; l_ < TZ_LANES; l_++) {                                          \
+                const int J = b_ + l_;                                                       \
+                lane_[l_] += (EXPR);                                                         \
+            }                                                                                \
+        for (int J = full_; J < n_; J++) lane_[J - full_] += (EXPR);                         \
+        (out) = tz_lanes_total(lane_);                                                       \
+    } while (0)
+
+// Column sums: out[J] += sum over the int R in [0, ROWS) of EXPR (reads R and the long J), for
+// J in [LO, HI). Blocks of TZ_COLS columns are summed in registers down all the rows before one
+// store: accumulating in out row by row is a store and a reload per element (store forwarding
+// made that 4x slower). Each column still adds its rows in order, so the bits do not depend on
+// how columns are split over threads.
+#define TZ_COLS 32
+#define TZ_COLUMN_SUMS(out, LO, HI, ROWS, R, J, EXPR)                                        \
+    do {                                                                                     \
+        const long hi_ = (HI);                                                               \
+        const int rows_ = (ROWS);                                                            \
+        for (long j0_ = (LO); j0_ < hi_; j0_ += TZ_COLS) {                                   \
+            real col_[TZ_COLS] = {0};                                                        \
+            const int w_ = hi_ - j0_ < TZ_COLS ? (int)(hi_ - j0_) : TZ_COLS;                 \
+            if (w_ == TZ_COLS)                                                               \
+                for (int R = 0; R < rows_; R++)                                              \
+                    for (int c_ = 0; c_ < TZ_COLS; c_++) {                                   \
+                        const long J = j0_ + c_;                                             \
+                        col_[c_] += (EXPR);                                                  \
+                    }                                                                        \
+            else                                                                             \
+                for (int R = 0; R < rows_; R++)                                              \
+                    for (int c_ = 0; c_ < w_; c_++) {                                        \
+                        const long J = j0_ + c_;                                             \
+                        col_[c_] += (EXPR);                                                  \
+                    }                                                                        \
+            for (int c_ = 0; c_ < w_; c_++) (out)[j0_ + c_] += col_[c_];                     \
+        }                                                                                    \
+    } while (0)
+
+#endif
