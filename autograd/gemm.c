@@ -23,15 +23,16 @@
 #include <string.h>
 #include <unistd.h>
 
-// Micro-kernel contract (see gemm_avx512.c): C(m,n) tile = alpha*Ap*Bp + beta*C (beta 0: no read).
+// Micro-kernel contract (see gemm_avx512.c): C(m,n) tile = alpha*Ap*Bp + beta*C (beta 0: no
+// read) + bias (a row of n, added to every row; NULL: none).
 typedef void (*ukr_fn)(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
-                       float alpha, float beta);
+                       float alpha, float beta, const float *bias);
 #if defined(__x86_64__) || defined(__i386__)
 #define TZ_X86 1
 void tz_ukr_avx512(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
-                   float alpha, float beta);
+                   float alpha, float beta, const float *bias);
 void tz_ukr_avx2(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
-                 float alpha, float beta);
+                 float alpha, float beta, const float *bias);
 void tz_pack_t_avx2(int rows, int kc, const float *src, long ld, float *dst, int P);
 #endif
 
@@ -49,7 +50,7 @@ typedef struct {
 // C(m,n) tile, m <= 4, n <= 16. Ap/Bp are zero-padded, so the full 4x16 tile is computed and
 // only m x n stored; the fixed-size loops let the compiler vectorise whatever ISA it targets.
 static void ukr_portable(int m, int n, int kc, const float *Ap, const float *Bp, float *C,
-                         long ldc, float alpha, float beta) {
+                         long ldc, float alpha, float beta, const float *bias) {
     float acc[PMR][PNR] = {{0}};
     // One short j loop per row: plain loops the vectoriser maps onto the target's vectors.
     // (Nested i/j loops made GCC interleave k steps with shuffles, 3x slower.)
@@ -66,6 +67,8 @@ static void ukr_portable(int m, int n, int kc, const float *Ap, const float *Bp,
             for (int j = 0; j < n; j++) c[j] = alpha * acc[i][j];
         else
             for (int j = 0; j < n; j++) c[j] = alpha * acc[i][j] + beta * c[j];
+        if (bias)
+            for (int j = 0; j < n; j++) c[j] += bias[j];
     }
 }
 
@@ -213,6 +216,7 @@ typedef struct {
     float alpha, beta;
     const float *A, *B;
     float *C;
+    const float *bias; // (N) or NULL, added by the first K block
     long lda, ldb, ldc;
     int split_m; // 1: threads split M, 0: split N
     int nthreads;
@@ -251,8 +255,9 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
                 else
                     pack_trans(K, n, kc, J->B + col * J->ldb + pc, J->ldb, dst, NR);
             }
-            // The first K block applies beta; later ones accumulate into what it wrote.
+            // The first K block applies beta and the bias; later ones accumulate into what it wrote.
             float beta = pc == 0 ? J->beta : 1.0f;
+            const float *bias = pc == 0 && J->bias ? J->bias + j0 + jc : NULL;
             for (int ir = 0; ir < M; ir += MR) {
                 int m = M - ir < MR ? M - ir : MR;
                 long row = i0 + ir;
@@ -263,7 +268,7 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
                 float *c = J->C + row * J->ldc + j0 + jc;
                 for (int jr = 0; jr < nc; jr += NR) {
                     int n = nc - jr < NR ? nc - jr : NR;
-                    K->ukr(m, n, kc, Ap, Bp + (long)jr * kc, c + jr, J->ldc, J->alpha, beta);
+                    K->ukr(m, n, kc, Ap, Bp + (long)jr * kc, c + jr, J->ldc, J->alpha, beta, bias ? bias + jr : NULL);
                 }
             }
         }
@@ -302,20 +307,20 @@ static double split_cost(const job *J, int split_m, int T) {
     return fma + pack;
 }
 
-// Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C; see gemm.h.
-void tz_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-              const float *B, int ldb, float beta, float *C, int ldc) {
+// Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C (+ bias); see gemm.h.
+void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
     if (M <= 0 || N <= 0) return;
     init();
     if (K <= 0 || alpha == 0.0f) {
         // Nothing to multiply: C = beta * C (beta 0 overwrites, so NaNs in C disappear).
         for (int i = 0; i < M; i++) {
             float *c = C + (long)i * ldc;
-            for (int j = 0; j < N; j++) c[j] = beta == 0.0f ? 0.0f : beta * c[j];
+            for (int j = 0; j < N; j++) c[j] = (beta == 0.0f ? 0.0f : beta * c[j]) + (bias ? bias[j] : 0.0f);
         }
         return;
     }
-    job J = {g_kernel, ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, 0, 1};
+    job J = {g_kernel, ta, tb, M, N, K, alpha, beta, A, B, C, bias, lda, ldb, ldc, 0, 1};
     int T = tz_get_threads();
     // Below ~64k multiply-adds, waking a second core costs more than it saves.
     if ((double)M * N * K < 65536.0) T = 1;
@@ -331,10 +336,16 @@ void tz_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
     tz_pool_run(T, gemm_task, &J);
 }
 
-// Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C in double: i-k-j loops, so the
-// inner loop runs along rows of B and C (or along K for both operands when B is transposed).
-void tz_dgemm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
-              const double *B, int ldb, double beta, double *C, int ldc) {
+void tz_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+              const float *B, int ldb, float beta, float *C, int ldc) {
+    tz_sgemm_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+// Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C (+ bias) in double: i-k-j
+// loops, so the inner loop runs along rows of B and C (or along K for both operands when B is
+// transposed).
+void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
+                   const double *B, int ldb, double beta, double *C, int ldc, const double *bias) {
     for (int i = 0; i < M; i++) {
         double *c = C + (long)i * ldc;
         for (int j = 0; j < N; j++) c[j] = beta == 0.0 ? 0.0 : beta * c[j];
@@ -356,5 +367,12 @@ void tz_dgemm(int ta, int tb, int M, int N, int K, double alpha, const double *A
                 c[j] += alpha * s;
             }
         }
+        if (bias)
+            for (int j = 0; j < N; j++) c[j] += bias[j];
     }
+}
+
+void tz_dgemm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
+              const double *B, int ldb, double beta, double *C, int ldc) {
+    tz_dgemm_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }

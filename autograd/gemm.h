@@ -13,6 +13,12 @@ void tz_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, 
               const float *B, int ldb, float beta, float *C, int ldc);
 void tz_dgemm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
               const double *B, int ldb, double beta, double *C, int ldc);
+// The same, plus bias (N) added to every row of C after the product (NULL: none): a Linear
+// layer's bias costs no extra pass over C.
+void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
+                   const float *B, int ldb, float beta, float *C, int ldc, const float *bias);
+void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
+                   const double *B, int ldb, double beta, double *C, int ldc, const double *bias);
 
 // Threads used by tz_sgemm (default: the number of online CPUs). n <= 0 restores the default.
 void tz_set_threads(int n);

@@ -2,7 +2,8 @@
 // AVX2 and the AVX-512 paths). Compiled for AVX2 whatever -march says; gemm.c only calls these
 // after __builtin_cpu_supports says the CPU has AVX2 and FMA.
 //
-// Micro-kernel: C tile (m x n, m <= MR, n <= NR) = alpha * Ap * Bp + beta * C, with
+// Micro-kernel: C tile (m x n, m <= MR, n <= NR) = alpha * Ap * Bp + beta * C (+ bias, a row
+// added to each row, when not NULL), with
 //   Ap packed k-major: Ap[k*MR + i]; Bp packed k-major: Bp[k*NR + j], zero-padded past n.
 // MR x NR = 6 x 16: 12 ymm accumulators + 2 B vectors + 1 broadcast = 15 of the 16 registers.
 // Two FMA pipes x 4 cycles latency need >= 8 independent chains; 12 is enough.
@@ -15,12 +16,12 @@
 #define NR (8 * NV)
 
 void tz_ukr_avx2(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
-                 float alpha, float beta);
+                 float alpha, float beta, const float *bias);
 void tz_pack_t_avx2(int rows, int kc, const float *src, long ld, float *dst, int P);
 
 static inline __attribute__((always_inline)) void
 tile(const int m, const int nv, int kc, const float *restrict Ap, const float *restrict Bp,
-     float *restrict C, long ldc, float alpha, float beta, __m256i last) {
+     float *restrict C, long ldc, float alpha, float beta, const float *restrict bias, __m256i last) {
     __m256 acc[MR][NV];
 #pragma GCC unroll 8
     for (int i = 0; i < m; i++) {
@@ -44,6 +45,10 @@ tile(const int m, const int nv, int kc, const float *restrict Ap, const float *r
     }
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
     const int partial = _mm256_movemask_ps(_mm256_castsi256_ps(last)) != 0xFF;
+    __m256 bv[NV];
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++)
+        bv[v] = !bias ? _mm256_setzero_ps() : v == nv - 1 && partial ? _mm256_maskload_ps(bias + 8 * v, last) : _mm256_loadu_ps(bias + 8 * v);
 #pragma GCC unroll 8
     for (int i = 0; i < m; i++) {
         float *c = C + i * ldc;
@@ -53,9 +58,11 @@ tile(const int m, const int nv, int kc, const float *restrict Ap, const float *r
             if (v == nv - 1 && partial) {
                 // Masked load/store are slow on AMD: only the ragged last vector uses them.
                 if (beta != 0.0f) r = _mm256_fmadd_ps(_mm256_maskload_ps(c + 8 * v, last), vb, r);
+                if (bias) r = _mm256_add_ps(r, bv[v]);
                 _mm256_maskstore_ps(c + 8 * v, last, r);
             } else {
                 if (beta != 0.0f) r = _mm256_fmadd_ps(_mm256_loadu_ps(c + 8 * v), vb, r);
+                if (bias) r = _mm256_add_ps(r, bv[v]);
                 _mm256_storeu_ps(c + 8 * v, r);
             }
         }
@@ -65,17 +72,17 @@ tile(const int m, const int nv, int kc, const float *restrict Ap, const float *r
 #define RM(x) ((x) < MR ? (x) : MR)
 #define ROWS(NVV)                                                                              \
     switch (m) {                                                                               \
-    case 1: tile(RM(1), NVV, kc, Ap, Bp, C, ldc, alpha, beta, last); break;                    \
-    case 2: tile(RM(2), NVV, kc, Ap, Bp, C, ldc, alpha, beta, last); break;                    \
-    case 3: tile(RM(3), NVV, kc, Ap, Bp, C, ldc, alpha, beta, last); break;                    \
-    case 4: tile(RM(4), NVV, kc, Ap, Bp, C, ldc, alpha, beta, last); break;                    \
-    case 5: tile(RM(5), NVV, kc, Ap, Bp, C, ldc, alpha, beta, last); break;                    \
-    default: tile(RM(6), NVV, kc, Ap, Bp, C, ldc, alpha, beta, last); break;                   \
+    case 1: tile(RM(1), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 2: tile(RM(2), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 3: tile(RM(3), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 4: tile(RM(4), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 5: tile(RM(5), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    default: tile(RM(6), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                   \
     }
 
 // C(m,n) tile: m in [1,MR], n in [1,NR]; Ap (kc x MR) and Bp (kc x NR) packed, Bp 32-byte aligned.
 void tz_ukr_avx2(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
-                 float alpha, float beta) {
+                 float alpha, float beta, const float *bias) {
     int nv = (n + 7) / 8;
     int rem = n - 8 * (nv - 1); // lanes used in the last vector, 1..8
     __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));

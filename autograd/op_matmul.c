@@ -1,6 +1,8 @@
 // op_matmul.c: matrix products on our gemm. Backward of C = op(A) op(B):
 //   d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC  (written so each is one gemm with beta = 1).
 #include "internal.h"
+#include "lanes.h"
+#include "parallel.h"
 
 #include <string.h>
 
@@ -97,6 +99,15 @@ bad:
             tz_shape_str(b, s.b), tb ? "^T" : "");
 }
 
+// Bias gradient columns [lo, hi): sums of dy (R,O) over its rows.
+typedef struct { const real *dy; real *db; int R, O; } bias_grad;
+static void bias_grad_cols(void *arg, long lo, long hi) {
+    const bias_grad *a = arg;
+    const real *restrict dy = a->dy;
+    const int O = a->O;
+    TZ_COLUMN_SUMS(a->db, lo, hi, a->R, r, o, dy[(long)r * O + o]);
+}
+
 // x (R,I) as rows, w (O,I), bias (O): y (R,O) = x w^T + bias.
 static void linear_backward(tz_graph *g, tz_node *n) {
     (void)g;
@@ -104,11 +115,10 @@ static void linear_backward(tz_graph *g, tz_node *n) {
     int R = n->iarg[0], I = n->iarg[1], O = n->iarg[2];
     if (x->grad) tz_gemm(0, 0, R, I, O, 1, y->grad, O, w->data, I, 1, x->grad, I);
     if (w->grad) tz_gemm(1, 0, O, I, R, 1, y->grad, O, x->data, I, 1, w->grad, I);
-    if (bias && bias->grad)
-        for (int r = 0; r < R; r++) {
-            const real *dy = y->grad + (long)r * O;
-            for (int o = 0; o < O; o++) bias->grad[o] += dy[o];
-        }
+    if (bias && bias->grad) {
+        bias_grad a = {y->grad, bias->grad, R, O};
+        tz_parallel_for(O, R, bias_grad_cols, &a);
+    }
 }
 static const tz_op op_linear = {"linear", linear_backward};
 
@@ -126,9 +136,7 @@ tz_tensor *tz_linear(tz_graph *g, tz_tensor *x, tz_tensor *w, tz_tensor *bias) {
     shape[x->ndim - 1] = O;
     tz_tensor *in[3] = {x, w, bias};
     tz_tensor *y = tz_op_output(g, x->ndim, shape, in, 3);
-    if (bias)
-        for (int r = 0; r < R; r++) memcpy(y->data + (long)r * O, bias->data, sizeof(real) * O);
-    tz_gemm(0, 1, R, O, I, 1, x->data, I, w->data, I, bias ? 1 : 0, y->data, O);
+    tz_gemm_bias(0, 1, R, O, I, 1, x->data, I, w->data, I, 0, y->data, O, bias ? bias->data : NULL);
     tz_node *n = tz_op_record(g, &op_linear, y, in, 3);
     if (n) n->iarg[0] = R, n->iarg[1] = I, n->iarg[2] = O;
     return y;

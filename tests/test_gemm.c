@@ -1,7 +1,8 @@
 // tz_sgemm against a double-precision reference: all four transpose combinations, many odd
 // sizes (1..70 in each dimension, primes, sizes straddling the register tiles and the K/N cache
 // blocks), padded leading dimensions, alpha/beta variants (beta 0 over NaNs), for every kernel
-// (TZ_GEMM_KERNEL) at 1 and 2 threads. Also tz_dgemm, and determinism across thread counts.
+// (TZ_GEMM_KERNEL) at 1 and 2 threads, with and without a bias row (tz_sgemm_bias, added once
+// whatever the number of K blocks). Also tz_dgemm, and determinism across thread counts.
 //
 // Criterion runs each test in its own process, so setting TZ_GEMM_KERNEL before the first gemm
 // call of a test picks that test's kernel.
@@ -51,32 +52,34 @@ static void setup(int k, int threads) {
 }
 
 // One case: op(A)(M,K) op(B)(K,N), leading dimensions padded by `pad`, C checked against the
-// double reference, and the padding columns of C checked untouched.
-static void check_case(int ta, int tb, int M, int N, int K, int pad, float alpha, float beta) {
+// double reference, and the padding columns of C checked untouched. bias: add a row vector.
+static void check_case_bias(int ta, int tb, int M, int N, int K, int pad, float alpha, float beta, int bias) {
     int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad;
     long na = (long)(ta ? K : M) * lda, nb = (long)(tb ? N : K) * ldb, nc = (long)M * ldc;
     float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb);
-    float *C = malloc(sizeof(float) * nc), *C0 = malloc(sizeof(float) * nc);
+    float *C = malloc(sizeof(float) * nc), *C0 = malloc(sizeof(float) * nc), *bv = malloc(sizeof(float) * N);
+    for (int j = 0; j < N; j++) bv[j] = 4 * frand();
     for (long i = 0; i < na; i++) A[i] = frand();
     for (long i = 0; i < nb; i++) B[i] = frand();
     for (long i = 0; i < nc; i++) C0[i] = beta == 0.0f ? NAN : frand();
     for (int i = 0; i < M; i++) // padding columns hold a sentinel that must survive
         for (int j = N; j < ldc; j++) C0[(long)i * ldc + j] = 12345.0f;
     memcpy(C, C0, sizeof(float) * nc);
-    tz_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    // Error bound: K products of |a|,|b| <= 1 summed in float, plus the beta term.
-    double tol = 8 * 6e-8 * (K * fabs(alpha) + fabs(beta)) + 1e-6;
+    if (bias) tz_sgemm_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bv);
+    else tz_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    // Error bound: K products of |a|,|b| <= 1 summed in float, plus the beta and bias terms.
+    double tol = 8 * 6e-8 * (K * fabs(alpha) + fabs(beta) + (bias ? 4 : 0)) + 1e-6;
     for (int i = 0; i < M; i++) {
         for (int j = 0; j < N; j++) {
             double s = 0;
             for (int k = 0; k < K; k++)
                 s += (double)(ta ? A[(long)k * lda + i] : A[(long)i * lda + k]) *
                      (double)(tb ? B[(long)j * ldb + k] : B[(long)k * ldb + j]);
-            double ref = alpha * s + (beta == 0.0f ? 0.0 : beta * (double)C0[(long)i * ldc + j]);
+            double ref = alpha * s + (beta == 0.0f ? 0.0 : beta * (double)C0[(long)i * ldc + j]) + (bias ? bv[j] : 0.0);
             double got = C[(long)i * ldc + j];
             if (!(fabs(got - ref) <= tol))
-                cr_assert_fail("%s ta=%d tb=%d M=%d N=%d K=%d pad=%d alpha=%g beta=%g: C[%d,%d] = %.9g, want %.9g",
-                         tz_gemm_kernel_name(), ta, tb, M, N, K, pad, alpha, beta, i, j, got, ref);
+                cr_assert_fail("%s ta=%d tb=%d M=%d N=%d K=%d pad=%d alpha=%g beta=%g bias=%d: C[%d,%d] = %.9g, want %.9g",
+                         tz_gemm_kernel_name(), ta, tb, M, N, K, pad, alpha, beta, bias, i, j, got, ref);
         }
         for (int j = N; j < ldc; j++)
             if (C[(long)i * ldc + j] != 12345.0f)
@@ -87,6 +90,11 @@ static void check_case(int ta, int tb, int M, int N, int K, int pad, float alpha
     free(B);
     free(C);
     free(C0);
+    free(bv);
+}
+
+static void check_case(int ta, int tb, int M, int N, int K, int pad, float alpha, float beta) {
+    check_case_bias(ta, tb, M, N, K, pad, alpha, beta, 0);
 }
 
 typedef struct {
@@ -122,7 +130,7 @@ ParameterizedTest(kparam *p, gemm, random_sizes) {
         if (M > 70) M = 70;
         if (N > 70) N = 70;
         if (K > 70) K = 70;
-        check_case(c & 1, (c >> 1) & 1, M, N, K, c % 3 == 0 ? 0 : 1 + c % 5, ab[c % 5][0], ab[c % 5][1]);
+        check_case_bias(c & 1, (c >> 1) & 1, M, N, K, c % 3 == 0 ? 0 : 1 + c % 5, ab[c % 5][0], ab[c % 5][1], c % 7 < 3);
     }
 }
 
@@ -137,8 +145,9 @@ ParameterizedTest(kparam *p, gemm, block_edges) {
                                     {600, 1, 300}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int t = 0; t < 4; t++)
-            check_case(t & 1, t >> 1, shapes[s][0], shapes[s][1], shapes[s][2], s % 2 ? 3 : 0,
-                       s % 3 ? 1.0f : -1.5f, s % 2 ? 1.0f : 0.0f);
+            for (int bias = 0; bias < 2; bias++)
+                check_case_bias(t & 1, t >> 1, shapes[s][0], shapes[s][1], shapes[s][2], s % 2 ? 3 : 0,
+                                s % 3 ? 1.0f : -1.5f, s % 2 ? 1.0f : 0.0f, bias);
 }
 
 ParameterizedTestParameters(gemm, degenerate) { return cr_make_param_array(kparam, kparams, 6); }
@@ -154,6 +163,9 @@ ParameterizedTest(kparam *p, gemm, degenerate) {
     for (int i = 0; i < 4; i++) cr_assert_eq(D[i], 2.0f * (i + 1));
     tz_sgemm(0, 0, 0, 2, 3, 1.0f, A, 3, B, 2, 0.0f, NULL, 2);
     tz_sgemm(0, 0, 2, 0, 3, 1.0f, A, 3, B, 2, 0.0f, NULL, 2);
+    float bias[2] = {10, 20}, E[4] = {NAN, NAN, 1, 1};
+    tz_sgemm_bias(0, 0, 2, 2, 0, 1.0f, A, 1, B, 2, 0.0f, E, 2, bias); // K = 0: just the bias
+    for (int i = 0; i < 4; i++) cr_assert_eq(E[i], bias[i % 2]);
 }
 
 static kparam dparams[] = {{0, 2}, {1, 2}, {2, 2}};
@@ -200,15 +212,18 @@ Test(gemm, dgemm) {
                 for (int k = 0; k < K; k++) A[ta ? (long)k * lda + i : (long)i * lda + k] = (i * 7 + k * 3) % 11 - 5;
             for (int k = 0; k < K; k++)
                 for (int j = 0; j < N; j++) B[tb ? (long)j * ldb + k : (long)k * ldb + j] = (k * 5 + j) % 7 - 3;
-            for (int beta = 0; beta < 3; beta++) {
+            double bias[64];
+            for (int j = 0; j < N; j++) bias[j] = j % 5 - 2;
+            for (int beta = 0; beta < 4; beta++) { // beta 3: 1 with a bias row
                 for (int i = 0; i < M; i++)
                     for (int j = 0; j < N; j++) C[(long)i * ldc + j] = beta == 0 ? NAN : i - j;
-                tz_dgemm(ta, tb, M, N, K, 2.0, A, lda, B, ldb, beta == 2 ? 0.5 : beta, C, ldc);
+                tz_dgemm_bias(ta, tb, M, N, K, 2.0, A, lda, B, ldb, beta == 2 ? 0.5 : beta == 3 ? 1 : beta, C, ldc,
+                              beta == 3 ? bias : NULL);
                 for (int i = 0; i < M; i++)
                     for (int j = 0; j < N; j++) {
                         double ref = 0;
                         for (int k = 0; k < K; k++) ref += (double)((i * 7 + k * 3) % 11 - 5) * ((k * 5 + j) % 7 - 3);
-                        ref = 2.0 * ref + (beta == 0 ? 0 : (beta == 2 ? 0.5 : 1.0) * (i - j));
+                        ref = 2.0 * ref + (beta == 0 ? 0 : (beta == 2 ? 0.5 : 1.0) * (i - j)) + (beta == 3 ? bias[j] : 0);
                         cr_assert_eq(C[(long)i * ldc + j], ref, "dgemm ta=%d tb=%d M=%d N=%d K=%d beta=%d C[%d,%d]",
                                      ta, tb, M, N, K, beta, i, j);
                     }
