@@ -25,13 +25,13 @@
 
 // Micro-kernel contract (see gemm_avx512.c): C(m,n) tile = alpha*Ap*Bp + beta*C (beta 0: no
 // read) + bias (a row of n, added to every row; NULL: none).
-typedef void (*ukr_fn)(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
+typedef void (*ukr_fn)(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
                        float alpha, float beta, const float *bias);
 #if defined(__x86_64__) || defined(__i386__)
 #define TZ_X86 1
-void tz_ukr_avx512(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
+void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
                    float alpha, float beta, const float *bias);
-void tz_ukr_avx2(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
+void tz_ukr_avx2(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
                  float alpha, float beta, const float *bias);
 void tz_pack_t_avx2(int rows, int kc, const float *src, long ld, float *dst, int P);
 #endif
@@ -49,12 +49,12 @@ typedef struct {
 #define PNR 16
 // C(m,n) tile, m <= 4, n <= 16. Ap/Bp are zero-padded, so the full 4x16 tile is computed and
 // only m x n stored; the fixed-size loops let the compiler vectorise whatever ISA it targets.
-static void ukr_portable(int m, int n, int kc, const float *Ap, const float *Bp, float *C,
+static void ukr_portable(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C,
                          long ldc, float alpha, float beta, const float *bias) {
     float acc[PMR][PNR] = {{0}};
     // One short j loop per row: plain loops the vectoriser maps onto the target's vectors.
     // (Nested i/j loops made GCC interleave k steps with shuffles, 3x slower.)
-    for (int k = 0; k < kc; k++, Ap += PMR, Bp += PNR) {
+    for (int k = 0; k < kc; k++, Ap += sa, Bp += PNR) {
         const float a0 = Ap[0], a1 = Ap[1], a2 = Ap[2], a3 = Ap[3];
         for (int j = 0; j < PNR; j++) acc[0][j] += a0 * Bp[j];
         for (int j = 0; j < PNR; j++) acc[1][j] += a1 * Bp[j];
@@ -261,14 +261,20 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
             for (int ir = 0; ir < M; ir += MR) {
                 int m = M - ir < MR ? M - ir : MR;
                 long row = i0 + ir;
+                // op(A) = A^T has the kernel's layout already (k-major rows of M): the SIMD
+                // kernels broadcast from it in place, reading only their m rows.
+                const float *a = Ap;
+                long sa = MR;
                 if (!J->ta)
                     pack_trans(K, m, kc, J->A + row * J->lda + pc, J->lda, Ap, MR);
+                else if (K->simd)
+                    a = J->A + (long)pc * J->lda + row, sa = J->lda;
                 else
                     pack_copy(m, kc, J->A + (long)pc * J->lda + row, J->lda, Ap, MR);
                 float *c = J->C + row * J->ldc + j0 + jc;
                 for (int jr = 0; jr < nc; jr += NR) {
                     int n = nc - jr < NR ? nc - jr : NR;
-                    K->ukr(m, n, kc, Ap, Bp + (long)jr * kc, c + jr, J->ldc, J->alpha, beta, bias ? bias + jr : NULL);
+                    K->ukr(m, n, kc, a, sa, Bp + (long)jr * kc, c + jr, J->ldc, J->alpha, beta, bias ? bias + jr : NULL);
                 }
             }
         }
@@ -322,8 +328,9 @@ void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float
     }
     job J = {g_kernel, ta, tb, M, N, K, alpha, beta, A, B, C, bias, lda, ldb, ldc, 0, 1};
     int T = tz_get_threads();
-    // Below ~64k multiply-adds, waking a second core costs more than it saves.
-    if ((double)M * N * K < 65536.0) T = 1;
+    // Below ~64k multiply-adds, waking a second core costs more than it saves; inside a pool
+    // task (attention's per-head products) the pool is taken, and a split would run serially.
+    if ((double)M * N * K < 65536.0 || tz_pool_in_task()) T = 1;
     // No more threads than there are MR-row or 16-column slices to hand out.
     int maxu = (M + J.K->mr - 1) / J.K->mr > (N + 15) / 16 ? (M + J.K->mr - 1) / J.K->mr : (N + 15) / 16;
     if (T > maxu) T = maxu;

@@ -4,7 +4,8 @@
 //
 // Micro-kernel: C tile (m x n, m <= MR, n <= NR) = alpha * Ap * Bp + beta * C (+ bias, a row
 // added to each row, when not NULL), with
-//   Ap packed k-major: Ap[k*MR + i]; Bp packed k-major: Bp[k*NR + j], zero-padded past n.
+//   Ap k-major: Ap[k*sa + i] (packed: sa = MR; or A^T in place: sa = lda); Bp packed k-major:
+//   Bp[k*NR + j], zero-padded past n.
 // MR x NR = 6 x 16: 12 ymm accumulators + 2 B vectors + 1 broadcast = 15 of the 16 registers.
 // Two FMA pipes x 4 cycles latency need >= 8 independent chains; 12 is enough.
 #pragma GCC push_options
@@ -15,12 +16,12 @@
 #define NV 2 // vectors of 8 floats per row of the tile
 #define NR (8 * NV)
 
-void tz_ukr_avx2(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
+void tz_ukr_avx2(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
                  float alpha, float beta, const float *bias);
 void tz_pack_t_avx2(int rows, int kc, const float *src, long ld, float *dst, int P);
 
 static inline __attribute__((always_inline)) void
-tile(const int m, const int nv, int kc, const float *restrict Ap, const float *restrict Bp,
+tile(const int m, const int nv, int kc, const float *restrict Ap, long sa, const float *restrict Bp,
      float *restrict C, long ldc, float alpha, float beta, const float *restrict bias, __m256i last) {
     __m256 acc[MR][NV];
 #pragma GCC unroll 8
@@ -40,7 +41,7 @@ tile(const int m, const int nv, int kc, const float *restrict Ap, const float *r
 #pragma GCC unroll 4
             for (int v = 0; v < nv; v++) acc[i][v] = _mm256_fmadd_ps(a, b[v], acc[i][v]);
         }
-        Ap += MR;
+        Ap += sa;
         Bp += NR;
     }
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
@@ -72,16 +73,16 @@ tile(const int m, const int nv, int kc, const float *restrict Ap, const float *r
 #define RM(x) ((x) < MR ? (x) : MR)
 #define ROWS(NVV)                                                                              \
     switch (m) {                                                                               \
-    case 1: tile(RM(1), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 2: tile(RM(2), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 3: tile(RM(3), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 4: tile(RM(4), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 5: tile(RM(5), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    default: tile(RM(6), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                   \
+    case 1: tile(RM(1), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 2: tile(RM(2), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 3: tile(RM(3), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 4: tile(RM(4), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 5: tile(RM(5), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    default: tile(RM(6), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                   \
     }
 
 // C(m,n) tile: m in [1,MR], n in [1,NR]; Ap (kc x MR) and Bp (kc x NR) packed, Bp 32-byte aligned.
-void tz_ukr_avx2(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
+void tz_ukr_avx2(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
                  float alpha, float beta, const float *bias) {
     int nv = (n + 7) / 8;
     int rem = n - 8 * (nv - 1); // lanes used in the last vector, 1..8

@@ -3,7 +3,8 @@
 //
 // C tile (m x n, m <= MR, n <= NR) = alpha * Ap * Bp + beta * C (+ bias, a row added to each
 // row of the tile, when not NULL), with
-//   Ap packed k-major: Ap[k*MR + i], i < m      (broadcast, one row of C per element)
+//   Ap k-major: Ap[k*sa + i], i < m   (broadcast, one row of C per element): packed (sa = MR),
+//                                      or op(A) = A^T read in place (sa = lda)
 //   Bp packed k-major: Bp[k*NR + j], zero-padded to a multiple of 16 past n (vector loads)
 // MR x NR = 12 x 32: 24 zmm accumulators + 2 B vectors, A broadcast straight from memory.
 // Zen4 issues one 512-bit FMA per cycle, Zen5 two, with 4 cycles latency: 24 independent chains
@@ -18,13 +19,13 @@
 #define NV 2 // vectors of 16 floats per row of the tile
 #define NR (16 * NV)
 
-void tz_ukr_avx512(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
+void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
                    float alpha, float beta, const float *bias);
 
 // One (m, nv) instance: m rows, nv vectors per row, the last vector masked by `last`.
 // always_inline + constant m/nv: the compiler unrolls everything and keeps acc in registers.
 static inline __attribute__((always_inline)) void
-tile(const int m, const int nv, int kc, const float *restrict Ap, const float *restrict Bp,
+tile(const int m, const int nv, int kc, const float *restrict Ap, long sa, const float *restrict Bp,
      float *restrict C, long ldc, float alpha, float beta, const float *restrict bias, __mmask16 last) {
     __m512 acc[MR][NV];
 #pragma GCC unroll 16
@@ -47,7 +48,7 @@ tile(const int m, const int nv, int kc, const float *restrict Ap, const float *r
 #pragma GCC unroll 4
             for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
         }
-        Ap += MR;
+        Ap += sa;
         Bp += NR;
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -74,22 +75,22 @@ tile(const int m, const int nv, int kc, const float *restrict Ap, const float *r
 #define RM(x) ((x) < MR ? (x) : MR)
 #define ROWS(NVV)                                                                              \
     switch (m) {                                                                               \
-    case 1: tile(RM(1), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 2: tile(RM(2), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 3: tile(RM(3), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 4: tile(RM(4), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 5: tile(RM(5), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 6: tile(RM(6), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 7: tile(RM(7), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 8: tile(RM(8), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 9: tile(RM(9), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 10: tile(RM(10), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                  \
-    case 11: tile(RM(11), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                  \
-    default: tile(RM(12), NVV, kc, Ap, Bp, C, ldc, alpha, beta, bias, last); break;                  \
+    case 1: tile(RM(1), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 2: tile(RM(2), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 3: tile(RM(3), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 4: tile(RM(4), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 5: tile(RM(5), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 6: tile(RM(6), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 7: tile(RM(7), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 8: tile(RM(8), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 9: tile(RM(9), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 10: tile(RM(10), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                  \
+    case 11: tile(RM(11), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                  \
+    default: tile(RM(12), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                  \
     }
 
 // C(m,n) tile: m in [1,MR], n in [1,NR]; Ap (kc x MR) and Bp (kc x NR) packed, Bp 64-byte aligned.
-void tz_ukr_avx512(int m, int n, int kc, const float *Ap, const float *Bp, float *C, long ldc,
+void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
                    float alpha, float beta, const float *bias) {
     int nv = (n + 15) / 16;
     __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - n));

@@ -19,18 +19,48 @@ static inline real tz_lanes_total(real *lane) {
     return lane[0];
 }
 
-// out = sum of EXPR over the int J in [0, N) (EXPR reads J), accumulated in TZ_LANES lanes.
+// out = sum of EXPR over the int J in [0, N) (EXPR reads J): whole blocks of TZ_LANES in the
+// lanes, the last N % TZ_LANES elements in one scalar chain added at the end. (Indexing a lane
+// by a run-time value would keep the lanes in memory instead of a register.)
 #define TZ_LANE_SUM(out, N, J, EXPR)                                                         \
     do {                                                                                     \
-        real lane_[TZ_LANES] = {0};                                                          \
+        real lane_[TZ_LANES] = {0}, tail_ = 0;                                               \
         const int n_ = (N), full_ = n_ - n_ % TZ_LANES;                                      \
         for (int b_ = 0; b_ < full_; b_ += TZ_LANES)                                         \
             for (int l_ = 0; l_ < TZ_LANES; l_++) {                                          \
                 const int J = b_ + l_;                                                       \
                 lane_[l_] += (EXPR);                                                         \
             }                                                                                \
-        for (int J = full_; J < n_; J++) lane_[J - full_] += (EXPR);                         \
-        (out) = tz_lanes_total(lane_);                                                       \
+        for (int J = full_; J < n_; J++) tail_ += (EXPR);                                    \
+        (out) = tz_lanes_total(lane_) + tail_;                                               \
+    } while (0)
+
+// out = max of EXPR over J in [0, N), N >= 1 (max is exact, so lanes change nothing but speed:
+// a compare chain per element otherwise, which the compiler does not vectorise without
+// -ffast-math). A NaN may or may not win; softmax's callers still end up with NaN, through exp.
+#define TZ_LANE_MAX(out, N, J, EXPR)                                                         \
+    do {                                                                                     \
+        const int n_ = (N), full_ = n_ - n_ % TZ_LANES;                                      \
+        real lane_[TZ_LANES], m_;                                                            \
+        {                                                                                    \
+            const int J = 0;                                                                 \
+            m_ = (EXPR);                                                                     \
+        }                                                                                    \
+        for (int l_ = 0; l_ < TZ_LANES; l_++) lane_[l_] = m_;                                \
+        for (int b_ = 0; b_ < full_; b_ += TZ_LANES)                                         \
+            for (int l_ = 0; l_ < TZ_LANES; l_++) {                                          \
+                const int J = b_ + l_;                                                       \
+                const real v_ = (EXPR);                                                      \
+                lane_[l_] = v_ > lane_[l_] ? v_ : lane_[l_];                                 \
+            }                                                                                \
+        for (int w_ = TZ_LANES / 2; w_ >= 1; w_ /= 2)                                        \
+            for (int l_ = 0; l_ < w_; l_++) lane_[l_] = lane_[l_ + w_] > lane_[l_] ? lane_[l_ + w_] : lane_[l_]; \
+        m_ = lane_[0];                                                                       \
+        for (int J = full_; J < n_; J++) {                                                   \
+            const real v_ = (EXPR);                                                          \
+            m_ = v_ > m_ ? v_ : m_;                                                          \
+        }                                                                                    \
+        (out) = m_;                                                                          \
     } while (0)
 
 // Column sums: out[J] += sum over the int R in [0, ROWS) of EXPR (reads R and the long J), for

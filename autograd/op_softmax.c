@@ -2,6 +2,7 @@
 // max-subtracted so exp never overflows.
 #include "fastmath.h"
 #include "internal.h"
+#include "lanes.h"
 #include "parallel.h"
 
 #include <math.h>
@@ -14,14 +15,14 @@
 #endif
 
 // One row's max and sum(exp(x - max)); e (may be NULL) receives exp(x - max).
-static real row_exp_sum(const real *x, real *e, int V, real *max) {
-    real mx = x[0], s = 0;
-    for (int j = 1; j < V; j++) mx = x[j] > mx ? x[j] : mx;
-    for (int j = 0; j < V; j++) {
-        real v = EXP(x[j] - mx);
-        if (e) e[j] = v;
-        s += v;
-    }
+static real row_exp_sum(const real *restrict x, real *restrict e, int V, real *max) {
+    real mx, s;
+    TZ_LANE_MAX(mx, V, j, x[j]);
+    if (e) {
+        for (int j = 0; j < V; j++) e[j] = EXP(x[j] - mx);
+        TZ_LANE_SUM(s, V, j, e[j]);
+    } else
+        TZ_LANE_SUM(s, V, j, EXP(x[j] - mx));
     *max = mx;
     return s;
 }
@@ -40,8 +41,8 @@ static void softmax_bw_rows(void *arg, long lo, long hi) {
     int V = a->V;
     for (long r = lo; r < hi; r++) {
         const real *yr = a->y + r * V, *gy = a->gy + r * V;
-        real *gx = a->out + r * V, dot = 0;
-        for (int j = 0; j < V; j++) dot += gy[j] * yr[j];
+        real *gx = a->out + r * V, dot;
+        TZ_LANE_SUM(dot, V, j, gy[j] * yr[j]);
         for (int j = 0; j < V; j++) gx[j] += yr[j] * (gy[j] - dot);
     }
 }
@@ -81,8 +82,8 @@ static void log_softmax_backward(tz_graph *g, tz_node *n) {
     int V = tz_cols(y);
     for (int r = 0; r < tz_rows(y); r++) {
         const real *yr = y->data + (long)r * V, *gy = y->grad + (long)r * V;
-        real *gx = x->grad + (long)r * V, sum = 0;
-        for (int j = 0; j < V; j++) sum += gy[j];
+        real *gx = x->grad + (long)r * V, sum;
+        TZ_LANE_SUM(sum, V, j, gy[j]);
         for (int j = 0; j < V; j++) gx[j] += gy[j] - EXP(yr[j]) * sum;
     }
 }

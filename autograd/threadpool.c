@@ -41,6 +41,10 @@ static int nworkers;        // workers started (guarded by run_lock)
 static atomic_int pending;  // tasks of the current region not finished by workers
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static _Thread_local int in_task; // > 0 while this thread runs a task of tz_pool_run
+
+int tz_pool_in_task(void) { return in_task; }
+
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -71,7 +75,9 @@ static void *worker_main(void *p) {
             }
         }
         seen++; // the caller hands out one task at a time and waits for it
+        in_task++;
         w->fn(w->arg, w->task, w->ntasks);
+        in_task--;
         atomic_fetch_sub_explicit(&pending, 1, memory_order_release);
     }
     return NULL;
@@ -96,9 +102,11 @@ static int ensure_workers(int n) {
 }
 
 void tz_pool_run(int ntasks, tz_task_fn fn, void *arg) {
+    in_task++;
     if (ntasks <= 1 || pthread_mutex_trylock(&run_lock) != 0) {
         // Single task, or the pool is busy (nested or concurrent call): run serially here.
         for (int t = 0; t < ntasks; t++) fn(arg, t, ntasks);
+        in_task--;
         return;
     }
     int have = ensure_workers(ntasks);
@@ -125,5 +133,6 @@ void tz_pool_run(int ntasks, tz_task_fn fn, void *arg) {
         cpu_relax();
         if ((spins & 4095) == 0) sched_yield();
     }
+    in_task--;
     pthread_mutex_unlock(&run_lock);
 }

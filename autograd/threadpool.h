@@ -14,4 +14,8 @@ typedef void (*tz_task_fn)(void *arg, int task, int ntasks);
 // workers 1..ntasks-1 run the others (on the caller too if a worker could not be started).
 void tz_pool_run(int ntasks, tz_task_fn fn, void *arg);
 
+// Nonzero inside a task of tz_pool_run (on any thread): work split here would only run serially,
+// so callers such as tz_sgemm do it in one piece instead.
+int tz_pool_in_task(void);
+
 #endif

@@ -12,6 +12,7 @@
 #include "attention.h"
 #include "fastmath.h"
 #include "gemm.h"
+#include "lanes.h"
 #include "threadpool.h"
 
 #ifdef TZ_DOUBLE
@@ -47,10 +48,11 @@ static void forward_task(void *arg, int task, int ntasks) {
         real *S = a->P + (long)p * Tq * Tk, *O = a->o->data + (long)b * Tq * C + h * D;
         gemm(0, 1, Tq, Tk, D, a->scale, Q, C, K, C, 0, S, Tk);
         for (int i = 0; i < Tq; i++) {
-            real *s = S + (long)i * Tk, mx = s[0], sum = 0;
+            real *restrict s = S + (long)i * Tk, mx, sum;
             int lim = key_limit(a, b, i);
-            for (int j = 1; j < lim; j++) mx = s[j] > mx ? s[j] : mx;
-            for (int j = 0; j < lim; j++) sum += s[j] = tz_fexp(s[j] - mx);
+            TZ_LANE_MAX(mx, lim, j, s[j]);
+            for (int j = 0; j < lim; j++) s[j] = tz_fexp(s[j] - mx);
+            TZ_LANE_SUM(sum, lim, j, s[j]);
             for (int j = 0; j < lim; j++) s[j] /= sum;
             for (int j = lim; j < Tk; j++) s[j] = 0;
         }
@@ -69,9 +71,9 @@ static void backward_task(void *arg, int task, int ntasks) {
         real *dS = a->dP + (long)p * Tq * Tk;
         gemm(0, 1, Tq, Tk, D, 1, dO, C, V, C, 0, dS, Tk); // dP
         for (int i = 0; i < Tq; i++) {
-            const real *pr = P + (long)i * Tk;
-            real *d = dS + (long)i * Tk, dot = 0;
-            for (int j = 0; j < Tk; j++) dot += pr[j] * d[j];
+            const real *restrict pr = P + (long)i * Tk;
+            real *restrict d = dS + (long)i * Tk, dot;
+            TZ_LANE_SUM(dot, Tk, j, pr[j] * d[j]);
             for (int j = 0; j < Tk; j++) d[j] = pr[j] * (d[j] - dot);
         }
         if (a->q->grad) gemm(0, 0, Tq, D, Tk, a->scale, dS, Tk, K, C, 1, a->q->grad + qo, C);
