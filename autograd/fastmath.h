@@ -52,6 +52,20 @@ static inline float tz_ferf(float x) {
 }
 #endif
 
+// The standard normal's cdf Phi(x) and pdf phi(x) together (GELU and its derivative): erf's
+// exp(-x^2/2) is the pdf's, so the float version computes one exp for both.
+static inline void tz_fnormal(real x, real *Phi, real *phi) {
+#ifdef TZ_DOUBLE
+    *Phi = 0.5 * (1 + erf(x * M_SQRT1_2));
+    *phi = 0.5 * M_2_SQRTPI * M_SQRT1_2 * exp(-0.5 * x * x);
+#else
+    float a = fabsf(x) * (float)M_SQRT1_2, t = 1.0f / (1.0f + 0.3275911f * a), e = tz_fexp(-a * a);
+    float y = 1.0f - t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f)))) * e;
+    *Phi = 0.5f * (1.0f + (x < 0 ? -y : y));
+    *phi = (float)(0.5 * M_2_SQRTPI * M_SQRT1_2) * e;
+#endif
+}
+
 // 1 / (1 + exp(-x)), with exp's argument clamped: no overflow at either end.
 static inline real tz_fsigmoid(real x) { return 1 / (1 + tz_fexp(-x)); }
 

@@ -3,6 +3,7 @@
 #include "internal.h"
 #include "parallel.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,7 @@ static tz_tensor *arena_tensor(tz_graph *g, int ndim, const int *shape, int zero
     t->grad = NULL;
     t->requires_grad = 0;
     t->node = -1;
+    t->grad_fresh = 0;
     return t;
 }
 
@@ -56,6 +58,7 @@ tz_tensor *tz_wrap(tz_graph *g, real *data, real *grad, int ndim, const int *sha
     t->grad = grad;
     t->requires_grad = grad != NULL;
     t->node = -1;
+    t->grad_fresh = 0;
     return t;
 }
 
@@ -90,33 +93,94 @@ tz_node *tz_op_record(tz_graph *g, const tz_op *op, tz_tensor *out, tz_tensor **
 
 // Views (reshape, leading slices) share their input's data, and so its gradient, from the
 // element offset iarg[0]: no backward to run.
-const tz_op tz_op_view = {"view", NULL};
+const tz_op tz_op_view = {"view", NULL, 0};
 
 static void zero_grads(void *arg, long lo, long hi) {
     tz_tensor **t = arg;
     for (long i = lo; i < hi; i++) memset(t[i]->grad, 0, sizeof(real) * (size_t)t[i]->n);
 }
 
+typedef struct { real *p; } zero_span;
+static void zero_range(void *arg, long lo, long hi) { memset(((zero_span *)arg)->p + lo, 0, sizeof(real) * (size_t)(hi - lo)); }
+
+int tz_grad_overwrite(tz_tensor *t) {
+    int fresh = t->grad_fresh;
+    t->grad_fresh = 0;
+    return fresh;
+}
+
+real *tz_grad_accumulate(tz_tensor *t) {
+    if (t->grad_fresh) {
+        zero_span z = {t->grad};
+        tz_parallel_for(t->n, 1, zero_range, &z);
+        t->grad_fresh = 0;
+    }
+    return t->grad;
+}
+
+// The tensor whose gradient buffer t's gradient lives in: t itself, or what t is a view of.
+static tz_tensor *grad_owner(const tz_graph *g, tz_tensor *t) {
+    while (t->node >= 0 && g->nodes[t->node].op == &tz_op_view) t = g->nodes[t->node].in[0];
+    return t;
+}
+
+// Gradient buffers of the step's tensors are made only here, for the nodes before the output.
+// They start fresh (unwritten): the first backward to reach one overwrites it (a gemm with
+// beta 0, `=` instead of `+=`), so most are never zeroed, nor read back as zeros. A buffer is
+// zeroed up front only if something may add into it before (or without) an overwrite: a
+// consumer whose op does not follow the contract, a view (it may cover part of the buffer), the
+// seed, or no consumer at all (its own backward reads it).
 void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
     if (!out->requires_grad)
         tz_fail("backward: the tensor does not depend on anything that needs a gradient");
     int last = out->node;
-    // Gradients of the step's tensors, made only now, and only for what precedes the output;
-    // zeroed on both cores (a transformer step's activations are megabytes).
-    tz_tensor **fresh = tz_arena_alloc(&g->arena, sizeof *fresh * (last + 1));
-    long n_fresh = 0, elems = 0;
+    unsigned char *zero = tz_arena_calloc(&g->arena, (size_t)last + 1); // by node: zero up front
+    unsigned char *made = tz_arena_calloc(&g->arena, (size_t)last + 1); // by node: buffer made now
+    unsigned char *used = tz_arena_calloc(&g->arena, (size_t)last + 1); // by node: has a consumer
     for (int i = 0; i <= last; i++) {
         tz_node *n = &g->nodes[i];
         if (n->out->grad) continue;
-        if (n->op == &tz_op_view) n->out->grad = n->in[0]->grad + n->iarg[0]; // at the view's offset
-        else {
+        if (n->op == &tz_op_view) { // at the view's offset
+            n->out->grad = n->in[0]->grad + n->iarg[0];
+            n->out->grad_fresh = 0;
+            tz_tensor *o = grad_owner(g, n->in[0]);
+            if (o->node >= 0) zero[o->node] = 1;
+        } else {
             n->out->grad = tz_arena_alloc(&g->arena, sizeof(real) * (size_t)n->out->n);
-            fresh[n_fresh++] = n->out;
-            elems += n->out->n;
+            made[i] = 1;
+        }
+    }
+    for (int i = 0; i <= last; i++) {
+        tz_node *n = &g->nodes[i];
+        if (n->op == &tz_op_view) continue;
+        for (int j = 0; j < n->n_in; j++) {
+            if (!n->in[j] || !n->in[j]->grad) continue;
+            tz_tensor *o = grad_owner(g, n->in[j]);
+            if (o->node < 0) continue;
+            used[o->node] = 1;
+            if (!n->op->overwrites) zero[o->node] = 1;
+        }
+    }
+    tz_tensor *o = grad_owner(g, out);
+    if (o->node >= 0) zero[o->node] = 1;
+    tz_tensor **eager = tz_arena_alloc(&g->arena, sizeof *eager * ((size_t)last + 1));
+    long n_eager = 0, elems = 0;
+    for (int i = 0; i <= last; i++) {
+        if (!made[i]) continue;
+        tz_tensor *t = g->nodes[i].out;
+        if (zero[i] || !used[i]) {
+            eager[n_eager++] = t;
+            elems += t->n;
+            t->grad_fresh = 0;
+        } else {
+            t->grad_fresh = 1;
+#ifdef TZ_DOUBLE // the gradient check's build: garbage is NaN, so a missed overwrite shows
+            for (int k = 0; k < t->n; k++) t->grad[k] = NAN;
+#endif
         }
     }
     double t0 = g->prof ? tz_profile_now() : 0;
-    if (n_fresh) tz_parallel_for(n_fresh, elems / n_fresh + 1, zero_grads, fresh);
+    if (n_eager) tz_parallel_for(n_eager, elems / n_eager + 1, zero_grads, eager);
     for (int i = 0; i < out->n; i++) out->grad[i] += seed[i];
     if (g->prof) tz_profile_backward(g, "(zero step grads)", tz_profile_now() - t0);
     for (int i = last; i >= 0; i--) {

@@ -1,6 +1,7 @@
 // op_binary.c: add, sub, mul with numpy broadcasting, and scale by a constant.
 // A broadcast operand's gradient is the sum over the positions it was repeated to.
 #include "internal.h"
+#include "parallel.h"
 
 #include <string.h>
 
@@ -25,12 +26,54 @@ int tz_bcast_init(tz_bcast *bc, const tz_tensor *a, const tz_tensor *b, int *out
 
 enum { ADD, SUB, MUL };
 
+// Same-shape operands, elements [lo, hi): forward y = a op b; backward ga (=|+=) dy/da * gy and
+// gb likewise (over_*: the gradient is fresh, store instead of adding; a before b, so when a and
+// b are one tensor the store comes first).
+typedef struct { const real *a, *b, *gy; real *y, *ga, *gb; int kind, over_a, over_b; } same_args;
+
+static void same_fw(void *arg, long lo, long hi) {
+    const same_args *s = arg;
+    const real *restrict a = s->a, *restrict b = s->b;
+    real *restrict y = s->y;
+    if (s->kind == ADD) for (long i = lo; i < hi; i++) y[i] = a[i] + b[i];
+    if (s->kind == SUB) for (long i = lo; i < hi; i++) y[i] = a[i] - b[i];
+    if (s->kind == MUL) for (long i = lo; i < hi; i++) y[i] = a[i] * b[i];
+}
+
+static void same_bw(void *arg, long lo, long hi) {
+    const same_args *s = arg;
+    const real *restrict gy = s->gy, *a = s->a, *b = s->b;
+    real *ga = s->ga, *gb = s->gb; // may be one buffer
+    if (ga) {
+        if (s->kind == MUL && s->over_a) for (long i = lo; i < hi; i++) ga[i] = gy[i] * b[i];
+        else if (s->kind == MUL) for (long i = lo; i < hi; i++) ga[i] += gy[i] * b[i];
+        else if (s->over_a) for (long i = lo; i < hi; i++) ga[i] = gy[i];
+        else for (long i = lo; i < hi; i++) ga[i] += gy[i];
+    }
+    if (gb) {
+        if (s->kind == MUL && s->over_b) for (long i = lo; i < hi; i++) gb[i] = gy[i] * a[i];
+        else if (s->kind == MUL) for (long i = lo; i < hi; i++) gb[i] += gy[i] * a[i];
+        else if (s->kind == SUB && s->over_b) for (long i = lo; i < hi; i++) gb[i] = -gy[i];
+        else if (s->kind == SUB) for (long i = lo; i < hi; i++) gb[i] -= gy[i];
+        else if (s->over_b) for (long i = lo; i < hi; i++) gb[i] = gy[i];
+        else for (long i = lo; i < hi; i++) gb[i] += gy[i];
+    }
+}
+
 static void binary_backward(tz_graph *g, tz_node *n) {
     (void)g;
     tz_tensor *a = n->in[0], *b = n->in[1], *y = n->out;
     tz_bcast *bc = n->aux;
     const real *gy = y->grad;
-    real *ga = a->grad, *gb = b->grad;
+    if (tz_same_shape(a, b)) {
+        same_args s = {a->data, b->data, gy, NULL, a->grad, b->grad, n->iarg[0], 0, 0};
+        if (a->grad) s.over_a = tz_grad_overwrite(a);
+        if (b->grad) s.over_b = tz_grad_overwrite(b);
+        tz_parallel_for(y->n, 2, same_bw, &s);
+        return;
+    }
+    // Broadcast: a repeated operand's gradient is a sum, so it is added into (zeroed if fresh).
+    real *ga = a->grad ? tz_grad_accumulate(a) : NULL, *gb = b->grad ? tz_grad_accumulate(b) : NULL;
     switch (n->iarg[0]) {
     case ADD:
         TZ_BCAST_FOR(bc, if (ga) ga[ia] += gy[o]; if (gb) gb[ib] += gy[o];);
@@ -45,9 +88,9 @@ static void binary_backward(tz_graph *g, tz_node *n) {
     }
     }
 }
-static const tz_op op_add = {"add", binary_backward};
-static const tz_op op_sub = {"sub", binary_backward};
-static const tz_op op_mul = {"mul", binary_backward};
+static const tz_op op_add = {"add", binary_backward, 1};
+static const tz_op op_sub = {"sub", binary_backward, 1};
+static const tz_op op_mul = {"mul", binary_backward, 1};
 
 static tz_tensor *binary(tz_graph *g, tz_tensor *a, tz_tensor *b, int kind, const tz_op *op) {
     tz_bcast bc;
@@ -61,10 +104,9 @@ static tz_tensor *binary(tz_graph *g, tz_tensor *a, tz_tensor *b, int kind, cons
     tz_tensor *y = tz_op_output(g, nd, bc.shape + 4 - nd, in, 2);
     const real *ad = a->data, *bd = b->data;
     real *yd = y->data;
-    if (tz_same_shape(a, b)) { // the common case, kept a plain loop for the compiler
-        if (kind == ADD) for (int i = 0; i < y->n; i++) yd[i] = ad[i] + bd[i];
-        if (kind == SUB) for (int i = 0; i < y->n; i++) yd[i] = ad[i] - bd[i];
-        if (kind == MUL) for (int i = 0; i < y->n; i++) yd[i] = ad[i] * bd[i];
+    if (tz_same_shape(a, b)) { // the common case: plain loops on both cores
+        same_args s = {ad, bd, NULL, yd, NULL, NULL, kind, 0, 0};
+        tz_parallel_for(y->n, 1, same_fw, &s);
     } else {
         if (kind == ADD) TZ_BCAST_FOR(&bc, yd[o] = ad[ia] + bd[ib];);
         if (kind == SUB) TZ_BCAST_FOR(&bc, yd[o] = ad[ia] - bd[ib];);
@@ -88,9 +130,12 @@ static void scale_backward(tz_graph *g, tz_node *n) {
     tz_tensor *x = n->in[0], *y = n->out;
     if (!x->grad) return;
     real s = n->farg[0];
-    for (int i = 0; i < y->n; i++) x->grad[i] += s * y->grad[i];
+    if (tz_grad_overwrite(x))
+        for (int i = 0; i < y->n; i++) x->grad[i] = s * y->grad[i];
+    else
+        for (int i = 0; i < y->n; i++) x->grad[i] += s * y->grad[i];
 }
-static const tz_op op_scale = {"scale", scale_backward};
+static const tz_op op_scale = {"scale", scale_backward, 1};
 
 tz_tensor *tz_scale(tz_graph *g, tz_tensor *x, real s) {
     tz_tensor *in[1] = {x};

@@ -11,7 +11,7 @@ static void dropout_backward(tz_graph *g, tz_node *n) {
     for (int i = 0; i < y->n; i++)
         if (keep[i]) x->grad[i] += scale * y->grad[i];
 }
-static const tz_op op_dropout = {"dropout", dropout_backward};
+static const tz_op op_dropout = {"dropout", dropout_backward, 0};
 
 tz_tensor *tz_dropout(tz_graph *g, tz_tensor *x, real p) {
     if (!(p >= 0 && p < 1)) tz_fail("dropout: p = %g must be in [0, 1)", (double)p);

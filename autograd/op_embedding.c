@@ -7,6 +7,7 @@ static void embedding_backward(tz_graph *g, tz_node *n) {
     (void)g;
     tz_tensor *w = n->in[0], *y = n->out;
     if (!w->grad) return;
+    tz_grad_accumulate(w); // a scatter: rows not looked up get nothing
     const int *ids = n->aux;
     int D = w->shape[1];
     for (int i = 0; i < n->iarg[0]; i++) {
@@ -15,7 +16,7 @@ static void embedding_backward(tz_graph *g, tz_node *n) {
         for (int d = 0; d < D; d++) gw[d] += gy[d];
     }
 }
-static const tz_op op_embedding = {"embedding", embedding_backward};
+static const tz_op op_embedding = {"embedding", embedding_backward, 1};
 
 tz_tensor *tz_embedding(tz_graph *g, tz_tensor *w, const int *ids, int n) {
     char s[64];

@@ -14,17 +14,21 @@ typedef struct {
     real *stats; // mean, rstd per row
     real eps;
     int D;
+    int over; // backward: x's gradient is fresh, store instead of adding
 } ln_args;
 
-// One row of dx, given dxhat = dy * gamma (gm == NULL: gamma = 1).
+// One row of dx, given dxhat = dy * gamma (gm == NULL: gamma = 1); over: store, else add.
 static inline __attribute__((always_inline)) void ln_bw_row(const real *restrict xr, const real *restrict gy,
                                                             const real *restrict gm, real mean, real rstd, int D,
-                                                            real *restrict gx) {
+                                                            real *restrict gx, int over) {
     real sum_d, sum_dx;
     TZ_LANE_SUM(sum_d, D, j, gy[j] * (gm ? gm[j] : 1));
     TZ_LANE_SUM(sum_dx, D, j, gy[j] * (gm ? gm[j] : 1) * ((xr[j] - mean) * rstd));
     const real md = sum_d / D, mdx = sum_dx / D;
-    for (int j = 0; j < D; j++) gx[j] += rstd * (gy[j] * (gm ? gm[j] : 1) - md - (xr[j] - mean) * rstd * mdx);
+    if (over)
+        for (int j = 0; j < D; j++) gx[j] = rstd * (gy[j] * (gm ? gm[j] : 1) - md - (xr[j] - mean) * rstd * mdx);
+    else
+        for (int j = 0; j < D; j++) gx[j] += rstd * (gy[j] * (gm ? gm[j] : 1) - md - (xr[j] - mean) * rstd * mdx);
 }
 
 static void ln_bw_rows(void *arg, long lo, long hi) {
@@ -34,8 +38,8 @@ static void ln_bw_rows(void *arg, long lo, long hi) {
     for (long r = lo; r < hi; r++) {
         const real *xr = a->x->data + r * D, *gy = a->y->grad + r * D;
         real mean = a->stats[2 * r], rstd = a->stats[2 * r + 1], *gx = a->x->grad + r * D;
-        if (gm) ln_bw_row(xr, gy, gm, mean, rstd, D, gx);
-        else ln_bw_row(xr, gy, NULL, mean, rstd, D, gx);
+        if (gm) ln_bw_row(xr, gy, gm, mean, rstd, D, gx, a->over);
+        else ln_bw_row(xr, gy, NULL, mean, rstd, D, gx, a->over);
     }
 }
 
@@ -52,11 +56,16 @@ static void ln_bw_cols(void *arg, long lo, long hi) {
 static void layernorm_backward(tz_graph *g, tz_node *n) {
     (void)g;
     tz_tensor *x = n->in[0];
-    ln_args a = {x, n->in[1], n->in[2], n->out, n->aux, 0, tz_cols(x)};
-    if (x->grad) tz_parallel_for(tz_rows(x), 6L * a.D, ln_bw_rows, &a);
+    ln_args a = {x, n->in[1], n->in[2], n->out, n->aux, 0, tz_cols(x), 0};
+    if (x->grad) {
+        a.over = tz_grad_overwrite(x);
+        tz_parallel_for(tz_rows(x), 6L * a.D, ln_bw_rows, &a);
+    }
+    if (a.gamma && a.gamma->grad) tz_grad_accumulate(n->in[1]);
+    if (a.beta && a.beta->grad) tz_grad_accumulate(n->in[2]);
     if ((a.gamma && a.gamma->grad) || (a.beta && a.beta->grad)) tz_parallel_for(a.D, 3L * tz_rows(x), ln_bw_cols, &a);
 }
-static const tz_op op_layernorm = {"layernorm", layernorm_backward};
+static const tz_op op_layernorm = {"layernorm", layernorm_backward, 1};
 
 static void ln_fw_rows(void *arg, long lo, long hi) {
     const ln_args *a = arg;
@@ -89,7 +98,7 @@ tz_tensor *tz_layernorm(tz_graph *g, tz_tensor *x, tz_tensor *gamma, tz_tensor *
         tz_fail("layernorm: beta %s does not fit input %s", tz_shape_str(beta, s.a), tz_shape_str(x, s.b));
     tz_tensor *in[3] = {x, gamma, beta};
     tz_tensor *y = tz_op_output(g, x->ndim, x->shape, in, 3);
-    ln_args a = {x, gamma, beta, y, tz_arena_alloc(&g->arena, sizeof(real) * 2 * rows), eps, D};
+    ln_args a = {x, gamma, beta, y, tz_arena_alloc(&g->arena, sizeof(real) * 2 * rows), eps, D, 0};
     tz_parallel_for(rows, 6L * D, ln_fw_rows, &a);
     tz_node *n = tz_op_record(g, &op_layernorm, y, in, 3);
     if (n) n->aux = a.stats;

@@ -11,7 +11,7 @@ static void masked_fill_backward(tz_graph *g, tz_node *n) {
     const real *m = (const real *)((const tz_bcast *)n->aux + 1);
     TZ_BCAST_FOR(bc, if (m[ib] == 0) x->grad[ia] += y->grad[o];);
 }
-static const tz_op op_masked_fill = {"masked_fill", masked_fill_backward};
+static const tz_op op_masked_fill = {"masked_fill", masked_fill_backward, 0};
 
 tz_tensor *tz_masked_fill(tz_graph *g, tz_tensor *x, const tz_tensor *mask, real value) {
     tz_bcast bc;

@@ -13,6 +13,7 @@ typedef struct {
     const tz_tensor *a, *b, *c;
     int M, N, K, ta, tb, batch, backward;
     long sa, sb, sc;
+    real beta_a, beta_b; // backward: 0 overwrites a fresh gradient, 1 adds
 } mm_job;
 
 // Batch p of the job: c = op(a) op(b), or the backward's two products.
@@ -26,13 +27,13 @@ static void mm_one(const mm_job *j, int p) {
     const real *dC = j->c->grad + p * j->sc;
     if (j->a->grad) {
         real *dA = j->a->grad + p * j->sa;
-        if (!ta) tz_gemm(0, !tb, M, K, N, 1, dC, N, B, ldb, 1, dA, K);
-        else tz_gemm(tb, 1, K, M, N, 1, B, ldb, dC, N, 1, dA, M);
+        if (!ta) tz_gemm(0, !tb, M, K, N, 1, dC, N, B, ldb, j->beta_a, dA, K);
+        else tz_gemm(tb, 1, K, M, N, 1, B, ldb, dC, N, j->beta_a, dA, M);
     }
     if (j->b->grad) {
         real *dB = j->b->grad + p * j->sb;
-        if (!tb) tz_gemm(!ta, 0, K, N, M, 1, A, lda, dC, N, 1, dB, N);
-        else tz_gemm(1, ta, N, K, M, 1, dC, N, A, lda, 1, dB, K);
+        if (!tb) tz_gemm(!ta, 0, K, N, M, 1, A, lda, dC, N, j->beta_b, dB, N);
+        else tz_gemm(1, ta, N, K, M, 1, dC, N, A, lda, j->beta_b, dB, K);
     }
 }
 
@@ -52,11 +53,15 @@ static void mm_run(mm_job *j) {
 
 static void matmul_backward(tz_graph *g, tz_node *n) {
     (void)g;
-    mm_job j = {n->in[0], n->in[1], n->out, n->iarg[1], n->iarg[2], n->iarg[3], n->iarg[4], n->iarg[5], n->iarg[0], 1, 0, 0, 0};
+    mm_job j = {n->in[0], n->in[1], n->out, n->iarg[1], n->iarg[2], n->iarg[3], n->iarg[4], n->iarg[5], n->iarg[0], 1, 0, 0, 0, 1, 1};
     j.sa = (long)j.M * j.K, j.sb = j.b->ndim > 2 ? (long)j.K * j.N : 0, j.sc = (long)j.M * j.N;
+    // Every batch writes its whole block of each gradient: a fresh buffer is overwritten. (a and
+    // b may be one tensor: then only the first product overwrites.)
+    if (j.a->grad && tz_grad_overwrite(n->in[0])) j.beta_a = 0;
+    if (j.b->grad && j.b->grad != j.a->grad && tz_grad_overwrite(n->in[1])) j.beta_b = 0;
     mm_run(&j);
 }
-static const tz_op op_matmul = {"matmul", matmul_backward};
+static const tz_op op_matmul = {"matmul", matmul_backward, 1};
 
 tz_tensor *tz_matmul(tz_graph *g, tz_tensor *a, tz_tensor *b, int ta, int tb) {
     tz_shape_bufs s;
@@ -86,7 +91,7 @@ tz_tensor *tz_matmul(tz_graph *g, tz_tensor *a, tz_tensor *b, int ta, int tb) {
     shape[ndim - 1] = N;
     tz_tensor *in[2] = {a, b};
     tz_tensor *c = tz_op_output(g, ndim, shape, in, 2);
-    mm_job j = {a, b, c, M, N, K, ta, tb, batch, 0, (long)M * K, b->ndim > 2 ? (long)K * N : 0, (long)M * N};
+    mm_job j = {a, b, c, M, N, K, ta, tb, batch, 0, (long)M * K, b->ndim > 2 ? (long)K * N : 0, (long)M * N, 1, 1};
     mm_run(&j);
     tz_node *n = tz_op_record(g, &op_matmul, c, in, 2);
     if (n) {
@@ -113,14 +118,14 @@ static void linear_backward(tz_graph *g, tz_node *n) {
     (void)g;
     tz_tensor *x = n->in[0], *w = n->in[1], *bias = n->in[2], *y = n->out;
     int R = n->iarg[0], I = n->iarg[1], O = n->iarg[2];
-    if (x->grad) tz_gemm(0, 0, R, I, O, 1, y->grad, O, w->data, I, 1, x->grad, I);
-    if (w->grad) tz_gemm(1, 0, O, I, R, 1, y->grad, O, x->data, I, 1, w->grad, I);
+    if (x->grad) tz_gemm(0, 0, R, I, O, 1, y->grad, O, w->data, I, tz_grad_overwrite(x) ? 0 : 1, x->grad, I);
+    if (w->grad) tz_gemm(1, 0, O, I, R, 1, y->grad, O, x->data, I, tz_grad_overwrite(w) ? 0 : 1, w->grad, I);
     if (bias && bias->grad) {
-        bias_grad a = {y->grad, bias->grad, R, O};
+        bias_grad a = {y->grad, tz_grad_accumulate(bias), R, O};
         tz_parallel_for(O, R, bias_grad_cols, &a);
     }
 }
-static const tz_op op_linear = {"linear", linear_backward};
+static const tz_op op_linear = {"linear", linear_backward, 1};
 
 tz_tensor *tz_linear(tz_graph *g, tz_tensor *x, tz_tensor *w, tz_tensor *bias) {
     tz_shape_bufs s;

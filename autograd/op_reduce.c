@@ -8,8 +8,8 @@ static void sum_backward(tz_graph *g, tz_node *n) {
     real d = n->out->grad[0] * n->farg[0];
     for (int i = 0; i < x->n; i++) x->grad[i] += d;
 }
-static const tz_op op_sum = {"sum", sum_backward};
-static const tz_op op_mean = {"mean", sum_backward};
+static const tz_op op_sum = {"sum", sum_backward, 0};
+static const tz_op op_mean = {"mean", sum_backward, 0};
 
 static tz_tensor *reduce(tz_graph *g, tz_tensor *x, real scale, const tz_op *op) {
     tz_tensor *in[1] = {x};

@@ -10,6 +10,7 @@ static tz_tensor *view(tz_graph *g, tz_tensor *x, int ndim, const int *shape, in
     y->data = x->data + offset;
     y->requires_grad = x->requires_grad && !g->no_grad;
     y->node = -1;
+    y->grad_fresh = 0;
     y->grad = y->requires_grad && x->node < 0 ? x->grad + offset : NULL; // a leaf's exists already
     if (y->requires_grad && !y->grad) {
         tz_node *n = tz_op_record(g, &tz_op_view, y, &x, 1);
@@ -60,7 +61,7 @@ static void concat_backward(tz_graph *g, tz_node *n) {
         off += x->shape[dim];
     }
 }
-static const tz_op op_concat = {"concat", concat_backward};
+static const tz_op op_concat = {"concat", concat_backward, 0};
 
 tz_tensor *tz_concat(tz_graph *g, tz_tensor **xs, int n, int dim) {
     tz_shape_bufs s;
@@ -107,7 +108,7 @@ static void slice_backward(tz_graph *g, tz_node *n) {
         for (long i = 0; i < run; i++) dst[i] += src[i];
     }
 }
-static const tz_op op_slice = {"slice", slice_backward};
+static const tz_op op_slice = {"slice", slice_backward, 0};
 
 tz_tensor *tz_slice(tz_graph *g, tz_tensor *x, int dim, int start, int len) {
     char s[64];
@@ -160,7 +161,7 @@ static void permute_backward(tz_graph *g, tz_node *n) {
     permuted_strides(x, n->iarg, sh, st);
     PERMUTE_FOR(sh, st, x->grad[ix] += y->grad[o];);
 }
-static const tz_op op_permute = {"permute", permute_backward};
+static const tz_op op_permute = {"permute", permute_backward, 0};
 
 tz_tensor *tz_permute(tz_graph *g, tz_tensor *x, const int *perm) {
     int seen = 0, shape[TZ_MAX_DIMS];

@@ -54,7 +54,7 @@ static void softmax_backward(tz_graph *g, tz_node *n) {
     rows_args a = {NULL, y->data, y->grad, x->grad, tz_cols(y)};
     tz_parallel_for(tz_rows(y), 4L * a.V, softmax_bw_rows, &a);
 }
-static const tz_op op_softmax = {"softmax", softmax_backward};
+static const tz_op op_softmax = {"softmax", softmax_backward, 0};
 
 static void softmax_fw_rows(void *arg, long lo, long hi) {
     const rows_args *a = arg;
@@ -87,7 +87,7 @@ static void log_softmax_backward(tz_graph *g, tz_node *n) {
         for (int j = 0; j < V; j++) gx[j] += gy[j] - EXP(yr[j]) * sum;
     }
 }
-static const tz_op op_log_softmax = {"log_softmax", log_softmax_backward};
+static const tz_op op_log_softmax = {"log_softmax", log_softmax_backward, 0};
 
 tz_tensor *tz_log_softmax(tz_graph *g, tz_tensor *x) {
     tz_tensor *in[1] = {x};
@@ -107,15 +107,24 @@ tz_tensor *tz_log_softmax(tz_graph *g, tz_tensor *x) {
 typedef struct { int *targets; real *lse; int count, ignore; } ce_saved;
 
 // out: the logits' gradient in backward, the rows' log-sum-exp in forward.
-typedef struct { const real *x; real *out; const ce_saved *s; real scale; int V; } ce_args;
+// over: the gradient is fresh, store (zeros for ignored rows) instead of adding.
+typedef struct { const real *x; real *out; const ce_saved *s; real scale; int V, over; } ce_args;
 
 static void ce_bw_rows(void *arg, long lo, long hi) {
     const ce_args *a = arg;
     for (long r = lo; r < hi; r++) {
-        if (a->s->targets[r] == a->s->ignore) continue;
+        real *gx = a->out + r * a->V;
+        if (a->s->targets[r] == a->s->ignore) {
+            if (a->over)
+                for (int j = 0; j < a->V; j++) gx[j] = 0;
+            continue;
+        }
         const real *xr = a->x + r * a->V;
-        real *gx = a->out + r * a->V, lse = a->s->lse[r];
-        for (int j = 0; j < a->V; j++) gx[j] += a->scale * EXP(xr[j] - lse);
+        real lse = a->s->lse[r];
+        if (a->over)
+            for (int j = 0; j < a->V; j++) gx[j] = a->scale * EXP(xr[j] - lse);
+        else
+            for (int j = 0; j < a->V; j++) gx[j] += a->scale * EXP(xr[j] - lse);
         gx[a->s->targets[r]] -= a->scale;
     }
 }
@@ -124,11 +133,15 @@ static void cross_entropy_backward(tz_graph *g, tz_node *n) {
     (void)g;
     tz_tensor *x = n->in[0];
     ce_saved *s = n->aux;
-    if (!x->grad || s->count == 0) return;
-    ce_args a = {x->data, x->grad, s, n->out->grad[0] / s->count, tz_cols(x)};
+    if (!x->grad) return;
+    if (s->count == 0) { // every row ignored: nothing flows back
+        tz_grad_accumulate(x);
+        return;
+    }
+    ce_args a = {x->data, x->grad, s, n->out->grad[0] / s->count, tz_cols(x), tz_grad_overwrite(x)};
     tz_parallel_for(tz_rows(x), 8L * a.V, ce_bw_rows, &a);
 }
-static const tz_op op_cross_entropy = {"cross_entropy", cross_entropy_backward};
+static const tz_op op_cross_entropy = {"cross_entropy", cross_entropy_backward, 1};
 
 // The log-sum-exp of rows [lo, hi) into a->out.
 static void ce_lse_rows(void *arg, long lo, long hi) {
@@ -155,7 +168,7 @@ tz_tensor *tz_cross_entropy(tz_graph *g, tz_tensor *logits, const int *targets, 
                     tz_shape_str(logits, sh));
         }
     }
-    ce_args a = {logits->data, s->lse, s, 0, V};
+    ce_args a = {logits->data, s->lse, s, 0, V, 0};
     tz_parallel_for(rows, 8L * V, ce_lse_rows, &a);
     double total = 0; // summed in double, in row order: thousands of rows lose digits in float
     for (int r = 0; r < rows; r++) {

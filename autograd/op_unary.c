@@ -1,5 +1,6 @@
 // op_unary.c: elementwise functions, on both cores for large tensors. Backward uses the output
-// where that is cheaper (tanh: 1 - y^2, sigmoid: y (1 - y), exp: y), and always accumulates.
+// where that is cheaper (tanh: 1 - y^2, sigmoid: y (1 - y), exp: y), and stores into a fresh
+// input gradient instead of adding (tz_grad_overwrite).
 #include "fastmath.h"
 #include "internal.h"
 #include "parallel.h"
@@ -13,9 +14,9 @@
 #endif
 
 // What a chunk of an elementwise pass reads and writes.
-typedef struct { const real *x, *y, *gy; real *out; } unary_args;
+typedef struct { const real *x, *y, *gy; real *out; int over; } unary_args;
 
-// A forward kernel y[i] = f(x[i]) and a backward kernel gx[i] += gy[i] * f'(x[i], y[i]), each
+// A forward kernel y[i] = f(x[i]) and a backward kernel gx[i] (+)= gy[i] * f'(x[i], y[i]), each
 // over [lo, hi), written once per function by these two macros.
 #define UNARY_FORWARD(name, expr)                                                             \
     static void name(void *arg, long lo, long hi) {                                           \
@@ -33,7 +34,10 @@ typedef struct { const real *x, *y, *gy; real *out; } unary_args;
         const real *restrict x = a->x, *restrict y = a->y, *restrict gy = a->gy;              \
         real *restrict gx = a->out;                                                           \
         (void)x, (void)y;                                                                     \
-        for (long i = lo; i < hi; i++) gx[i] += gy[i] * (deriv);                              \
+        if (a->over)                                                                          \
+            for (long i = lo; i < hi; i++) gx[i] = gy[i] * (deriv);                           \
+        else                                                                                  \
+            for (long i = lo; i < hi; i++) gx[i] += gy[i] * (deriv);                          \
     }
 
 UNARY_FORWARD(tanh_fw, tz_ftanh(v))
@@ -48,9 +52,23 @@ UNARY_BACKWARD(sigmoid_bw, y[i] * (1 - y[i]))
 UNARY_BACKWARD(relu_bw, x[i] > 0 ? 1 : 0)
 UNARY_BACKWARD(exp_bw, x[i] < TZ_EXP_MAX ? y[i] : 0)
 UNARY_BACKWARD(log_bw, x[i] > TZ_LOG_MIN ? 1 / x[i] : 0)
-// d/dx [x Phi(x)] = Phi(x) + x phi(x)
-UNARY_BACKWARD(gelu_bw, (real)0.5 * (1 + tz_ferf(x[i] * (real)M_SQRT1_2)) +
-                            x[i] * tz_fexp((real)-0.5 * x[i] * x[i]) * (real)(0.5 * M_2_SQRTPI * M_SQRT1_2))
+UNARY_BACKWARD(gelu_bw, x[i]) // x: the derivative saved by the forward (gelu_fw_d)
+
+// GELU saves its derivative in the forward, where erf's exp(-x^2/2) is at hand, so backward is
+// one multiply per element instead of an erf and an exp again (it was 60% of GELU's time).
+//   y = x Phi(x),  dy/dx = Phi(x) + x phi(x),  phi(x) = exp(-x^2/2) / sqrt(2 pi)
+typedef struct { const real *x; real *y, *d; } gelu_args;
+static void gelu_fw_d(void *arg, long lo, long hi) {
+    const gelu_args *a = arg;
+    const real *restrict x = a->x;
+    real *restrict y = a->y, *restrict d = a->d;
+    for (long i = lo; i < hi; i++) {
+        real v = x[i], Phi, phi;
+        tz_fnormal(v, &Phi, &phi);
+        y[i] = v * Phi;
+        d[i] = Phi + v * phi;
+    }
+}
 
 // Work per element, for the threading decision: transcendental functions cost more.
 enum { CHEAP = 1, COSTLY = 8 };
@@ -59,12 +77,12 @@ typedef struct { tz_op op; void (*fw)(void *, long, long), (*bw)(void *, long, l
 
 static void unary_backward(tz_graph *g, tz_node *n);
 static const unary_def defs[] = {
-    {{"tanh", unary_backward}, tanh_fw, tanh_bw, COSTLY},
-    {{"sigmoid", unary_backward}, sigmoid_fw, sigmoid_bw, COSTLY},
-    {{"relu", unary_backward}, relu_fw, relu_bw, CHEAP},
-    {{"gelu", unary_backward}, gelu_fw, gelu_bw, COSTLY},
-    {{"exp", unary_backward}, exp_fw, exp_bw, COSTLY},
-    {{"log", unary_backward}, log_fw, log_bw, COSTLY},
+    {{"tanh", unary_backward, 1}, tanh_fw, tanh_bw, COSTLY},
+    {{"sigmoid", unary_backward, 1}, sigmoid_fw, sigmoid_bw, COSTLY},
+    {{"relu", unary_backward, 1}, relu_fw, relu_bw, CHEAP},
+    {{"gelu", unary_backward, 1}, gelu_fw, gelu_bw, COSTLY},
+    {{"exp", unary_backward, 1}, exp_fw, exp_bw, COSTLY},
+    {{"log", unary_backward, 1}, log_fw, log_bw, COSTLY},
 };
 
 static void unary_backward(tz_graph *g, tz_node *n) {
@@ -72,14 +90,14 @@ static void unary_backward(tz_graph *g, tz_node *n) {
     const unary_def *d = (const unary_def *)n->op; // the tz_op is the first member of its def
     tz_tensor *x = n->in[0], *y = n->out;
     if (!x->grad) return;
-    unary_args a = {x->data, y->data, y->grad, x->grad};
-    tz_parallel_for(y->n, d->cost, d->bw, &a);
+    unary_args a = {n->aux ? n->aux : x->data, y->data, y->grad, x->grad, tz_grad_overwrite(x)};
+    tz_parallel_for(y->n, n->aux ? CHEAP : d->cost, d->bw, &a);
 }
 
 static tz_tensor *unary(tz_graph *g, tz_tensor *x, const unary_def *d) {
     tz_tensor *in[1] = {x};
     tz_tensor *y = tz_op_output(g, x->ndim, x->shape, in, 1);
-    unary_args a = {x->data, NULL, NULL, y->data};
+    unary_args a = {x->data, NULL, NULL, y->data, 0};
     tz_parallel_for(x->n, d->cost, d->fw, &a);
     tz_op_record(g, &d->op, y, in, 1);
     return y;
@@ -88,6 +106,15 @@ static tz_tensor *unary(tz_graph *g, tz_tensor *x, const unary_def *d) {
 tz_tensor *tz_tanh(tz_graph *g, tz_tensor *x) { return unary(g, x, &defs[0]); }
 tz_tensor *tz_sigmoid(tz_graph *g, tz_tensor *x) { return unary(g, x, &defs[1]); }
 tz_tensor *tz_relu(tz_graph *g, tz_tensor *x) { return unary(g, x, &defs[2]); }
-tz_tensor *tz_gelu(tz_graph *g, tz_tensor *x) { return unary(g, x, &defs[3]); }
+tz_tensor *tz_gelu(tz_graph *g, tz_tensor *x) {
+    if (!x->requires_grad || g->no_grad) return unary(g, x, &defs[3]);
+    tz_tensor *in[1] = {x};
+    tz_tensor *y = tz_op_output(g, x->ndim, x->shape, in, 1);
+    gelu_args a = {x->data, y->data, tz_arena_alloc(&g->arena, sizeof(real) * (size_t)x->n)};
+    tz_parallel_for(x->n, COSTLY, gelu_fw_d, &a);
+    tz_node *n = tz_op_record(g, &defs[3].op, y, in, 1);
+    if (n) n->aux = a.d;
+    return y;
+}
 tz_tensor *tz_exp(tz_graph *g, tz_tensor *x) { return unary(g, x, &defs[4]); }
 tz_tensor *tz_log(tz_graph *g, tz_tensor *x) { return unary(g, x, &defs[5]); }

@@ -65,6 +65,7 @@ typedef struct tz_tensor {
     int n;             // number of elements
     int requires_grad; // a gradient flows into this tensor
     int node;          // index of the tape node that made it, -1 for leaves
+    int grad_fresh;    // backward: grad is allocated but not yet written (see tz_grad_overwrite)
 } tz_tensor;
 
 // A tensor on the heap, for setup code (parameters, fixed inputs); never in a step loop.
@@ -113,9 +114,12 @@ typedef struct tz_profile tz_profile;
 
 // What an op needs to run its backward: a name (for messages and the gradient check) and the
 // function that reads node->out->grad and ACCUMULATES into the inputs' grads.
+// overwrites != 0: the backward asks tz_grad_overwrite (or tz_grad_accumulate) about each input
+// gradient before writing it, so the tape need not zero those buffers beforehand.
 typedef struct tz_op {
     const char *name;
     void (*backward)(tz_graph *g, tz_node *n);
+    int overwrites;
 } tz_op;
 
 #define TZ_NODE_INTS 6
@@ -168,6 +172,14 @@ void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed);
 // needs a gradient or in no-grad mode). Ops call these two and nothing else of the tape.
 tz_tensor *tz_op_output(tz_graph *g, int ndim, const int *shape, tz_tensor **in, int n_in);
 tz_node *tz_op_record(tz_graph *g, const tz_op *op, tz_tensor *out, tz_tensor **in, int n_in);
+
+// For the backward of an op with `overwrites` set, before it writes the gradient of input t:
+// tz_grad_overwrite returns 1 when that buffer has not been written yet in this backward (its
+// contents are garbage): the op must then store (=) every element instead of adding (+=); 0:
+// add as usual. tz_grad_accumulate is for backwards that add into only part of the gradient
+// (scatters, broadcast sums): it zeroes a fresh buffer and returns it. Either marks t written.
+int tz_grad_overwrite(tz_tensor *t);
+real *tz_grad_accumulate(tz_tensor *t);
 
 // ---------------------------------------------------------------------------------------------
 // Ops. Each one checks its shapes, computes the forward and records itself.

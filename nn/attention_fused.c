@@ -28,6 +28,7 @@ typedef struct {
     real *P;            // (B,H,Tq,Tk) attention weights, saved for backward
     real *dP;           // backward scratch, same shape
     const tz_tensor *q, *k, *v, *o;
+    real beta_q, beta_k, beta_v; // backward: 0 overwrites a fresh gradient, 1 adds
 } fused_attn;
 
 // Keys query i may see: [0, limit).
@@ -76,9 +77,9 @@ static void backward_task(void *arg, int task, int ntasks) {
             TZ_LANE_SUM(dot, Tk, j, pr[j] * d[j]);
             for (int j = 0; j < Tk; j++) d[j] = pr[j] * (d[j] - dot);
         }
-        if (a->q->grad) gemm(0, 0, Tq, D, Tk, a->scale, dS, Tk, K, C, 1, a->q->grad + qo, C);
-        if (a->k->grad) gemm(1, 0, Tk, D, Tq, a->scale, dS, Tk, Q, C, 1, a->k->grad + ko, C);
-        if (a->v->grad) gemm(1, 0, Tk, D, Tq, 1, P, Tk, dO, C, 1, a->v->grad + ko, C);
+        if (a->q->grad) gemm(0, 0, Tq, D, Tk, a->scale, dS, Tk, K, C, a->beta_q, a->q->grad + qo, C);
+        if (a->k->grad) gemm(1, 0, Tk, D, Tq, a->scale, dS, Tk, Q, C, a->beta_k, a->k->grad + ko, C);
+        if (a->v->grad) gemm(1, 0, Tk, D, Tq, 1, P, Tk, dO, C, a->beta_v, a->v->grad + ko, C);
     }
 }
 
@@ -91,9 +92,15 @@ static void fused_backward(tz_graph *g, tz_node *n) {
     fused_attn *a = n->aux;
     a->o = n->out;
     a->dP = tz_arena_alloc(&g->arena, sizeof(real) * a->B * a->H * a->Tq * a->Tk);
+    // Each (batch, head) task writes its whole block of dQ, dK and dV, in that order: fresh
+    // buffers are overwritten (q, k, v may be one tensor: only its first product overwrites).
+    a->beta_q = a->beta_k = a->beta_v = 1;
+    if (a->q->grad && tz_grad_overwrite(n->in[0])) a->beta_q = 0;
+    if (a->k->grad && tz_grad_overwrite(n->in[1])) a->beta_k = 0;
+    if (a->v->grad && tz_grad_overwrite(n->in[2])) a->beta_v = 0;
     tz_pool_run(tasks_for(a->B * a->H), backward_task, a);
 }
-static const tz_op op_fused_attention = {"attention_fused", fused_backward};
+static const tz_op op_fused_attention = {"attention_fused", fused_backward, 1};
 
 tz_tensor *nn_attention_fused(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor *v, int heads, const int *lengths,
                               int causal, tz_tensor **weights) {
@@ -111,7 +118,7 @@ tz_tensor *nn_attention_fused(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor
     tz_tensor *in[3] = {q, k, v};
     tz_tensor *o = tz_op_output(g, 3, q->shape, in, 3);
     fused_attn *a = tz_arena_alloc(&g->arena, sizeof *a);
-    *a = (fused_attn){B, heads, Tq, Tk, C, C / heads, causal, NULL, (real)(1 / sqrt((double)(C / heads))), NULL, NULL, q, k, v, o};
+    *a = (fused_attn){B, heads, Tq, Tk, C, C / heads, causal, NULL, (real)(1 / sqrt((double)(C / heads))), NULL, NULL, q, k, v, o, 1, 1, 1};
     if (lengths) a->lengths = memcpy(tz_arena_alloc(&g->arena, sizeof(int) * B), lengths, sizeof(int) * B);
     a->P = tz_arena_alloc(&g->arena, sizeof(real) * B * heads * Tq * Tk);
     tz_pool_run(tasks_for(B * heads), forward_task, a);

@@ -27,7 +27,7 @@ static void silu_backward(tz_graph *g, tz_node *n) {
         x->grad[i] += y->grad[i] * s * (1 + x->data[i] * (1 - s));
     }
 }
-static const tz_op op_silu = {"silu", silu_backward};
+static const tz_op op_silu = {"silu", silu_backward, 0};
 
 // x (..) -> (..)
 tz_tensor *tz_silu(tz_graph *g, tz_tensor *x) {

@@ -102,7 +102,7 @@ static void gru_backward(tz_graph *g, tz_node *n) {
         }
     }
 }
-static const tz_op op_gru = {"gru_seq", gru_backward};
+static const tz_op op_gru = {"gru_seq", gru_backward, 0};
 
 // One row's r and z (in place in g = [r z n]) and what the candidate needs from the recurrence:
 // r h (Cho) or U_n h + b_hn (cuDNN) into a. Separate functions with restrict pointers, so the

@@ -69,7 +69,7 @@ static void lstm_backward(tz_graph *g, tz_node *n) {
     seq_input_grads(dgates, &d, x, w_ih, b_ih, b_hh);
     if (w_hh->grad) seq_recurrent_grad(w_hh->grad, G, dgates, G, out->data, h0 ? h0->data : NULL, &d, rev);
 }
-static const tz_op op_lstm = {"lstm_seq", lstm_backward};
+static const tz_op op_lstm = {"lstm_seq", lstm_backward, 0};
 
 // One row of the cell: gate pre-activations in, activated gates, c, tanh(c) and h out. A
 // function of its own with restrict pointers, so the compiler vectorises the loop over j.

@@ -48,7 +48,7 @@ static void rmsnorm_backward(tz_graph *g, tz_node *n) {
         }
     }
 }
-static const tz_op op_rmsnorm = {"rmsnorm", rmsnorm_backward};
+static const tz_op op_rmsnorm = {"rmsnorm", rmsnorm_backward, 0};
 
 // x (.., D), gain (D) or NULL
 tz_tensor *tz_rmsnorm(tz_graph *g, tz_tensor *x, tz_tensor *gain, real eps) {
@@ -117,7 +117,7 @@ static void batchnorm_backward(tz_graph *g, tz_node *n) {
         }
     }
 }
-static const tz_op op_batchnorm = {"batchnorm", batchnorm_backward};
+static const tz_op op_batchnorm = {"batchnorm", batchnorm_backward, 0};
 
 // x (N, D)
 tz_tensor *nn_batchnorm_forward(tz_graph *g, nn_batchnorm *l, tz_tensor *x) {

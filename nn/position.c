@@ -71,7 +71,7 @@ static void rope_backward(tz_graph *g, tz_node *n) {
         }
     }
 }
-static const tz_op op_rope = {"rope", rope_backward};
+static const tz_op op_rope = {"rope", rope_backward, 0};
 
 // x (.., T, D), D even
 tz_tensor *tz_rope(tz_graph *g, tz_tensor *x, int offset, real base) {

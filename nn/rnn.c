@@ -31,7 +31,7 @@ static void rnn_backward(tz_graph *g, tz_node *n) {
     seq_input_grads(dpre, &d, x, w_ih, n->in[4], n->in[5]);
     if (w_hh->grad) seq_recurrent_grad(w_hh->grad, H, dpre, H, out->data, h0 ? h0->data : NULL, &d, rev);
 }
-static const tz_op op_rnn = {"rnn_seq", rnn_backward};
+static const tz_op op_rnn = {"rnn_seq", rnn_backward, 0};
 
 tz_tensor *tz_rnn_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih, tz_tensor *w_hh,
                       tz_tensor *b_ih, tz_tensor *b_hh, int reverse) {

@@ -30,7 +30,7 @@ static void cube_wrong_backward(tz_graph *g, tz_node *n) {
     (void)g;
     for (int i = 0; i < n->out->n; i++) n->in[0]->grad[i] += n->out->grad[i] * 3 * n->in[0]->data[i];
 }
-static const tz_op op_cube_wrong = {"cube_wrong", cube_wrong_backward};
+static const tz_op op_cube_wrong = {"cube_wrong", cube_wrong_backward, 0};
 static tz_tensor *cube_wrong(tz_graph *g, tz_tensor *x) {
     tz_tensor *y = tz_op_output(g, x->ndim, x->shape, &x, 1);
     for (int i = 0; i < x->n; i++) y->data[i] = x->data[i] * x->data[i] * x->data[i];

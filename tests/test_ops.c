@@ -164,17 +164,25 @@ Test(ops, default_error_exits_1, .exit_code = 1) {
 
 #include "fastmath.h"
 
-// The float build's vectorised exp/tanh/sigmoid/erf: accurate to float, exactly 0 where exp
-// underflows (masked attention), finite at the ends, and NaN stays NaN (divergence is caught).
+// The float build's vectorised exp/tanh/sigmoid/erf and the normal cdf/pdf pair of GELU:
+// accurate to float, exactly 0 where exp underflows (masked attention), finite at the ends, and
+// NaN stays NaN (divergence is caught).
 Test(ops, fastmath_accuracy_and_edges) {
-    double worst[4] = {0};
+    double worst[6] = {0};
     for (double x0 = -20; x0 < 20; x0 += 1e-3) {
         double x = (real)x0; // the reference at the very input the function sees
         double e = exp(x), t = tanh(x), s = 1 / (1 + exp(-x)), f = erf(x);
         double err[4] = {fabs(tz_fexp((real)x) - e) / e, fabs(tz_ftanh((real)x) - t), fabs(tz_fsigmoid((real)x) - s),
                          fabs(tz_ferf((real)x) - f)};
+        real Phi, phi;
+        tz_fnormal((real)x, &Phi, &phi);
+        double Phi_ref = 0.5 * (1 + erf(x / sqrt(2))), phi_ref = exp(-0.5 * x * x) / sqrt(2 * M_PI);
+        double err2[2] = {fabs(Phi - Phi_ref), fabs(phi - phi_ref)};
         for (int k = 0; k < 4; k++) worst[k] = err[k] > worst[k] ? err[k] : worst[k];
+        for (int k = 0; k < 2; k++) worst[4 + k] = err2[k] > worst[4 + k] ? err2[k] : worst[4 + k];
     }
+    cr_assert_lt(worst[4], 1e-6, "normal cdf absolute error %g", worst[4]);
+    cr_assert_lt(worst[5], 1e-6, "normal pdf absolute error %g", worst[5]);
     cr_assert_lt(worst[0], 1e-6, "exp relative error %g", worst[0]);
     cr_assert_lt(worst[1], 1e-6, "tanh absolute error %g", worst[1]);
     cr_assert_lt(worst[2], 1e-6, "sigmoid absolute error %g", worst[2]);

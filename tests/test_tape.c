@@ -27,6 +27,39 @@ Test(tape, reuse_accumulates_both_paths) {
     tz_params_free(&P);
 }
 
+// Step tensors' gradient buffers start unwritten (fresh): ops that overwrite must do so exactly
+// once, ops that add must find zeros. The arena is first filled with NaN so that a missed
+// overwrite or a missed zeroing shows. h = tanh(x) is used twice by one op, by another
+// overwriting op and through a view; u = tanh(x) is never used again.
+Test(tape, fresh_gradients_overwrite_once) {
+    tz_params P;
+    tz_params_init(&P);
+    tz_tensor *x = tz_param(&P, "x", 2, (const int[]){4, 8});
+    for (int i = 0; i < x->n; i++) x->data[i] = (real)(0.1 * (i % 7) - 0.3);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 16);
+    for (int with_view = 0; with_view < 2; with_view++) {
+        tz_graph_reset(&g);
+        tz_tensor *junk = tz_empty(&g, 1, (const int[]){4096});
+        for (int i = 0; i < junk->n; i++) junk->data[i] = NAN;
+        tz_graph_reset(&g);
+        tz_params_zero_grad(&P);
+        tz_tensor *h = tz_tanh(&g, x), *u = tz_tanh(&g, x);
+        (void)u;
+        tz_tensor *y = tz_add(&g, tz_mul(&g, h, h), tz_scale(&g, h, 3)); // d/dh = 2h + 3
+        tz_tensor *loss = tz_sum(&g, y);
+        if (with_view) // + sum(2 reshape(h)): d/dh += 2
+            loss = tz_add(&g, loss, tz_sum(&g, tz_scale(&g, tz_reshape(&g, h, 1, (const int[]){32}), 2)));
+        tz_backward(&g, loss);
+        for (int i = 0; i < x->n; i++) {
+            double t = tanh((double)x->data[i]), want = (2 * t + 3 + 2 * with_view) * (1 - t * t);
+            cr_assert(fabs(x->grad[i] - want) < 1e-5, "view %d: dx[%d] = %g, want %g", with_view, i, (double)x->grad[i], want);
+        }
+    }
+    tz_graph_free(&g);
+    tz_params_free(&P);
+}
+
 Test(tape, detach_cuts_the_graph) {
     tz_params P;
     tz_params_init(&P);
