@@ -217,6 +217,8 @@ typedef struct {
     const float *A, *B;
     float *C;
     const float *bias; // (N) or NULL, added by the first K block
+    const float *Bpre; // op(B) packed by tz_sgemm_pack_b (then B is unused), or NULL
+    long Npad;         // N rounded up to the kernel's NR: the row length of a packed K block
     long lda, ldb, ldc;
     int split_m; // 1: threads split M, 0: split N
     int nthreads;
@@ -240,13 +242,14 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
     int ncb = even_block(N, K->nc, NR);
     buffers *bf = &tls_buf;
     float *Ap = grow(&bf->a, &bf->acap, (size_t)kcb * MR);
-    float *Bp = grow(&bf->b, &bf->bcap, (size_t)kcb * ncb);
+    float *Bp = J->Bpre ? NULL : grow(&bf->b, &bf->bcap, (size_t)kcb * ncb);
     for (int jc = 0; jc < N; jc += ncb) {
         int nc = N - jc < ncb ? N - jc : ncb;
         for (int pc = 0; pc < KD; pc += kcb) {
             int kc = KD - pc < kcb ? KD - pc : kcb;
-            // Pack B(pc:+kc, j0+jc:+nc) as nc/NR panels of kc x NR.
-            for (int jr = 0; jr < nc; jr += NR) {
+            // Pack B(pc:+kc, j0+jc:+nc) as nc/NR panels of kc x NR (packed already: find them).
+            if (J->Bpre) Bp = (float *)J->Bpre + (long)pc * J->Npad + (long)(j0 + jc) * kc;
+            for (int jr = 0; !J->Bpre && jr < nc; jr += NR) {
                 int n = nc - jr < NR ? nc - jr : NR;
                 long col = j0 + jc + jr;
                 float *dst = Bp + (long)jr * kc;
@@ -281,7 +284,8 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
     }
 }
 
-// Task t of T: its slice of M or N, cut on MR / 16-column boundaries.
+// Task t of T: its slice of M or N, cut on MR / 16-column boundaries (NR with a packed B, so
+// each slice starts on a panel).
 static void gemm_task(void *arg, int t, int T) {
     const job *J = arg;
     if (J->split_m) {
@@ -290,7 +294,7 @@ static void gemm_task(void *arg, int t, int T) {
         int i0 = u0 * q, i1 = u1 * q < J->M ? u1 * q : J->M;
         gemm_rect(J, i0, i1, 0, J->N);
     } else {
-        int q = 16, units = (J->N + q - 1) / q;
+        int q = J->Bpre ? J->K->nr : 16, units = (J->N + q - 1) / q;
         int u0 = (int)((long)units * t / T), u1 = (int)((long)units * (t + 1) / T);
         int j0 = u0 * q, j1 = u1 * q < J->N ? u1 * q : J->N;
         gemm_rect(J, 0, J->M, j0, j1);
@@ -301,16 +305,42 @@ static void gemm_task(void *arg, int t, int T) {
 // FMAs count per 16-lane vector actually issued (ragged N edges waste lanes); packing counts one
 // unit per element, which is roughly what a pack costs next to a 16-wide FMA.
 static double split_cost(const job *J, int split_m, int T) {
-    int M = J->M, N = J->N, mr = J->K->mr;
+    int M = J->M, N = J->N, mr = J->K->mr, q = J->Bpre ? J->K->nr : 16;
     int m = M, n = N;
     if (split_m) m = ((M + mr - 1) / mr + T - 1) / T * mr;
-    else n = ((N + 15) / 16 + T - 1) / T * 16;
+    else n = ((N + q - 1) / q + T - 1) / T * q;
     if (m > M) m = M;
     if (n > N) n = N;
     int nblocks_n = (n + J->K->nc - 1) / J->K->nc;
     double fma = (double)m * ((n + 15) / 16) * J->Kd;
-    double pack = (double)J->Kd * n + (double)m * J->Kd * nblocks_n;
+    double pack = (J->Bpre ? 0.0 : (double)J->Kd * n) + (double)m * J->Kd * nblocks_n;
     return fma + pack;
+}
+
+// C = beta * C (+ bias) when there is nothing to multiply (beta 0 overwrites NaNs).
+static void scale_only(int M, int N, float beta, float *C, int ldc, const float *bias) {
+    for (int i = 0; i < M; i++) {
+        float *c = C + (long)i * ldc;
+        for (int j = 0; j < N; j++) c[j] = (beta == 0.0f ? 0.0f : beta * c[j]) + (bias ? bias[j] : 0.0f);
+    }
+}
+
+// Runs a job on the pool: one rectangle of C per thread, or all of it here.
+static void run_job(job *J) {
+    int M = J->M, N = J->N, T = tz_get_threads();
+    // Below ~64k multiply-adds, waking a second core costs more than it saves; inside a pool
+    // task (attention's per-head products) the pool is taken, and a split would run serially.
+    if ((double)M * N * J->Kd < 65536.0 || tz_pool_in_task()) T = 1;
+    // No more threads than there are MR-row or 16-column slices to hand out.
+    int maxu = (M + J->K->mr - 1) / J->K->mr > (N + 15) / 16 ? (M + J->K->mr - 1) / J->K->mr : (N + 15) / 16;
+    if (T > maxu) T = maxu;
+    if (T <= 1) {
+        gemm_rect(J, 0, M, 0, N);
+        return;
+    }
+    J->split_m = split_cost(J, 1, T) <= split_cost(J, 0, T);
+    J->nthreads = T;
+    tz_pool_run(T, gemm_task, J);
 }
 
 // Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C (+ bias); see gemm.h.
@@ -319,28 +349,52 @@ void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float
     if (M <= 0 || N <= 0) return;
     init();
     if (K <= 0 || alpha == 0.0f) {
-        // Nothing to multiply: C = beta * C (beta 0 overwrites, so NaNs in C disappear).
-        for (int i = 0; i < M; i++) {
-            float *c = C + (long)i * ldc;
-            for (int j = 0; j < N; j++) c[j] = (beta == 0.0f ? 0.0f : beta * c[j]) + (bias ? bias[j] : 0.0f);
+        scale_only(M, N, beta, C, ldc, bias);
+        return;
+    }
+    job J = {g_kernel, ta, tb, M, N, K, alpha, beta, A, B, C, bias, NULL, 0, lda, ldb, ldc, 0, 1};
+    run_job(&J);
+}
+
+// ---- a B packed once for many products (recurrent weights) ----------------------------------
+// Layout: op(B) (K,N) in the K blocks gemm_rect uses for this K, each block as the NR-wide
+// panels of kc x NR it would have packed, zero-padded to Npad columns: block pc starts at
+// pc * Npad, its panel jr at pc * Npad + jr * kc.
+size_t tz_sgemm_packed_size(int K, int N) {
+    init();
+    int NR = g_kernel->nr;
+    return (size_t)(K > 0 ? K : 0) * (size_t)((N + NR - 1) / NR * NR);
+}
+
+void tz_sgemm_pack_b(int tb, int K, int N, const float *B, int ldb, float *Bp) {
+    init();
+    const kernel *Kr = g_kernel;
+    const int NR = Kr->nr;
+    const long Npad = (N + NR - 1) / NR * NR;
+    int kcb = even_block(K, Kr->kc, 8);
+    if (kcb > K) kcb = K;
+    for (int pc = 0; pc < K; pc += kcb) {
+        int kc = K - pc < kcb ? K - pc : kcb;
+        for (int jr = 0; jr < N; jr += NR) {
+            int n = N - jr < NR ? N - jr : NR;
+            float *dst = Bp + (long)pc * Npad + (long)jr * kc;
+            if (!tb) pack_copy(n, kc, B + (long)pc * ldb + jr, ldb, dst, NR);
+            else pack_trans(Kr, n, kc, B + (long)jr * ldb + pc, ldb, dst, NR);
         }
+    }
+}
+
+void tz_sgemm_packed(int ta, int M, int N, int K, float alpha, const float *A, int lda, const float *Bp,
+                     float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    init();
+    if (K <= 0 || alpha == 0.0f) {
+        scale_only(M, N, beta, C, ldc, NULL);
         return;
     }
-    job J = {g_kernel, ta, tb, M, N, K, alpha, beta, A, B, C, bias, lda, ldb, ldc, 0, 1};
-    int T = tz_get_threads();
-    // Below ~64k multiply-adds, waking a second core costs more than it saves; inside a pool
-    // task (attention's per-head products) the pool is taken, and a split would run serially.
-    if ((double)M * N * K < 65536.0 || tz_pool_in_task()) T = 1;
-    // No more threads than there are MR-row or 16-column slices to hand out.
-    int maxu = (M + J.K->mr - 1) / J.K->mr > (N + 15) / 16 ? (M + J.K->mr - 1) / J.K->mr : (N + 15) / 16;
-    if (T > maxu) T = maxu;
-    if (T <= 1) {
-        gemm_rect(&J, 0, M, 0, N);
-        return;
-    }
-    J.split_m = split_cost(&J, 1, T) <= split_cost(&J, 0, T);
-    J.nthreads = T;
-    tz_pool_run(T, gemm_task, &J);
+    const int NR = g_kernel->nr;
+    job J = {g_kernel, ta, 0, M, N, K, alpha, beta, A, NULL, C, NULL, Bp, (N + NR - 1) / NR * NR, lda, 0, ldc, 0, 1};
+    run_job(&J);
 }
 
 void tz_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
@@ -382,4 +436,17 @@ void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const doub
 void tz_dgemm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
               const double *B, int ldb, double beta, double *C, int ldc) {
     tz_dgemm_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+// The float64 "packing" is op(B) as a dense row-major (K,N).
+size_t tz_dgemm_packed_size(int K, int N) { return (size_t)(K > 0 ? K : 0) * (size_t)(N > 0 ? N : 0); }
+
+void tz_dgemm_pack_b(int tb, int K, int N, const double *B, int ldb, double *Bp) {
+    for (int k = 0; k < K; k++)
+        for (int j = 0; j < N; j++) Bp[(long)k * N + j] = tb ? B[(long)j * ldb + k] : B[(long)k * ldb + j];
+}
+
+void tz_dgemm_packed(int ta, int M, int N, int K, double alpha, const double *A, int lda, const double *Bp,
+                     double beta, double *C, int ldc) {
+    tz_dgemm(ta, 0, M, N, K, alpha, A, lda, Bp, N, beta, C, ldc);
 }

@@ -9,6 +9,8 @@
 #ifndef TZ_GEMM_H
 #define TZ_GEMM_H
 
+#include <stddef.h>
+
 void tz_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc);
 void tz_dgemm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
@@ -19,6 +21,19 @@ void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float
                    const float *B, int ldb, float beta, float *C, int ldc, const float *bias);
 void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
                    const double *B, int ldb, double beta, double *C, int ldc, const double *bias);
+
+// Many products with one B (a recurrent weight, at every timestep of a sequence): pack op(B)
+// (K,N) once into Bp (tz_sgemm_packed_size floats, 64-byte aligned; the layout belongs to the
+// kernel chosen at run time), then C = alpha * op(A) * op(B) + beta * C reads it in place.
+// A sub-matrix of B is packed by passing its corner and B's ldb.
+size_t tz_sgemm_packed_size(int K, int N);
+void tz_sgemm_pack_b(int tb, int K, int N, const float *B, int ldb, float *Bp);
+void tz_sgemm_packed(int ta, int M, int N, int K, float alpha, const float *A, int lda, const float *Bp,
+                     float beta, float *C, int ldc);
+size_t tz_dgemm_packed_size(int K, int N);
+void tz_dgemm_pack_b(int tb, int K, int N, const double *B, int ldb, double *Bp);
+void tz_dgemm_packed(int ta, int M, int N, int K, double alpha, const double *A, int lda, const double *Bp,
+                     double beta, double *C, int ldc);
 
 // Threads used by tz_sgemm (default: the number of online CPUs). n <= 0 restores the default.
 void tz_set_threads(int n);

@@ -63,6 +63,9 @@ static void gru_backward(tz_graph *g, tz_node *n) {
     real *drh = tz_arena_alloc(&g->arena, sizeof(real) * B * H);
     real *dh = tz_arena_alloc(&g->arena, sizeof(real) * B * H);
     const real *zeros = tz_arena_calloc(&g->arena, sizeof(real) * B * H); // h_{-1} without h0
+    // W_hh (G, H) whole (cuDNN), or its U_rz (2H, H) and U_n (H, H) blocks (Cho).
+    const real *wp = cho ? seq_packed(g, w_hh, 0, 2 * H, 0) : seq_packed(g, w_hh, 0, G, 0);
+    const real *wn = cho ? seq_packed(g, w_hh, 2 * H, H, 0) : NULL;
     for (int step = T - 1; step >= 0; step--) {
         int t = rev ? T - 1 - step : step, tp = seq_prev(t, T, rev);
         const real *gt = s->gates + (long)t * B * G, *at = s->aux + (long)t * B * H;
@@ -76,15 +79,15 @@ static void gru_backward(tz_graph *g, tz_node *n) {
         if (!cho) {
             // dh_{t-1} = dh z + dhh_t W_hh
             if (tp >= 0 || (h0 && h0->grad)) {
-                gemm(0, 0, B, H, G, 1, dh_t, G, w_hh->data, H, 0, dh_next, H);
+                seq_gemm_packed(0, B, H, G, 1, dh_t, G, wp, 0, dh_next, H);
                 for (int k = 0; k < B * H; k++) dh_next[k] += dh[k] * gt[(k / H) * G + H + k % H];
             }
         } else {
             // d(r h) = dn U_n; dr = d(rh) h; dh_{t-1} = dh z + d(rh) r + [dr dz] U_rz
-            gemm(0, 0, B, H, H, 1, dh_t + 2 * H, G, w_hh->data + (long)2 * H * H, H, 0, drh, H);
+            seq_gemm_packed(0, B, H, H, 1, dh_t + 2 * H, G, wn, 0, drh, H);
             for (int b = 0; b < B; b++)
                 gru_cho_r_row(H, gt + b * G, hp + b * H, drh + b * H, dh + b * H, dx_t + b * G, dh_t + b * G, dh_next + b * H);
-            if (tp >= 0 || (h0 && h0->grad)) gemm(0, 0, B, H, 2 * H, 1, dh_t, G, w_hh->data, H, 1, dh_next, H);
+            if (tp >= 0 || (h0 && h0->grad)) seq_gemm_packed(0, B, H, 2 * H, 1, dh_t, G, wp, 1, dh_next, H);
         }
     }
     if (h0 && h0->grad)
@@ -136,7 +139,8 @@ tz_tensor *tz_gru_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih,
     s->aux = tz_arena_alloc(&g->arena, sizeof(real) * T * B * H);
     real *hh = tz_arena_alloc(&g->arena, sizeof(real) * B * G); // this step's U h + b_hh
     seq_input_proj(s->gates, &d, x, w_ih, b_ih, NULL);
-    const real *uT = seq_transposed(g, w_hh); // (H, 3H)
+    // W_hh^T: all three blocks (cuDNN), or U_rz^T (H, 2H) and U_n^T (H, H) (Cho).
+    const real *up = seq_packed(g, w_hh, 0, cho ? 2 * H : G, 1), *un = cho ? seq_packed(g, w_hh, 2 * H, H, 1) : NULL;
     const real *zeros = tz_arena_calloc(&g->arena, sizeof(real) * B * H); // h_{-1} without h0
     for (int step = 0; step < T; step++) {
         int t = reverse ? T - 1 - step : step, tp = seq_prev(t, T, reverse);
@@ -145,10 +149,10 @@ tz_tensor *tz_gru_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih,
         for (int b = 0; b < B; b++)
             for (int j = 0; j < G; j++) hh[b * G + j] = b_hh ? b_hh->data[j] : 0;
         // cuDNN: all three blocks of U h at once; Cho: r and z first, U_n waits for r h.
-        if (hprev) gemm(0, 0, B, cho ? 2 * H : G, H, 1, hprev, H, uT, G, 1, hh, G);
+        if (hprev) seq_gemm_packed(0, B, cho ? 2 * H : G, H, 1, hprev, H, up, 1, hh, G);
         const real *hp = hprev ? hprev : zeros;
         for (int b = 0; b < B; b++) gru_gates_row(H, gt + b * G, hh + b * G, hp + b * H, at + b * H, cho);
-        if (cho && hprev) gemm(0, 0, B, H, H, 1, at, H, uT + 2 * H, G, 1, hh + 2 * H, G);
+        if (cho && hprev) seq_gemm_packed(0, B, H, H, 1, at, H, un, 1, hh + 2 * H, G);
         for (int b = 0; b < B; b++) gru_state_row(H, gt + b * G, hh + b * G + 2 * H, hp + b * H, ht + b * H, cho);
     }
     tz_node *n = tz_op_record(g, &op_gru, out, in, 6);

@@ -50,6 +50,7 @@ static void lstm_backward(tz_graph *g, tz_node *n) {
     real *scratch = tz_arena_calloc(&g->arena, sizeof(real) * (6 * H + B * H));
     const real *p = peep ? peep->data : scratch, *zeros = scratch + 6 * H;
     real *gp = peep && peep->grad ? peep->grad : scratch + 3 * H;
+    const real *wp = seq_packed(g, w_hh, 0, G, 0); // W_hh (G, H)
     for (int step = T - 1; step >= 0; step--) {
         int t = rev ? T - 1 - step : step, tp = seq_prev(t, T, rev);
         const real *gt = s->gates + (long)t * B * G, *ct = s->cs + (long)t * B * H, *tct = s->tc + (long)t * B * H;
@@ -60,7 +61,7 @@ static void lstm_backward(tz_graph *g, tz_node *n) {
             lstm_grad_row(H, gt + b * G, cprev + b * H, ct + b * H, tct + b * H, dout + b * H, dh_next + b * H,
                           dc_next + b * H, dg + b * G, p, gp);
         // dh_{t-1} = dgates_t W_hh (only needed where a previous state exists)
-        if (tp >= 0 || (h0 && h0->grad)) gemm(0, 0, B, H, G, 1, dg, G, w_hh->data, H, 0, dh_next, H);
+        if (tp >= 0 || (h0 && h0->grad)) seq_gemm_packed(0, B, H, G, 1, dg, G, wp, 0, dh_next, H);
     }
     if (h0 && h0->grad)
         for (int k = 0; k < B * H; k++) h0->grad[k] += dh_next[k];
@@ -108,14 +109,14 @@ tz_tensor *tz_lstm_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *c0, 
     s->tc = tz_arena_alloc(&g->arena, sizeof(real) * T * B * H);
     seq_input_proj(s->gates, &d, x, w_ih, b_ih, b_hh);
     const real *pi = peep ? peep->data : NULL, *pf = pi ? pi + H : NULL, *po = pi ? pi + 2 * H : NULL;
-    const real *uT = seq_transposed(g, w_hh); // (H, 4H)
+    const real *up = seq_packed(g, w_hh, 0, G, 1); // W_hh^T (H, 4H)
     const real *zeros = tz_arena_calloc(&g->arena, sizeof(real) * B * H); // c_{-1} without c0
     for (int step = 0; step < T; step++) {
         int t = reverse ? T - 1 - step : step, tp = seq_prev(t, T, reverse);
         real *gt = s->gates + (long)t * B * G;
         const real *hprev = tp >= 0 ? out->data + (long)tp * B * H : h0 ? h0->data : NULL;
         const real *cprev = tp >= 0 ? s->cs + (long)tp * B * H : c0 ? c0->data : NULL;
-        if (hprev) gemm(0, 0, B, G, H, 1, hprev, H, uT, G, 1, gt, G);
+        if (hprev) seq_gemm_packed(0, B, G, H, 1, hprev, H, up, 1, gt, G);
         real *ct = s->cs + (long)t * B * H, *tct = s->tc + (long)t * B * H, *ht = out->data + (long)t * B * H;
         for (int b = 0; b < B; b++) {
             real *gb = gt + b * G;

@@ -37,12 +37,17 @@ seq_dims seq_check(const char *op, int G, const tz_tensor *x, const tz_tensor *h
     return d;
 }
 
-real *seq_transposed(tz_graph *g, const tz_tensor *w_hh) {
-    int G = w_hh->shape[0], H = w_hh->shape[1];
-    real *t = tz_arena_alloc(&g->arena, sizeof(real) * G * H);
-    for (int i = 0; i < G; i++)
-        for (int j = 0; j < H; j++) t[(long)j * G + i] = w_hh->data[(long)i * H + j];
-    return t;
+real *seq_packed(tz_graph *g, const tz_tensor *w_hh, int r0, int rows, int tb) {
+    int H = w_hh->shape[1], K = tb ? H : rows, N = tb ? rows : H;
+    const real *blk = w_hh->data + (long)r0 * H;
+#ifdef TZ_DOUBLE
+    real *p = tz_arena_alloc(&g->arena, sizeof(real) * tz_dgemm_packed_size(K, N));
+    tz_dgemm_pack_b(tb, K, N, blk, H, p);
+#else
+    real *p = tz_arena_alloc(&g->arena, sizeof(real) * tz_sgemm_packed_size(K, N));
+    tz_sgemm_pack_b(tb, K, N, blk, H, p);
+#endif
+    return p;
 }
 
 void seq_input_proj(real *gates, const seq_dims *d, const tz_tensor *x, const tz_tensor *w_ih,

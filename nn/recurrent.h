@@ -85,9 +85,16 @@ seq_dims seq_check(const char *op, int G, const tz_tensor *x, const tz_tensor *h
                    const tz_tensor *w_ih, const tz_tensor *w_hh, const tz_tensor *b_ih, const tz_tensor *b_hh);
 // The time step processed before t, or -1 at the start.
 static inline int seq_prev(int t, int T, int reverse) { return reverse ? (t + 1 < T ? t + 1 : -1) : t - 1; }
-// W_hh^T (H, G*H) in the arena: the per-step products then read a plain (not transposed)
-// matrix, which gemm packs as a straight copy instead of transposing it at every step.
-real *seq_transposed(tz_graph *g, const tz_tensor *w_hh);
+// A block of W_hh packed once per sequence for the per-step products (tz_sgemm_pack_b; a dense
+// copy in float64): rows [r0, r0 + rows) of w_hh (G*H, H), as op(B) = that block^T (tb) or the
+// block itself. The steps then multiply by it without packing it again (that was half of an
+// LSTM step: a 1 MB copy per step and thread).
+real *seq_packed(tz_graph *g, const tz_tensor *w_hh, int r0, int rows, int tb);
+#ifdef TZ_DOUBLE
+#define seq_gemm_packed tz_dgemm_packed
+#else
+#define seq_gemm_packed tz_sgemm_packed
+#endif
 // gates (T*B, G*H) = x W_ih^T + b1 + b2 (either bias may be NULL).
 void seq_input_proj(real *gates, const seq_dims *d, const tz_tensor *x, const tz_tensor *w_ih,
                     const tz_tensor *b1, const tz_tensor *b2);

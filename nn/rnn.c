@@ -19,12 +19,13 @@ static void rnn_backward(tz_graph *g, tz_node *n) {
     int T = d.T, B = d.B, H = d.H, rev = s->reverse;
     real *dpre = tz_arena_alloc(&g->arena, sizeof(real) * T * B * H);
     real *dh_next = tz_arena_calloc(&g->arena, sizeof(real) * B * H);
+    const real *wp = seq_packed(g, w_hh, 0, H, 0); // W_hh (H, H)
     for (int step = T - 1; step >= 0; step--) {
         int t = rev ? T - 1 - step : step, tp = seq_prev(t, T, rev);
         const real *ht = out->data + (long)t * B * H, *dout = out->grad + (long)t * B * H;
         real *dp = dpre + (long)t * B * H;
         for (int k = 0; k < B * H; k++) dp[k] = (dout[k] + dh_next[k]) * (1 - ht[k] * ht[k]);
-        if (tp >= 0 || (h0 && h0->grad)) gemm(0, 0, B, H, H, 1, dp, H, w_hh->data, H, 0, dh_next, H);
+        if (tp >= 0 || (h0 && h0->grad)) seq_gemm_packed(0, B, H, H, 1, dp, H, wp, 0, dh_next, H);
     }
     if (h0 && h0->grad)
         for (int k = 0; k < B * H; k++) h0->grad[k] += dh_next[k];
@@ -40,12 +41,12 @@ tz_tensor *tz_rnn_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih,
     tz_tensor *in[6] = {x, h0, w_ih, w_hh, b_ih, b_hh};
     tz_tensor *out = tz_op_output(g, 3, (const int[]){T, B, H}, in, 6);
     seq_input_proj(out->data, &d, x, w_ih, b_ih, b_hh); // pre-activations, made h in place
-    const real *uT = seq_transposed(g, w_hh); // (H, H)
+    const real *up = seq_packed(g, w_hh, 0, H, 1); // W_hh^T (H, H)
     for (int step = 0; step < T; step++) {
         int t = reverse ? T - 1 - step : step, tp = seq_prev(t, T, reverse);
         real *ht = out->data + (long)t * B * H;
         const real *hprev = tp >= 0 ? out->data + (long)tp * B * H : h0 ? h0->data : NULL;
-        if (hprev) gemm(0, 0, B, H, H, 1, hprev, H, uT, H, 1, ht, H);
+        if (hprev) seq_gemm_packed(0, B, H, H, 1, hprev, H, up, 1, ht, H);
         for (int k = 0; k < B * H; k++) ht[k] = tz_ftanh(ht[k]);
     }
     tz_node *n = tz_op_record(g, &op_rnn, out, in, 6);

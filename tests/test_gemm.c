@@ -168,6 +168,34 @@ ParameterizedTest(kparam *p, gemm, degenerate) {
     for (int i = 0; i < 4; i++) cr_assert_eq(E[i], bias[i % 2]);
 }
 
+ParameterizedTestParameters(gemm, packed_b) { return cr_make_param_array(kparam, kparams, 6); }
+
+// A B packed once (tz_sgemm_pack_b) gives the same bits as the plain product, for both B forms,
+// sub-matrices of a larger B (padded ldb), K over several blocks and N off the panel width.
+ParameterizedTest(kparam *p, gemm, packed_b) {
+    setup(p->kernel, p->threads);
+    static const int shapes[][3] = {{32, 1024, 256}, {32, 256, 1024}, {7, 45, 300}, {64, 768, 256}, {1, 33, 5},
+                                    {13, 100, 513}, {40, 16, 16}, {12, 1, 70}};
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
+        for (int t = 0; t < 4; t++) {
+            int ta = t & 1, tb = t >> 1, M = shapes[c][0], N = shapes[c][1], K = shapes[c][2], pad = (int)c % 3 * 5;
+            int lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad;
+            float *A = malloc(sizeof(float) * (ta ? K : M) * lda), *B = malloc(sizeof(float) * (tb ? N : K) * ldb);
+            float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+            float *Bp = aligned_alloc(64, (tz_sgemm_packed_size(K, N) * sizeof(float) + 63) / 64 * 64);
+            for (long i = 0; i < (long)(ta ? K : M) * lda; i++) A[i] = frand();
+            for (long i = 0; i < (long)(tb ? N : K) * ldb; i++) B[i] = frand();
+            for (long i = 0; i < (long)M * N; i++) C1[i] = C2[i] = frand();
+            float beta = t == 3 ? 0.0f : 0.5f;
+            tz_sgemm(ta, tb, M, N, K, 1.5f, A, lda, B, ldb, beta, C1, N);
+            tz_sgemm_pack_b(tb, K, N, B, ldb, Bp);
+            tz_sgemm_packed(ta, M, N, K, 1.5f, A, lda, Bp, beta, C2, N);
+            cr_assert(memcmp(C1, C2, sizeof(float) * M * N) == 0, "%s packed differs: ta=%d tb=%d M=%d N=%d K=%d",
+                      tz_gemm_kernel_name(), ta, tb, M, N, K);
+            free(A), free(B), free(C1), free(C2), free(Bp);
+        }
+}
+
 static kparam dparams[] = {{0, 2}, {1, 2}, {2, 2}};
 
 ParameterizedTestParameters(gemm, deterministic) { return cr_make_param_array(kparam, dparams, 3); }
@@ -212,13 +240,22 @@ Test(gemm, dgemm) {
                 for (int k = 0; k < K; k++) A[ta ? (long)k * lda + i : (long)i * lda + k] = (i * 7 + k * 3) % 11 - 5;
             for (int k = 0; k < K; k++)
                 for (int j = 0; j < N; j++) B[tb ? (long)j * ldb + k : (long)k * ldb + j] = (k * 5 + j) % 7 - 3;
-            double bias[64];
+            double bias[64], *Bp = malloc(sizeof(double) * tz_dgemm_packed_size(K, N)), *C2 = malloc(sizeof(double) * M * ldc);
+            tz_dgemm_pack_b(tb, K, N, B, ldb, Bp);
             for (int j = 0; j < N; j++) bias[j] = j % 5 - 2;
             for (int beta = 0; beta < 4; beta++) { // beta 3: 1 with a bias row
                 for (int i = 0; i < M; i++)
                     for (int j = 0; j < N; j++) C[(long)i * ldc + j] = beta == 0 ? NAN : i - j;
+                memcpy(C2, C, sizeof(double) * M * ldc);
                 tz_dgemm_bias(ta, tb, M, N, K, 2.0, A, lda, B, ldb, beta == 2 ? 0.5 : beta == 3 ? 1 : beta, C, ldc,
                               beta == 3 ? bias : NULL);
+                if (beta < 3) { // the packed form of B gives the same numbers
+                    tz_dgemm_packed(ta, M, N, K, 2.0, A, lda, Bp, beta == 2 ? 0.5 : beta, C2, ldc);
+                    for (int i = 0; i < M; i++)
+                        for (int j = 0; j < N; j++)
+                            cr_assert(C2[(long)i * ldc + j] == C[(long)i * ldc + j] || (isnan(C[(long)i * ldc + j]) && isnan(C2[(long)i * ldc + j])),
+                                      "dgemm packed ta=%d tb=%d C[%d,%d]", ta, tb, i, j);
+                }
                 for (int i = 0; i < M; i++)
                     for (int j = 0; j < N; j++) {
                         double ref = 0;
@@ -231,6 +268,8 @@ Test(gemm, dgemm) {
             free(A);
             free(B);
             free(C);
+            free(C2);
+            free(Bp);
         }
     }
 }
