@@ -7,11 +7,16 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "lanes.h"
+#include "parallel.h"
+#include "threadpool.h"
 
 #ifdef TZ_DOUBLE
 #define gemm tz_dgemm
+#define gemm_bias tz_dgemm_bias
 #else
 #define gemm tz_sgemm
+#define gemm_bias tz_sgemm_bias
 #endif
 
 seq_dims seq_check(const char *op, int G, const tz_tensor *x, const tz_tensor *h0, const tz_tensor *c0,
@@ -50,14 +55,49 @@ real *seq_packed(tz_graph *g, const tz_tensor *w_hh, int r0, int rows, int tb) {
     return p;
 }
 
-void seq_input_proj(real *gates, const seq_dims *d, const tz_tensor *x, const tz_tensor *w_ih,
-                    const tz_tensor *b1, const tz_tensor *b2) {
-    int rows = d->T * d->B;
-    for (int r = 0; r < rows; r++) {
-        real *gr = gates + (long)r * d->G;
-        for (int j = 0; j < d->G; j++) gr[j] = (b1 ? b1->data[j] : 0) + (b2 ? b2->data[j] : 0);
+typedef struct { void (*fn)(void *arg, int b0, int b1); void *arg; int B; } rows_job;
+
+static void rows_task(void *arg, int t, int T) {
+    const rows_job *j = arg;
+    int b0 = (int)((long)j->B * t / T), b1 = (int)((long)j->B * (t + 1) / T);
+    if (b0 < b1) j->fn(j->arg, b0, b1);
+}
+
+void seq_run_rows(int B, void (*fn)(void *arg, int b0, int b1), void *arg) {
+    int T = tz_get_threads();
+    if (T > B) T = B;
+    if (T <= 1) { // one slice: here, so the per-step products may still use the pool
+        fn(arg, 0, B);
+        return;
     }
-    gemm(0, 1, rows, d->G, d->I, 1, x->data, d->I, w_ih->data, d->I, 1, gates, d->G);
+    rows_job j = {fn, arg, B};
+    tz_pool_run(T, rows_task, &j);
+}
+
+void seq_input_proj(tz_graph *g, real *gates, const seq_dims *d, const tz_tensor *x, const tz_tensor *w_ih,
+                    const tz_tensor *b1, const tz_tensor *b2) {
+    const real *bias = b1 ? b1->data : b2 ? b2->data : NULL;
+    if (b1 && b2) { // both biases: their sum, added by the gemm's epilogue
+        real *sum = tz_arena_alloc(&g->arena, sizeof(real) * d->G);
+        for (int j = 0; j < d->G; j++) sum[j] = b1->data[j] + b2->data[j];
+        bias = sum;
+    }
+    gemm_bias(0, 1, d->T * d->B, d->G, d->I, 1, x->data, d->I, w_ih->data, d->I, 0, gates, d->G, bias);
+}
+
+// Column sums of dgates (rows, G) added into a bias gradient, on both cores.
+typedef struct { const real *dg; real *gb; int rows, G; } bias_sums;
+static void bias_cols(void *arg, long lo, long hi) {
+    const bias_sums *a = arg;
+    const real *restrict dg = a->dg;
+    const int G = a->G;
+    TZ_COLUMN_SUMS(a->gb, lo, hi, a->rows, r, j, dg[(long)r * G + j]);
+}
+
+void seq_bias_grad(tz_tensor *b, const real *dgates, int rows, int G) {
+    if (!b || !b->grad) return;
+    bias_sums a = {dgates, b->grad, rows, G};
+    tz_parallel_for(G, rows, bias_cols, &a);
 }
 
 void seq_input_grads(const real *dgates, const seq_dims *d, tz_tensor *x, tz_tensor *w_ih, tz_tensor *b1,
@@ -65,13 +105,8 @@ void seq_input_grads(const real *dgates, const seq_dims *d, tz_tensor *x, tz_ten
     int rows = d->T * d->B;
     if (x->grad) gemm(0, 0, rows, d->I, d->G, 1, dgates, d->G, w_ih->data, d->I, 1, x->grad, d->I);
     if (w_ih->grad) gemm(1, 0, d->G, d->I, rows, 1, dgates, d->G, x->data, d->I, 1, w_ih->grad, d->I);
-    tz_tensor *biases[2] = {b1, b2};
-    for (int k = 0; k < 2; k++) {
-        if (!biases[k] || !biases[k]->grad) continue;
-        real *gb = biases[k]->grad;
-        for (int r = 0; r < rows; r++)
-            for (int j = 0; j < d->G; j++) gb[j] += dgates[(long)r * d->G + j];
-    }
+    seq_bias_grad(b1, dgates, rows, d->G);
+    seq_bias_grad(b2, dgates, rows, d->G);
 }
 
 void seq_recurrent_grad(real *dW, int rows, const real *dg, int ldg, const real *hs, const real *h0,

@@ -95,9 +95,15 @@ real *seq_packed(tz_graph *g, const tz_tensor *w_hh, int r0, int rows, int tb);
 #else
 #define seq_gemm_packed tz_sgemm_packed
 #endif
+// Runs fn(arg, b0, b1) on slices [b0, b1) of the batch, one per thread. Rows of a batch never
+// meet in a recurrence, so each thread runs all T steps of its rows with no step-by-step
+// hand-off (and the per-step products inside run single-threaded).
+void seq_run_rows(int B, void (*fn)(void *arg, int b0, int b1), void *arg);
 // gates (T*B, G*H) = x W_ih^T + b1 + b2 (either bias may be NULL).
-void seq_input_proj(real *gates, const seq_dims *d, const tz_tensor *x, const tz_tensor *w_ih,
+void seq_input_proj(tz_graph *g, real *gates, const seq_dims *d, const tz_tensor *x, const tz_tensor *w_ih,
                     const tz_tensor *b1, const tz_tensor *b2);
+// b's gradient (if it has one) += column sums of dgates (rows, G), on both cores.
+void seq_bias_grad(tz_tensor *b, const real *dgates, int rows, int G);
 // From dgates (T*B, G*H): dx += dgates W_ih, dW_ih += dgates^T x, db += column sums.
 void seq_input_grads(const real *dgates, const seq_dims *d, tz_tensor *x, tz_tensor *w_ih, tz_tensor *b1,
                      tz_tensor *b2);

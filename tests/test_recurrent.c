@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "fixture.h"
+#include "gemm.h"
 #include "helpers.h"
 #include "nn.h"
 
@@ -116,4 +117,52 @@ Test(recurrent, bad_configuration_names_layer_and_values) {
     cr_assert(EXPECT_FAIL(nn_recurrent_forward(&g, &m, x, NULL, NULL, NULL, NULL)));
     cr_assert_str_eq(tz_last_error(), "gru: input (5,2,7) does not fit input size 3 (want (T,B,3))");
     tz_params_free(&P);
+}
+
+// Each thread runs all steps of its slice of the batch: outputs and every gradient must be the
+// same bits on one thread and on two (odd batch, hidden off the SIMD widths, both GRU forms,
+// peepholes, reverse direction, initial states with gradients).
+static void run_cell(nn_cell_kind cell, int cho, int threads, real *out, real *grads) {
+    tz_set_threads(threads);
+    tz_params P;
+    tz_params_init(&P);
+    tz_rng r;
+    tz_rng_seed(&r, 7);
+    nn_recurrent m;
+    nn_recurrent_config c = nn_recurrent_defaults(cell, 9, 40);
+    c.bidirectional = 1;
+    c.peephole = cell == NN_CELL_LSTM;
+    c.gru_cho = cho;
+    nn_recurrent_init(&m, &P, "seq", &c, &r);
+    tz_tensor *x = tz_param(&P, "x", 3, (const int[]){5, 7, 9}), *h0 = tz_param(&P, "h0", 3, (const int[]){2, 7, 40});
+    tz_tensor *c0 = cell == NN_CELL_LSTM ? tz_param(&P, "c0", 3, (const int[]){2, 7, 40}) : NULL;
+    for (int i = 0; i < P.count; i++)
+        for (int k = 0; k < P.t[i]->n; k++) P.t[i]->data[k] = (real)(0.5 * sin(0.37 * k + i));
+    tz_graph gg;
+    tz_graph_init(&gg, 1 << 16);
+    tz_tensor *h_n, *y = nn_recurrent_forward(&gg, &m, x, h0, c0, &h_n, NULL);
+    tz_tensor *loss = tz_add(&gg, tz_sum(&gg, tz_mul(&gg, y, y)), tz_sum(&gg, h_n));
+    tz_backward(&gg, loss);
+    memcpy(out, y->data, sizeof(real) * y->n);
+    memcpy(grads, P.grad, sizeof(real) * P.n);
+    tz_graph_free(&gg);
+    tz_params_free(&P);
+    tz_set_threads(0);
+}
+
+Test(recurrent, batch_slices_match_one_thread_bit_for_bit) {
+    static const struct { nn_cell_kind cell; int cho; } cases[] = {
+        {NN_CELL_RNN, 0}, {NN_CELL_LSTM, 0}, {NN_CELL_GRU, 0}, {NN_CELL_GRU, 1}};
+    enum { OUT = 5 * 7 * 80, GRADS = 60000 };
+    static real o1[OUT], o2[OUT], g1[GRADS], g2[GRADS];
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        memset(g1, 0, sizeof g1), memset(g2, 0, sizeof g2);
+        run_cell(cases[c].cell, cases[c].cho, 1, o1, g1);
+        run_cell(cases[c].cell, cases[c].cho, 2, o2, g2);
+        cr_assert(memcmp(o1, o2, sizeof o1) == 0, "%s%s: outputs differ between 1 and 2 threads",
+                  nn_cell_name(cases[c].cell), cases[c].cho ? " (Cho)" : "");
+        for (int i = 0; i < GRADS; i++)
+            cr_assert(g1[i] == g2[i], "%s%s: gradient %d is %.9g on 1 thread, %.9g on 2", nn_cell_name(cases[c].cell),
+                      cases[c].cho ? " (Cho)" : "", i, (double)g1[i], (double)g2[i]);
+    }
 }
