@@ -12,28 +12,25 @@
 
 #define TZ_LANES 16
 
-// Lanes added pairwise in a fixed order.
-static inline real tz_lanes_total(real *lane) {
-    for (int w = TZ_LANES / 2; w >= 1; w /= 2)
-        for (int l = 0; l < w; l++) lane[l] += lane[l + w];
-    return lane[0];
-}
-
 // out = sum of EXPR over the int J in [0, N) (EXPR reads J): whole blocks of TZ_LANES in the
-// lanes, the last N % TZ_LANES elements in one scalar chain added at the end. (Indexing a lane
-// by a run-time value would keep the lanes in memory instead of a register.)
-#define TZ_LANE_SUM(out, N, J, EXPR)                                                         \
+// lanes, the last N % TZ_LANES elements in one scalar chain added at the end, then the lanes
+// pairwise in a fixed order. (Indexing a lane by a run-time value would keep the lanes in
+// memory instead of a register.) TYPE is the accumulator's type: real, or double for long sums.
+#define TZ_LANE_SUM_AS(TYPE, out, N, J, EXPR)                                                \
     do {                                                                                     \
-        real lane_[TZ_LANES] = {0}, tail_ = 0;                                               \
-        const int n_ = (N), full_ = n_ - n_ % TZ_LANES;                                      \
-        for (int b_ = 0; b_ < full_; b_ += TZ_LANES)                                         \
+        TYPE lane_[TZ_LANES] = {0}, tail_ = 0;                                               \
+        const long n_ = (N), full_ = n_ - n_ % TZ_LANES;                                     \
+        for (long b_ = 0; b_ < full_; b_ += TZ_LANES)                                        \
             for (int l_ = 0; l_ < TZ_LANES; l_++) {                                          \
-                const int J = b_ + l_;                                                       \
+                const long J = b_ + l_;                                                      \
                 lane_[l_] += (EXPR);                                                         \
             }                                                                                \
-        for (int J = full_; J < n_; J++) tail_ += (EXPR);                                    \
-        (out) = tz_lanes_total(lane_) + tail_;                                               \
+        for (long J = full_; J < n_; J++) tail_ += (EXPR);                                   \
+        for (int w_ = TZ_LANES / 2; w_ >= 1; w_ /= 2)                                        \
+            for (int l_ = 0; l_ < w_; l_++) lane_[l_] += lane_[l_ + w_];                     \
+        (out) = lane_[0] + tail_;                                                            \
     } while (0)
+#define TZ_LANE_SUM(out, N, J, EXPR) TZ_LANE_SUM_AS(real, out, N, J, EXPR)
 
 // out = max of EXPR over J in [0, N), N >= 1 (max is exact, so lanes change nothing but speed:
 // a compare chain per element otherwise, which the compiler does not vectorise without

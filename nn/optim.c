@@ -2,6 +2,8 @@
 // semantics (PyTorch 1.13, single-tensor path, dampening 0, no amsgrad/centered/maximize).
 // Elementwise arithmetic is in `real`, as PyTorch does it in the parameters' dtype.
 #include "optim.h"
+
+#include "lanes.h"
 #include "parallel.h"
 
 #include <math.h>
@@ -201,8 +203,9 @@ static void norm_blocks(void *arg, long lo, long hi) {
     norm_args *a = arg;
     for (long b = lo; b < hi; b++) {
         size_t s = (size_t)b * a->block, e = s + a->block < a->n ? s + a->block : a->n;
-        double ss = 0;
-        for (size_t j = s; j < e; j++) ss += (double)a->g[j] * a->g[j];
+        const real *restrict g = a->g + s;
+        double ss;
+        TZ_LANE_SUM_AS(double, ss, (long)(e - s), j, (double)g[j] * g[j]); // one serial chain was 60% of Adam's time
         a->part[b] = ss;
     }
 }
