@@ -6,7 +6,6 @@
 
 #include <string.h>
 
-#include "threadpool.h"
 
 // One batched product: its sizes, batch strides and which pass to run.
 typedef struct {
@@ -37,18 +36,16 @@ static void mm_one(const mm_job *j, int p) {
     }
 }
 
-static void mm_task(void *arg, int task, int ntasks) {
-    const mm_job *j = arg;
-    for (int p = (int)((long)j->batch * task / ntasks); p < (int)((long)j->batch * (task + 1) / ntasks); p++) mm_one(j, p);
+static void mm_batches(void *arg, long lo, long hi) {
+    for (long p = lo; p < hi; p++) mm_one(arg, (int)p);
 }
 
 // Many small products (attention's heads) go one per thread, each single-threaded: splitting a
 // 64x64 product across cores costs more than it computes. Each batch is still computed by one
 // thread in a fixed order, so results do not depend on the thread count.
 static void mm_run(mm_job *j) {
-    int T = tz_get_threads();
-    if (j->batch > 1 && T > 1) tz_pool_run(j->batch < T ? j->batch : T, mm_task, j);
-    else for (int p = 0; p < j->batch; p++) mm_one(j, p);
+    if (j->batch > 1) tz_parallel_for(j->batch, (long)j->M * j->N * j->K * (j->backward ? 2 : 1), mm_batches, j);
+    else mm_one(j, 0);
 }
 
 static void matmul_backward(tz_graph *g, tz_node *n) {

@@ -1,7 +1,7 @@
 // attention_fused.c: multi-head scaled dot-product attention (Vaswani et al. 2017, 3.2) as one
 // tape node, reading the heads straight out of the (B,T,C) projections: no head split/merge
-// copies, no mask tensors, masked weights never computed. One (batch, head) pair per task on the
-// thread pool; its small products run single-threaded inside the task. Same function as
+// copies, no mask tensors, masked weights never computed. (Batch, head) pairs are shared out
+// over the thread pool (tz_parallel_for); their small products run single-threaded. Same function as
 // nn_sdpa over split heads with causal/padding masks (tested), gradient-checked in float64.
 //   forward:  S = Q K^T / sqrt(D), P = softmax over the allowed keys (0 elsewhere), O = P V
 //   backward: dP = dO V^T, dS = P (dP - rowsum(P dP)), dQ = dS K / sqrt(D), dK = dS^T Q / sqrt(D),
@@ -13,7 +13,7 @@
 #include "fastmath.h"
 #include "gemm.h"
 #include "lanes.h"
-#include "threadpool.h"
+#include "parallel.h"
 
 #ifdef TZ_DOUBLE
 #define gemm tz_dgemm
@@ -39,10 +39,11 @@ static int key_limit(const fused_attn *a, int b, int i) {
     return lim;
 }
 
-static void forward_task(void *arg, int task, int ntasks) {
+// (batch, head) pairs [lo, hi).
+static void forward_pairs(void *arg, long lo, long hi) {
     const fused_attn *a = arg;
-    int n = a->B * a->H, C = a->C, D = a->D, Tq = a->Tq, Tk = a->Tk;
-    for (int p = (int)((long)n * task / ntasks); p < (int)((long)n * (task + 1) / ntasks); p++) {
+    int C = a->C, D = a->D, Tq = a->Tq, Tk = a->Tk;
+    for (int p = (int)lo; p < hi; p++) {
         int b = p / a->H, h = p % a->H;
         const real *Q = a->q->data + (long)b * Tq * C + h * D, *K = a->k->data + (long)b * Tk * C + h * D;
         const real *V = a->v->data + (long)b * Tk * C + h * D;
@@ -61,10 +62,10 @@ static void forward_task(void *arg, int task, int ntasks) {
     }
 }
 
-static void backward_task(void *arg, int task, int ntasks) {
+static void backward_pairs(void *arg, long lo, long hi) {
     const fused_attn *a = arg;
-    int n = a->B * a->H, C = a->C, D = a->D, Tq = a->Tq, Tk = a->Tk;
-    for (int p = (int)((long)n * task / ntasks); p < (int)((long)n * (task + 1) / ntasks); p++) {
+    int C = a->C, D = a->D, Tq = a->Tq, Tk = a->Tk;
+    for (int p = (int)lo; p < hi; p++) {
         int b = p / a->H, h = p % a->H;
         long qo = (long)b * Tq * C + h * D, ko = (long)b * Tk * C + h * D;
         const real *Q = a->q->data + qo, *K = a->k->data + ko, *V = a->v->data + ko, *dO = a->o->grad + qo;
@@ -83,10 +84,8 @@ static void backward_task(void *arg, int task, int ntasks) {
     }
 }
 
-static int tasks_for(int n) {
-    int T = tz_get_threads();
-    return n < T ? n : T;
-}
+// Work of one (batch, head) pair, for tz_parallel_for: its four or five small products.
+static long pair_cost(const fused_attn *a) { return 4L * a->Tq * a->Tk * a->D; }
 
 static void fused_backward(tz_graph *g, tz_node *n) {
     fused_attn *a = n->aux;
@@ -98,7 +97,7 @@ static void fused_backward(tz_graph *g, tz_node *n) {
     if (a->q->grad && tz_grad_overwrite(n->in[0])) a->beta_q = 0;
     if (a->k->grad && tz_grad_overwrite(n->in[1])) a->beta_k = 0;
     if (a->v->grad && tz_grad_overwrite(n->in[2])) a->beta_v = 0;
-    tz_pool_run(tasks_for(a->B * a->H), backward_task, a);
+    tz_parallel_for((long)a->B * a->H, pair_cost(a), backward_pairs, a);
 }
 static const tz_op op_fused_attention = {"attention_fused", fused_backward, 1};
 
@@ -121,7 +120,7 @@ tz_tensor *nn_attention_fused(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor
     *a = (fused_attn){B, heads, Tq, Tk, C, C / heads, causal, NULL, (real)(1 / sqrt((double)(C / heads))), NULL, NULL, q, k, v, o, 1, 1, 1};
     if (lengths) a->lengths = memcpy(tz_arena_alloc(&g->arena, sizeof(int) * B), lengths, sizeof(int) * B);
     a->P = tz_arena_alloc(&g->arena, sizeof(real) * B * heads * Tq * Tk);
-    tz_pool_run(tasks_for(B * heads), forward_task, a);
+    tz_parallel_for((long)B * heads, pair_cost(a), forward_pairs, a);
     if (weights) *weights = tz_wrap(g, a->P, NULL, 4, (const int[]){B, heads, Tq, Tk});
     tz_node *n = tz_op_record(g, &op_fused_attention, o, in, 3);
     if (n) n->aux = a;
