@@ -4,7 +4,8 @@
 // C tile (m x n, m <= MR, n <= NR) = alpha * Ap * Bp + beta * C (+ bias, a row added to each
 // row of the tile, when not NULL), with
 //   Ap k-major: Ap[k*sa + i], i < m   (broadcast, one row of C per element): packed (sa = MR),
-//                                      or op(A) = A^T read in place (sa = lda)
+//                                      or op(A) = A^T read in place (sa = lda);
+//   or, tz_ukr_avx512_rows, row-major:  Ap[i*sa + k] (op(A) = A read in place, sa = lda)
 //   Bp packed k-major: Bp[k*NR + j], zero-padded to a multiple of 16 past n (vector loads)
 // MR x NR = 12 x 32: 24 zmm accumulators + 2 B vectors, A broadcast straight from memory.
 // Zen4 issues one 512-bit FMA per cycle, Zen5 two, with 4 cycles latency: 24 independent chains
@@ -21,12 +22,17 @@
 
 void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
                    float alpha, float beta, const float *bias);
+void tz_ukr_avx512_rows(int m, int n, int kc, const float *A, long lda, const float *Bp, float *C, long ldc,
+                        float alpha, float beta, const float *bias);
 
 // One (m, nv) instance: m rows, nv vectors per row, the last vector masked by `last`.
 // always_inline + constant m/nv: the compiler unrolls everything and keeps acc in registers.
 static inline __attribute__((always_inline)) void
-tile(const int m, const int nv, int kc, const float *restrict Ap, long sa, const float *restrict Bp,
+tile(const int m, const int nv, const int rows, int kc, const float *restrict Ap, long sa, const float *restrict Bp,
      float *restrict C, long ldc, float alpha, float beta, const float *restrict bias, __mmask16 last) {
+    // rows: op(A) is row-major A read in place, a(i,k) = Ap[i*sa + k] (sa = lda), through three
+    // row pointers and the offsets 0, lda, 2 lda, 3 lda (x86 addressing does the rest).
+    const float *a4 = Ap + 4 * sa, *a8 = Ap + 8 * sa;
     __m512 acc[MR][NV];
 #pragma GCC unroll 16
     for (int i = 0; i < m; i++) {
@@ -44,11 +50,12 @@ tile(const int m, const int nv, int kc, const float *restrict Ap, long sa, const
         _mm_prefetch((const char *)(Bp + 8 * NR), _MM_HINT_T0);
 #pragma GCC unroll 16
         for (int i = 0; i < m; i++) {
-            __m512 a = _mm512_set1_ps(Ap[i]);
+            __m512 a = rows ? _mm512_set1_ps((i < 4 ? Ap : i < 8 ? a4 : a8)[(i & 3) * sa]) : _mm512_set1_ps(Ap[i]);
 #pragma GCC unroll 4
             for (int v = 0; v < nv; v++) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
         }
-        Ap += sa;
+        if (rows) Ap++, a4++, a8++;
+        else Ap += sa;
         Bp += NR;
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
@@ -73,20 +80,20 @@ tile(const int m, const int nv, int kc, const float *restrict Ap, long sa, const
 
 // Rows beyond MR cannot happen; the MIN keeps the dead cases of the switch in bounds.
 #define RM(x) ((x) < MR ? (x) : MR)
-#define ROWS(NVV)                                                                              \
+#define ROWS(NVV, RW)                                                                          \
     switch (m) {                                                                               \
-    case 1: tile(RM(1), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 2: tile(RM(2), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 3: tile(RM(3), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 4: tile(RM(4), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 5: tile(RM(5), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 6: tile(RM(6), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 7: tile(RM(7), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 8: tile(RM(8), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 9: tile(RM(9), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 10: tile(RM(10), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                  \
-    case 11: tile(RM(11), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                  \
-    default: tile(RM(12), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                  \
+    case 1: tile(RM(1), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 2: tile(RM(2), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 3: tile(RM(3), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 4: tile(RM(4), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 5: tile(RM(5), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 6: tile(RM(6), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 7: tile(RM(7), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 8: tile(RM(8), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 9: tile(RM(9), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
+    case 10: tile(RM(10), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                  \
+    case 11: tile(RM(11), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                  \
+    default: tile(RM(12), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                  \
     }
 
 // C(m,n) tile: m in [1,MR], n in [1,NR]; Ap (kc x MR) and Bp (kc x NR) packed, Bp 64-byte aligned.
@@ -94,7 +101,15 @@ void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *
                    float alpha, float beta, const float *bias) {
     int nv = (n + 15) / 16;
     __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - n));
-    if (nv >= 2) { ROWS(2) } else { ROWS(1) }
+    if (nv >= 2) { ROWS(2, 0) } else { ROWS(1, 0) }
+}
+
+// The same with op(A) = A row-major in place (no packing): a(i,k) = A[i*lda + k].
+void tz_ukr_avx512_rows(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
+                        float alpha, float beta, const float *bias) {
+    int nv = (n + 15) / 16;
+    __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - n));
+    if (nv >= 2) { ROWS(2, 1) } else { ROWS(1, 1) }
 }
 
 #pragma GCC pop_options
