@@ -1,7 +1,6 @@
 // op_matmul.c: matrix products on our gemm. Backward of C = op(A) op(B):
 //   d op(A) = dC op(B)^T,  d op(B) = op(A)^T dC  (written so each is one gemm with beta = 1).
 #include "internal.h"
-#include "lanes.h"
 #include "parallel.h"
 
 #include <string.h>
@@ -101,15 +100,6 @@ bad:
             tz_shape_str(b, s.b), tb ? "^T" : "");
 }
 
-// Bias gradient columns [lo, hi): sums of dy (R,O) over its rows.
-typedef struct { const real *dy; real *db; int R, O; } bias_grad;
-static void bias_grad_cols(void *arg, long lo, long hi) {
-    const bias_grad *a = arg;
-    const real *restrict dy = a->dy;
-    const int O = a->O;
-    TZ_COLUMN_SUMS(a->db, lo, hi, a->R, r, o, dy[(long)r * O + o]);
-}
-
 // x (R,I) as rows, w (O,I), bias (O): y (R,O) = x w^T + bias.
 static void linear_backward(tz_graph *g, tz_node *n) {
     (void)g;
@@ -117,10 +107,7 @@ static void linear_backward(tz_graph *g, tz_node *n) {
     int R = n->iarg[0], I = n->iarg[1], O = n->iarg[2];
     if (x->grad) tz_gemm(0, 0, R, I, O, 1, y->grad, O, w->data, I, tz_grad_overwrite(x) ? 0 : 1, x->grad, I);
     if (w->grad) tz_gemm(1, 0, O, I, R, 1, y->grad, O, x->data, I, tz_grad_overwrite(w) ? 0 : 1, w->grad, I);
-    if (bias && bias->grad) {
-        bias_grad a = {y->grad, tz_grad_accumulate(bias), R, O};
-        tz_parallel_for(O, R, bias_grad_cols, &a);
-    }
+    if (bias && bias->grad) tz_column_sums_add(tz_grad_accumulate(bias), y->grad, R, O);
 }
 static const tz_op op_linear = {"linear", linear_backward, 1};
 

@@ -2,6 +2,7 @@
 #include "parallel.h"
 
 #include "gemm.h"
+#include "lanes.h"
 #include "threadpool.h"
 
 // Below this much work a second core costs more (hand-off, cache traffic) than it saves.
@@ -28,4 +29,17 @@ void tz_parallel_for(long n, long cost, void (*fn)(void *arg, long lo, long hi),
     }
     chunked c = {n, fn, arg};
     tz_pool_run(T, run_chunk, &c);
+}
+
+typedef struct { const real *m; real *out; int rows, cols; } col_sums;
+static void col_sums_range(void *arg, long lo, long hi) {
+    const col_sums *a = arg;
+    const real *restrict m = a->m;
+    const int cols = a->cols;
+    TZ_COLUMN_SUMS(a->out, lo, hi, a->rows, r, j, m[(long)r * cols + j]);
+}
+
+void tz_column_sums_add(real *out, const real *m, int rows, int cols) {
+    col_sums a = {m, out, rows, cols};
+    tz_parallel_for(cols, rows, col_sums_range, &a);
 }

@@ -4,9 +4,15 @@
 #ifndef TZ_PARALLEL_H
 #define TZ_PARALLEL_H
 
+#include "tz.h"
+
 // Calls fn(arg, lo, hi) on disjoint chunks covering [0, n): on the thread pool when n * cost
 // (cost: rough work per item, in element-operations) is large enough to pay for waking a
 // second core, else once, inline.
 void tz_parallel_for(long n, long cost, void (*fn)(void *arg, long lo, long hi), void *arg);
+
+// out[j] += sum over r of m[r * cols + j], j < cols (a bias's gradient): columns split over the
+// cores, each column's rows added in order, so the bits do not depend on the thread count.
+void tz_column_sums_add(real *out, const real *m, int rows, int cols);
 
 #endif

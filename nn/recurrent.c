@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "gemm.h"
-#include "lanes.h"
 #include "parallel.h"
 #include "threadpool.h"
 
@@ -85,19 +84,8 @@ void seq_input_proj(tz_graph *g, real *gates, const seq_dims *d, const tz_tensor
     gemm_bias(0, 1, d->T * d->B, d->G, d->I, 1, x->data, d->I, w_ih->data, d->I, 0, gates, d->G, bias);
 }
 
-// Column sums of dgates (rows, G) added into a bias gradient, on both cores.
-typedef struct { const real *dg; real *gb; int rows, G; } bias_sums;
-static void bias_cols(void *arg, long lo, long hi) {
-    const bias_sums *a = arg;
-    const real *restrict dg = a->dg;
-    const int G = a->G;
-    TZ_COLUMN_SUMS(a->gb, lo, hi, a->rows, r, j, dg[(long)r * G + j]);
-}
-
 void seq_bias_grad(tz_tensor *b, const real *dgates, int rows, int G) {
-    if (!b || !b->grad) return;
-    bias_sums a = {dgates, b->grad, rows, G};
-    tz_parallel_for(G, rows, bias_cols, &a);
+    if (b && b->grad) tz_column_sums_add(b->grad, dgates, rows, G);
 }
 
 void seq_input_grads(const real *dgates, const seq_dims *d, tz_tensor *x, tz_tensor *w_ih, tz_tensor *b1,
