@@ -54,6 +54,7 @@ static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
 }
 
 static void reset(void *vm, int B) { recurrent_lm_reset(((hybrid *)vm)->rlm, B); }
+static real *carried(void *vm, size_t *n) { return recurrent_lm_carried(((hybrid *)vm)->rlm, n); }
 
 static void destroy(void *vm) {
     hybrid *m = vm;
@@ -69,5 +70,6 @@ const tz_model_def tz_model_hybrid = {
     .create = create,
     .forward = forward,
     .reset = reset,
+    .carried = carried,
     .free = destroy,
 };

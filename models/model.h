@@ -36,6 +36,9 @@ typedef struct tz_model_def {
     tz_tensor *(*decode)(tz_graph *g, void *m, const int *ids, int n, int reset);
     // Zeroes the carried state for B streams (stream models; NULL otherwise).
     void (*reset)(void *m, int B);
+    // The state carried from batch to batch: its *n values in the model's own buffer, which a
+    // checkpoint saves and a resume refills (stream models; NULL otherwise).
+    real *(*carried)(void *m, size_t *n);
     void (*free)(void *m);
 } tz_model_def;
 

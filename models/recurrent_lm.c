@@ -11,7 +11,7 @@ typedef struct {
     nn_linear out;
     real dropout;
     int B, L, H;  // the carried state is (L, B, H)
-    real *h, *c;  // owned; reallocated only when the batch size changes
+    real *h, *c;  // one buffer (h then c), reallocated only when the batch size changes
 } rlm;
 
 nn_init recurrent_lm_init_of(const cfg *c) {
@@ -50,16 +50,21 @@ void *recurrent_lm_create(const cfg *c, int V, tz_params *P, tz_rng *r, nn_recur
 
 void recurrent_lm_reset(void *vm, int B) {
     rlm *m = vm;
+    size_t n = (size_t)m->L * B * m->H;
     if (B != m->B) {
         free(m->h);
-        free(m->c);
-        m->h = malloc(sizeof(real) * m->L * B * m->H);
-        m->c = malloc(sizeof(real) * m->L * B * m->H);
-        if (!m->h || !m->c) tz_fail("recurrent lm: out of memory for the state of %d streams", B);
+        m->h = malloc(sizeof(real) * 2 * n);
+        if (!m->h) tz_fail("recurrent lm: out of memory for the state of %d streams", B);
+        m->c = m->h + n;
         m->B = B;
     }
-    memset(m->h, 0, sizeof(real) * m->L * B * m->H);
-    memset(m->c, 0, sizeof(real) * m->L * B * m->H);
+    memset(m->h, 0, sizeof(real) * 2 * n);
+}
+
+real *recurrent_lm_carried(void *vm, size_t *n) {
+    rlm *m = vm;
+    *n = m->h ? 2 * (size_t)m->L * m->B * m->H : 0;
+    return m->h;
 }
 
 // The carried state as a step tensor: a copy, so backward still sees this step's initial state
@@ -102,6 +107,5 @@ tz_tensor *recurrent_lm_forward(tz_graph *g, void *vm, tz_batch *b) {
 void recurrent_lm_free(void *vm) {
     rlm *m = vm;
     free(m->h);
-    free(m->c);
     free(m);
 }

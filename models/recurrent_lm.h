@@ -20,7 +20,8 @@
 // the rest (streams, forward, state, free) is this file's.
 #define RECURRENT_LM_DEF(NAME, PAPER)                                                         \
     {.name = NAME, .paper = PAPER, .keys = keys, .stream = 1, .create = create,               \
-     .forward = recurrent_lm_forward, .reset = recurrent_lm_reset, .free = recurrent_lm_free}
+     .forward = recurrent_lm_forward, .reset = recurrent_lm_reset, .carried = recurrent_lm_carried,     \
+     .free = recurrent_lm_free}
 
 void *recurrent_lm_create(const cfg *c, int V, tz_params *P, tz_rng *r, nn_recurrent_config rc);
 // Embeddings and the recurrent layer only (no output layer), for models that add their own head.
@@ -29,6 +30,7 @@ void *recurrent_lm_create_body(const cfg *c, int V, tz_params *P, tz_rng *r, nn_
 tz_tensor *recurrent_lm_states(tz_graph *g, void *m, const tz_batch *b);
 tz_tensor *recurrent_lm_forward(tz_graph *g, void *m, tz_batch *b);
 void recurrent_lm_reset(void *m, int B);
+real *recurrent_lm_carried(void *m, size_t *n);
 void recurrent_lm_free(void *m);
 // The [model] init/init_scale keys as an nn_init (fails naming the key if unknown).
 nn_init recurrent_lm_init_of(const cfg *c);

@@ -121,6 +121,45 @@ Test(cli, profile_names_the_ops) {
     cr_assert(strstr(table, "\nall "), "no total row");
 }
 
+// A Ctrl-C checkpoint holds the recurrent state carried into the next batch and the dropout
+// RNG: resuming from it ends exactly where an uninterrupted run of the same length ends.
+Test(cli, ctrl_c_resume_is_exact) {
+    write_cfg("gru.cfg", gru_cfg);
+    const char *same = "model.dropout=0.2 train.eval_every=1000000 train.log_every=1000000";
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cd %s && exec %s gru.cfg --json %s train.steps=1000000 train.out_dir=run >o.txt 2>&1", dir,
+             TZ_TRAIN_EXE, same);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    sleep(1);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    char path[128], text[8192];
+    snprintf(path, sizeof path, "%s/o.txt", dir);
+    FILE *f = fopen(path, "r");
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size > (long)sizeof text - 1 ? size - (long)sizeof text + 1 : 0, SEEK_SET); // the message is at the end
+    text[fread(text, 1, sizeof text - 1, f)] = 0;
+    fclose(f);
+    const char *at = strstr(text, "interrupted at step ");
+    long stopped = at ? atol(at + strlen("interrupted at step ")) : 0;
+    cr_assert(stopped > 0, "no 'interrupted at step' in:\n%s", text);
+    char args[256], *out, *err;
+    snprintf(args, sizeof args, "--resume run --json train.steps=%ld", stopped + 9);
+    cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+    double resumed = field(out, "summary", "final_val_loss");
+    snprintf(args, sizeof args, "gru.cfg --json %s train.steps=%ld train.out_dir=straight", same, stopped + 9);
+    cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+    double straight = field(out, "summary", "final_val_loss");
+    cr_assert(resumed == straight, "stopped at %ld: resumed %.9f, uninterrupted %.9f", stopped, resumed, straight);
+}
+
 // 64 streams of the tiny text wrap every few steps: resuming must land on the same stream position.
 Test(cli, resume_across_epochs_is_exact) {
     write_cfg("gru.cfg", gru_cfg);

@@ -45,11 +45,18 @@ void tz_ckpt_save(const char *path, const tz_params *P, const nn_optim *o, const
                 DTYPE, o->n, off, off + sizeof(real) * o->n);
         off += sizeof(real) * o->n;
     }
+    if (m->carried && m->carried_n) {
+        fprintf(h, "\"train.carried\":{\"dtype\":\"%s\",\"shape\":[%zu],\"data_offsets\":[%zu,%zu]},", DTYPE, m->carried_n,
+                off, off + sizeof(real) * m->carried_n);
+        off += sizeof(real) * m->carried_n;
+    }
     fprintf(h, "\"__metadata__\":{\"format\":\"tapezoo-1\",\"model\":");
     json_write_string(h, m->model);
     fprintf(h, ",\"step\":\"%ld\",\"best_val\":\"%.17g\",\"best_step\":\"%ld\",", m->step, m->best_val, m->best_step);
     fprintf(h, "\"rng\":\"%016llx %016llx %016llx %016llx\",", (unsigned long long)m->rng[0],
             (unsigned long long)m->rng[1], (unsigned long long)m->rng[2], (unsigned long long)m->rng[3]);
+    fprintf(h, "\"dropout_rng\":\"%016llx %016llx %016llx %016llx\",", (unsigned long long)m->drop_rng[0],
+            (unsigned long long)m->drop_rng[1], (unsigned long long)m->drop_rng[2], (unsigned long long)m->drop_rng[3]);
     fprintf(h, "\"optim_step\":\"%ld\",\"optim\":\"%s\",\"cfg\":", o ? o->step : 0L, o ? nn_optim_name(o->c.kind) : "");
     json_write_string(h, m->cfg_text ? m->cfg_text : "");
     fputs(",\"vocab\":", h);
@@ -69,6 +76,7 @@ void tz_ckpt_save(const char *path, const tz_params *P, const nn_optim *o, const
     write_all(f, hdr, hlen, tmp);
     for (int i = 0; i < P->count; i++) write_all(f, P->t[i]->data, sizeof(real) * P->t[i]->n, tmp);
     for (int s = 0; o && s < o->n_state; s++) write_all(f, o->state[s], sizeof(real) * o->n, tmp);
+    if (m->carried && m->carried_n) write_all(f, m->carried, sizeof(real) * m->carried_n, tmp);
     if (fflush(f) || fsync(fileno(f)) || fclose(f)) tz_fail("checkpoint %s: write failed (%s)", tmp, strerror(errno));
     if (rename(tmp, path)) tz_fail("checkpoint: cannot rename %s to %s (%s)", tmp, path, strerror(errno));
     free(hdr);
@@ -116,6 +124,13 @@ void tz_ckpt_read_meta(const char *path, tz_ckpt_meta *m) {
     if (sscanf(meta_str(&hdr, "rng", path), "%llx %llx %llx %llx", &r[0], &r[1], &r[2], &r[3]) != 4)
         tz_fail("checkpoint %s: bad rng state", path);
     for (int i = 0; i < 4; i++) m->rng[i] = r[i];
+    const json *d = json_get(json_get(&hdr, "__metadata__"), "dropout_rng");
+    if (d && d->type == JSON_STRING) {
+        if (sscanf(d->string, "%llx %llx %llx %llx", &r[0], &r[1], &r[2], &r[3]) != 4)
+            tz_fail("checkpoint %s: bad dropout_rng state", path);
+        for (int i = 0; i < 4; i++) m->drop_rng[i] = r[i];
+        m->has_drop_rng = 1;
+    }
     m->cfg_text = strdup(meta_str(&hdr, "cfg", path));
     m->vocab_text = strdup(meta_str(&hdr, "vocab", path));
     json_free(&hdr);
@@ -171,6 +186,23 @@ void tz_ckpt_load(const char *path, tz_params *P, nn_optim *o) {
     }
     fclose(f);
     json_free(&hdr);
+}
+
+int tz_ckpt_load_carried(const char *path, real *dst, size_t n) {
+    json hdr;
+    long start;
+    FILE *f = open_header(path, &hdr, &start);
+    const json *e = json_get(&hdr, "train.carried"), *sh = e ? json_get(e, "shape") : NULL;
+    int have = e != NULL;
+    if (have && sh && sh->type == JSON_ARRAY && sh->count == 1 && sh->items[0].number != (double)n) have = -1;
+    if (have > 0) {
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        read_tensor(f, &hdr, start, size, path, "train.carried", NULL, n, dst);
+    }
+    fclose(f);
+    json_free(&hdr);
+    return have;
 }
 
 void tz_ckpt_meta_free(tz_ckpt_meta *m) {

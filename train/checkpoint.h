@@ -1,7 +1,8 @@
 // checkpoint.h: a training run's whole state in one safetensors file (so numpy and PyTorch
 // users can read the weights): every parameter under its own name, the optimiser's state as
-// "optim.<state>" (flat, parameter-block order), and in "__metadata__" the format, model name,
-// step, RNG state, resolved cfg and vocabulary. Written to a temporary file, flushed and
+// "optim.<state>" (flat, parameter-block order), the recurrent state carried between batches as
+// "train.carried", and in "__metadata__" the format, model name, step, the RNGs' states,
+// resolved cfg and vocabulary. Written to a temporary file, flushed and
 // renamed, so a crash never leaves a half-written checkpoint in place of a good one.
 #ifndef TZ_CHECKPOINT_H
 #define TZ_CHECKPOINT_H
@@ -15,6 +16,10 @@ typedef struct tz_ckpt_meta {
     double best_val;    // best validation loss so far (or a large number)
     long best_step;
     uint64_t rng[4];    // the trainer's RNG (batches)
+    uint64_t drop_rng[4]; // the graph's RNG (dropout masks)
+    int has_drop_rng;   // read: the checkpoint has it (older ones do not)
+    const real *carried; // save: the carried state (NULL: none), carried_n values
+    size_t carried_n;
     char *cfg_text;     // resolved cfg (owned, NUL-terminated)
     char *vocab_text;   // tz_vocab_save text (owned)
 } tz_ckpt_meta;
@@ -27,5 +32,8 @@ void tz_ckpt_read_meta(const char *path, tz_ckpt_meta *m);
 // match exactly (else one line naming the tensor and both shapes).
 void tz_ckpt_load(const char *path, tz_params *P, nn_optim *o);
 void tz_ckpt_meta_free(tz_ckpt_meta *m);
+// Reads "train.carried" (n values) into dst: 1; 0 if the checkpoint has none, -1 if it holds
+// another number of values (another batch size); dst is untouched then.
+int tz_ckpt_load_carried(const char *path, real *dst, size_t n);
 
 #endif

@@ -81,6 +81,14 @@ static double evaluate(const tz_model_def *def, void *m, tz_graph *g, const int 
     return count ? total / count : NAN;
 }
 
+// What a checkpoint needs besides the weights to continue bit for bit: both RNGs and the
+// recurrent state carried into the next batch.
+static void run_state(tz_ckpt_meta *m, const tz_model_def *def, void *model, const tz_batcher *tb, const tz_graph *g) {
+    memcpy(m->rng, tb->rng.s, sizeof m->rng);
+    memcpy(m->drop_rng, g->rng.s, sizeof m->drop_rng);
+    if (def->carried) m->carried = def->carried(model, &m->carried_n);
+}
+
 static char *vocab_text(const tz_vocab *v) {
     char *buf;
     size_t size;
@@ -226,6 +234,7 @@ int main(int argc, char **argv) {
     tz_graph_init(&g, 1 << 22);
     g.training = 1;
     tz_rng_seed(&g.rng, seed + 2);
+    if (resume && meta.has_drop_rng) memcpy(g.rng.s, meta.drop_rng, sizeof g.rng.s); // same dropout masks
     int tty = !json && isatty(fileno(stdout));
     double t_start = now(), t_train = 0, t_fwd = 0, t_bwd = 0, t_opt = 0, sum_loss = 0, last_train = NAN, last_val = NAN;
     double t_all = 0; // every step, for runs too short to have steps after the warm-up
@@ -234,6 +243,12 @@ int main(int argc, char **argv) {
     double grad_norm = 0;
     int status = 0;
     if (def->stream) def->reset(model, B);
+    if (resume && def->carried) { // the state the run carried when it stopped (zero after a validation)
+        size_t n;
+        real *s = def->carried(model, &n);
+        if (tz_ckpt_load_carried(last_path, s, n) < 0)
+            fprintf(out, "note: %s was saved with another batch size: the carried state starts from zeros\n", last_path);
+    }
     while (step < steps && !interrupted) {
         tz_batch b;
         if (tz_batcher_next(&tb, &b) && def->stream) def->reset(model, B);
@@ -276,7 +291,7 @@ int main(int argc, char **argv) {
                 else bad_evals++;
                 tz_ckpt_meta m = {.step = step, .best_val = best_val, .best_step = best_step, .cfg_text = cfg_text, .vocab_text = vtext};
                 snprintf(m.model, sizeof m.model, "%s", def->name);
-                memcpy(m.rng, tb.rng.s, sizeof m.rng);
+                run_state(&m, def, model, &tb, &g);
                 if (improved) tz_ckpt_save(best_path, &P, &opt, &m);
                 tz_ckpt_save(last_path, &P, &opt, &m);
                 if (js) fprintf(js, "{\"event\":\"val\",\"step\":%ld,\"val_loss\":%.6f,\"best_val_loss\":%.6f,\"best_step\":%ld}\n", step, last_val, best_val, best_step);
@@ -317,7 +332,7 @@ int main(int argc, char **argv) {
     if (interrupted) { // Ctrl-C: keep what was learned
         tz_ckpt_meta m = {.step = step, .best_val = best_val, .best_step = best_step, .cfg_text = cfg_text, .vocab_text = vtext};
         snprintf(m.model, sizeof m.model, "%s", def->name);
-        memcpy(m.rng, tb.rng.s, sizeof m.rng);
+        run_state(&m, def, model, &tb, &g);
         tz_ckpt_save(last_path, &P, &opt, &m);
         fprintf(out, "\ninterrupted at step %ld: checkpoint saved to %s (continue with: train --resume %s)\n", step, last_path, run_dir);
     }
