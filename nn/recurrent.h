@@ -2,9 +2,9 @@
 // direction, hand-written backward), and the layer that stacks them.
 //
 // Sequences are time-major: x (T, B, I). Each fused op projects the inputs of all T steps with
-// one gemm, runs one (B,H)x(H,G*H) gemm per step for the recurrence, fuses the gates, and in
-// backward accumulates the weight gradients of all steps with one gemm each. Nothing is
-// allocated per step. Weights follow PyTorch's layout, so its checkpoints load directly:
+// one gemm, packs W_hh once, and lets each thread run all T steps of its slice of the batch (a
+// (b,H)x(H,G*H) product and the gates per step); backward runs the same way and then takes the
+// weight gradients of all steps with one gemm each. Nothing is allocated per step. Weights follow PyTorch's layout, so its checkpoints load directly:
 //   w_ih (G*H, I), w_hh (G*H, H), b_ih (G*H), b_hh (G*H); gate order
 //   LSTM i, f, g, o (G = 4);  GRU r, z, n (G = 3);  RNN (G = 1).
 #ifndef NN_RECURRENT_H
