@@ -68,6 +68,23 @@ static int run(const char *args, char **out, char **err) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
+// Starts the trainer with args in dir (output in o.txt), sends Ctrl-C after `seconds` and
+// expects a clean exit.
+static void interrupt_after(const char *args, int seconds) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cd %s && exec %s %s >o.txt 2>&1", dir, TZ_TRAIN_EXE, args);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    sleep(seconds);
+    kill(pid, SIGINT);
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
 static double field(const char *json, const char *event, const char *key) {
     char pat[64];
     snprintf(pat, sizeof pat, "{\"event\":\"%s\"", event);
@@ -126,19 +143,9 @@ Test(cli, profile_names_the_ops) {
 Test(cli, ctrl_c_resume_is_exact) {
     write_cfg("gru.cfg", gru_cfg);
     const char *same = "model.dropout=0.2 train.eval_every=1000000 train.log_every=1000000";
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "cd %s && exec %s gru.cfg --json %s train.steps=1000000 train.out_dir=run >o.txt 2>&1", dir,
-             TZ_TRAIN_EXE, same);
-    pid_t pid = fork();
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    sleep(1);
-    kill(pid, SIGINT);
-    int st;
-    waitpid(pid, &st, 0);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    char args[256], *out, *err;
+    snprintf(args, sizeof args, "gru.cfg --json %s train.steps=1000000 train.out_dir=run", same);
+    interrupt_after(args, 1);
     char path[128], text[8192];
     snprintf(path, sizeof path, "%s/o.txt", dir);
     FILE *f = fopen(path, "r");
@@ -150,7 +157,6 @@ Test(cli, ctrl_c_resume_is_exact) {
     const char *at = strstr(text, "interrupted at step ");
     long stopped = at ? atol(at + strlen("interrupted at step ")) : 0;
     cr_assert(stopped > 0, "no 'interrupted at step' in:\n%s", text);
-    char args[256], *out, *err;
     snprintf(args, sizeof args, "--resume run --json train.steps=%ld", stopped + 9);
     cr_assert_eq(run(args, &out, &err), 0, "%s", err);
     double resumed = field(out, "summary", "final_val_loss");
@@ -215,18 +221,8 @@ Test(cli, nan_stops_without_losing_the_checkpoint) {
 
 Test(cli, ctrl_c_saves_and_exits_cleanly) {
     write_cfg("gru.cfg", gru_cfg);
+    interrupt_after("gru.cfg train.steps=1000000 train.eval_every=1000000 train.out_dir=run", 2);
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "cd %s && exec %s gru.cfg train.steps=1000000 train.eval_every=1000000 train.out_dir=run >o.txt 2>&1", dir, TZ_TRAIN_EXE);
-    pid_t pid = fork();
-    if (pid == 0) {
-        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    sleep(2);
-    kill(pid, SIGINT);
-    int st;
-    waitpid(pid, &st, 0);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
     snprintf(cmd, sizeof cmd, "grep -q 'interrupted at step' %s/o.txt && test -s %s/run/last.safetensors", dir, dir);
     cr_assert_eq(system(cmd), 0);
 }
