@@ -417,7 +417,7 @@ void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const doub
                    const double *B, int ldb, double beta, double *C, int ldc, const double *bias) {
     for (int i = 0; i < M; i++) {
         double *c = C + (long)i * ldc;
-        for (int j = 0; j < N; j++) c[j] = beta == 0.0 ? 0.0 : beta * c[j];
+        for (int j = 0; j < N; j++) c[j] = (beta == 0.0 ? 0.0 : beta * c[j]) + (bias && alpha == 0.0 ? bias[j] : 0.0);
         if (alpha == 0.0) continue;
         if (!tb) {
             for (int k = 0; k < K; k++) {

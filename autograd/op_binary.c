@@ -69,7 +69,11 @@ static void binary_backward(tz_graph *g, tz_node *n) {
         same_args s = {a->data, b->data, gy, NULL, a->grad, b->grad, n->iarg[0], 0, 0};
         if (a->grad) s.over_a = tz_grad_overwrite(a);
         if (b->grad) s.over_b = tz_grad_overwrite(b);
-        tz_parallel_for(y->n, 2, same_bw, &s);
+        // Two views of one buffer at different offsets (x[1:] - x[:-1]): a thread's range of gb
+        // would meet the other's range of ga. Serial then; one tensor twice splits the same way.
+        int overlap = s.ga && s.gb && s.ga != s.gb && s.ga < s.gb + y->n && s.gb < s.ga + y->n;
+        if (overlap) same_bw(&s, 0, y->n);
+        else tz_parallel_for(y->n, 2, same_bw, &s);
         return;
     }
     // Broadcast: a repeated operand's gradient is a sum, so it is added into (zeroed if fresh).

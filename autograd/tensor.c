@@ -23,7 +23,7 @@ void tz_tensor_set_shape(tz_tensor *t, int ndim, const int *shape) {
 }
 
 tz_tensor *tz_tensor_new(int ndim, const int *shape) {
-    tz_tensor tmp;
+    tz_tensor tmp = {0};
     tz_tensor_set_shape(&tmp, ndim, shape);
     tz_tensor *t = calloc(1, sizeof *t + sizeof(real) * (size_t)tmp.n);
     if (!t) tz_fail("tensor: out of memory for %d elements", tmp.n);

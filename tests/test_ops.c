@@ -253,3 +253,31 @@ Test(ops, grad_norm_is_thread_count_independent) {
     cr_assert_float_eq(n1, sqrt(exact), 1e-9 * sqrt(exact));
     tz_params_free(&P);
 }
+
+// Two overlapping views of one buffer as the operands of a same-shape op (x[1:] * x[:-1]), big
+// enough for two threads: both contributions reach every element. (Split over threads, the two
+// gradient ranges would meet at the split, a race on one element that a test cannot reliably
+// catch; the op takes its serial path here.)
+Test(ops, overlapping_views_accumulate_exactly) {
+    tz_set_threads(2);
+    tz_params P;
+    tz_params_init(&P);
+    enum { N = 60001 };
+    tz_tensor *x = tz_param(&P, "x", 1, (const int[]){N});
+    for (int i = 0; i < N; i++) x->data[i] = (real)(1 + i % 7);
+    tz_graph g2;
+    tz_graph_init(&g2, 1 << 16);
+    for (int rep = 0; rep < 5; rep++) {
+        tz_graph_reset(&g2);
+        tz_params_zero_grad(&P);
+        tz_tensor *y = tz_mul(&g2, tz_slice(&g2, x, 0, 1, N - 1), tz_slice(&g2, x, 0, 0, N - 1));
+        tz_backward(&g2, tz_sum(&g2, y));
+        for (int i = 0; i < N; i++) { // d/dx_i sum x_{j+1} x_j = x_{i-1} + x_{i+1}
+            real want = (i > 0 ? x->data[i - 1] : 0) + (i < N - 1 ? x->data[i + 1] : 0);
+            cr_assert_eq(x->grad[i], want, "rep %d: dx[%d] = %g, want %g", rep, i, (double)x->grad[i], (double)want);
+        }
+    }
+    tz_graph_free(&g2);
+    tz_params_free(&P);
+    tz_set_threads(0);
+}

@@ -235,6 +235,8 @@ int main(int argc, char **argv) {
     g.training = 1;
     tz_rng_seed(&g.rng, seed + 2);
     if (resume && meta.has_drop_rng) memcpy(g.rng.s, meta.drop_rng, sizeof g.rng.s); // same dropout masks
+    tz_rng sample_rng; // samples draw from their own generator: they never move the dropout masks
+    tz_rng_seed(&sample_rng, seed + 3);
     int tty = !json && isatty(fileno(stdout));
     double t_start = now(), t_train = 0, t_fwd = 0, t_bwd = 0, t_opt = 0, sum_loss = 0, last_train = NAN, last_val = NAN;
     double t_all = 0; // every step, for runs too short to have steps after the warm-up
@@ -254,8 +256,8 @@ int main(int argc, char **argv) {
         if (tz_batcher_next(&tb, &b) && def->stream) def->reset(model, B);
         if (profile && step - start_step == warmup) tz_profile_start(&g);
         double t0 = now();
-        tz_graph_reset(&g);
         tz_params_zero_grad(&P);
+        tz_graph_reset(&g); // after the zeroing: --profile counts from here
         tz_tensor *logits = def->forward(&g, model, &b);
         tz_tensor *loss = tz_cross_entropy(&g, logits, b.targets, -1);
         double t1 = now();
@@ -324,9 +326,15 @@ int main(int argc, char **argv) {
             tz_sample_opts so = {(int)cfg_int(&c, "sample", "tokens"), cfg_float(&c, "sample", "temperature"),
                                  (int)cfg_int(&c, "sample", "top_k"), T};
             fprintf(out, "--- sample at step %ld\n", step);
-            tz_sample(def, model, &corpus.vocab, cfg_str(&c, "sample", "prompt"), &so, &g.rng, out);
+            // Sampling must not change training: its own RNG, and the carried state put back.
+            size_t n = 0;
+            real *kept = def->carried ? def->carried(model, &n) : NULL;
+            kept = n ? memcpy(malloc(sizeof(real) * n), kept, sizeof(real) * n) : NULL; // not per step
+            tz_sample(def, model, &corpus.vocab, cfg_str(&c, "sample", "prompt"), &so, &sample_rng, out);
             fprintf(out, "\n---\n");
             if (def->stream) def->reset(model, B);
+            if (kept) memcpy(def->carried(model, &n), kept, sizeof(real) * n);
+            free(kept);
         }
     }
     if (interrupted) { // Ctrl-C: keep what was learned
@@ -340,7 +348,7 @@ int main(int argc, char **argv) {
         tz_sample_opts so = {(int)cfg_int(&c, "sample", "tokens"), cfg_float(&c, "sample", "temperature"),
                              (int)cfg_int(&c, "sample", "top_k"), T};
         fprintf(out, "--- sample\n");
-        tz_sample(def, model, &corpus.vocab, cfg_str(&c, "sample", "prompt"), &so, &g.rng, out);
+        tz_sample(def, model, &corpus.vocab, cfg_str(&c, "sample", "prompt"), &so, &sample_rng, out);
         fprintf(out, "\n---\n");
     }
     if (!timed_steps && step > start_step) { // too short for a warm-up: every step counts
