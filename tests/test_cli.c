@@ -166,6 +166,23 @@ Test(cli, ctrl_c_resume_is_exact) {
     cr_assert(resumed == straight, "stopped at %ld: resumed %.9f, uninterrupted %.9f", stopped, resumed, straight);
 }
 
+// Samples (every 5 steps without --json) draw from their own RNG and leave the carried state as
+// it was: the run trains exactly as the same run with --json, which never samples.
+Test(cli, sampling_does_not_change_training) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *out, *err;
+    const char *same = "model.dropout=0.2 train.sample_every=5 sample.tokens=20";
+    char args[256];
+    snprintf(args, sizeof args, "gru.cfg %s train.out_dir=a", same);
+    cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "--- sample at step 5"), "no sample in:\n%.400s", out);
+    snprintf(args, sizeof args, "gru.cfg --json %s train.out_dir=b", same);
+    cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "cd %s && cut -d, -f1-3 a/log.csv > a.txt && cut -d, -f1-3 b/log.csv > b.txt && cmp -s a.txt b.txt", dir);
+    cr_assert_eq(system(cmd), 0, "losses differ between the run that samples and the one that does not");
+}
+
 // 64 streams of the tiny text wrap every few steps: resuming must land on the same stream position.
 Test(cli, resume_across_epochs_is_exact) {
     write_cfg("gru.cfg", gru_cfg);
