@@ -75,6 +75,10 @@ tz_tensor *nn_sdpa(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor *v, const 
 // The same function as nn_sdpa over split heads, without its copies; no attention dropout.
 tz_tensor *nn_attention_fused(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor *v, int heads, const int *lengths,
                               int causal, tz_tensor **weights);
+// The same for self-attention with q, k, v packed in one projection qkv (B,T,3C) = [q k v]
+// (one gemm instead of three) -> (B,T,C).
+tz_tensor *nn_attention_fused_qkv(tz_graph *g, tz_tensor *qkv, int heads, const int *lengths, int causal,
+                                  tz_tensor **weights);
 
 // ---------------------------------------------------------------------------------------------
 // Multi-head attention: concat_h(sdpa(x Wq_h, kv Wk_h, kv Wv_h)) Wo.

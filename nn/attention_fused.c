@@ -27,7 +27,12 @@ typedef struct {
     real scale;
     real *P;            // (B,H,Tq,Tk) attention weights, saved for backward
     real *dP;           // backward scratch, same shape
-    const tz_tensor *q, *k, *v, *o;
+    // q, k, v: data and (in backward) gradients of rows of C values, ld apart (C for three
+    // tensors, 3C for one packed [q k v] tensor); o (B,Tq,C).
+    const real *q, *k, *v;
+    real *gq, *gk, *gv;
+    long ld;
+    const tz_tensor *o;
     real beta_q, beta_k, beta_v; // backward: 0 overwrites a fresh gradient, 1 adds
 } fused_attn;
 
@@ -42,13 +47,13 @@ static int key_limit(const fused_attn *a, int b, int i) {
 // (batch, head) pairs [lo, hi).
 static void forward_pairs(void *arg, long lo, long hi) {
     const fused_attn *a = arg;
-    int C = a->C, D = a->D, Tq = a->Tq, Tk = a->Tk;
+    int C = a->C, D = a->D, Tq = a->Tq, Tk = a->Tk, ld = (int)a->ld;
     for (int p = (int)lo; p < hi; p++) {
         int b = p / a->H, h = p % a->H;
-        const real *Q = a->q->data + (long)b * Tq * C + h * D, *K = a->k->data + (long)b * Tk * C + h * D;
-        const real *V = a->v->data + (long)b * Tk * C + h * D;
+        const real *Q = a->q + (long)b * Tq * ld + h * D, *K = a->k + (long)b * Tk * ld + h * D;
+        const real *V = a->v + (long)b * Tk * ld + h * D;
         real *S = a->P + (long)p * Tq * Tk, *O = a->o->data + (long)b * Tq * C + h * D;
-        gemm(0, 1, Tq, Tk, D, a->scale, Q, C, K, C, 0, S, Tk);
+        gemm(0, 1, Tq, Tk, D, a->scale, Q, ld, K, ld, 0, S, Tk);
         for (int i = 0; i < Tq; i++) {
             real *restrict s = S + (long)i * Tk, mx, sum;
             int lim = key_limit(a, b, i);
@@ -58,29 +63,29 @@ static void forward_pairs(void *arg, long lo, long hi) {
             for (int j = 0; j < lim; j++) s[j] /= sum;
             for (int j = lim; j < Tk; j++) s[j] = 0;
         }
-        gemm(0, 0, Tq, D, Tk, 1, S, Tk, V, C, 0, O, C);
+        gemm(0, 0, Tq, D, Tk, 1, S, Tk, V, ld, 0, O, C);
     }
 }
 
 static void backward_pairs(void *arg, long lo, long hi) {
     const fused_attn *a = arg;
-    int C = a->C, D = a->D, Tq = a->Tq, Tk = a->Tk;
+    int C = a->C, D = a->D, Tq = a->Tq, Tk = a->Tk, ld = (int)a->ld;
     for (int p = (int)lo; p < hi; p++) {
         int b = p / a->H, h = p % a->H;
-        long qo = (long)b * Tq * C + h * D, ko = (long)b * Tk * C + h * D;
-        const real *Q = a->q->data + qo, *K = a->k->data + ko, *V = a->v->data + ko, *dO = a->o->grad + qo;
+        long qo = (long)b * Tq * ld + h * D, ko = (long)b * Tk * ld + h * D, oo = (long)b * Tq * C + h * D;
+        const real *Q = a->q + qo, *K = a->k + ko, *V = a->v + ko, *dO = a->o->grad + oo;
         const real *P = a->P + (long)p * Tq * Tk;
         real *dS = a->dP + (long)p * Tq * Tk;
-        gemm(0, 1, Tq, Tk, D, 1, dO, C, V, C, 0, dS, Tk); // dP
+        gemm(0, 1, Tq, Tk, D, 1, dO, C, V, ld, 0, dS, Tk); // dP
         for (int i = 0; i < Tq; i++) {
             const real *restrict pr = P + (long)i * Tk;
             real *restrict d = dS + (long)i * Tk, dot;
             TZ_LANE_SUM(dot, Tk, j, pr[j] * d[j]);
             for (int j = 0; j < Tk; j++) d[j] = pr[j] * (d[j] - dot);
         }
-        if (a->q->grad) gemm(0, 0, Tq, D, Tk, a->scale, dS, Tk, K, C, a->beta_q, a->q->grad + qo, C);
-        if (a->k->grad) gemm(1, 0, Tk, D, Tq, a->scale, dS, Tk, Q, C, a->beta_k, a->k->grad + ko, C);
-        if (a->v->grad) gemm(1, 0, Tk, D, Tq, 1, P, Tk, dO, C, a->beta_v, a->v->grad + ko, C);
+        if (a->gq) gemm(0, 0, Tq, D, Tk, a->scale, dS, Tk, K, ld, a->beta_q, a->gq + qo, ld);
+        if (a->gk) gemm(1, 0, Tk, D, Tq, a->scale, dS, Tk, Q, ld, a->beta_k, a->gk + ko, ld);
+        if (a->gv) gemm(1, 0, Tk, D, Tq, 1, P, Tk, dO, C, a->beta_v, a->gv + ko, ld);
     }
 }
 
@@ -92,14 +97,45 @@ static void fused_backward(tz_graph *g, tz_node *n) {
     a->o = n->out;
     a->dP = tz_arena_alloc(&g->arena, sizeof(real) * a->B * a->H * a->Tq * a->Tk);
     // Each (batch, head) task writes its whole block of dQ, dK and dV, in that order: fresh
-    // buffers are overwritten (q, k, v may be one tensor: only its first product overwrites).
+    // buffers are overwritten (q, k, v may be one tensor: only its first product overwrites;
+    // a packed [q k v] is one buffer whose three parts are each written whole).
     a->beta_q = a->beta_k = a->beta_v = 1;
-    if (a->q->grad && tz_grad_overwrite(n->in[0])) a->beta_q = 0;
-    if (a->k->grad && tz_grad_overwrite(n->in[1])) a->beta_k = 0;
-    if (a->v->grad && tz_grad_overwrite(n->in[2])) a->beta_v = 0;
+    if (n->n_in == 1) {
+        tz_tensor *qkv = n->in[0];
+        if (qkv->grad) {
+            a->gq = qkv->grad, a->gk = qkv->grad + a->C, a->gv = qkv->grad + 2 * a->C;
+            if (tz_grad_overwrite(qkv)) a->beta_q = a->beta_k = a->beta_v = 0;
+        }
+    } else {
+        a->gq = n->in[0]->grad, a->gk = n->in[1]->grad, a->gv = n->in[2]->grad;
+        if (a->gq && tz_grad_overwrite(n->in[0])) a->beta_q = 0;
+        if (a->gk && tz_grad_overwrite(n->in[1])) a->beta_k = 0;
+        if (a->gv && tz_grad_overwrite(n->in[2])) a->beta_v = 0;
+    }
     tz_parallel_for((long)a->B * a->H, pair_cost(a), backward_pairs, a);
 }
 static const tz_op op_fused_attention = {"attention_fused", fused_backward, 1};
+
+// The forward shared by both entry points: in (1 packed or 3 tensors) for the tape.
+static tz_tensor *fused(tz_graph *g, fused_attn a, tz_tensor **in, int n_in, const int *lengths, tz_tensor **weights) {
+    if (a.causal && a.Tq > a.Tk) tz_fail("attention_fused: causal attention with %d queries over %d keys", a.Tq, a.Tk);
+    for (int b = 0; lengths && b < a.B; b++)
+        if (lengths[b] < 1 || lengths[b] > a.Tk)
+            tz_fail("attention_fused: length %d of row %d is outside [1,%d]", lengths[b], b, a.Tk);
+    tz_tensor *o = tz_op_output(g, 3, (const int[]){a.B, a.Tq, a.C}, in, n_in);
+    fused_attn *s = tz_arena_alloc(&g->arena, sizeof *s);
+    *s = a;
+    s->o = o;
+    s->scale = (real)(1 / sqrt((double)a.D));
+    s->beta_q = s->beta_k = s->beta_v = 1;
+    if (lengths) s->lengths = memcpy(tz_arena_alloc(&g->arena, sizeof(int) * a.B), lengths, sizeof(int) * a.B);
+    s->P = tz_arena_alloc(&g->arena, sizeof(real) * a.B * a.H * a.Tq * a.Tk);
+    tz_parallel_for((long)a.B * a.H, pair_cost(s), forward_pairs, s);
+    if (weights) *weights = tz_wrap(g, s->P, NULL, 4, (const int[]){a.B, a.H, a.Tq, a.Tk});
+    tz_node *n = tz_op_record(g, &op_fused_attention, o, in, n_in);
+    if (n) n->aux = s;
+    return o;
+}
 
 tz_tensor *nn_attention_fused(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor *v, int heads, const int *lengths,
                               int causal, tz_tensor **weights) {
@@ -110,19 +146,22 @@ tz_tensor *nn_attention_fused(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor
         tz_fail("attention_fused: q %s, k %s, v %s are not (B,Tq,C), (B,Tk,C), (B,Tk,C) with C divisible by %d heads",
                 tz_shape_str(q, a), tz_shape_str(k, b), tz_shape_str(v, c), heads);
     }
-    int B = q->shape[0], Tq = q->shape[1], Tk = k->shape[1], C = q->shape[2];
-    if (causal && Tq > Tk) tz_fail("attention_fused: causal attention with %d queries over %d keys", Tq, Tk);
-    for (int b = 0; lengths && b < B; b++)
-        if (lengths[b] < 1 || lengths[b] > Tk) tz_fail("attention_fused: length %d of row %d is outside [1,%d]", lengths[b], b, Tk);
+    int C = q->shape[2];
+    fused_attn a = {.B = q->shape[0], .H = heads, .Tq = q->shape[1], .Tk = k->shape[1], .C = C, .D = C / heads,
+                    .causal = causal, .q = q->data, .k = k->data, .v = v->data, .ld = C};
     tz_tensor *in[3] = {q, k, v};
-    tz_tensor *o = tz_op_output(g, 3, q->shape, in, 3);
-    fused_attn *a = tz_arena_alloc(&g->arena, sizeof *a);
-    *a = (fused_attn){B, heads, Tq, Tk, C, C / heads, causal, NULL, (real)(1 / sqrt((double)(C / heads))), NULL, NULL, q, k, v, o, 1, 1, 1};
-    if (lengths) a->lengths = memcpy(tz_arena_alloc(&g->arena, sizeof(int) * B), lengths, sizeof(int) * B);
-    a->P = tz_arena_alloc(&g->arena, sizeof(real) * B * heads * Tq * Tk);
-    tz_parallel_for((long)B * heads, pair_cost(a), forward_pairs, a);
-    if (weights) *weights = tz_wrap(g, a->P, NULL, 4, (const int[]){B, heads, Tq, Tk});
-    tz_node *n = tz_op_record(g, &op_fused_attention, o, in, 3);
-    if (n) n->aux = a;
-    return o;
+    return fused(g, a, in, 3, lengths, weights);
+}
+
+tz_tensor *nn_attention_fused_qkv(tz_graph *g, tz_tensor *qkv, int heads, const int *lengths, int causal,
+                                  tz_tensor **weights) {
+    if (qkv->ndim != 3 || qkv->shape[2] % 3 || heads <= 0 || (qkv->shape[2] / 3) % heads) {
+        char s[64];
+        tz_fail("attention_fused: packed qkv %s is not (B,T,3C) with C divisible by %d heads", tz_shape_str(qkv, s), heads);
+    }
+    int C = qkv->shape[2] / 3;
+    fused_attn a = {.B = qkv->shape[0], .H = heads, .Tq = qkv->shape[1], .Tk = qkv->shape[1], .C = C, .D = C / heads,
+                    .causal = causal, .q = qkv->data, .k = qkv->data + C, .v = qkv->data + 2 * C, .ld = 3L * C};
+    tz_tensor *in[1] = {qkv};
+    return fused(g, a, in, 1, lengths, weights);
 }

@@ -484,3 +484,41 @@ Test(attention, fused_equals_sdpa_over_split_heads) {
     cr_assert(EXPECT_FAIL(nn_attention_fused(&g, q, k, v, 3, NULL, 0, NULL)));
     cr_assert(strstr(tz_last_error(), "divisible by 3 heads"), "%s", tz_last_error());
 }
+
+// Self-attention from one packed projection [q k v] (B,T,3C) gives the same bits as from three
+// tensors, forward and backward (each part of the packed gradient is written whole).
+Test(attention, fused_qkv_equals_three_tensors) {
+    enum { Bb = 2, T = 5, C = 8, Hh = 2 };
+    tz_params Q;
+    tz_params_init(&Q);
+    tz_tensor *q = tz_param(&Q, "q", 3, (const int[]){Bb, T, C}), *k = tz_param(&Q, "k", 3, (const int[]){Bb, T, C});
+    tz_tensor *v = tz_param(&Q, "v", 3, (const int[]){Bb, T, C}), *qkv = tz_param(&Q, "qkv", 3, (const int[]){Bb, T, 3 * C});
+    tz_tensor *parts[3] = {q, k, v};
+    for (int row = 0; row < Bb * T; row++)
+        for (int p = 0; p < 3; p++)
+            for (int j = 0; j < C; j++) parts[p]->data[row * C + j] = qkv->data[row * 3 * C + p * C + j] = (real)tz_rng_normal(&r);
+    real seed[Bb * T * C];
+    for (int i = 0; i < Bb * T * C; i++) seed[i] = (real)tz_rng_normal(&r);
+    static const int lengths[Bb] = {5, 3};
+    for (int causal = 0; causal < 2; causal++) {
+        tz_params_zero_grad(&Q);
+        tz_graph g2, g3; // one tape each: a backward walks every node before its output
+        tz_graph_init(&g2, 1 << 16);
+        tz_graph_init(&g3, 1 << 16);
+        tz_tensor *three = nn_attention_fused(&g2, q, k, v, Hh, lengths, causal, NULL);
+        tz_tensor *packed = nn_attention_fused_qkv(&g3, qkv, Hh, lengths, causal, NULL);
+        cr_assert(memcmp(three->data, packed->data, sizeof(real) * three->n) == 0, "causal %d: outputs differ", causal);
+        tz_backward_seed(&g2, three, seed);
+        tz_backward_seed(&g3, packed, seed);
+        for (int row = 0; row < Bb * T; row++)
+            for (int p = 0; p < 3; p++)
+                for (int j = 0; j < C; j++)
+                    cr_assert_eq(parts[p]->grad[row * C + j], qkv->grad[row * 3 * C + p * C + j], "causal %d: part %d row %d col %d",
+                                 causal, p, row, j);
+        tz_graph_free(&g2);
+        tz_graph_free(&g3);
+    }
+    cr_assert(EXPECT_FAIL(nn_attention_fused_qkv(&g, tz_zeros(&g, 3, (const int[]){1, 2, 10}), 2, NULL, 0, NULL)));
+    cr_assert(strstr(tz_last_error(), "is not (B,T,3C)"), "%s", tz_last_error());
+    tz_params_free(&Q);
+}
