@@ -14,7 +14,6 @@
 #ifdef TZ_DOUBLE
 static inline real tz_fexp(real x) { return exp(x); }
 static inline real tz_ftanh(real x) { return tanh(x); }
-static inline real tz_ferf(real x) { return erf(x); }
 #else
 // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln2 / 2 (Cody-Waite split of ln 2), and a
 // degree-6 Taylor polynomial for exp(r): max relative error ~2e-7 over [-87, 88]; 0 below -87
@@ -42,18 +41,12 @@ static inline float tz_ftanh(float x) {
     float t = a < 0.125f ? small : big;
     return x < 0 ? -t : t;
 }
-// Abramowitz & Stegun 7.1.26: erf(x) = 1 - t (a1 + t (a2 + ...)) exp(-x^2), t = 1 / (1 + p|x|);
-// absolute error <= 1.5e-7, below float's resolution of 1 + erf(x) (what GELU uses).
-static inline float tz_ferf(float x) {
-    float a = fabsf(x), t = 1.0f / (1.0f + 0.3275911f * a);
-    float y = 1.0f - t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f)))) *
-                         tz_fexp(-a * a);
-    return x < 0 ? -y : y;
-}
 #endif
 
 // The standard normal's cdf Phi(x) and pdf phi(x) together (GELU and its derivative): erf's
-// exp(-x^2/2) is the pdf's, so the float version computes one exp for both.
+// exp(-x^2/2) is the pdf's, so the float version computes one exp for both. erf by Abramowitz &
+// Stegun 7.1.26: erf(a) = 1 - t (a1 + t (a2 + ...)) exp(-a^2), t = 1 / (1 + p a), a >= 0;
+// absolute error <= 1.5e-7, below float's resolution of 1 + erf (what GELU uses).
 static inline void tz_fnormal(real x, real *Phi, real *phi) {
 #ifdef TZ_DOUBLE
     *Phi = 0.5 * (1 + erf(x * M_SQRT1_2));
