@@ -235,13 +235,25 @@ static int even_block(int n, int bmax, int q) {
     return (b + q - 1) / q * q;
 }
 
+// The K block size for a depth of KD: gemm_rect and a packed B (tz_sgemm_pack_b) must agree.
+static int k_block(const kernel *K, int KD) {
+    int kcb = even_block(KD, K->kc, 8);
+    return kcb > KD ? KD : kcb;
+}
+
+// One NR-wide panel of op(B): rows pc:+kc, columns col:+n (n <= NR), zero-padded to NR.
+static void pack_b_panel(const kernel *K, int tb, const float *B, long ldb, int pc, int kc, long col, int n,
+                         float *dst) {
+    if (!tb) pack_copy(n, kc, B + (long)pc * ldb + col, ldb, dst, K->nr);
+    else pack_trans(K, n, kc, B + col * ldb + pc, ldb, dst, K->nr);
+}
+
 // C(i0:i1, j0:j1) of job J, single-threaded.
 static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
     const kernel *K = J->K;
     const int MR = K->mr, NR = K->nr, M = i1 - i0, N = j1 - j0, KD = J->Kd;
     if (M <= 0 || N <= 0) return;
-    int kcb = even_block(KD, K->kc, 8);
-    if (kcb > KD) kcb = KD;
+    int kcb = k_block(K, KD);
     int ncb = even_block(N, K->nc, NR);
     buffers *bf = &tls_buf;
     float *Ap = grow(&bf->a, &bf->acap, (size_t)kcb * MR);
@@ -252,15 +264,8 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
             int kc = KD - pc < kcb ? KD - pc : kcb;
             // Pack B(pc:+kc, j0+jc:+nc) as nc/NR panels of kc x NR (packed already: find them).
             if (J->Bpre) Bp = (float *)J->Bpre + (long)pc * J->Npad + (long)(j0 + jc) * kc;
-            for (int jr = 0; !J->Bpre && jr < nc; jr += NR) {
-                int n = nc - jr < NR ? nc - jr : NR;
-                long col = j0 + jc + jr;
-                float *dst = Bp + (long)jr * kc;
-                if (!J->tb)
-                    pack_copy(n, kc, J->B + (long)pc * J->ldb + col, J->ldb, dst, NR);
-                else
-                    pack_trans(K, n, kc, J->B + col * J->ldb + pc, J->ldb, dst, NR);
-            }
+            for (int jr = 0; !J->Bpre && jr < nc; jr += NR)
+                pack_b_panel(K, J->tb, J->B, J->ldb, pc, kc, j0 + jc + jr, nc - jr < NR ? nc - jr : NR, Bp + (long)jr * kc);
             // The first K block applies beta and the bias; later ones accumulate into what it wrote.
             float beta = pc == 0 ? J->beta : 1.0f;
             const float *bias = pc == 0 && J->bias ? J->bias + j0 + jc : NULL;
@@ -377,18 +382,12 @@ size_t tz_sgemm_packed_size(int K, int N) {
 void tz_sgemm_pack_b(int tb, int K, int N, const float *B, int ldb, float *Bp) {
     init();
     const kernel *Kr = g_kernel;
-    const int NR = Kr->nr;
+    const int NR = Kr->nr, kcb = k_block(Kr, K);
     const long Npad = (N + NR - 1) / NR * NR;
-    int kcb = even_block(K, Kr->kc, 8);
-    if (kcb > K) kcb = K;
     for (int pc = 0; pc < K; pc += kcb) {
         int kc = K - pc < kcb ? K - pc : kcb;
-        for (int jr = 0; jr < N; jr += NR) {
-            int n = N - jr < NR ? N - jr : NR;
-            float *dst = Bp + (long)pc * Npad + (long)jr * kc;
-            if (!tb) pack_copy(n, kc, B + (long)pc * ldb + jr, ldb, dst, NR);
-            else pack_trans(Kr, n, kc, B + (long)jr * ldb + pc, ldb, dst, NR);
-        }
+        for (int jr = 0; jr < N; jr += NR)
+            pack_b_panel(Kr, tb, B, ldb, pc, kc, jr, N - jr < NR ? N - jr : NR, Bp + (long)pc * Npad + (long)jr * kc);
     }
 }
 
@@ -417,15 +416,14 @@ void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const doub
                    const double *B, int ldb, double beta, double *C, int ldc, const double *bias) {
     for (int i = 0; i < M; i++) {
         double *c = C + (long)i * ldc;
-        for (int j = 0; j < N; j++) c[j] = (beta == 0.0 ? 0.0 : beta * c[j]) + (bias && alpha == 0.0 ? bias[j] : 0.0);
-        if (alpha == 0.0) continue;
-        if (!tb) {
+        for (int j = 0; j < N; j++) c[j] = beta == 0.0 ? 0.0 : beta * c[j];
+        if (alpha != 0.0 && !tb) {
             for (int k = 0; k < K; k++) {
                 double a = alpha * (ta ? A[(long)k * lda + i] : A[(long)i * lda + k]);
                 const double *b = B + (long)k * ldb;
                 for (int j = 0; j < N; j++) c[j] += a * b[j];
             }
-        } else {
+        } else if (alpha != 0.0) {
             for (int j = 0; j < N; j++) {
                 const double *b = B + (long)j * ldb;
                 double s = 0;

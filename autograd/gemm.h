@@ -35,6 +35,22 @@ void tz_dgemm_pack_b(int tb, int K, int N, const double *B, int ldb, double *Bp)
 void tz_dgemm_packed(int ta, int M, int N, int K, double alpha, const double *A, int lda, const double *Bp,
                      double beta, double *C, int ldc);
 
+// The gemm of the engine's element type `real` (float64 in the gradient check's build), for
+// code compiled in both builds: tz_gemm, tz_gemm_bias, tz_gemm_packed and the packing.
+#ifdef TZ_DOUBLE
+#define tz_gemm tz_dgemm
+#define tz_gemm_bias tz_dgemm_bias
+#define tz_gemm_packed_size tz_dgemm_packed_size
+#define tz_gemm_pack_b tz_dgemm_pack_b
+#define tz_gemm_packed tz_dgemm_packed
+#else
+#define tz_gemm tz_sgemm
+#define tz_gemm_bias tz_sgemm_bias
+#define tz_gemm_packed_size tz_sgemm_packed_size
+#define tz_gemm_pack_b tz_sgemm_pack_b
+#define tz_gemm_packed tz_sgemm_packed
+#endif
+
 // Threads used by tz_sgemm (default: the number of online CPUs). n <= 0 restores the default.
 void tz_set_threads(int n);
 int tz_get_threads(void);

@@ -100,9 +100,6 @@ static void zero_grads(void *arg, long lo, long hi) {
     for (long i = lo; i < hi; i++) memset(t[i]->grad, 0, sizeof(real) * (size_t)t[i]->n);
 }
 
-typedef struct { real *p; } zero_span;
-static void zero_range(void *arg, long lo, long hi) { memset(((zero_span *)arg)->p + lo, 0, sizeof(real) * (size_t)(hi - lo)); }
-
 int tz_grad_overwrite(tz_tensor *t) {
     int fresh = t->grad_fresh;
     t->grad_fresh = 0;
@@ -111,8 +108,7 @@ int tz_grad_overwrite(tz_tensor *t) {
 
 real *tz_grad_accumulate(tz_tensor *t) {
     if (t->grad_fresh) {
-        zero_span z = {t->grad};
-        tz_parallel_for(t->n, 1, zero_range, &z);
+        tz_parallel_zero(t->grad, t->n);
         t->grad_fresh = 0;
     }
     return t->grad;

@@ -8,15 +8,6 @@
 // Validates and stores a shape (sizes > 0, at most TZ_MAX_DIMS dims) and the element count.
 void tz_tensor_set_shape(tz_tensor *t, int ndim, const int *shape);
 
-// The gemm of the build's element type.
-#ifdef TZ_DOUBLE
-#define tz_gemm tz_dgemm
-#define tz_gemm_bias tz_dgemm_bias
-#else
-#define tz_gemm tz_sgemm
-#define tz_gemm_bias tz_sgemm_bias
-#endif
-
 // Broadcasting (numpy rules): shapes right-aligned to 4 dims; stride 0 where a dim is 1 in the
 // operand but not in the output.
 typedef struct tz_bcast {

@@ -1,6 +1,8 @@
 // parallel.c: see parallel.h.
 #include "parallel.h"
 
+#include <string.h>
+
 #include "gemm.h"
 #include "lanes.h"
 #include "threadpool.h"
@@ -30,6 +32,10 @@ void tz_parallel_for(long n, long cost, void (*fn)(void *arg, long lo, long hi),
     chunked c = {n, fn, arg};
     tz_pool_run(T, run_chunk, &c);
 }
+
+static void zero_range(void *arg, long lo, long hi) { memset((real *)arg + lo, 0, sizeof(real) * (size_t)(hi - lo)); }
+
+void tz_parallel_zero(real *p, long n) { tz_parallel_for(n, 1, zero_range, p); }
 
 typedef struct { const real *m; real *out; int rows, cols; } col_sums;
 static void col_sums_range(void *arg, long lo, long hi) {

@@ -68,10 +68,7 @@ void tz_params_set_flags(tz_params *P, const tz_tensor *t, unsigned flags) {
     P->flags[i] = flags;
 }
 
-static void zero_range(void *arg, long lo, long hi) { memset((real *)arg + lo, 0, sizeof(real) * (size_t)(hi - lo)); }
-
-// On both cores: a megabyte-sized memset is a visible part of a small model's step.
-void tz_params_zero_grad(tz_params *P) { tz_parallel_for((long)P->n, 1, zero_range, P->grad); }
+void tz_params_zero_grad(tz_params *P) { tz_parallel_zero(P->grad, (long)P->n); }
 
 void tz_params_free(tz_params *P) {
     for (int i = 0; i < P->count; i++) {

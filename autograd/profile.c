@@ -51,9 +51,7 @@ void tz_profile_stop(tz_graph *g) {
     g->prof = NULL;
 }
 
-void tz_profile_mark(tz_graph *g) {
-    if (g->prof) g->prof->last = now_s();
-}
+void tz_profile_mark(tz_graph *g) { g->prof->last = now_s(); }
 
 void tz_profile_forward(tz_graph *g, const char *name) {
     tz_profile *p = g->prof;

@@ -15,11 +15,6 @@
 #include "lanes.h"
 #include "parallel.h"
 
-#ifdef TZ_DOUBLE
-#define gemm tz_dgemm
-#else
-#define gemm tz_sgemm
-#endif
 
 typedef struct {
     int B, H, Tq, Tk, C, D, causal;
@@ -53,7 +48,7 @@ static void forward_pairs(void *arg, long lo, long hi) {
         const real *Q = a->q + (long)b * Tq * ld + h * D, *K = a->k + (long)b * Tk * ld + h * D;
         const real *V = a->v + (long)b * Tk * ld + h * D;
         real *S = a->P + (long)p * Tq * Tk, *O = a->o->data + (long)b * Tq * C + h * D;
-        gemm(0, 1, Tq, Tk, D, a->scale, Q, ld, K, ld, 0, S, Tk);
+        tz_gemm(0, 1, Tq, Tk, D, a->scale, Q, ld, K, ld, 0, S, Tk);
         for (int i = 0; i < Tq; i++) {
             real *restrict s = S + (long)i * Tk, mx, sum;
             int lim = key_limit(a, b, i);
@@ -63,7 +58,7 @@ static void forward_pairs(void *arg, long lo, long hi) {
             for (int j = 0; j < lim; j++) s[j] /= sum;
             for (int j = lim; j < Tk; j++) s[j] = 0;
         }
-        gemm(0, 0, Tq, D, Tk, 1, S, Tk, V, ld, 0, O, C);
+        tz_gemm(0, 0, Tq, D, Tk, 1, S, Tk, V, ld, 0, O, C);
     }
 }
 
@@ -76,16 +71,16 @@ static void backward_pairs(void *arg, long lo, long hi) {
         const real *Q = a->q + qo, *K = a->k + ko, *V = a->v + ko, *dO = a->o->grad + oo;
         const real *P = a->P + (long)p * Tq * Tk;
         real *dS = a->dP + (long)p * Tq * Tk;
-        gemm(0, 1, Tq, Tk, D, 1, dO, C, V, ld, 0, dS, Tk); // dP
+        tz_gemm(0, 1, Tq, Tk, D, 1, dO, C, V, ld, 0, dS, Tk); // dP
         for (int i = 0; i < Tq; i++) {
             const real *restrict pr = P + (long)i * Tk;
             real *restrict d = dS + (long)i * Tk, dot;
             TZ_LANE_SUM(dot, Tk, j, pr[j] * d[j]);
             for (int j = 0; j < Tk; j++) d[j] = pr[j] * (d[j] - dot);
         }
-        if (a->gq) gemm(0, 0, Tq, D, Tk, a->scale, dS, Tk, K, ld, a->beta_q, a->gq + qo, ld);
-        if (a->gk) gemm(1, 0, Tk, D, Tq, a->scale, dS, Tk, Q, ld, a->beta_k, a->gk + ko, ld);
-        if (a->gv) gemm(1, 0, Tk, D, Tq, 1, P, Tk, dO, C, a->beta_v, a->gv + ko, ld);
+        if (a->gq) tz_gemm(0, 0, Tq, D, Tk, a->scale, dS, Tk, K, ld, a->beta_q, a->gq + qo, ld);
+        if (a->gk) tz_gemm(1, 0, Tk, D, Tq, a->scale, dS, Tk, Q, ld, a->beta_k, a->gk + ko, ld);
+        if (a->gv) tz_gemm(1, 0, Tk, D, Tq, 1, P, Tk, dO, C, a->beta_v, a->gv + ko, ld);
     }
 }
 

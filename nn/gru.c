@@ -8,11 +8,6 @@
 #include "gemm.h"
 #include "recurrent.h"
 
-#ifdef TZ_DOUBLE
-#define gemm tz_dgemm
-#else
-#define gemm tz_sgemm
-#endif
 
 // Backward of one row at one step: dh = dout + dh_next; the gradients of z and n's
 // pre-activations into dx = d[x-side r z n] and dhh = d[U h-side r z n]; cuDNN's r too (Cho's r
@@ -77,16 +72,16 @@ static void gru_bw_rows(void *arg, int b0, int b1) {
         if (!cho) {
             // dh_{t-1} = dh z + dhh_t W_hh
             if (want_prev) {
-                seq_gemm_packed(0, nb, H, G, 1, dh_t, G, j->wp, 0, dh_next, H);
+                tz_gemm_packed(0, nb, H, G, 1, dh_t, G, j->wp, 0, dh_next, H);
                 for (int k = 0; k < nb * H; k++) dh_next[k] += dh[k] * gt[(long)(k / H) * G + H + k % H];
             }
         } else {
             // d(r h) = dn U_n; dr = d(rh) h; dh_{t-1} = dh z + d(rh) r + [dr dz] U_rz
-            seq_gemm_packed(0, nb, H, H, 1, dh_t + 2 * H, G, j->wn, 0, drh, H);
+            tz_gemm_packed(0, nb, H, H, 1, dh_t + 2 * H, G, j->wn, 0, drh, H);
             for (int b = 0; b < nb; b++)
                 gru_cho_r_row(H, gt + (long)b * G, hp + (long)b * H, drh + (long)b * H, dh + (long)b * H, dx_t + (long)b * G,
                               dh_t + (long)b * G, dh_next + (long)b * H);
-            if (want_prev) seq_gemm_packed(0, nb, H, 2 * H, 1, dh_t, G, j->wp, 1, dh_next, H);
+            if (want_prev) tz_gemm_packed(0, nb, H, 2 * H, 1, dh_t, G, j->wp, 1, dh_next, H);
         }
     }
 }
@@ -114,7 +109,7 @@ static void gru_backward(tz_graph *g, tz_node *n) {
         if (!cho) seq_recurrent_grad(w_hh->grad, G, j.dhh, G, out->data, h0d, &d, s->reverse);
         else {
             seq_recurrent_grad(w_hh->grad, 2 * H, j.dhh, G, out->data, h0d, &d, s->reverse);
-            gemm(1, 0, H, H, T * B, 1, j.dhh + 2 * H, G, s->aux, H, 1, w_hh->grad + (long)2 * H * H, H);
+            tz_gemm(1, 0, H, H, T * B, 1, j.dhh + 2 * H, G, s->aux, H, 1, w_hh->grad + (long)2 * H * H, H);
         }
     }
 }
@@ -160,10 +155,10 @@ static void gru_fw_rows(void *arg, int b0, int b1) {
         for (int b = 0; b < nb; b++)
             for (int k = 0; k < G; k++) hh[(long)b * G + k] = j->b_hh ? j->b_hh[k] : 0;
         // cuDNN: all three blocks of U h at once; Cho: r and z first, U_n waits for r h.
-        if (hprev) seq_gemm_packed(0, nb, cho ? 2 * H : G, H, 1, hprev, H, j->up, 1, hh, G);
+        if (hprev) tz_gemm_packed(0, nb, cho ? 2 * H : G, H, 1, hprev, H, j->up, 1, hh, G);
         const real *hp = hprev ? hprev : j->zeros;
         for (int b = 0; b < nb; b++) gru_gates_row(H, gt + (long)b * G, hh + (long)b * G, hp + (long)b * H, at + (long)b * H, cho);
-        if (cho && hprev) seq_gemm_packed(0, nb, H, H, 1, at, H, j->un, 1, hh + 2 * H, G);
+        if (cho && hprev) tz_gemm_packed(0, nb, H, H, 1, at, H, j->un, 1, hh + 2 * H, G);
         for (int b = 0; b < nb; b++)
             gru_state_row(H, gt + (long)b * G, hh + (long)b * G + 2 * H, hp + (long)b * H, ht + (long)b * H, cho);
     }

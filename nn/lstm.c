@@ -10,11 +10,6 @@
 #include "parallel.h"
 #include "recurrent.h"
 
-#ifdef TZ_DOUBLE
-#define gemm tz_dgemm
-#else
-#define gemm tz_sgemm
-#endif
 
 // Backward of one row of the cell at one step: from dh (dout + dh_next) and dc_next, the gate
 // pre-activation gradients into dg = [di df dg do] and dc_{t-1} into dc_next. p = [p_i; p_f; p_o]
@@ -59,7 +54,7 @@ static void lstm_bw_rows(void *arg, int b0, int b1) {
             lstm_grad_row(H, s->gates + (r0 + b) * G, cprev + (long)b * H, s->tc + (r0 + b) * H, j->dout + (r0 + b) * H,
                           j->dh_next + (long)(b0 + b) * H, j->dc_next + (long)(b0 + b) * H, dg + (long)b * G, j->p);
         // dh_{t-1} = dgates_t W_hh (only needed where a previous state exists)
-        if (tp >= 0 || j->h0_grad) seq_gemm_packed(0, nb, H, G, 1, dg, G, j->wp, 0, j->dh_next + (long)b0 * H, H);
+        if (tp >= 0 || j->h0_grad) tz_gemm_packed(0, nb, H, G, 1, dg, G, j->wp, 0, j->dh_next + (long)b0 * H, H);
     }
 }
 
@@ -153,7 +148,7 @@ static void lstm_fw_rows(void *arg, int b0, int b1) {
         real *gt = s->gates + r0 * G;
         const real *hprev = tp >= 0 ? j->out + p0 * H : j->h0 ? j->h0 + (long)b0 * H : NULL;
         const real *cprev = tp >= 0 ? s->cs + p0 * H : j->c0 ? j->c0 + (long)b0 * H : j->zeros;
-        if (hprev) seq_gemm_packed(0, nb, G, H, 1, hprev, H, j->up, 1, gt, G);
+        if (hprev) tz_gemm_packed(0, nb, G, H, 1, hprev, H, j->up, 1, gt, G);
         for (int b = 0; b < nb; b++) {
             real *gb = gt + (long)b * G;
             long r = (r0 + b) * H;

@@ -10,13 +10,6 @@
 #include "parallel.h"
 #include "threadpool.h"
 
-#ifdef TZ_DOUBLE
-#define gemm tz_dgemm
-#define gemm_bias tz_dgemm_bias
-#else
-#define gemm tz_sgemm
-#define gemm_bias tz_sgemm_bias
-#endif
 
 seq_dims seq_check(const char *op, int G, const tz_tensor *x, const tz_tensor *h0, const tz_tensor *c0,
                    const tz_tensor *w_ih, const tz_tensor *w_hh, const tz_tensor *b_ih, const tz_tensor *b_hh) {
@@ -43,14 +36,8 @@ seq_dims seq_check(const char *op, int G, const tz_tensor *x, const tz_tensor *h
 
 real *seq_packed(tz_graph *g, const tz_tensor *w_hh, int r0, int rows, int tb) {
     int H = w_hh->shape[1], K = tb ? H : rows, N = tb ? rows : H;
-    const real *blk = w_hh->data + (long)r0 * H;
-#ifdef TZ_DOUBLE
-    real *p = tz_arena_alloc(&g->arena, sizeof(real) * tz_dgemm_packed_size(K, N));
-    tz_dgemm_pack_b(tb, K, N, blk, H, p);
-#else
-    real *p = tz_arena_alloc(&g->arena, sizeof(real) * tz_sgemm_packed_size(K, N));
-    tz_sgemm_pack_b(tb, K, N, blk, H, p);
-#endif
+    real *p = tz_arena_alloc(&g->arena, sizeof(real) * tz_gemm_packed_size(K, N));
+    tz_gemm_pack_b(tb, K, N, w_hh->data + (long)r0 * H, H, p);
     return p;
 }
 
@@ -81,7 +68,7 @@ void seq_input_proj(tz_graph *g, real *gates, const seq_dims *d, const tz_tensor
         for (int j = 0; j < d->G; j++) sum[j] = b1->data[j] + b2->data[j];
         bias = sum;
     }
-    gemm_bias(0, 1, d->T * d->B, d->G, d->I, 1, x->data, d->I, w_ih->data, d->I, 0, gates, d->G, bias);
+    tz_gemm_bias(0, 1, d->T * d->B, d->G, d->I, 1, x->data, d->I, w_ih->data, d->I, 0, gates, d->G, bias);
 }
 
 void seq_bias_grad(tz_tensor *b, const real *dgates, int rows, int G) {
@@ -91,8 +78,8 @@ void seq_bias_grad(tz_tensor *b, const real *dgates, int rows, int G) {
 void seq_input_grads(const real *dgates, const seq_dims *d, tz_tensor *x, tz_tensor *w_ih, tz_tensor *b1,
                      tz_tensor *b2) {
     int rows = d->T * d->B;
-    if (x->grad) gemm(0, 0, rows, d->I, d->G, 1, dgates, d->G, w_ih->data, d->I, 1, x->grad, d->I);
-    if (w_ih->grad) gemm(1, 0, d->G, d->I, rows, 1, dgates, d->G, x->data, d->I, 1, w_ih->grad, d->I);
+    if (x->grad) tz_gemm(0, 0, rows, d->I, d->G, 1, dgates, d->G, w_ih->data, d->I, 1, x->grad, d->I);
+    if (w_ih->grad) tz_gemm(1, 0, d->G, d->I, rows, 1, dgates, d->G, x->data, d->I, 1, w_ih->grad, d->I);
     seq_bias_grad(b1, dgates, rows, d->G);
     seq_bias_grad(b2, dgates, rows, d->G);
 }
@@ -104,11 +91,11 @@ void seq_recurrent_grad(real *dW, int rows, const real *dg, int ldg, const real 
     // rows 1..T-1 with hs rows 0..T-2; reverse, dg rows 0..T-2 with hs rows 1..T-1.
     if (T > 1) {
         const real *a = reverse ? dg : dg + (long)B * ldg, *h = reverse ? hs + (long)B * H : hs;
-        gemm(1, 0, rows, H, (T - 1) * B, 1, a, ldg, h, H, 1, dW, H);
+        tz_gemm(1, 0, rows, H, (T - 1) * B, 1, a, ldg, h, H, 1, dW, H);
     }
     if (h0) { // the first step processed pairs with the initial state
         int first = reverse ? T - 1 : 0;
-        gemm(1, 0, rows, H, B, 1, dg + (long)first * B * ldg, ldg, h0, H, 1, dW, H);
+        tz_gemm(1, 0, rows, H, B, 1, dg + (long)first * B * ldg, ldg, h0, H, 1, dW, H);
     }
 }
 

@@ -4,7 +4,8 @@
 // Sequences are time-major: x (T, B, I). Each fused op projects the inputs of all T steps with
 // one gemm, packs W_hh once, and lets each thread run all T steps of its slice of the batch (a
 // (b,H)x(H,G*H) product and the gates per step); backward runs the same way and then takes the
-// weight gradients of all steps with one gemm each. Nothing is allocated per step. Weights follow PyTorch's layout, so its checkpoints load directly:
+// weight gradients of all steps with one gemm each. Nothing is allocated per step. Weights
+// follow PyTorch's layout, so its checkpoints load directly:
 //   w_ih (G*H, I), w_hh (G*H, H), b_ih (G*H), b_hh (G*H); gate order
 //   LSTM i, f, g, o (G = 4);  GRU r, z, n (G = 3);  RNN (G = 1).
 #ifndef NN_RECURRENT_H
@@ -85,16 +86,11 @@ seq_dims seq_check(const char *op, int G, const tz_tensor *x, const tz_tensor *h
                    const tz_tensor *w_ih, const tz_tensor *w_hh, const tz_tensor *b_ih, const tz_tensor *b_hh);
 // The time step processed before t, or -1 at the start.
 static inline int seq_prev(int t, int T, int reverse) { return reverse ? (t + 1 < T ? t + 1 : -1) : t - 1; }
-// A block of W_hh packed once per sequence for the per-step products (tz_sgemm_pack_b; a dense
-// copy in float64): rows [r0, r0 + rows) of w_hh (G*H, H), as op(B) = that block^T (tb) or the
+// A block of W_hh packed once per sequence for the per-step products (tz_gemm_pack_b, then
+// tz_gemm_packed; a dense copy in float64): rows [r0, r0 + rows) of w_hh (G*H, H), as op(B) = that block^T (tb) or the
 // block itself. The steps then multiply by it without packing it again (that was half of an
 // LSTM step: a 1 MB copy per step and thread).
 real *seq_packed(tz_graph *g, const tz_tensor *w_hh, int r0, int rows, int tb);
-#ifdef TZ_DOUBLE
-#define seq_gemm_packed tz_dgemm_packed
-#else
-#define seq_gemm_packed tz_sgemm_packed
-#endif
 // Runs fn(arg, b0, b1) on slices [b0, b1) of the batch, one per thread. Rows of a batch never
 // meet in a recurrence, so each thread runs all T steps of its rows with no step-by-step
 // hand-off (and the per-step products inside run single-threaded).

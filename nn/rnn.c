@@ -3,11 +3,6 @@
 #include "gemm.h"
 #include "recurrent.h"
 
-#ifdef TZ_DOUBLE
-#define gemm tz_dgemm
-#else
-#define gemm tz_sgemm
-#endif
 
 typedef struct { seq_dims d; int reverse; } rnn_saved;
 
@@ -32,7 +27,7 @@ static void rnn_bw_rows(void *arg, int b0, int b1) {
         const real *restrict ht = j->out + r0, *restrict dout = j->dout + r0;
         real *restrict dp = j->dpre + r0;
         for (int k = 0; k < nb * H; k++) dp[k] = (dout[k] + dh_next[k]) * (1 - ht[k] * ht[k]);
-        if (tp >= 0 || j->h0_grad) seq_gemm_packed(0, nb, H, H, 1, dp, H, j->wp, 0, dh_next, H);
+        if (tp >= 0 || j->h0_grad) tz_gemm_packed(0, nb, H, H, 1, dp, H, j->wp, 0, dh_next, H);
     }
 }
 
@@ -59,7 +54,7 @@ static void rnn_fw_rows(void *arg, int b0, int b1) {
         int t = rev ? T - 1 - step : step, tp = seq_prev(t, T, rev);
         real *ht = j->out + ((long)t * B + b0) * H;
         const real *hprev = tp >= 0 ? j->out + ((long)tp * B + b0) * H : j->h0 ? j->h0 + (long)b0 * H : NULL;
-        if (hprev) seq_gemm_packed(0, nb, H, H, 1, hprev, H, j->wp, 1, ht, H);
+        if (hprev) tz_gemm_packed(0, nb, H, H, 1, hprev, H, j->wp, 1, ht, H);
         for (int k = 0; k < nb * H; k++) ht[k] = tz_ftanh(ht[k]);
     }
 }
