@@ -5,7 +5,6 @@
 
 #include <string.h>
 
-
 // One batched product: its sizes, batch strides and which pass to run.
 typedef struct {
     const tz_tensor *a, *b, *c;

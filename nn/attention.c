@@ -239,7 +239,7 @@ tz_tensor *nn_mha_forward(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor 
     if (causal && Tq > Tk) tz_fail("mha '%s': causal attention with %d queries over %d keys", m->name, Tq, Tk);
     check_lengths("mha", m->name, B, Tk, kv_lengths);
     if (!m->rope && (m->dropout == 0 || !g->training)) { // the fused node: same function, no copies
-        if (kv == x) { // self-attention: one projection by [Wq; Wk; Wv] (their gradients flow back through the concat)
+        if (kv == x) { // self-attention: one projection by [Wq; Wk; Wv]; the concat routes the gradients back
             tz_tensor *w[3] = {m->q.w, m->k.w, m->v.w}, *b[3] = {m->q.b, m->k.b, m->v.b};
             tz_tensor *qkv = tz_linear(g, x, tz_concat(g, w, 3, 0), m->q.b ? tz_concat(g, b, 3, 0) : NULL);
             return nn_linear_forward(g, &m->o, nn_attention_fused_qkv(g, qkv, m->heads, kv_lengths, causal, weights));

@@ -1,8 +1,9 @@
 // attention_fused.c: multi-head scaled dot-product attention (Vaswani et al. 2017, 3.2) as one
-// tape node, reading the heads straight out of the (B,T,C) projections: no head split/merge
-// copies, no mask tensors, masked weights never computed. (Batch, head) pairs are shared out
-// over the thread pool (tz_parallel_for); their small products run single-threaded. Same function as
-// nn_sdpa over split heads with causal/padding masks (tested), gradient-checked in float64.
+// tape node, reading the heads straight out of the (B,T,C) projections (or one packed (B,T,3C)
+// projection [q k v]): no head split/merge copies, no mask tensors, masked weights never
+// computed. (Batch, head) pairs are shared out over the thread pool (tz_parallel_for); their
+// small products run single-threaded. Same function as nn_sdpa over split heads with
+// causal/padding masks (tested), gradient-checked in float64.
 //   forward:  S = Q K^T / sqrt(D), P = softmax over the allowed keys (0 elsewhere), O = P V
 //   backward: dP = dO V^T, dS = P (dP - rowsum(P dP)), dQ = dS K / sqrt(D), dK = dS^T Q / sqrt(D),
 //             dV = P^T dO

@@ -93,12 +93,15 @@ static void gru_backward(tz_graph *g, tz_node *n) {
     seq_dims d = s->d;
     int T = d.T, B = d.B, H = d.H, G = d.G, cho = s->cho;
     // W_hh (G, H) whole (cuDNN), or its U_rz (2H, H) and U_n (H, H) blocks (Cho).
-    gru_bw_job j = {s, h0 ? h0->data : NULL, out->grad, out->data, tz_arena_calloc(&g->arena, sizeof(real) * B * H),
-                    cho ? seq_packed(g, w_hh, 0, 2 * H, 0) : seq_packed(g, w_hh, 0, G, 0),
-                    cho ? seq_packed(g, w_hh, 2 * H, H, 0) : NULL,
-                    tz_arena_alloc(&g->arena, sizeof(real) * T * B * G), tz_arena_alloc(&g->arena, sizeof(real) * T * B * G),
-                    tz_arena_calloc(&g->arena, sizeof(real) * B * H), tz_arena_alloc(&g->arena, sizeof(real) * B * H),
-                    tz_arena_alloc(&g->arena, sizeof(real) * B * H), h0 && h0->grad};
+    gru_bw_job j = {.s = s, .h0 = h0 ? h0->data : NULL, .dout = out->grad, .out = out->data, .h0_grad = h0 && h0->grad};
+    j.zeros = tz_arena_calloc(&g->arena, sizeof(real) * B * H); // h_{-1} without h0
+    j.wp = seq_packed(g, w_hh, 0, cho ? 2 * H : G, 0);
+    j.wn = cho ? seq_packed(g, w_hh, 2 * H, H, 0) : NULL;
+    j.dxp = tz_arena_alloc(&g->arena, sizeof(real) * T * B * G);
+    j.dhh = tz_arena_alloc(&g->arena, sizeof(real) * T * B * G);
+    j.dh_next = tz_arena_calloc(&g->arena, sizeof(real) * B * H);
+    j.drh = tz_arena_alloc(&g->arena, sizeof(real) * B * H);
+    j.dh = tz_arena_alloc(&g->arena, sizeof(real) * B * H);
     seq_run_rows(B, gru_bw_rows, &j);
     if (h0 && h0->grad)
         for (int k = 0; k < B * H; k++) h0->grad[k] += j.dh_next[k];

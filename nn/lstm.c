@@ -91,9 +91,12 @@ static void lstm_backward(tz_graph *g, tz_node *n) {
     lstm_saved *s = n->aux;
     seq_dims d = s->d;
     int T = d.T, B = d.B, H = d.H, G = d.G;
-    lstm_bw_job j = {s, out->grad, NULL, seq_packed(g, w_hh, 0, G, 0) /* W_hh (G, H) */, c0 ? c0->data : NULL,
-                     tz_arena_calloc(&g->arena, sizeof(real) * B * H) /* c_{-1} without c0 */, tz_arena_alloc(&g->arena, sizeof(real) * T * B * G), tz_arena_calloc(&g->arena, sizeof(real) * B * H),
-                     tz_arena_alloc(&g->arena, sizeof(real) * B * H), h0 && h0->grad};
+    lstm_bw_job j = {.s = s, .dout = out->grad, .wp = seq_packed(g, w_hh, 0, G, 0) /* W_hh (G, H) */,
+                     .c0 = c0 ? c0->data : NULL, .h0_grad = h0 && h0->grad};
+    j.zeros = tz_arena_calloc(&g->arena, sizeof(real) * B * H); // c_{-1} without c0
+    j.dgates = tz_arena_alloc(&g->arena, sizeof(real) * T * B * G);
+    j.dh_next = tz_arena_calloc(&g->arena, sizeof(real) * B * H);
+    j.dc_next = tz_arena_alloc(&g->arena, sizeof(real) * B * H);
     memcpy(j.dc_next, out->grad + (long)T * B * H, sizeof(real) * B * H); // gradient of the final c
     // Without peepholes, zero peepholes keep the loop branch-free.
     j.p = peep ? peep->data : tz_arena_calloc(&g->arena, sizeof(real) * 3 * H);

@@ -245,12 +245,14 @@ int main(int argc, char **argv) {
     double grad_norm = 0;
     int status = 0;
     if (def->stream) def->reset(model, B);
-    if (resume && def->carried) { // the state the run carried when it stopped (zero after a validation)
-        size_t n;
-        real *s = def->carried(model, &n);
-        if (tz_ckpt_load_carried(last_path, s, n) < 0)
-            fprintf(out, "note: %s was saved with another batch size: the carried state starts from zeros\n", last_path);
-    }
+    size_t n_carried = 0;
+    real *carried = def->carried ? def->carried(model, &n_carried) : NULL;
+    if (resume && carried && tz_ckpt_load_carried(last_path, carried, n_carried) < 0) // the state it stopped with
+        fprintf(out, "note: %s was saved with another batch size: the carried state starts from zeros\n", last_path);
+    // Samples must not change training: they draw from sample_rng, and the carried state is kept
+    // here while they run (made once: the batch size, and so the state's size, is fixed).
+    real *kept = n_carried && sample_every > 0 && !json ? malloc(sizeof(real) * n_carried) : NULL;
+    if (n_carried && sample_every > 0 && !json && !kept) tz_fail("train: out of memory for the carried state");
     while (step < steps && !interrupted) {
         tz_batch b;
         if (tz_batcher_next(&tb, &b) && def->stream) def->reset(model, B);
@@ -326,15 +328,11 @@ int main(int argc, char **argv) {
             tz_sample_opts so = {(int)cfg_int(&c, "sample", "tokens"), cfg_float(&c, "sample", "temperature"),
                                  (int)cfg_int(&c, "sample", "top_k"), T};
             fprintf(out, "--- sample at step %ld\n", step);
-            // Sampling must not change training: its own RNG, and the carried state put back.
-            size_t n = 0;
-            real *kept = def->carried ? def->carried(model, &n) : NULL;
-            kept = n ? memcpy(malloc(sizeof(real) * n), kept, sizeof(real) * n) : NULL; // not per step
+            if (kept) memcpy(kept, def->carried(model, &n_carried), sizeof(real) * n_carried);
             tz_sample(def, model, &corpus.vocab, cfg_str(&c, "sample", "prompt"), &so, &sample_rng, out);
             fprintf(out, "\n---\n");
-            if (def->stream) def->reset(model, B);
-            if (kept) memcpy(def->carried(model, &n), kept, sizeof(real) * n);
-            free(kept);
+            if (def->stream) def->reset(model, B); // the sampler ran one stream
+            if (kept) memcpy(def->carried(model, &n_carried), kept, sizeof(real) * n_carried);
         }
     }
     if (interrupted) { // Ctrl-C: keep what was learned
@@ -366,12 +364,17 @@ int main(int argc, char **argv) {
     }
     fprintf(out, "done: %ld steps, train %.4f, val %.4f (best %.4f at step %ld), %.0f tokens/s, %.2f ms/step, %.1f s, peak RSS %.0f MB\n",
             step, last_train, last_val, best_val, best_step, tps, ms, wall, peak_rss_mb());
-    if (profile) tz_profile_print(&g, out, timed_steps), fprintf(out, "%-22s %9s %9s %9s %7.3f (clip, optimiser, schedule)\n", "optimiser", "", "", "", timed_steps ? 1e3 * t_opt / timed_steps : 0);
+    if (profile) {
+        tz_profile_print(&g, out, timed_steps);
+        fprintf(out, "%-22s %9s %9s %9s %7.3f (clip, optimiser, schedule)\n", "optimiser", "", "", "",
+                timed_steps ? 1e3 * t_opt / timed_steps : 0);
+    }
     fprintf(out, "run: %s (log.csv, config.cfg, best.safetensors, last.safetensors)\n", run_dir);
     fprintf(out, "plot: gnuplot -e \"runs='%s'\" %s/tools/plot_loss.gp   (writes %s/loss.png", run_dir, TZ_SOURCE_ROOT, run_dir);
     if (system("command -v gnuplot >/dev/null 2>&1")) fprintf(out, "; gnuplot is not installed: sudo apt-get install gnuplot-nox");
     fprintf(out, ")\n");
     fclose(log);
+    free(kept);
     free(cfg_text);
     free(vtext);
     free(over);
