@@ -2,6 +2,7 @@
 // one-line errors for bad input (exit status != 0, nothing already saved lost).
 #include <criterion/criterion.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,6 +97,18 @@ static double field(const char *json, const char *event, const char *key) {
     return atof(v + strlen(pat));
 }
 
+// Runs the trainer with printf-formatted args, which must include --json and succeed; returns
+// the final validation loss of its summary.
+static double final_val_loss(const char *fmt, ...) {
+    char args[512], *out, *err;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    cr_assert_eq(run(args, &out, &err), 0, "train %s:\n%s", args, err);
+    return field(out, "summary", "final_val_loss");
+}
+
 Test(cli, json_run_resume_and_sample) {
     write_cfg("gru.cfg", gru_cfg);
     char *out, *err;
@@ -109,8 +122,7 @@ Test(cli, json_run_resume_and_sample) {
     cr_assert_eq(run("--resume run --json train.steps=30", &out, &err), 0, "%s", err);
     double resumed = field(out, "summary", "final_val_loss");
     cr_assert_eq(field(out, "summary", "steps"), 30);
-    cr_assert_eq(run("gru.cfg --json train.out_dir=straight", &out, &err), 0, "%s", err);
-    cr_assert_float_eq(resumed, field(out, "summary", "final_val_loss"), 1e-5, "resuming continues exactly");
+    cr_assert_float_eq(resumed, final_val_loss("gru.cfg --json train.out_dir=straight"), 1e-5, "resuming continues exactly");
     // the log has the header and one row per log step of both runs
     char cmd[256];
     snprintf(cmd, sizeof cmd, "test $(wc -l < %s/run/log.csv) -eq 7", dir);
@@ -143,7 +155,7 @@ Test(cli, profile_names_the_ops) {
 Test(cli, ctrl_c_resume_is_exact) {
     write_cfg("gru.cfg", gru_cfg);
     const char *same = "model.dropout=0.2 train.eval_every=1000000 train.log_every=1000000";
-    char args[256], *out, *err;
+    char args[256];
     snprintf(args, sizeof args, "gru.cfg --json %s train.steps=1000000 train.out_dir=run", same);
     interrupt_after(args, 1);
     char path[128], text[8192];
@@ -157,12 +169,8 @@ Test(cli, ctrl_c_resume_is_exact) {
     const char *at = strstr(text, "interrupted at step ");
     long stopped = at ? atol(at + strlen("interrupted at step ")) : 0;
     cr_assert(stopped > 0, "no 'interrupted at step' in:\n%s", text);
-    snprintf(args, sizeof args, "--resume run --json train.steps=%ld", stopped + 9);
-    cr_assert_eq(run(args, &out, &err), 0, "%s", err);
-    double resumed = field(out, "summary", "final_val_loss");
-    snprintf(args, sizeof args, "gru.cfg --json %s train.steps=%ld train.out_dir=straight", same, stopped + 9);
-    cr_assert_eq(run(args, &out, &err), 0, "%s", err);
-    double straight = field(out, "summary", "final_val_loss");
+    double resumed = final_val_loss("--resume run --json train.steps=%ld", stopped + 9);
+    double straight = final_val_loss("gru.cfg --json %s train.steps=%ld train.out_dir=straight", same, stopped + 9);
     cr_assert(resumed == straight, "stopped at %ld: resumed %.9f, uninterrupted %.9f", stopped, resumed, straight);
 }
 
@@ -186,17 +194,11 @@ Test(cli, sampling_does_not_change_training) {
 // 64 streams of the tiny text wrap every few steps: resuming must land on the same stream position.
 Test(cli, resume_across_epochs_is_exact) {
     write_cfg("gru.cfg", gru_cfg);
-    char *out, *err;
     const char *common = "train.batch=64 train.eval_every=5";
-    char args[256];
-    snprintf(args, sizeof args, "gru.cfg --json %s train.steps=10 train.out_dir=run", common);
-    cr_assert_eq(run(args, &out, &err), 0, "%s", err);
-    snprintf(args, sizeof args, "--resume run --json train.steps=23");
-    cr_assert_eq(run(args, &out, &err), 0, "%s", err);
-    double resumed = field(out, "summary", "final_val_loss");
-    snprintf(args, sizeof args, "gru.cfg --json %s train.steps=23 train.out_dir=straight", common);
-    cr_assert_eq(run(args, &out, &err), 0, "%s", err);
-    cr_assert_float_eq(resumed, field(out, "summary", "final_val_loss"), 1e-6, "resuming across stream wraps");
+    final_val_loss("gru.cfg --json %s train.steps=10 train.out_dir=run", common);
+    double resumed = final_val_loss("--resume run --json train.steps=23");
+    double straight = final_val_loss("gru.cfg --json %s train.steps=23 train.out_dir=straight", common);
+    cr_assert_float_eq(resumed, straight, 1e-6, "resuming across stream wraps");
 }
 
 Test(cli, bad_input_is_one_line_and_nonzero) {

@@ -26,17 +26,22 @@ TestSuite(recurrent, .init = setup, .fini = teardown);
 static void expect_close(const tz_tensor *t, const char *name, double tol) { fixture_expect_close(&fx, t, name, tol); }
 static tz_tensor *from_fixture(const char *name) { return fixture_tensor_in(&fx, &g, name); }
 
+// A layer of config c in a fresh parameter block, initialised from a seeded RNG.
+static void make_layer(nn_recurrent *m, tz_params *P, const char *name, const nn_recurrent_config *c, uint64_t seed) {
+    tz_params_init(P);
+    tz_rng r;
+    tz_rng_seed(&r, seed);
+    nn_recurrent_init(m, P, name, c, &r);
+}
+
 // Builds the layer as PyTorch's (2 layers, bidirectional), loads its weights by name, runs it.
 static void compare(nn_cell_kind cell, const char *name) {
     tz_params P;
-    tz_params_init(&P);
-    tz_rng r;
-    tz_rng_seed(&r, 1);
     nn_recurrent m;
     nn_recurrent_config c = nn_recurrent_defaults(cell, 3, 4);
     c.layers = 2;
     c.bidirectional = 1;
-    nn_recurrent_init(&m, &P, name, &c, &r);
+    make_layer(&m, &P, name, &c, 1);
     for (int i = 0; i < P.count; i++) fixture_copy(&fx, P.names[i], P.t[i]->data, P.t[i]->n);
     char key[64];
     snprintf(key, sizeof key, "%s.h0", name);
@@ -62,14 +67,11 @@ Test(recurrent, layernorm_matches_pytorch) {
 
 Test(recurrent, lstm_forget_bias_and_names) {
     tz_params P;
-    tz_params_init(&P);
-    tz_rng r;
-    tz_rng_seed(&r, 1);
     nn_recurrent m;
     nn_recurrent_config c = nn_recurrent_defaults(NN_CELL_LSTM, 5, 8);
     c.forget_bias = 1;
     c.init = (nn_init){NN_INIT_ZEROS, 0};
-    nn_recurrent_init(&m, &P, "enc", &c, &r);
+    make_layer(&m, &P, "enc", &c, 1);
     tz_tensor *b = tz_params_find(&P, "enc.bias_ih_l0");
     cr_assert(b && b->n == 32);
     for (int j = 0; j < 32; j++) cr_assert_eq(b->data[j], j >= 8 && j < 16 ? 1 : 0, "bias[%d] = %g", j, b->data[j]);
@@ -82,13 +84,10 @@ Test(recurrent, lstm_forget_bias_and_names) {
 // outputs as one run over the whole sequence.
 Test(recurrent, state_carry_equals_one_run) {
     tz_params P;
-    tz_params_init(&P);
-    tz_rng r;
-    tz_rng_seed(&r, 3);
     nn_recurrent m;
     nn_recurrent_config c = nn_recurrent_defaults(NN_CELL_LSTM, 3, 4);
     c.layers = 2;
-    nn_recurrent_init(&m, &P, "lm", &c, &r);
+    make_layer(&m, &P, "lm", &c, 3);
     tz_tensor *x = from_fixture("x"), *h, *cc, *hh, *c2;
     tz_tensor *whole = nn_recurrent_forward(&g, &m, x, NULL, NULL, NULL, NULL);
     tz_tensor *a = nn_recurrent_forward(&g, &m, tz_slice(&g, x, 0, 0, 2), NULL, NULL, &h, &cc);
@@ -125,15 +124,12 @@ Test(recurrent, bad_configuration_names_layer_and_values) {
 static void run_cell(nn_cell_kind cell, int cho, int threads, real *out, real *grads) {
     tz_set_threads(threads);
     tz_params P;
-    tz_params_init(&P);
-    tz_rng r;
-    tz_rng_seed(&r, 7);
     nn_recurrent m;
     nn_recurrent_config c = nn_recurrent_defaults(cell, 9, 40);
     c.bidirectional = 1;
     c.peephole = cell == NN_CELL_LSTM;
     c.gru_cho = cho;
-    nn_recurrent_init(&m, &P, "seq", &c, &r);
+    make_layer(&m, &P, "seq", &c, 7);
     tz_tensor *x = tz_param(&P, "x", 3, (const int[]){5, 7, 9}), *h0 = tz_param(&P, "h0", 3, (const int[]){2, 7, 40});
     tz_tensor *c0 = cell == NN_CELL_LSTM ? tz_param(&P, "c0", 3, (const int[]){2, 7, 40}) : NULL;
     for (int i = 0; i < P.count; i++)
