@@ -228,11 +228,19 @@ static void *fused_setup(tz_params *P, tz_rng *r) {
 static const int len_fused[B] = {5, 3};
 static tz_tensor *fused_masked_fw(tz_graph *g, void *st) { return nn_attention_fused(g, ST->x, ST->y, ST->z, 2, len_fused, 1, NULL); }
 static tz_tensor *fused_plain_fw(tz_graph *g, void *st) { return nn_attention_fused(g, ST->x, ST->y, ST->z, 2, NULL, 0, NULL); }
+// Self-attention from one packed projection [q k v] (B,S,18), causal with padding.
+static void *fused_qkv_setup(tz_params *P, tz_rng *r) {
+    state *st = new_state();
+    st->x = IN("qkv", B, S, 18);
+    return st;
+}
+static tz_tensor *fused_qkv_fw(tz_graph *g, void *st) { return nn_attention_fused_qkv(g, ST->x, 2, len_fused, 1, NULL); }
 
 #define CHECK(name, setup, fw) {name, setup, fw, free, 0, 0}
 const tz_check tz_attention_checks[] = {
     CHECK("attn/fused_causal_padding", fused_setup, fused_masked_fw),
     CHECK("attn/fused_unmasked", fused_setup, fused_plain_fw),
+    CHECK("attn/fused_qkv_causal_padding", fused_qkv_setup, fused_qkv_fw),
     CHECK("attn/bahdanau", bahdanau_setup, bahdanau_fw),
     CHECK("attn/bahdanau_keys", bahdanau_setup, bahdanau_keys_fw),
     CHECK("attn/luong_dot", luong_dot_setup, luong_fw),
