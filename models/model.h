@@ -1,4 +1,4 @@
-// model.h: what a language model of the zoo offers the trainer and the sampler.
+// model.h: what a model of the zoo offers the trainer, the sampler and the translator.
 //
 // A batch is B rows of T token ids (batch-major) and the T next tokens of each row. A model
 // returns logits (N, V) for the positions it predicts and points b->targets at their N targets
@@ -15,7 +15,17 @@ typedef struct tz_batch {
     const int *x, *y;   // (B,T) inputs and next tokens
     const int *targets; // set by forward: the targets of the logits' rows
     int n_targets;
+    // Translation (models with pairs = 1): B pairs, sources (B,S) padded with TZ_PAD and their
+    // lengths (B), each in [1,S]; x (B,T) is the decoder input <bos> y1 .. yn padded with TZ_PAD,
+    // y (B,T) the targets y1 .. yn <eos> padded with TZ_IGNORE, which the loss skips. forward
+    // returns logits (B*T, V), row b*T + t, and sets targets = y, n_targets = B*T.
+    int S;
+    const int *src, *src_len;
 } tz_batch;
+
+// The special tokens of a translation vocabulary (both sides), in this order from id 0.
+enum { TZ_PAD = 0, TZ_BOS = 1, TZ_EOS = 2, TZ_UNK = 3 };
+#define TZ_IGNORE (-1) // a target the loss skips (padding)
 
 typedef struct tz_model_def {
     const char *name;  // the cfg's [model] type
@@ -40,6 +50,19 @@ typedef struct tz_model_def {
     // checkpoint saves and a resume refills (stream models; NULL otherwise).
     real *(*carried)(void *m, size_t *n);
     void (*free)(void *m);
+
+    // Translation (sequence-to-sequence) models: 1, and the two decoding calls below; 0 for the
+    // language models. Decoding (greedy, beam search, attention maps) works on `rows` rows:
+    // mt_encode reads B sources (B,S) with lengths (B) and keeps, inside the model, the decoder's
+    // state for rows = B * beam rows (row r = b * beam + k starts from source b). The caller does
+    // not reset g between mt_encode and the last mt_step of that batch.
+    int pairs;
+    void (*mt_encode)(tz_graph *g, void *m, const int *src, const int *src_len, int B, int S, int beam);
+    // One decoder step of every row: prev (rows) is each row's previous target token (TZ_BOS at
+    // the first step); parent (rows) the row whose state each row continues (beam search
+    // reorders; NULL: its own). -> logits (rows, V). *attn, when attn != NULL, receives the
+    // step's attention weights (rows, S), or NULL for a model without attention.
+    tz_tensor *(*mt_step)(tz_graph *g, void *m, const int *prev, const int *parent, tz_tensor **attn);
 } tz_model_def;
 
 // All models of the zoo, and lookup by name (NULL if unknown).
