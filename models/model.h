@@ -57,6 +57,8 @@ typedef struct tz_model_def {
     // state for rows = B * beam rows (row r = b * beam + k starts from source b). The caller does
     // not reset g between mt_encode and the last mt_step of that batch.
     int pairs;
+    // Builds a translation model for the two vocabularies (create is NULL for these models).
+    void *(*mt_create)(const cfg *c, int src_vocab, int tgt_vocab, tz_params *P, tz_rng *r);
     void (*mt_encode)(tz_graph *g, void *m, const int *src, const int *src_len, int B, int S, int beam);
     // One decoder step of every row: prev (rows) is each row's previous target token (TZ_BOS at
     // the first step); parent (rows) the row whose state each row continues (beam search

@@ -61,6 +61,10 @@ void tz_ckpt_save(const char *path, const tz_params *P, const nn_optim *o, const
     json_write_string(h, m->cfg_text ? m->cfg_text : "");
     fputs(",\"vocab\":", h);
     json_write_string(h, m->vocab_text ? m->vocab_text : "");
+    if (m->src_vocab_text) {
+        fputs(",\"src_vocab\":", h);
+        json_write_string(h, m->src_vocab_text);
+    }
     fputs("}}", h);
     fclose(h);
     while (hlen % 8) hdr = realloc(hdr, hlen + 1), hdr[hlen++] = ' '; // the data starts 8-aligned
@@ -133,6 +137,8 @@ void tz_ckpt_read_meta(const char *path, tz_ckpt_meta *m) {
     }
     m->cfg_text = strdup(meta_str(&hdr, "cfg", path));
     m->vocab_text = strdup(meta_str(&hdr, "vocab", path));
+    const json *sv = json_get(json_get(&hdr, "__metadata__"), "src_vocab");
+    if (sv && sv->type == JSON_STRING) m->src_vocab_text = strdup(sv->string);
     json_free(&hdr);
 }
 
@@ -208,5 +214,6 @@ int tz_ckpt_load_carried(const char *path, real *dst, size_t n) {
 void tz_ckpt_meta_free(tz_ckpt_meta *m) {
     free(m->cfg_text);
     free(m->vocab_text);
-    m->cfg_text = m->vocab_text = NULL;
+    free(m->src_vocab_text);
+    m->cfg_text = m->vocab_text = m->src_vocab_text = NULL;
 }

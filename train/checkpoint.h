@@ -21,7 +21,8 @@ typedef struct tz_ckpt_meta {
     const real *carried; // save: the carried state (NULL: none), carried_n values
     size_t carried_n;
     char *cfg_text;     // resolved cfg (owned, NUL-terminated)
-    char *vocab_text;   // tz_vocab_save text (owned)
+    char *vocab_text;   // tz_vocab_save text (owned); the target side's for a translation run
+    char *src_vocab_text; // translation runs: the source vocabulary (owned), else NULL
 } tz_ckpt_meta;
 
 // Writes path atomically. o may be NULL (weights only).
