@@ -10,8 +10,8 @@
 
 static const cfg_key keys[] = {
     RECURRENT_LM_KEYS("64", "256", "1"),
-    {"model", "cell", CFG_STR, "gru", "the recurrent cell: gru or lstm"},
-    {"model", "heads", CFG_INT, "4", "attention heads"},
+    {"model", "cell", CFG_STR, "gru", "the recurrent cell: gru or lstm", 0, 0},
+    {"model", "heads", CFG_INT, "4", "attention heads", 1, 4096},
     {0},
 };
 
@@ -26,6 +26,7 @@ typedef struct {
 
 static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
     hybrid *m = calloc(1, sizeof *m);
+    if (!m) tz_fail("hybrid: out of memory");
     nn_cell_kind cell;
     const char *name = cfg_str(c, "model", "cell");
     if (!nn_cell_parse(name, &cell) || cell == NN_CELL_RNN) tz_fail("%s: [model] cell = '%s' (want gru or lstm)", c->path, name);
