@@ -10,8 +10,8 @@
 
 static const cfg_key keys[] = {
     RECURRENT_LM_KEYS("64", "256", "1"),
-    {"model", "cell", CFG_STR, "gru", "the recurrent cell: gru or lstm"},
-    {"model", "heads", CFG_INT, "4", "attention heads"},
+    {"model", "cell", CFG_STR, "gru", "the recurrent cell: gru or lstm", 0, 0},
+    {"model", "heads", CFG_INT, "4", "attention heads", 1, 4096},
     {0},
 };
 
