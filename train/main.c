@@ -159,7 +159,7 @@ int main(int argc, char **argv) {
     tz_vocab saved_vocab;
     if (resume) {
         FILE *vf = fmemopen(meta.vocab_text, strlen(meta.vocab_text), "r");
-        if (!vf || !tz_vocab_load(&saved_vocab, vf)) tz_fail("%s: the saved vocabulary is malformed", last_path);
+        if (!vf || !tz_vocab_load(&saved_vocab, vf)) tz_fail("%s: the saved vocabulary is malformed (%s)", last_path, tz_vocab_error());
         fclose(vf);
     }
     tz_corpus corpus;
@@ -189,6 +189,7 @@ int main(int argc, char **argv) {
         tz_batcher_skip(&tb, step);
     }
     long eval_n = eval_tokens > 0 && eval_tokens < corpus.n[SPLIT_VAL] ? eval_tokens : corpus.n[SPLIT_VAL];
+    tz_batcher_check(eval_n, B, T, def->stream, "validation"); // before training, not at the first evaluation
     mkdir_p(run_dir);
     snprintf(last_path, sizeof last_path, "%s/last.safetensors", run_dir);
     snprintf(best_path, sizeof best_path, "%s/best.safetensors", run_dir);
