@@ -14,21 +14,22 @@ static void alloc_xy(tz_batcher *b) {
     }
 }
 
-// what: the split, for the message when it is too short for one batch.
-static void init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed, const char *what) {
-    memset(b, 0, sizeof *b);
-    b->ids = ids, b->n = n, b->B = B, b->T = T, b->streams = streams;
+void tz_batcher_check(long n, int B, int T, int streams, const char *what) {
     if (B < 1 || T < 1) tz_fail("batcher: batch %d x block %d must both be >= 1", B, T);
-    if (streams) {
-        b->stream_len = (n - 1) / B;
-        if (b->stream_len < T)
-            tz_fail("batcher: the %s split's %ld tokens make %d streams of %ld, shorter than the block %d (want at least "
-                    "batch x block + 1 = %ld tokens: more text, or a smaller train.batch or train.block)",
-                    what, n, B, b->stream_len, T, (long)B * T + 1);
-    } else if (n < T + 1) {
+    if (streams && (n - 1) / B < T)
+        tz_fail("batcher: the %s split's %ld tokens make %d streams of %ld, shorter than the block %d (want at least "
+                "batch x block + 1 = %ld tokens: more text, or a smaller train.batch or train.block)",
+                what, n, B, n > 0 ? (n - 1) / B : 0, T, (long)B * T + 1);
+    if (!streams && n < (long)T + 1)
         tz_fail("batcher: the %s split has %ld tokens, fewer than one window of block %d + 1 (more text, or a smaller "
                 "train.block)", what, n, T);
-    }
+}
+
+static void init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed, const char *what) {
+    tz_batcher_check(n, B, T, streams, what);
+    memset(b, 0, sizeof *b);
+    b->ids = ids, b->n = n, b->B = B, b->T = T, b->streams = streams;
+    if (streams) b->stream_len = (n - 1) / B;
     tz_rng_seed(&b->rng, seed);
     alloc_xy(b);
 }
