@@ -69,21 +69,69 @@ static int run(const char *args, char **out, char **err) {
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-// Starts the trainer with args in dir (output in o.txt), sends Ctrl-C after `seconds` and
-// expects a clean exit.
-static void interrupt_after(const char *args, int seconds) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "cd %s && exec %s %s >o.txt 2>&1", dir, TZ_TRAIN_EXE, args);
+// Starts the trainer with args in dir (output in o.txt), after the shell words `env` (variable
+// assignments, or ""). Returns its pid.
+static pid_t start(const char *env, const char *args) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && %s exec %s %s >o.txt 2>&1", dir, env, TZ_TRAIN_EXE, args);
     pid_t pid = fork();
     if (pid == 0) {
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
-    sleep(seconds);
-    kill(pid, SIGINT);
+    return pid;
+}
+
+// Waits for pid: its exit status, or -(the signal) that killed it.
+static int finish(pid_t pid) {
     int st;
     waitpid(pid, &st, 0);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
+// Waits until the file `name` of dir exists (at most 60 s).
+static void wait_for(const char *name) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    for (int i = 0; i < 600 && access(path, F_OK); i++) usleep(100000);
+    cr_assert(!access(path, F_OK), "%s never appeared", name);
+}
+
+// The file `name` of dir (its last 64 KB), in a static buffer.
+static const char *slurp(const char *name) {
+    static char text[1 << 16];
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "no %s", name);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size > (long)sizeof text - 1 ? size - (long)sizeof text + 1 : 0, SEEK_SET); // messages are at the end
+    text[fread(text, 1, sizeof text - 1, f)] = 0;
+    fclose(f);
+    return text;
+}
+
+// Runs a shell command in dir; returns its exit status.
+static int sh(const char *fmt, ...) {
+    char cmd[1024], line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(line, sizeof line, "cd %s && { %s ; }", dir, cmd);
+    int st = system(line);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// Starts the trainer with args in dir (output in o.txt), sends sig after `seconds` and expects
+// it to save and exit with 128 + sig.
+static void interrupt_after(const char *args, int seconds, int sig) {
+    pid_t pid = start("", args);
+    sleep(seconds);
+    kill(pid, sig);
+    int st = finish(pid);
+    cr_assert_eq(st, 128 + sig, "exit status %d after signal %d:\n%s", st, sig, slurp("o.txt"));
 }
 
 static double field(const char *json, const char *event, const char *key) {
@@ -122,7 +170,8 @@ Test(cli, json_run_resume_and_sample) {
     cr_assert_eq(run("--resume run --json train.steps=30", &out, &err), 0, "%s", err);
     double resumed = field(out, "summary", "final_val_loss");
     cr_assert_eq(field(out, "summary", "steps"), 30);
-    cr_assert_float_eq(resumed, final_val_loss("gru.cfg --json train.out_dir=straight"), 1e-5, "resuming continues exactly");
+    double straight = final_val_loss("gru.cfg --json train.out_dir=straight"); // once: the assertion evaluates twice
+    cr_assert_float_eq(resumed, straight, 1e-5, "resuming continues exactly");
     // the log has the header and one row per log step of both runs
     char cmd[256];
     snprintf(cmd, sizeof cmd, "test $(wc -l < %s/run/log.csv) -eq 7", dir);
@@ -157,18 +206,11 @@ Test(cli, ctrl_c_resume_is_exact) {
     const char *same = "model.dropout=0.2 train.eval_every=1000000 train.log_every=1000000";
     char args[256];
     snprintf(args, sizeof args, "gru.cfg --json %s train.steps=1000000 train.out_dir=run", same);
-    interrupt_after(args, 1);
-    char path[128], text[8192];
-    snprintf(path, sizeof path, "%s/o.txt", dir);
-    FILE *f = fopen(path, "r");
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, size > (long)sizeof text - 1 ? size - (long)sizeof text + 1 : 0, SEEK_SET); // the message is at the end
-    text[fread(text, 1, sizeof text - 1, f)] = 0;
-    fclose(f);
-    const char *at = strstr(text, "interrupted at step ");
-    long stopped = at ? atol(at + strlen("interrupted at step ")) : 0;
-    cr_assert(stopped > 0, "no 'interrupted at step' in:\n%s", text);
+    interrupt_after(args, 1, SIGINT);
+    const char *text = slurp("o.txt");
+    const char *at = strstr(text, "interrupted (SIGINT) at step ");
+    long stopped = at ? atol(at + strlen("interrupted (SIGINT) at step ")) : 0;
+    cr_assert(stopped > 0, "no 'interrupted (SIGINT) at step' in:\n%s", text);
     double resumed = final_val_loss("--resume run --json train.steps=%ld", stopped + 9);
     double straight = final_val_loss("gru.cfg --json %s train.steps=%ld train.out_dir=straight", same, stopped + 9);
     cr_assert(resumed == straight, "stopped at %ld: resumed %.9f, uninterrupted %.9f", stopped, resumed, straight);
@@ -238,10 +280,69 @@ Test(cli, nan_stops_without_losing_the_checkpoint) {
     cr_assert(strstr(err, "saved with optimiser 'sgd', the cfg asks for 'adam'"), "%s", err);
 }
 
-Test(cli, ctrl_c_saves_and_exits_cleanly) {
+// Ctrl-C and SIGTERM save a checkpoint and exit with 130 and 143 (not 0: scripts must see that
+// the run did not finish); the --json summary says so.
+Test(cli, signals_save_and_exit_with_their_codes) {
     write_cfg("gru.cfg", gru_cfg);
-    interrupt_after("gru.cfg train.steps=1000000 train.eval_every=1000000 train.out_dir=run", 2);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "grep -q 'interrupted at step' %s/o.txt && test -s %s/run/last.safetensors", dir, dir);
-    cr_assert_eq(system(cmd), 0);
+    interrupt_after("gru.cfg --json train.steps=1000000 train.eval_every=1000000 train.out_dir=run", 2, SIGINT);
+    cr_assert(strstr(slurp("o.txt"), "\"status\":130,\"stop\":\"interrupted\""), "%s", slurp("o.txt"));
+    cr_assert_eq(sh("test -s run/last.safetensors"), 0);
+    interrupt_after("gru.cfg --json train.steps=1000000 train.eval_every=1000000 train.out_dir=term", 2, SIGTERM);
+    cr_assert(strstr(slurp("o.txt"), "interrupted (SIGTERM) at step "), "%s", slurp("o.txt"));
+    cr_assert(strstr(slurp("o.txt"), "\"status\":143,\"stop\":\"interrupted\""), "%s", slurp("o.txt"));
+    cr_assert_eq(sh("test -s term/last.safetensors"), 0, "SIGTERM saved a checkpoint");
+    char *err;
+    cr_assert_eq(run("--resume term train.steps=1", NULL, &err), 0, "the SIGTERM checkpoint resumes: %s", err);
+}
+
+// The slow_io library makes each checkpoint's rename sleep: a second Ctrl-C while the Ctrl-C
+// checkpoint is being written neither cuts it short nor leaves a temporary file.
+static const char *slow = "LD_PRELOAD=" TZ_SLOW_IO " ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0 TZ_SLOW_RENAME=3 TZ_SLOW_MARK=saving";
+
+Test(cli, second_ctrl_c_during_the_save_does_not_cut_it) {
+    write_cfg("gru.cfg", gru_cfg);
+    pid_t pid = start(slow, "gru.cfg train.steps=1000000 train.eval_every=1000000 train.out_dir=run");
+    sleep(1);
+    kill(pid, SIGINT);
+    wait_for("saving"); // inside the save
+    kill(pid, SIGINT);
+    int st = finish(pid);
+    cr_assert_eq(st, 130, "exit status %d:\n%s", st, slurp("o.txt"));
+    const char *at = strstr(slurp("o.txt"), "interrupted (SIGINT) at step ");
+    cr_assert(at, "%s", slurp("o.txt"));
+    long stopped = atol(at + strlen("interrupted (SIGINT) at step "));
+    cr_assert_eq(sh("test ! -e run/last.safetensors.tmp"), 0, "a temporary file was left");
+    char *out, *err;
+    cr_assert_eq(run("--resume run --json train.steps=1", &out, &err), 0, "%s", err);
+    cr_assert_eq(field(out, "summary", "steps"), stopped, "the checkpoint is the one of the interrupted step");
+}
+
+// kill -9 in the middle of writing a checkpoint: the previous one stays whole and loadable.
+Test(cli, kill_during_a_checkpoint_write_keeps_the_previous_one) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *out, *err;
+    cr_assert_eq(run("gru.cfg --json train.steps=10 train.out_dir=run", &out, &err), 0, "%s", err);
+    cr_assert_eq(sh("cp run/last.safetensors before.safetensors"), 0);
+    pid_t pid = start(slow, "--resume run train.steps=20");
+    wait_for("saving"); // step 20's checkpoint is written, not yet in place
+    kill(pid, SIGKILL);
+    cr_assert_eq(finish(pid), -SIGKILL);
+    cr_assert_eq(sh("cmp -s before.safetensors run/last.safetensors"), 0, "the previous checkpoint changed");
+    cr_assert_eq(run("--resume run --json train.steps=20", &out, &err), 0, "%s", err);
+    cr_assert_eq(field(out, "summary", "steps"), 20);
+    // resumed from step 10 after the kill: log.csv has each step once
+    cr_assert_eq(sh("test \"$(cut -d, -f1 run/log.csv | tr '\\n' ' ')\" = 'step 5 10 15 20 '"), 0, "log.csv:\n%s",
+                 slurp("run/log.csv"));
+}
+
+// A run killed after logging steps past its checkpoint: resuming cuts log.csv back to the
+// checkpoint's step (else those steps appear twice), including a row cut short by the kill.
+Test(cli, resume_cuts_the_log_back_to_the_checkpoint) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *err;
+    cr_assert_eq(run("gru.cfg train.steps=10 train.out_dir=run", NULL, &err), 0, "%s", err);
+    cr_assert_eq(sh("printf '15,2.5,,1e-3,1.0,100.0,1.00\\n20,2.4,2.4,1e-3,1.0,100.0,2.00\\n25,2.' >> run/log.csv"), 0);
+    cr_assert_eq(run("--resume run train.steps=20", NULL, &err), 0, "%s", err);
+    cr_assert_eq(sh("test \"$(cut -d, -f1 run/log.csv | tr '\\n' ' ')\" = 'step 5 10 15 20 '"), 0, "log.csv:\n%s",
+                 slurp("run/log.csv"));
 }
