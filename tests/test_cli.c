@@ -48,10 +48,11 @@ static void write_cfg(const char *name, const char *text) {
 static const char *gru_cfg = "[model]\ntype = gru\nembed = 8\nhidden = 16\n[data]\npath = tiny.txt\n"
                              "[train]\nsteps = 30\nbatch = 4\nblock = 16\neval_every = 10\nlog_every = 5\nclip = 5\n";
 
-// Runs a command in dir; returns its exit status and what it wrote (stdout in *out, stderr in *err).
-static int run(const char *args, char **out, char **err) {
+// Runs the trainer in dir after the shell words `env` (assignments or commands, or ""); returns
+// its exit status and what it wrote (stdout in *out, stderr in *err).
+static int run_env(const char *env, const char *args, char **out, char **err) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s >out.txt 2>err.txt", dir, TZ_TRAIN_EXE, args);
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s %s >out.txt 2>err.txt", dir, env, TZ_TRAIN_EXE, args);
     int st = system(cmd);
     static char obuf[1 << 16], ebuf[1 << 16];
     char path[128];
@@ -68,6 +69,7 @@ static int run(const char *args, char **out, char **err) {
     if (err) *err = ebuf;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+static int run(const char *args, char **out, char **err) { return run_env("", args, out, err); }
 
 // Starts the trainer with args in dir (output in o.txt), after the shell words `env` (variable
 // assignments, or ""). Returns its pid.
@@ -261,18 +263,17 @@ Test(cli, bad_input_is_one_line_and_nonzero) {
     cr_assert(strstr(err, "nowhere/last.safetensors: cannot open"), "%s", err);
 }
 
+// SGD at lr 1e30 makes the weights infinite: the run stops at the step whose loss is not finite
+// with exit 3, naming the parameter that went bad; the checkpoint of step 10 stays untouched.
 Test(cli, nan_stops_without_losing_the_checkpoint) {
     write_cfg("gru.cfg", gru_cfg);
     char *err;
     cr_assert_eq(run("gru.cfg train.steps=10 train.out_dir=run optim.name=sgd optim.lr=0.1", NULL, &err), 0, "%s", err);
-    char before[256], cmd[600];
-    snprintf(before, sizeof before, "%s/run/last.safetensors", dir);
-    snprintf(cmd, sizeof cmd, "cp %s %s.saved", before, before);
-    cr_assert_eq(system(cmd), 0);
-    cr_assert_eq(run("--resume run train.steps=30 optim.lr=1e38 train.clip=0", NULL, &err), 1); // overflows
-    cr_assert(strstr(err, "the loss is") || strstr(err, "gradient norm"), "%s", err);
-    snprintf(cmd, sizeof cmd, "cmp -s %s %s.saved", before, before);
-    cr_assert_eq(system(cmd), 0, "the good checkpoint is untouched");
+    cr_assert_eq(sh("cp run/last.safetensors saved.safetensors"), 0);
+    cr_assert_eq(run("--resume run train.steps=30 optim.lr=1e30 train.clip=0", NULL, &err), 3, "%s", err); // overflows
+    cr_assert(strstr(err, "train: step 1") && strstr(err, ": the loss is ") && strstr(err, "(weight 'embed.weight' is "), "%s", err);
+    cr_assert(strstr(err, "The last good checkpoint is run/last.safetensors (step 10)"), "%s", err);
+    cr_assert_eq(sh("cmp -s run/last.safetensors saved.safetensors"), 0, "the good checkpoint is untouched");
     // A checkpoint of a different shape: resuming with another width names the tensor.
     cr_assert_eq(run("--resume run model.hidden=8", NULL, &err), 1);
     cr_assert(strstr(err, "tensor 'rnn.weight_ih_l0' has shape [48,8], the model wants [24,8]"), "%s", err);
@@ -345,4 +346,144 @@ Test(cli, resume_cuts_the_log_back_to_the_checkpoint) {
     cr_assert_eq(run("--resume run train.steps=20", NULL, &err), 0, "%s", err);
     cr_assert_eq(sh("test \"$(cut -d, -f1 run/log.csv | tr '\\n' ' ')\" = 'step 5 10 15 20 '"), 0, "log.csv:\n%s",
                  slurp("run/log.csv"));
+}
+
+// The step that makes the weights infinite is a validation step: nothing is saved (a checkpoint
+// of infinite weights would be named as the last good one).
+Test(cli, a_nonfinite_validation_step_saves_nothing) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *err;
+    cr_assert_eq(run("gru.cfg train.out_dir=run optim.lr=1e300 train.eval_every=1", NULL, &err), 3, "%s", err);
+    cr_assert(strstr(err, "train: step 1: weight '"), "%s", err);
+    cr_assert(strstr(err, "No checkpoint was written"), "%s", err);
+    cr_assert_eq(sh("test ! -e run/last.safetensors && test ! -e run/best.safetensors"), 0, "a non-finite checkpoint was written");
+}
+
+// A finite but diverged run (loss ~1e31) stops with exit 3 and is never saved as best.
+Test(cli, a_diverged_run_stops_and_is_not_saved) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *out, *err;
+    cr_assert_eq(run("gru.cfg train.steps=10 train.out_dir=run", NULL, &err), 0, "%s", err);
+    cr_assert_eq(sh("cp run/best.safetensors saved.safetensors"), 0);
+    cr_assert_eq(run("--resume run --json train.steps=40 optim.lr=1e30", &out, &err), 3, "%s", err);
+    cr_assert(strstr(err, "diverged"), "%s", err);
+    cr_assert(strstr(out, "\"status\":3,\"stop\":\"numbers\""), "%s", out);
+    cr_assert_eq(sh("cmp -s run/best.safetensors saved.safetensors"), 0, "a diverged state was saved as best");
+}
+
+// train.on_nonfinite = skip: a step whose loss is NaN (made so by the test hook) is skipped and
+// the run finishes; with the default (stop) the same run stops at that step.
+Test(cli, on_nonfinite_skip_skips_the_step) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *out, *err;
+    cr_assert_eq(run_env("TZ_TEST_NAN_AT=7", "gru.cfg --json train.out_dir=stop", &out, &err), 3, "%s", err);
+    cr_assert(strstr(err, "train: step 7: the loss is nan"), "%s", err);
+    cr_assert_eq(run_env("TZ_TEST_NAN_AT=7", "gru.cfg --json train.out_dir=skip train.on_nonfinite=skip", &out, &err), 0, "%s", err);
+    cr_assert(strstr(err, "train: step 7: the loss is nan") && strstr(err, "step skipped"), "%s", err);
+    cr_assert_eq(field(out, "summary", "skipped_steps"), 1);
+    cr_assert_eq(field(out, "summary", "steps"), 30);
+    cr_assert_eq(run("gru.cfg train.out_dir=x train.on_nonfinite=maybe", NULL, &err), 1);
+    cr_assert(strstr(err, "on_nonfinite = 'maybe' (want stop or skip)"), "%s", err);
+}
+
+// A new run in a directory that holds a run is refused (its log would be truncated and an early
+// failure would name the old checkpoint as the new run's); --force replaces it. A resumed run
+// cannot be moved with train.out_dir; an out_dir that is a file is named.
+Test(cli, an_existing_run_is_not_replaced_silently) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *err;
+    cr_assert_eq(run("gru.cfg train.steps=10 train.out_dir=run", NULL, &err), 0, "%s", err);
+    cr_assert_eq(sh("cp run/log.csv saved.csv"), 0);
+    cr_assert_eq(run("gru.cfg train.steps=5 train.out_dir=run", NULL, &err), 1);
+    cr_assert(strstr(err, "run already holds a run") && strstr(err, "--resume run") && strstr(err, "--force"), "%s", err);
+    cr_assert_eq(sh("cmp -s run/log.csv saved.csv"), 0, "the old run's log was touched");
+    cr_assert_eq(run("gru.cfg train.steps=5 train.out_dir=run --force", NULL, &err), 0, "%s", err);
+    cr_assert_eq(sh("test \"$(cut -d, -f1 run/log.csv | tr '\\n' ' ')\" = 'step 5 '"), 0, "%s", slurp("run/log.csv"));
+    cr_assert_eq(run("--resume run train.out_dir=elsewhere", NULL, &err), 1);
+    cr_assert(strstr(err, "cannot move it"), "%s", err);
+    cr_assert_eq(sh("test ! -e elsewhere"), 0);
+    cr_assert_eq(sh("touch afile"), 0);
+    cr_assert_eq(run("gru.cfg train.out_dir=afile", NULL, &err), 1);
+    cr_assert(strstr(err, "afile is not a directory"), "%s", err);
+    cr_assert_eq(run("gru.cfg train.out_dir=afile/run", NULL, &err), 1);
+    cr_assert(strstr(err, "afile/run") && strstr(err, "Not a directory"), "%s", err);
+}
+
+// A prompt the vocabulary cannot encode fails before the first step, not after training.
+Test(cli, the_sample_prompt_is_checked_before_training) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *err;
+    cr_assert_eq(run("gru.cfg train.steps=200 train.out_dir=run sample.prompt=QZ", NULL, &err), 1);
+    cr_assert(strstr(err, "[sample] prompt has 2 tokens outside the vocabulary"), "%s", err);
+    cr_assert_eq(sh("test ! -e run/last.safetensors"), 0, "it trained first");
+}
+
+// Validation leaves the carried recurrent state as it was: the training losses of a run that
+// validates every 5 steps are those of one that validates only at the end.
+Test(cli, validation_does_not_change_training) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *err;
+    cr_assert_eq(run("gru.cfg train.eval_every=5 train.out_dir=a", NULL, &err), 0, "%s", err);
+    cr_assert_eq(run("gru.cfg train.eval_every=30 train.out_dir=b", NULL, &err), 0, "%s", err);
+    cr_assert_eq(sh("cut -d, -f1,2 a/log.csv > a.txt && cut -d, -f1,2 b/log.csv > b.txt && cmp -s a.txt b.txt"), 0,
+                 "validating changed the training losses:\n%s", slurp("a/log.csv"));
+}
+
+// Validation predicts every position of the split once: 500 tokens have 499 next tokens; the
+// MLP with 4 tokens of context cannot predict the first 3.
+Test(cli, validation_covers_every_position) {
+    write_cfg("gru.cfg", gru_cfg);
+    write_cfg("tf.cfg", "[model]\ntype = transformer\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\n[data]\npath = tiny.txt\n"
+                        "[train]\nsteps = 2\nbatch = 4\nblock = 16\n");
+    write_cfg("mlp.cfg", "[model]\ntype = mlp\ncontext = 4\nembed = 8\nhidden = 16\n[data]\npath = tiny.txt\n"
+                         "[train]\nsteps = 2\nbatch = 4\nblock = 16\n");
+    const char *runs[][2] = {{"gru.cfg train.steps=2", "499"}, {"tf.cfg", "499"}, {"mlp.cfg", "496"}};
+    for (int i = 0; i < 3; i++) {
+        for (int batch = 3; batch <= 7; batch += 4) { // streams of 167 and 72 with a short last one; windows with a tail
+            char args[256], *out, *err;
+            snprintf(args, sizeof args, "%s --json train.eval_tokens=500 train.batch=%d train.out_dir=r%d_%d", runs[i][0], batch, i, batch);
+            cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+            cr_assert_eq(field(out, "val", "val_count"), atof(runs[i][1]), "%s: %g positions", args, field(out, "val", "val_count"));
+        }
+    }
+}
+
+// Writes that fail (a file size limit, as a full disk does) stop with one line, keep the
+// previous checkpoint, and leave no temporary file.
+Test(cli, a_failed_checkpoint_write_keeps_the_previous_one) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *err;
+    cr_assert_eq(run("gru.cfg train.steps=10 train.out_dir=run", NULL, &err), 0, "%s", err);
+    cr_assert_eq(sh("cp run/last.safetensors saved.safetensors"), 0);
+    cr_assert_eq(run_env("trap '' XFSZ; ulimit -f 40;", "--resume run train.steps=20", NULL, &err), 1, "%s", err);
+    cr_assert(strstr(err, "File too large") && strstr(err, "step 20 was not saved; the previous run/"), "%s", err);
+    cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "one line: %s", err);
+    cr_assert_eq(sh("cmp -s run/last.safetensors saved.safetensors"), 0, "the previous checkpoint changed");
+    cr_assert_eq(sh("test ! -e run/last.safetensors.tmp && test ! -e run/best.safetensors.tmp"), 0, "a temporary file was left");
+}
+
+// A full disk (a small tmpfs; skipped where mounting is not allowed), then a read-only run dir.
+Test(cli, a_full_disk_keeps_the_previous_checkpoint) {
+    write_cfg("gru.cfg", gru_cfg);
+    if (sh("mkdir disk && mount -t tmpfs -o size=256k tmpfs disk 2>/dev/null")) cr_skip_test("cannot mount a tmpfs here");
+    char *err;
+    int st = run("gru.cfg train.steps=10 train.log_every=1000 train.out_dir=disk/run", NULL, &err);
+    // fill it but for 16 KB: room for the resumed run's small files, not for a checkpoint
+    sh("cp disk/run/last.safetensors saved.safetensors; dd if=/dev/zero of=disk/fill bs=1k "
+       "count=$(( $(df --output=avail -B1k disk | tail -1) - 16 )) 2>/dev/null");
+    int st2 = run("--resume disk/run train.steps=20", NULL, &err);
+    int same = sh("cmp -s disk/run/last.safetensors saved.safetensors");
+    int tmp = sh("test ! -e disk/run/last.safetensors.tmp && test ! -e disk/run/best.safetensors.tmp");
+    char err2[1024];
+    snprintf(err2, sizeof err2, "%s", err);
+    sh("rm disk/fill && mount -o remount,ro disk");
+    int st3 = run("gru.cfg train.steps=10 train.out_dir=disk/run2", NULL, &err);
+    sh("umount disk");
+    cr_assert_eq(st, 0);
+    cr_assert_eq(st2, 1, "%s", err2);
+    cr_assert(strstr(err2, "No space left on device") && strstr(err2, "step 20 was not saved; the previous disk/run/"), "%s", err2);
+    cr_assert_eq(same, 0, "the previous checkpoint changed");
+    cr_assert_eq(tmp, 0, "a temporary file was left");
+    cr_assert_eq(st3, 1);
+    cr_assert(strstr(err, "disk/run2") && strstr(err, "Read-only file system"), "%s", err);
 }
