@@ -48,7 +48,8 @@ static tz_tensor *attn_keys(tz_graph *g, const s2s *m, tz_tensor *ann) {
 // s (B,D), ann (B,S,C), keys (B,S,A) or NULL, len (B) -> c (B,C); *w (B,S) if asked
 static tz_tensor *attend(tz_graph *g, const s2s *m, tz_tensor *s, tz_tensor *ann, tz_tensor *keys, const int *len,
                          tz_tensor **w) {
-    if (m->score == S2S_ADDITIVE) return nn_bahdanau_forward(g, &m->bahd, s, ann, keys, len, w);
+    if (m->score == S2S_ADDITIVE) // W_a s_{i-1}, then one fused node for the rest
+        return nn_additive_attention_step(g, nn_linear_forward(g, &m->bahd.W, s), keys, m->bahd.v.w, ann, len, w);
     return nn_luong_forward(g, &m->luong, s, ann, len, w);
 }
 

@@ -6,6 +6,7 @@
 #ifndef TZ_SEQ2SEQ_H
 #define TZ_SEQ2SEQ_H
 
+#include "attention_step.h"
 #include "model.h"
 #include "nn.h"
 

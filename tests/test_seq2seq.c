@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attention_step.h"
 #include "corpus.h"
 #include "gemm.h"
 #include "helpers.h"
@@ -318,4 +319,29 @@ Test(seq2seq, rnnsearch_learns_to_reverse) {
     tz_graph_free(&g);
     unmake(&mm);
     tz_set_threads(0);
+}
+
+// The fused attention step computes what the composed Bahdanau layer computes.
+Test(seq2seq, fused_attention_step_matches_layer) {
+    tz_params P;
+    tz_params_init(&P);
+    tz_rng r;
+    tz_rng_seed(&r, 21);
+    nn_bahdanau a;
+    nn_bahdanau_init(&a, &P, "attn", 5, 6, 4, (nn_init){0}, &r);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    enum { B = 3, S = 5 };
+    tz_tensor *s = tz_empty(&g, 2, (const int[]){B, 5}), *h = tz_empty(&g, 3, (const int[]){B, S, 6});
+    for (int i = 0; i < s->n; i++) s->data[i] = (real)tz_rng_normal(&r);
+    for (int i = 0; i < h->n; i++) h->data[i] = (real)tz_rng_normal(&r);
+    const int len[B] = {5, 1, 3};
+    tz_tensor *w_ref, *w;
+    tz_tensor *ref = nn_bahdanau_forward(&g, &a, s, h, NULL, len, &w_ref);
+    tz_tensor *keys = nn_bahdanau_keys(&g, &a, h);
+    tz_tensor *c = nn_additive_attention_step(&g, nn_linear_forward(&g, &a.W, s), keys, a.v.w, h, len, &w);
+    for (int i = 0; i < ref->n; i++) cr_assert_float_eq(c->data[i], ref->data[i], 1e-5);
+    for (int i = 0; i < B * S; i++) cr_assert_float_eq(w->data[i], w_ref->data[i], 1e-6);
+    tz_graph_free(&g);
+    tz_params_free(&P);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "gradcheck.h"
+#include "attention_step.h"
 #include "nn.h"
 
 enum { T = 4, B = 2, I = 3, H = 3 };
@@ -112,8 +113,26 @@ static tz_tensor *layer_fw(tz_graph *g, void *st) {
 }
 
 #define CHECK(name, setup, fw) {name, setup, fw, free, 0, 0}
+// One step of additive attention (the fused node of RNNsearch's decoder): 3 rows with 4, 1 and 2
+// of 4 keys, so a gradient that reaches a padded key or annotation fails.
+typedef struct { tz_tensor *ws, *keys, *v, *h; } attn_step_in;
+static void *attn_step_setup(tz_params *P, tz_rng *r) {
+    attn_step_in *s = calloc(1, sizeof *s);
+    s->ws = normal(P, r, "ws", 2, (const int[]){3, 3}, 0.8);
+    s->keys = normal(P, r, "keys", 3, (const int[]){3, 4, 3}, 0.8);
+    s->v = normal(P, r, "v", 2, (const int[]){1, 3}, 1);
+    s->h = normal(P, r, "h", 3, (const int[]){3, 4, 2}, 1);
+    return s;
+}
+static tz_tensor *attn_step_fw(tz_graph *g, void *st) {
+    attn_step_in *s = st;
+    static const int len[3] = {4, 1, 2};
+    return nn_additive_attention_step(g, s->ws, s->keys, s->v, s->h, len, NULL);
+}
+
 const tz_check tz_nn_checks[] = {
     CHECK("nn/rmsnorm", rms_setup, rms_fw),
+    CHECK("nn/additive_attention_step", attn_step_setup, attn_step_fw),
     {"nn/batchnorm_train", bn_setup, bn_train_fw, free, 0, 0},
     {"nn/batchnorm_eval", bn_setup, bn_eval_fw, free, 0, 0},
     CHECK("rnn/elman", rnn_setup, rnn_fw),
