@@ -73,9 +73,7 @@ static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
     }
     tz_tensor *all = tz_reshape(g, tz_concat(g, sc, T, 0), 3, (const int[]){T, B, m->D + m->C});
     tz_tensor *feat[2] = {all, ey};
-    b->targets = b->y;
-    b->n_targets = B * T;
-    return s2s_readout_tm(g, m, tz_concat(g, feat, 2, 2));
+    return s2s_readout_tm(g, m, tz_concat(g, feat, 2, 2), b);
 }
 
 static void mt_encode(tz_graph *g, void *vm, const int *src, const int *src_len, int B, int S, int beam) {

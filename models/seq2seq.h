@@ -18,6 +18,7 @@ typedef struct s2s {
     int Vs, Vt;      // source and target vocabularies
     int cho;         // GRU form: Cho 2014 (1) or cuDNN/PyTorch (0)
     real dropout;    // on embeddings and on the readout's input (while training)
+    int skip_padding; // forward: readout rows only where the target is real
     nn_embedding src_emb, tgt_emb;
     nn_recurrent enc; // bidirectional when attention
     nn_recurrent dec; // input [E y_{i-1}; c_i] (E + C), hidden D
@@ -47,7 +48,9 @@ typedef struct s2s {
     {"model", "form", CFG_STR, "cudnn", "GRU form: cho (Cho 2014: U (r*h)) or cudnn (PyTorch: r*(U h + b))"},    \
     {"model", "readout", CFG_STR, "linear", "linear ([s; c; E y] -> vocabulary) or maxout (Bahdanau's deep output)"}, \
     {"model", "maxout_units", CFG_INT, "256", "maxout readout: units after the max over pairs"},                \
-    {"model", "dropout", CFG_FLOAT, "0", "dropout on the embeddings and the readout's input"}
+    {"model", "dropout", CFG_FLOAT, "0", "dropout on the embeddings and the readout's input"},                    \
+    {"model", "skip_padding", CFG_BOOL, "false",                                                                 \
+     "readout only at real targets: logits (N,V) with b->targets compacted (same loss, less work)"}
 
 // Reads the shared keys and declares the embeddings, the encoder (bidirectional if attention),
 // the decoder GRU, the initial-state layer and the readout. Fails naming the key on bad values.
@@ -65,8 +68,10 @@ tz_tensor *s2s_gru_step(tz_graph *g, const s2s *m, tz_tensor *e, tz_tensor *c, t
 tz_tensor *s2s_readout(tz_graph *g, const s2s *m, tz_tensor *feat);
 // x (B,T) batch-major -> the target embeddings (T,B,E), time-major (dropout applied).
 tz_tensor *s2s_target_embed(tz_graph *g, const s2s *m, const int *x, int B, int T);
-// Time-major (T,B,F) features -> their readout in batch-major order (B*T, Vt), row b*T + t.
-tz_tensor *s2s_readout_tm(tz_graph *g, const s2s *m, tz_tensor *feat);
+// Time-major (T,B,F) features -> their readout in batch-major order (B*T, Vt), row b*T + t, and
+// b->targets = b->y, n_targets = B*T; with skip_padding only the rows whose target is not
+// TZ_IGNORE (N, Vt), in the same order, and b->targets their targets (arena).
+tz_tensor *s2s_readout_tm(tz_graph *g, const s2s *m, tz_tensor *feat, tz_batch *b);
 
 // Decoding: checks the sizes and keeps, for rows = B * beam, the source lengths per row; returns
 // the row -> source index map (rows) for expanding per-source tensors.

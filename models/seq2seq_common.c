@@ -30,6 +30,7 @@ void s2s_init(s2s *m, const cfg *c, int attention, int Vs, int Vt, tz_params *P,
         if (m->maxout < 1) tz_fail("%s: [model] maxout_units = %d must be >= 1", c->path, m->maxout);
     }
     m->dropout = (real)cfg_float(c, "model", "dropout");
+    m->skip_padding = cfg_bool(c, "model", "skip_padding");
     if (!(m->dropout >= 0 && m->dropout < 1)) tz_fail("%s: [model] dropout = %g must be in [0,1)", c->path, (double)m->dropout);
     m->C = attention ? 2 * m->H : m->H;
 
@@ -135,11 +136,27 @@ tz_tensor *s2s_target_embed(tz_graph *g, const s2s *m, const int *x, int B, int 
     return tz_reshape(g, e, 3, (const int[]){T, B, m->E});
 }
 
-// feat (T,B,F) -> (B*T, Vt)
-tz_tensor *s2s_readout_tm(tz_graph *g, const s2s *m, tz_tensor *feat) {
-    int T = feat->shape[0], B = feat->shape[1], F = feat->shape[2];
-    tz_tensor *bm = tz_reshape(g, tz_transpose(g, feat, 0, 1), 2, (const int[]){B * T, F});
-    return s2s_readout(g, m, bm);
+// feat (T,B,F) -> (B*T, Vt) or (N, Vt)
+tz_tensor *s2s_readout_tm(tz_graph *g, const s2s *m, tz_tensor *feat, tz_batch *b) {
+    int T = feat->shape[0], B = feat->shape[1], F = feat->shape[2], n = 0;
+    // One gather puts the rows in batch-major order (it is the transpose), and with skip_padding
+    // leaves out the padded positions, whose logits the loss would ignore: the readout over the
+    // target vocabulary is most of the model's work.
+    int *idx = tz_arena_alloc(&g->arena, sizeof(int) * B * T);
+    int *kept = m->skip_padding ? tz_arena_alloc(&g->arena, sizeof(int) * B * T) : NULL;
+    for (int i = 0; i < B; i++)
+        for (int t = 0; t < T; t++) {
+            if (kept && b->y[i * T + t] == TZ_IGNORE) continue;
+            if (kept) kept[n] = b->y[i * T + t];
+            idx[n++] = t * B + i;
+        }
+    if (n == 0) { // (skip_padding) nothing to predict: keep one row, which the loss ignores
+        idx[0] = 0, kept[0] = TZ_IGNORE;
+        n = 1;
+    }
+    b->targets = kept ? kept : b->y;
+    b->n_targets = n;
+    return s2s_readout(g, m, tz_embedding(g, tz_reshape(g, feat, 2, (const int[]){T * B, F}), idx, n));
 }
 
 const int *s2s_decode_rows(s2s *m, const int *len, int B, int S, int beam) {

@@ -321,6 +321,45 @@ Test(seq2seq, rnnsearch_learns_to_reverse) {
     tz_set_threads(0);
 }
 
+// skip_padding: the readout leaves out padded positions; the kept rows and the loss are the same.
+static void check_skip(const char *type, const char *const *over) {
+    const char *with[16];
+    int k = 0;
+    for (; over[k]; k++) with[k] = over[k];
+    with[k] = "model.skip_padding=true", with[k + 1] = NULL;
+    mt_model all, skip;
+    make(&all, type, VS, VT, 9, over);
+    make(&skip, type, VS, VT, 9, with);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    tz_rng r;
+    tz_rng_seed(&r, 10);
+    enum { B = 3, S = 4, T = 5 };
+    int src[B * S], len[B], x[B * T], y[B * T];
+    make_pairs(&r, B, S, T, (const int[]){4, 2, 3}, (const int[]){5, 1, 3}, src, len, x, y);
+    tz_batch ba = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len}, bs = ba;
+    tz_tensor *la = all.def->forward(&g, all.m, &ba), *ls = skip.def->forward(&g, skip.m, &bs);
+    cr_assert_eq(bs.n_targets, 9);
+    cr_assert_eq(ls->shape[0], 9);
+    for (int i = 0, n = 0; i < B * T; i++) {
+        if (y[i] == TZ_IGNORE) continue;
+        cr_assert_eq(bs.targets[n], y[i]);
+        for (int v = 0; v < VT; v++) cr_assert_float_eq(ls->data[n * VT + v], la->data[i * VT + v], 1e-6);
+        n++;
+    }
+    double l1 = tz_cross_entropy(&g, la, ba.targets, TZ_IGNORE)->data[0];
+    double l2 = tz_cross_entropy(&g, ls, bs.targets, TZ_IGNORE)->data[0];
+    cr_assert_float_eq(l1, l2, 1e-6);
+    tz_graph_free(&g);
+    unmake(&all);
+    unmake(&skip);
+}
+
+Test(seq2seq, skip_padding_keeps_the_loss) {
+    check_skip("rnnsearch", small);
+    check_skip("rnnenc", small_enc);
+}
+
 // The fused attention step computes what the composed Bahdanau layer computes.
 Test(seq2seq, fused_attention_step_matches_layer) {
     tz_params P;

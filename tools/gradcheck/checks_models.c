@@ -118,11 +118,12 @@ static void mt_teardown(void *st) {
 #define MT_SMALL "model.embed=3", "model.hidden=3", "model.dec_hidden=4"
 MT_MODEL(rnnsearch_setup, "rnnsearch", MT_SMALL, "model.attn_dim=3")
 MT_MODEL(rnnsearch_cho_maxout_setup, "rnnsearch", MT_SMALL, "model.attn_dim=2", "model.form=cho", "model.readout=maxout",
-         "model.maxout_units=3", "model.dropout=0.2")
+         "model.maxout_units=3", "model.dropout=0.2", "model.skip_padding=true")
 MT_MODEL(rnnsearch_general_setup, "rnnsearch", MT_SMALL, "model.score=general")
 MT_MODEL(rnnsearch_dot_setup, "rnnsearch", "model.embed=3", "model.hidden=2", "model.dec_hidden=4", "model.score=dot")
 MT_MODEL(rnnenc_setup, "rnnenc", MT_SMALL)
-MT_MODEL(rnnenc_cho_maxout_setup, "rnnenc", MT_SMALL, "model.form=cho", "model.readout=maxout", "model.maxout_units=2")
+MT_MODEL(rnnenc_cho_maxout_setup, "rnnenc", MT_SMALL, "model.form=cho", "model.readout=maxout", "model.maxout_units=2",
+         "model.skip_padding=true")
 
 #define CHECK(name, setup) {name, setup, model_fw, model_teardown, 0, 0}
 #define MT_CHECK(name, setup) {name, setup, mt_fw, mt_teardown, 0, 0}
@@ -136,10 +137,10 @@ const tz_check tz_model_checks[] = {
     CHECK("model/transformer_postln_sinusoidal", transformer_post_setup),
     CHECK("model/hybrid", hybrid_setup),
     MT_CHECK("model/rnnsearch", rnnsearch_setup),
-    MT_CHECK("model/rnnsearch_cho_maxout_dropout", rnnsearch_cho_maxout_setup),
+    MT_CHECK("model/rnnsearch_cho_maxout_dropout_skip", rnnsearch_cho_maxout_setup),
     MT_CHECK("model/rnnsearch_luong_general", rnnsearch_general_setup),
     MT_CHECK("model/rnnsearch_luong_dot", rnnsearch_dot_setup),
     MT_CHECK("model/rnnenc", rnnenc_setup),
-    MT_CHECK("model/rnnenc_cho_maxout", rnnenc_cho_maxout_setup),
+    MT_CHECK("model/rnnenc_cho_maxout_skip", rnnenc_cho_maxout_setup),
 };
 const int tz_n_model_checks = sizeof tz_model_checks / sizeof *tz_model_checks;
