@@ -61,13 +61,18 @@ static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
     s2s_encode(g, m, b->src, b->src_len, B, b->S, &ann, &summary, &s);
     tz_tensor *keys = attn_keys(g, m, ann);
     tz_tensor *ey = s2s_target_embed(g, m, b->x, B, T); // (T,B,E)
-    // The recurrence: only attention and the GRU are inside the loop; the readout of every step
-    // is one product after it.
+    // The decoder GRU reads [E y_{i-1}; c_i]: W_ih = [W_e W_c]. The embedding side of every step
+    // is one product before the loop; inside it only c_i W_c^T, attention and the GRU cell.
+    const nn_recurrent_weights *p = &m->dec.p[0][0];
+    int G = 3 * m->D;
+    tz_tensor *w_e = tz_slice(g, p->w_ih, 1, 0, m->E), *w_c = tz_slice(g, p->w_ih, 1, m->E, m->C);
+    tz_tensor *xe = tz_linear(g, ey, w_e, p->b_ih); // (T,B,3D)
+    // The readout of every step is one product after the loop.
     tz_tensor **sc = tz_arena_alloc(&g->arena, sizeof(tz_tensor *) * T);
     for (int t = 0; t < T; t++) {
-        tz_tensor *e = tz_reshape(g, tz_slice(g, ey, 0, t, 1), 2, (const int[]){B, m->E});
         tz_tensor *c = attend(g, m, s, ann, keys, b->src_len, NULL);
-        s = s2s_gru_step(g, m, e, c, s);
+        tz_tensor *xg = tz_add(g, tz_reshape(g, tz_slice(g, xe, 0, t, 1), 2, (const int[]){B, G}), tz_linear(g, c, w_c, NULL));
+        s = nn_gru_cell(g, xg, s, p->w_hh, p->b_hh, m->cho);
         tz_tensor *pair[2] = {s, c};
         sc[t] = tz_concat(g, pair, 2, 1); // [s_i; c_i] (B, D+C)
     }

@@ -7,6 +7,7 @@
 #define TZ_SEQ2SEQ_H
 
 #include "attention_step.h"
+#include "gru_step.h"
 #include "model.h"
 #include "nn.h"
 
@@ -62,7 +63,8 @@ void s2s_free(void *vm);
 // RNNsearch), and s_0 (B,D).
 void s2s_encode(tz_graph *g, s2s *m, const int *src, const int *len, int B, int S, tz_tensor **ann,
                 tz_tensor **summary, tz_tensor **s0);
-// One GRU step of the decoder: e (B,E), c (B,C), s (B,D) -> s' (B,D).
+// One GRU step of the decoder: e (B,E), c (B,C), s (B,D) -> s' (B,D) (decoding: one row set at
+// a time; forward projects the embeddings of all steps at once instead).
 tz_tensor *s2s_gru_step(tz_graph *g, const s2s *m, tz_tensor *e, tz_tensor *c, tz_tensor *s);
 // The readout of [s; c; E y] rows: feat (N, D + C + E) -> logits (N, Vt).
 tz_tensor *s2s_readout(tz_graph *g, const s2s *m, tz_tensor *feat);

@@ -107,12 +107,10 @@ void s2s_encode(tz_graph *g, s2s *m, const int *src, const int *len, int B, int 
 
 // e (B,E), c (B,C), s (B,D) -> (B,D)
 tz_tensor *s2s_gru_step(tz_graph *g, const s2s *m, tz_tensor *e, tz_tensor *c, tz_tensor *s) {
-    int B = s->shape[0];
     tz_tensor *in[2] = {e, c};
-    tz_tensor *x = tz_reshape(g, tz_concat(g, in, 2, 1), 3, (const int[]){1, B, m->E + m->C});
     const nn_recurrent_weights *p = &m->dec.p[0][0];
-    tz_tensor *h = tz_gru_seq(g, x, s, p->w_ih, p->w_hh, p->b_ih, p->b_hh, m->cho, 0);
-    return tz_reshape(g, h, 2, (const int[]){B, m->D});
+    tz_tensor *xg = tz_linear(g, tz_concat(g, in, 2, 1), p->w_ih, p->b_ih); // (B,3D)
+    return nn_gru_cell(g, xg, s, p->w_hh, p->b_hh, m->cho);
 }
 
 // feat (N, D+C+E) -> (N, Vt)

@@ -8,6 +8,7 @@
 
 #include "attention_step.h"
 #include "corpus.h"
+#include "gru_step.h"
 #include "gemm.h"
 #include "helpers.h"
 #include "model.h"
@@ -381,6 +382,31 @@ Test(seq2seq, fused_attention_step_matches_layer) {
     tz_tensor *c = nn_additive_attention_step(&g, nn_linear_forward(&g, &a.W, s), keys, a.v.w, h, len, &w);
     for (int i = 0; i < ref->n; i++) cr_assert_float_eq(c->data[i], ref->data[i], 1e-5);
     for (int i = 0; i < B * S; i++) cr_assert_float_eq(w->data[i], w_ref->data[i], 1e-6);
+    tz_graph_free(&g);
+    tz_params_free(&P);
+}
+
+// The GRU cell node computes one step of the fused sequence op, in both forms.
+Test(seq2seq, gru_cell_matches_sequence_op) {
+    tz_params P;
+    tz_params_init(&P);
+    tz_rng r;
+    tz_rng_seed(&r, 31);
+    enum { B = 3, I = 4, H = 5 };
+    tz_tensor *w_ih = tz_param(&P, "w_ih", 2, (const int[]){3 * H, I}), *w_hh = tz_param(&P, "w_hh", 2, (const int[]){3 * H, H});
+    tz_tensor *b_ih = tz_param(&P, "b_ih", 1, (const int[]){3 * H}), *b_hh = tz_param(&P, "b_hh", 1, (const int[]){3 * H});
+    for (size_t i = 0; i < P.n; i++) P.data[i] = (real)(0.5 * tz_rng_normal(&r));
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    tz_tensor *x = tz_empty(&g, 3, (const int[]){1, B, I}), *h = tz_empty(&g, 2, (const int[]){B, H});
+    for (int i = 0; i < x->n; i++) x->data[i] = (real)tz_rng_normal(&r);
+    for (int i = 0; i < h->n; i++) h->data[i] = (real)tz_rng_normal(&r);
+    for (int cho = 0; cho < 2; cho++) {
+        tz_tensor *ref = tz_gru_seq(&g, x, h, w_ih, w_hh, b_ih, b_hh, cho, 0);
+        tz_tensor *xg = tz_linear(&g, tz_reshape(&g, x, 2, (const int[]){B, I}), w_ih, b_ih);
+        tz_tensor *got = nn_gru_cell(&g, xg, h, w_hh, b_hh, cho);
+        for (int i = 0; i < B * H; i++) cr_assert_float_eq(got->data[i], ref->data[i], 1e-5, "cho %d, element %d", cho, i);
+    }
     tz_graph_free(&g);
     tz_params_free(&P);
 }
