@@ -58,6 +58,7 @@ int main(int argc, char **argv) {
     static cfg c;
     const tz_model_def *def = tz_cfg_load(&c, cfg_path, NULL, 0);
     unlink(cfg_path);
+    if (def->pairs) tz_fail("%s: %s is a translation model (type %s): use ./translate", path, run, def->name);
     tz_vocab v;
     FILE *vf = fmemopen(meta.vocab_text, strlen(meta.vocab_text), "r");
     if (!vf || !tz_vocab_load(&v, vf)) tz_fail("%s: the saved vocabulary is malformed", path);
