@@ -284,3 +284,48 @@ Test(decode, length_penalty_is_gnmt) {
     cr_assert_float_eq(tz_length_penalty(7, 0.6), pow(2.0, 0.6), 1e-12);
     cr_assert_float_eq(tz_length_penalty(30, 0.0), 1.0, 1e-12);
 }
+
+// The attention file of a decoded sentence, and tools/plot_attention.gp drawing it (when gnuplot
+// is installed).
+Test(decode, attention_file_plots) {
+    tz_decode_opts o = tz_decode_defaults();
+    o.beam = 2, o.max_len_a = 1, o.max_len_b = 1, o.attention = 1;
+    tz_hyp h;
+    mock *m = mock_create(NULL, 0, 0, NULL, NULL);
+    m->with_attn = 1;
+    tz_translate(&mock_def, m, &o, (const int *[]){sources[6]}, &lens[6], 1, &h);
+    char dir[] = "/tmp/tapezoo-attn-XXXXXX", path[128], png[128], cmd[512];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/a \"b\".dat", dir); // a name and labels that need quoting
+    snprintf(png, sizeof png, "%s/a.png", dir);
+    const char *src[] = {"l'homme", "\"quoted\"", ",", "#", "x"}, *tgt[MAXT];
+    for (int i = 0; i < h.len; i++) tgt[i] = "w";
+    FILE *f = fopen(path, "w");
+    tz_attention_write(f, &h, src, tgt, "mock");
+    fclose(f);
+    f = fopen(path, "r");
+    char line[512];
+    cr_assert(fgets(line, sizeof line, f) && line[0] == '#');
+    cr_assert(fgets(line, sizeof line, f));
+    cr_assert_str_eq(line, "\"\" \"l'homme\" \"''quoted''\" \",\" \"#\" \"x\"\n");
+    int rows = 0;
+    while (fgets(line, sizeof line, f)) rows++;
+    fclose(f);
+    cr_assert_eq(rows, h.len + 1);
+    if (system("command -v gnuplot >/dev/null 2>&1") == 0) {
+        snprintf(cmd, sizeof cmd, "gnuplot -e \"file='%s/a \\\"b\\\".dat'; out='%s'\" %s/tools/plot_attention.gp >/dev/null 2>&1",
+                 dir, png, TZ_SOURCE_ROOT);
+        cr_assert_eq(system(cmd), 0, "%s", cmd);
+        f = fopen(png, "rb");
+        cr_assert(f, "no %s", png);
+        unsigned char sig[8] = {0};
+        cr_assert_eq(fread(sig, 1, 8, f), 8u);
+        fclose(f);
+        cr_assert_eq(memcmp(sig, "\x89PNG", 4), 0);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+    tz_hyps_free(&h, 1);
+    mock_free(m);
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0) cr_skip_test("gnuplot is not installed: the file was checked, not drawn");
+}

@@ -128,38 +128,27 @@ static void put_target(const tz_vocab *tv, const int *ids, int n, FILE *out) {
     }
 }
 
-static void put_label(const char *s, size_t n, FILE *f) {
-    fputc('"', f);
-    for (size_t i = 0; i < n; i++) fputs(s[i] == '"' ? "''" : (char[]){s[i], 0}, f);
-    fputc('"', f);
-}
-
-// The alignment matrix of the best hypothesis: a gnuplot "matrix rowheaders columnheaders" file,
-// the first line the source words, then one line per target word (its label, then its weights).
+// The alignment matrix of the best hypothesis, labelled with the source words (as typed, for a
+// word vocabulary: an unknown one is <unk> to the model) and the target words.
 static void write_attention(const char *path, const tz_vocab *sv, const tz_vocab *tv, const input *in, const tz_hyp *h,
                             const char *model) {
+    const char **src = xmalloc(sizeof(char *) * (in->n + 1)), **tgt = xmalloc(sizeof(char *) * (h->len + 1));
+    char *words = xmalloc(strlen(in->text) + 1), *w = words;
+    strcpy(words, in->text);
+    for (int j = 0; j < in->n; j++) {
+        if (sv->kind == TOK_WORD) {
+            w += strspn(w, " \t");
+            src[j] = w;
+            w += strcspn(w, " \t");
+            if (*w) *w++ = 0;
+        } else src[j] = sv->tok[in->ids[j]];
+    }
+    for (int i = 0; i < h->len; i++) tgt[i] = h->ids[i] >= 0 && h->ids[i] < tv->size ? tv->tok[h->ids[i]] : "<unk>";
     FILE *f = fopen(path, "w");
     if (!f) tz_fail("translate: cannot write %s", path);
-    fprintf(f, "# attention weights of %s: row i = target word i (then <eos>), column j = source word j\n", model);
-    fputs("\"\"", f);
-    const char *w = in->text;
-    for (int j = 0; j < in->n; j++) {
-        fputc(' ', f);
-        if (sv->kind == TOK_WORD) { // the word as typed (an unknown one is <unk> to the model)
-            while (*w == ' ' || *w == '\t') w++;
-            size_t k = strcspn(w, " \t");
-            put_label(w, k, f);
-            w += k;
-        } else put_label(sv->tok[in->ids[j]], strlen(sv->tok[in->ids[j]]), f);
-    }
-    fputc('\n', f);
-    for (int i = 0; i <= h->len; i++) {
-        const char *t = i < h->len ? (h->ids[i] >= 0 && h->ids[i] < tv->size ? tv->tok[h->ids[i]] : "<unk>") : "<eos>";
-        put_label(t, strlen(t), f);
-        for (int j = 0; j < in->n; j++) fprintf(f, " %.6f", (double)h->attn[(size_t)i * in->n + j]);
-        fputc('\n', f);
-    }
+    tz_attention_write(f, h, src, tgt, model);
     if (fclose(f)) tz_fail("translate: cannot write %s", path);
+    free(src), free(tgt), free(words);
 }
 
 // The longest source the run's cfg allows: its [model] or [data] max_len when it has one.

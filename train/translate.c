@@ -298,3 +298,26 @@ void tz_hyps_free(tz_hyp *h, int n) {
         h[i].ids = NULL, h[i].attn = NULL;
     }
 }
+
+static void put_label(const char *s, FILE *f) {
+    fputc('"', f);
+    for (; *s; s++)
+        if (*s == '"') fputs("''", f);
+        else if (*s == '\n' || *s == '\r') fputc(' ', f);
+        else fputc(*s, f);
+    fputc('"', f);
+}
+
+void tz_attention_write(FILE *f, const tz_hyp *h, const char *const *src_labels, const char *const *tgt_labels,
+                        const char *what) {
+    if (!h->attn) tz_fail("translate: no attention to write");
+    fprintf(f, "# attention weights of %s: row i = target token i (then <eos>), column j = source token j\n", what);
+    fputs("\"\"", f);
+    for (int j = 0; j < h->src_len; j++) fputc(' ', f), put_label(src_labels[j], f);
+    fputc('\n', f);
+    for (int i = 0; i <= h->len; i++) {
+        put_label(i < h->len ? tgt_labels[i] : "<eos>", f);
+        for (int j = 0; j < h->src_len; j++) fprintf(f, " %.6f", (double)h->attn[(size_t)i * h->src_len + j]);
+        fputc('\n', f);
+    }
+}

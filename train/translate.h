@@ -14,6 +14,8 @@
 #ifndef TZ_TRANSLATE_H
 #define TZ_TRANSLATE_H
 
+#include <stdio.h>
+
 #include "model.h"
 #include "tz.h"
 
@@ -45,6 +47,12 @@ void tz_translate(const tz_model_def *def, void *m, const tz_decode_opts *o, con
                   const int *src_len, int n, tz_hyp *out);
 // Frees the ids and attention of n hypotheses (not the array).
 void tz_hyps_free(tz_hyp *h, int n);
+// Writes h's attention (h->len + 1, h->src_len) for tools/plot_attention.gp: a gnuplot "matrix
+// rowheaders columnheaders" file, a first line of the source labels (src_labels, h->src_len),
+// then per target token its label (tgt_labels, h->len, then <eos>) and its weights. Labels are
+// quoted (a '"' inside becomes ''). what: a comment line naming the model.
+void tz_attention_write(FILE *f, const tz_hyp *h, const char *const *src_labels, const char *const *tgt_labels,
+                        const char *what);
 // The GNMT length penalty ((5 + len) / 6)^alpha.
 double tz_length_penalty(int len, double alpha);
 
