@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "corpus.h"
+#include "pairs.h"
 
 const cfg_key tz_train_keys[] = {
     {"model", "type", CFG_STR, NULL, "mlp, rnn, lstm, gru, transformer or hybrid"},
@@ -59,8 +60,8 @@ const tz_model_def *tz_cfg_load(cfg *c, const char *path, char *const *overrides
         for (int i = 0; i < n; i++) snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", all[i]->name);
         tz_fail("%s: [model] type = '%s' is not a model of the zoo (%s)", path, type, known);
     }
-    const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, def->keys};
-    cfg_init(c, schemas, 3);
+    const cfg_key *schemas[4] = {tz_train_keys, tz_data_keys, tz_pair_keys, def->keys};
+    cfg_init(c, schemas, 4);
     cfg_read_file(c, path);
     for (int i = 0; i < n_overrides; i++) cfg_override(c, overrides[i], i + 1);
     cfg_check_required(c);
