@@ -64,6 +64,9 @@ const tz_model_def *tz_cfg_load(cfg *c, const char *path, char *const *overrides
     cfg_init(c, schemas, 4);
     cfg_read_file(c, path);
     for (int i = 0; i < n_overrides; i++) cfg_override(c, overrides[i], i + 1);
+    tz_data_kind kind = tz_data_kind_of(c);
+    if ((kind == TZ_DATA_REVERSE || kind == TZ_DATA_COPY) && !cfg_is_set(c, "data", "path")) // no file to read
+        cfg_set(c, "data", "path", "", "not used by synthetic data");
     cfg_check_required(c);
     return def;
 }
