@@ -3,6 +3,7 @@
 #include "checkpoint.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,13 +157,19 @@ static void read_at(reader *r, uint64_t off, void *dst, size_t n, const char *wh
               (unsigned long long)(off + got), what);
 }
 
+// Opened without blocking (a FIFO would wait for a writer) and refused unless a regular file.
 static void open_file(reader *r, const char *path) {
     *r = (reader){.name = path};
-    r->f = fopen(path, "rb");
-    if (!r->f) rfail(r, "cannot open (%s)", strerror(errno));
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) rfail(r, "cannot open (%s)", strerror(errno));
     struct stat st;
-    if (fstat(fileno(r->f), &st)) rfail(r, "cannot stat (%s)", strerror(errno));
-    if (!S_ISREG(st.st_mode)) rfail(r, "not a regular file");
+    if (fstat(fd, &st)) {
+        int err = errno;
+        close(fd);
+        rfail(r, "cannot stat (%s)", strerror(err));
+    }
+    if (!S_ISREG(st.st_mode)) close(fd), rfail(r, "not a regular file");
+    if (!(r->f = fdopen(fd, "rb"))) close(fd), rfail(r, "out of memory");
     if (fseeko(r->f, 0, SEEK_END)) rfail(r, "cannot seek to the end (%s)", strerror(errno));
     off_t size = ftello(r->f);
     if (size < 0) rfail(r, "cannot tell the size (%s)", strerror(errno));
