@@ -75,7 +75,7 @@ int main(int argc, char **argv) {
     if (def->pairs) tz_fail("%s: a translation model ('%s'): use ./translate", path, def->name);
     tz_vocab v;
     FILE *vf = fmemopen(meta.vocab_text, strlen(meta.vocab_text), "r");
-    if (!vf || !tz_vocab_load(&v, vf)) tz_fail("%s: the saved vocabulary is malformed", path);
+    if (!vf || !tz_vocab_load(&v, vf)) tz_fail("%s: the saved vocabulary is malformed (%s)", path, tz_vocab_error());
     fclose(vf);
     tz_rng r;
     tz_rng_seed(&r, 1);
