@@ -155,7 +155,7 @@ static void build_words(tz_vocab *v, const char *text, size_t len, int min_count
     int has_unk = tz_vocab_find(&all, "<unk>") >= 0, rare = 0;
     for (int i = 0; i < all.size; i++) {
         int id = order[i];
-        if (c.count[id] >= min_count || !strcmp(all.tok[id], "<unk>")) push(v, all.tok[id], all.len[id]);
+        if (c.count[id] >= min_count || (all.len[id] == 5 && !memcmp(all.tok[id], "<unk>", 5))) push(v, all.tok[id], all.len[id]);
         else rare = 1;
     }
     rehash(v);
