@@ -86,6 +86,7 @@ int tz_vocab_add_bytes(tz_vocab *v, const char *s, size_t n) {
 int tz_vocab_add_token(tz_vocab *v, const char *tok) { return tz_vocab_add_bytes(v, tok, strlen(tok)); }
 
 int tz_vocab_add_unk(tz_vocab *v) {
+    if (v->unk < 0) v->unk = tz_vocab_find(v, "<unk>"); // BPE may have merged the text "<unk>"
     if (v->unk >= 0) return v->unk;
     return v->unk = tz_vocab_add_bytes(v, "<unk>", 5);
 }
@@ -179,6 +180,7 @@ void tz_vocab_build(tz_vocab *v, tz_tok_kind kind, const char *text, size_t len,
         build_chars(v, text, len);
         rehash(v);
         if (kind == TOK_BPE) tz_bpe_learn(v, text, len, bpe_merges);
+        v->unk = tz_vocab_find(v, "<unk>"); // as the loader sets it, should BPE merge the text "<unk>"
     }
     if (v->size == 0) tz_fail("vocab: the training text has no tokens");
 }
