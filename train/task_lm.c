@@ -1,0 +1,192 @@
+// task_lm.c: the language-model task: one corpus of tokens (corpus.c), batches of windows or
+// streams (batcher.c), validation on the whole (or first eval_tokens of the) validation split,
+// samples (sampler.c).
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "batcher.h"
+#include "corpus.h"
+#include "sampler.h"
+#include "task.h"
+
+typedef struct lm_task {
+    const cfg *c;
+    tz_corpus corpus;
+    tz_vocab saved_vocab; // resuming: the checkpoint's vocabulary
+    int has_saved_vocab;
+    tz_batcher tb;
+    int B, T;
+    long eval_n;       // validation tokens used
+    tz_rng sample_rng; // samples draw from their own generator: they never move the dropout masks
+    real *kept;        // the carried state, kept while a sample or validation runs (NULL: none)
+    size_t n_carried;
+    char *vtext; // the vocabulary as saved in checkpoints
+} lm_task;
+
+static char *vocab_text(const tz_vocab *v) {
+    char *buf;
+    size_t size;
+    FILE *m = open_memstream(&buf, &size);
+    if (!m) tz_fail("train: out of memory for the vocabulary text");
+    tz_vocab_save(v, m);
+    if (fclose(m)) tz_fail("train: out of memory for the vocabulary text");
+    return buf;
+}
+
+static void lm_resume(tz_task *t, const tz_ckpt_meta *m, const char *ckpt, FILE *out) {
+    lm_task *s = t->self;
+    // The batcher picks up where it was: same RNG draws, same stream position.
+    memcpy(s->tb.rng.s, m->rng, sizeof s->tb.rng.s);
+    tz_batcher_skip(&s->tb, m->step);
+    real *carried = t->def->carried ? t->def->carried(t->model, &s->n_carried) : NULL;
+    if (carried && tz_ckpt_load_carried(ckpt, carried, s->n_carried) < 0) // the state it stopped with
+        fprintf(out, "note: %s was saved with another batch size: the carried state starts from zeros\n", ckpt);
+}
+
+static void lm_next(tz_task *t, tz_batch *b) {
+    lm_task *s = t->self;
+    if (tz_batcher_next(&s->tb, b) && t->def->stream) t->def->reset(t->model, s->B);
+}
+
+// Cross-entropy summed over one pass of the validation split (every position of it), without
+// gradients. The training state is kept: the carried recurrent state is copied aside and put
+// back, so training continues mid-stream exactly as if no validation had run.
+static void lm_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
+    lm_task *s = t->self;
+    const tz_model_def *def = t->def;
+    void *m = t->model;
+    const int *ids = s->corpus.ids[SPLIT_VAL];
+    long n = s->eval_n;
+    int B = s->B, T = s->T;
+    if (def->stream && (n - 1) / B < T) B = (int)((n - 1) / T); // fewer, full-length streams
+    if (n - 1 < T) tz_fail("validation: %ld tokens are fewer than one block of %d + 1 ([train] eval_tokens, block)", n, T);
+    if (s->kept) memcpy(s->kept, def->carried(m, &s->n_carried), sizeof(real) * s->n_carried);
+    tz_batcher eb;
+    tz_batcher_init_eval(&eb, ids, n, B, T, def->stream, def->context ? def->context(m) : 0);
+    int was_training = g->training;
+    g->training = 0;
+    tz_no_grad_begin(g);
+    if (def->stream) def->reset(m, B);
+    double total = 0;
+    long count = 0;
+    tz_batch b;
+    while (tz_batcher_next(&eb, &b)) {
+        tz_graph_reset(g);
+        tz_tensor *logits = def->forward(g, m, &b);
+        tz_tensor *loss = tz_cross_entropy(g, logits, b.targets, TZ_IGNORE);
+        long real_targets = 0; // the mean is over these: the tail's repeats and padding are ignored
+        for (int i = 0; i < b.n_targets; i++) real_targets += b.targets[i] != TZ_IGNORE;
+        total += loss->data[0] * real_targets;
+        count += real_targets;
+    }
+    tz_no_grad_end(g);
+    g->training = was_training;
+    if (def->stream) def->reset(m, s->B); // back to the training batch size ...
+    if (s->kept) memcpy(def->carried(m, &s->n_carried), s->kept, sizeof(real) * s->n_carried); // ... and state
+    tz_batcher_free(&eb);
+    e->sum_loss = total, e->count = count;
+}
+
+static void lm_save_state(tz_task *t, tz_ckpt_meta *m) {
+    lm_task *s = t->self;
+    memcpy(m->rng, s->tb.rng.s, sizeof m->rng);
+    if (t->def->carried) m->carried = t->def->carried(t->model, &m->carried_n);
+    m->vocab_text = s->vtext;
+}
+
+static void lm_describe(tz_task *t, FILE *text, FILE *json) {
+    lm_task *s = t->self;
+    fprintf(text, "vocab %d (%s), %ld train / %ld val tokens", s->corpus.vocab.size, tz_tok_name(s->corpus.vocab.kind),
+            s->corpus.n[SPLIT_TRAIN], s->eval_n);
+    fprintf(json, ",\"vocab\":%d,\"train_tokens\":%ld,\"val_tokens\":%ld", s->corpus.vocab.size, s->corpus.n[SPLIT_TRAIN],
+            s->eval_n);
+}
+
+static void print_sample(lm_task *s, const tz_task *t, FILE *out) {
+    tz_sample_opts so = {(int)cfg_int(s->c, "sample", "tokens"), cfg_float(s->c, "sample", "temperature"),
+                         (int)cfg_int(s->c, "sample", "top_k"), s->T};
+    tz_sample(t->def, t->model, &s->corpus.vocab, cfg_str(s->c, "sample", "prompt"), &so, &s->sample_rng, out);
+}
+
+// Samples must not change training: they draw from sample_rng, and the carried state is kept
+// while they run.
+static void lm_sample(tz_task *t, long step, FILE *out) {
+    lm_task *s = t->self;
+    fprintf(out, "--- sample at step %ld\n", step);
+    if (s->kept) memcpy(s->kept, t->def->carried(t->model, &s->n_carried), sizeof(real) * s->n_carried);
+    print_sample(s, t, out);
+    fprintf(out, "\n---\n");
+    if (t->def->stream) t->def->reset(t->model, s->B); // the sampler ran one stream
+    if (s->kept) memcpy(t->def->carried(t->model, &s->n_carried), s->kept, sizeof(real) * s->n_carried);
+}
+
+static void lm_finish(tz_task *t, tz_graph *g, FILE *out, FILE *json) {
+    (void)g;
+    lm_task *s = t->self;
+    if (json) return; // --json: nothing but JSON lines, no sample
+    fprintf(out, "--- sample\n");
+    print_sample(s, t, out);
+    fprintf(out, "\n---\n");
+}
+
+static void lm_free(tz_task *t) {
+    lm_task *s = t->self;
+    free(s->kept);
+    free(s->vtext);
+    tz_batcher_free(&s->tb);
+    t->def->free(t->model);
+    tz_corpus_free(&s->corpus);
+    if (s->has_saved_vocab) tz_vocab_free(&s->saved_vocab);
+    free(s);
+}
+
+void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
+    cfg *c = a->c;
+    const tz_model_def *def = a->def;
+    const tz_ckpt_meta *resume = a->resume;
+    lm_task *s = calloc(1, sizeof *s);
+    if (!s) tz_fail("train: out of memory");
+    s->c = c;
+    if (resume) {
+        FILE *vf = fmemopen(resume->vocab_text, strlen(resume->vocab_text), "r");
+        if (!vf || !tz_vocab_load(&s->saved_vocab, vf)) tz_fail("%s: the saved vocabulary is malformed (%s)", a->resume_path, tz_vocab_error());
+        fclose(vf);
+        s->has_saved_vocab = 1;
+    }
+    tz_corpus_load(&s->corpus, c, resume ? &s->saved_vocab : NULL);
+    if (!s->corpus.n[SPLIT_VAL]) tz_fail("%s: no validation text ([data] valid, or split < 1)", c->path);
+    s->B = (int)cfg_int(c, "train", "batch"), s->T = (int)cfg_int(c, "train", "block");
+    uint64_t seed = (uint64_t)cfg_int(c, "train", "seed");
+    *t = (tz_task){.self = s, .def = def, .resume = lm_resume, .next = lm_next, .evaluate = lm_evaluate,
+                   .save_state = lm_save_state, .describe = lm_describe, .finish = lm_finish, .free = lm_free};
+    t->model = def->create(c, s->corpus.vocab.size, a->P, a->rng);
+    tz_batcher_init(&s->tb, s->corpus.ids[SPLIT_TRAIN], s->corpus.n[SPLIT_TRAIN], s->B, s->T, def->stream, seed + 1);
+    long eval_tokens = cfg_int(c, "train", "eval_tokens");
+    s->eval_n = eval_tokens > 0 && eval_tokens < s->corpus.n[SPLIT_VAL] ? eval_tokens : s->corpus.n[SPLIT_VAL];
+    tz_batcher_check(s->eval_n, s->B, s->T, def->stream, "validation"); // before training, not at the first evaluation
+    // The saved configuration names the data by absolute paths: it must work from the run dir.
+    for (int k = 0; k < N_SPLITS; k++) {
+        const char *key = k == SPLIT_TRAIN ? "path" : k == SPLIT_VAL ? "valid" : "test";
+        char abs[PATH_MAX];
+        if (cfg_str(c, "data", key)[0] && realpath(s->corpus.path[k], abs)) cfg_set(c, "data", key, abs, "resolved");
+    }
+    s->vtext = vocab_text(&s->corpus.vocab);
+    tz_rng_seed(&s->sample_rng, seed + 3);
+    if (def->stream) def->reset(t->model, s->B);
+    if (def->carried) def->carried(t->model, &s->n_carried);
+    // made once: the batch size, and so the state's size, is fixed
+    if (s->n_carried && !(s->kept = malloc(sizeof(real) * s->n_carried))) tz_fail("train: out of memory for the carried state");
+    if (!a->json) { // samples will be printed: the prompt must encode before any step is spent
+        const char *prompt = cfg_str(c, "sample", "prompt");
+        long n_ids, unk;
+        int *ids = tz_vocab_encode(&s->corpus.vocab, prompt, strlen(prompt), &n_ids, &unk);
+        free(ids);
+        if (unk && s->corpus.vocab.unk < 0)
+            tz_fail("%s: [sample] prompt has %ld token%s outside the vocabulary (%d %s tokens of the training text); "
+                    "change it or pass --json (no samples)", c->path, unk, unk > 1 ? "s" : "", s->corpus.vocab.size,
+                    tz_tok_name(s->corpus.vocab.kind));
+        if (cfg_int(c, "train", "sample_every") > 0) t->sample = lm_sample;
+    }
+}
