@@ -165,7 +165,7 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
     tz_batcher_init(&s->tb, s->corpus.ids[SPLIT_TRAIN], s->corpus.n[SPLIT_TRAIN], s->B, s->T, def->stream, seed + 1);
     long eval_tokens = cfg_int(c, "train", "eval_tokens");
     s->eval_n = eval_tokens > 0 && eval_tokens < s->corpus.n[SPLIT_VAL] ? eval_tokens : s->corpus.n[SPLIT_VAL];
-    tz_batcher_check(s->eval_n, s->B, s->T, def->stream, "validation"); // before training, not at the first evaluation
+    tz_batcher_check(s->eval_n, s->B, s->T, def->stream, 1); // before training, not at the first evaluation
     // The saved configuration names the data by absolute paths: it must work from the run dir.
     for (int k = 0; k < N_SPLITS; k++) {
         const char *key = k == SPLIT_TRAIN ? "path" : k == SPLIT_VAL ? "valid" : "test";
