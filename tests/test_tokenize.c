@@ -201,6 +201,8 @@ static const struct {
     {"double_space.vocab", "want 'tapezoo-vocab 1"},
     {"empty.vocab", "not a tapezoo-vocab header"},
     {"zip.vocab", "not a tapezoo-vocab header"},
+    {"header_nul.vocab", "not a tapezoo-vocab header"},
+    {"merge_nul.vocab", "merge 0: want two token ids below 2"},
 };
 
 Test(tokenize, damaged_vocabularies) {

@@ -313,7 +313,8 @@ int tz_vocab_load(tz_vocab *v, FILE *f) {
     size_t cap = 0;
     int version, size, n_merges, base;
     long n = read_line(f, &line, &cap);
-    if (n < 0 || strncmp(line, "tapezoo-vocab ", 14)) return reject(v, line, "line 1: not a tapezoo-vocab header");
+    if (n < 0 || strncmp(line, "tapezoo-vocab ", 14) || strlen(line) != (size_t)n)
+        return reject(v, line, "line 1: not a tapezoo-vocab header");
     const char *p = line + 14;
     size_t kl;
     if (!parse_int(&p, 1, 1, &version) || *p++ != ' ' || (kl = strcspn(p, " ")) >= sizeof kind)
@@ -359,7 +360,7 @@ int tz_vocab_load(tz_vocab *v, FILE *f) {
         int a, b, id = base + k, ln = size + 2 + k;
         if ((n = read_line(f, &line, &cap)) < 0) return reject(v, line, "line %d: the file ends before merge %d of %d", ln, k, n_merges);
         p = line;
-        if (!parse_int(&p, 0, id - 1, &a) || *p++ != ' ' || !parse_int(&p, 0, id - 1, &b) || *p)
+        if (!parse_int(&p, 0, id - 1, &a) || *p++ != ' ' || !parse_int(&p, 0, id - 1, &b) || p != line + n)
             return reject(v, line, "line %d: merge %d: want two token ids below %d", ln, k, id);
         if (v->len[a] + v->len[b] != v->len[id] || memcmp(v->tok[a], v->tok[id], v->len[a]) ||
             memcmp(v->tok[b], v->tok[id] + v->len[a], v->len[b]))
