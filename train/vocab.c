@@ -188,7 +188,7 @@ void tz_vocab_build(tz_vocab *v, tz_tok_kind kind, const char *text, size_t len,
 typedef struct { const tz_vocab *v; int *ids; long n, cap, unk; } enc_ctx;
 static void encode_word(void *vctx, const char *w, size_t n) {
     enc_ctx *e = vctx;
-    int id = e->v->table[slot(e->v, w, n)];
+    int id = tz_vocab_find_bytes(e->v, w, n);
     if (id < 0) id = e->v->unk, e->unk++;
     if (e->n == e->cap) {
         e->ids = grow(e->ids, (size_t)(2 * e->cap + 4096), sizeof(int));
@@ -206,7 +206,7 @@ int *tz_vocab_encode(const tz_vocab *v, const char *text, size_t len, long *n_ou
         int byte_id[256];
         for (int c = 0; c < 256; c++) {
             char ch = (char)c;
-            byte_id[c] = v->table[slot(v, &ch, 1)];
+            byte_id[c] = tz_vocab_find_bytes(v, &ch, 1);
         }
         for (size_t i = 0; i < len; i++) {
             int id = byte_id[(unsigned char)text[i]];
