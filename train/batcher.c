@@ -14,7 +14,8 @@ static void alloc_xy(tz_batcher *b) {
     }
 }
 
-void tz_batcher_check(long n, int B, int T, int streams, int eval) {
+// Fails with one line naming the split when n tokens are too few for its batches.
+static void check(long n, int B, int T, int streams, int eval) {
     const char *what = eval ? "validation" : "training";
     if (B < 1 || T < 1) tz_fail("batcher: batch %d x block %d must both be >= 1", B, T);
     if (streams && !eval && (n - 1) / B < T)
@@ -28,7 +29,7 @@ void tz_batcher_check(long n, int B, int T, int streams, int eval) {
 }
 
 static void init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed, int eval) {
-    tz_batcher_check(n, B, T, streams, eval);
+    check(n, B, T, streams, eval);
     memset(b, 0, sizeof *b);
     b->ids = ids, b->n = n, b->B = B, b->T = T, b->streams = streams;
     if (streams) b->stream_len = (n - 1) / B;

@@ -21,10 +21,6 @@ typedef struct tz_batcher {
     tz_rng rng;
 } tz_batcher;
 
-// Fails with one line naming the split (training, or validation when eval) when n tokens are too
-// few for the batches of tz_batcher_init (eval 0) or tz_batcher_init_eval (eval 1); the batchers
-// check this too, but a caller can check before it trains.
-void tz_batcher_check(long n, int B, int T, int streams, int eval);
 // Training batches over ids[0..n).
 void tz_batcher_init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed);
 // One pass over ids[0..n) for evaluation; `context` is the model's left context.
