@@ -262,7 +262,7 @@ Test(pairs, bucketing_and_epochs) {
         tz_batch x;
         tz_pair_batcher_next(&b, &x);
         for (int r = 0; r < x.B; r++) {
-            cr_assert_eq(x.src[r * x.S + x.src_len[r]] == TZ_PAD || x.src_len[r] == x.S, 1);
+            cr_assert(x.src_len[r] == x.S || x.src[r * x.S + x.src_len[r]] == TZ_PAD);
             if (k < 62) cr_assert_eq(seen[x.src[r * x.S]]++, 0, "pair %d twice in an epoch", x.src[r * x.S]);
             else first[r] = x.src[r * x.S];
         }
@@ -400,9 +400,10 @@ Test(pairs, synthetic_reverse_and_copy) {
     cr_assert(EXPECT_FAIL(tz_pairs_load(&p, &c, NULL, NULL, NULL)));
     cr_assert(strstr(tz_last_error(), "min_len..max_len = 1..2 hold 110 strings, too few to hold out 2 x eval_size = 2000"),
               "%s", tz_last_error());
-    load_cfg(&c, "kind = copy\nmin_len = 0\n");
+    cr_assert(cfg_rejects(&c, "kind = copy\nmin_len = 0\n"));
+    load_cfg(&c, "kind = copy\nmin_len = 12\n");
     cr_assert(EXPECT_FAIL(tz_pairs_load(&p, &c, NULL, NULL, NULL)));
-    cr_assert(strstr(tz_last_error(), "lengths 0..10: want 1 <= min_len <= max_len <= 1000"), "%s", tz_last_error());
+    cr_assert(strstr(tz_last_error(), "lengths 12..10: want 1 <= min_len <= max_len <= 1000"), "%s", tz_last_error());
 }
 
 Test(pairs, cfg_load_resume_and_test_files) {

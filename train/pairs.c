@@ -3,6 +3,7 @@
 #include "pairs.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +13,18 @@
 
 const cfg_key tz_pair_keys[] = {
     {"data", "kind", CFG_STR, "text",
-     "text (one token stream: language models), pairs (source<TAB>target lines), reverse or copy (synthetic digit strings)"},
-    {"data", "lowercase", CFG_BOOL, "true", "pairs: lower-case both sides (ASCII, Latin-1 letters, Œ)"},
-    {"data", "split_punct", CFG_BOOL, "true", "pairs: a space on both sides of each of . ! ? , ; :"},
-    {"data", "min_len", CFG_INT, "1", "pairs: keep pairs whose both sides have min_len..max_len tokens; reverse/copy: string lengths"},
-    {"data", "max_len", CFG_INT, "10", "pairs: see min_len; reverse/copy: the longest string"},
-    {"data", "val_split", CFG_FLOAT, "0.05", "pairs: fraction of distinct sources for validation (split: training; the rest: test)"},
-    {"data", "seed", CFG_INT, "0", "pairs: seed of the split; reverse/copy: of the strings (0: [train] seed)"},
-    {"data", "bucket", CFG_INT, "50", "pairs: batches per pool sorted by length (1: no bucketing)"},
-    {"data", "train_size", CFG_INT, "0", "reverse/copy: a fixed training set of N strings (0: fresh strings every batch)"},
-    {"data", "eval_size", CFG_INT, "1000", "reverse/copy: strings in each of the validation and test sets (held out)"},
-    {"data", "test_min_len", CFG_INT, "0", "reverse/copy: the test strings' shortest length (0: min_len)"},
-    {"data", "test_max_len", CFG_INT, "0", "reverse/copy: the test strings' longest length (0: max_len)"},
+     "text (one token stream: language models), pairs (source<TAB>target lines), reverse or copy (synthetic digit strings)", 0, 0},
+    {"data", "lowercase", CFG_BOOL, "true", "pairs: lower-case both sides (ASCII, Latin-1 letters, Œ)", 0, 0},
+    {"data", "split_punct", CFG_BOOL, "true", "pairs: a space on both sides of each of . ! ? , ; :", 0, 0},
+    {"data", "min_len", CFG_INT, "1", "pairs: keep pairs whose both sides have min_len..max_len tokens; reverse/copy: string lengths", 1, TZ_PAIRS_MAX_LEN},
+    {"data", "max_len", CFG_INT, "10", "pairs: see min_len; reverse/copy: the longest string", 1, TZ_PAIRS_MAX_LEN},
+    {"data", "val_split", CFG_FLOAT, "0.05", "pairs: fraction of distinct sources for validation (split: training; the rest: test)", 0, 1},
+    {"data", "seed", CFG_INT, "0", "pairs: seed of the split; reverse/copy: of the strings (0: [train] seed)", 0, INT_MAX},
+    {"data", "bucket", CFG_INT, "50", "pairs: batches per pool sorted by length (1: no bucketing)", 1, 1e6},
+    {"data", "train_size", CFG_INT, "0", "reverse/copy: a fixed training set of N strings (0: fresh strings every batch)", 0, 1e8},
+    {"data", "eval_size", CFG_INT, "1000", "reverse/copy: strings in each of the validation and test sets (held out)", 1, 1e7},
+    {"data", "test_min_len", CFG_INT, "0", "reverse/copy: the test strings' shortest length (0: min_len)", 0, TZ_PAIRS_MAX_LEN},
+    {"data", "test_max_len", CFG_INT, "0", "reverse/copy: the test strings' longest length (0: max_len)", 0, TZ_PAIRS_MAX_LEN},
     {0},
 };
 
@@ -533,8 +534,10 @@ void tz_pairs_load(tz_pairs *p, const cfg *c, const tz_vocab *sv, const tz_vocab
     if (min_len < 1 || max_len < min_len || max_len > TZ_PAIRS_MAX_LEN)
         tz_fail("%s: [data] min_len = %ld, max_len = %ld: want 1 <= min_len <= max_len <= %d", c->path, min_len, max_len,
                 TZ_PAIRS_MAX_LEN);
+    int split_one = !cfg_str(c, "data", "valid")[0];
+    if (split_one) check_fractions(o.split, o.val_split); // before reading: nothing to free then
     tz_pair_text t = read_pairs(p, SPLIT_TRAIN, c, "path", &prep, (int)min_len, (int)max_len);
-    if (!cfg_str(c, "data", "valid")[0]) {
+    if (split_one) {
         if (cfg_str(c, "data", "test")[0]) tz_fail("%s: [data] test is set but valid is not (give both, or neither to split path)", c->path);
         tz_pairs_build(p, &t, &o, sv, tv);
     } else { // separate files: no split
