@@ -3,10 +3,12 @@
 
 #include "model.h"
 
-extern const tz_model_def tz_model_mlp, tz_model_rnn, tz_model_lstm, tz_model_gru, tz_model_transformer, tz_model_hybrid;
+extern const tz_model_def tz_model_mlp, tz_model_rnn, tz_model_lstm, tz_model_gru, tz_model_transformer, tz_model_hybrid,
+    tz_model_rnnenc, tz_model_rnnsearch;
 
 static const tz_model_def *const zoo[] = {&tz_model_mlp, &tz_model_rnn, &tz_model_lstm, &tz_model_gru,
-                                          &tz_model_transformer, &tz_model_hybrid};
+                                          &tz_model_transformer, &tz_model_hybrid,
+                                          &tz_model_rnnenc, &tz_model_rnnsearch};
 
 const tz_model_def *const *tz_models(int *count) {
     *count = (int)(sizeof zoo / sizeof *zoo);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 
 #include "gradcheck.h"
+#include "attention_step.h"
+#include "gru_step.h"
 #include "nn.h"
 
 enum { T = 4, B = 2, I = 3, H = 3 };
@@ -112,8 +114,53 @@ static tz_tensor *layer_fw(tz_graph *g, void *st) {
 }
 
 #define CHECK(name, setup, fw) {name, setup, fw, free, 0, 0}
+// One step of additive attention (the fused node of RNNsearch's decoder): 3 rows with 4, 1 and 2
+// of 4 keys, so a gradient that reaches a padded key or annotation fails.
+typedef struct { tz_tensor *ws, *keys, *v, *h; } attn_step_in;
+static void *attn_step_setup(tz_params *P, tz_rng *r) {
+    attn_step_in *s = calloc(1, sizeof *s);
+    s->ws = normal(P, r, "ws", 2, (const int[]){3, 3}, 0.8);
+    s->keys = normal(P, r, "keys", 3, (const int[]){3, 4, 3}, 0.8);
+    s->v = normal(P, r, "v", 2, (const int[]){1, 3}, 1);
+    s->h = normal(P, r, "h", 3, (const int[]){3, 4, 2}, 1);
+    return s;
+}
+static tz_tensor *attn_step_fw(tz_graph *g, void *st) {
+    attn_step_in *s = st;
+    static const int len[3] = {4, 1, 2};
+    return nn_additive_attention_step(g, s->ws, s->keys, s->v, s->h, len, NULL);
+}
+
+// One GRU step as one node (RNNsearch's decoder): xg (B,3H) is the input side, both forms.
+typedef struct { tz_tensor *xg, *h, *w_hh, *b_hh; } cell_in;
+static void *cell_setup(tz_params *P, tz_rng *r) {
+    cell_in *s = calloc(1, sizeof *s);
+    s->xg = normal(P, r, "xg", 2, (const int[]){B, 3 * H}, 1);
+    s->h = normal(P, r, "h", 2, (const int[]){B, H}, 0.7);
+    s->w_hh = normal(P, r, "w_hh", 2, (const int[]){3 * H, H}, 0.6);
+    s->b_hh = normal(P, r, "b_hh", 1, (const int[]){3 * H}, 0.3);
+    return s;
+}
+static tz_tensor *cell_fw(tz_graph *g, void *st) {
+    cell_in *s = st;
+    return nn_gru_cell(g, s->xg, s->h, s->w_hh, s->b_hh, 0);
+}
+static tz_tensor *cell_cho_fw(tz_graph *g, void *st) {
+    cell_in *s = st;
+    return nn_gru_cell(g, s->xg, s->h, s->w_hh, s->b_hh, 1);
+}
+// Two steps in a row, so the state's gradient passes through one cell into the other.
+static tz_tensor *cell_twice_fw(tz_graph *g, void *st) {
+    cell_in *s = st;
+    return nn_gru_cell(g, s->xg, nn_gru_cell(g, s->xg, s->h, s->w_hh, NULL, 1), s->w_hh, s->b_hh, 1);
+}
+
 const tz_check tz_nn_checks[] = {
     CHECK("nn/rmsnorm", rms_setup, rms_fw),
+    CHECK("nn/additive_attention_step", attn_step_setup, attn_step_fw),
+    CHECK("rnn/gru_cell", cell_setup, cell_fw),
+    CHECK("rnn/gru_cell_cho", cell_setup, cell_cho_fw),
+    CHECK("rnn/gru_cell_cho_twice_nobias", cell_setup, cell_twice_fw),
     {"nn/batchnorm_train", bn_setup, bn_train_fw, free, 0, 0},
     {"nn/batchnorm_eval", bn_setup, bn_eval_fw, free, 0, 0},
     CHECK("rnn/elman", rnn_setup, rnn_fw),

@@ -1,0 +1,412 @@
+// The translation models (rnnsearch, rnnenc): shapes, padding invariance, decoding with
+// mt_encode/mt_step against forward under teacher forcing, beam rows with parent reordering,
+// and RNNsearch learning to reverse digit strings.
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attention_step.h"
+#include "corpus.h"
+#include "gru_step.h"
+#include "gemm.h"
+#include "helpers.h"
+#include "model.h"
+#include "nn.h"
+#include "setup.h"
+
+typedef struct {
+    const tz_model_def *def;
+    void *m;
+    tz_params P;
+    cfg c;
+} mt_model;
+
+// A model of the given type with [model] overrides (NULL-terminated), seeded.
+static void make(mt_model *mm, const char *type, int Vs, int Vt, uint64_t seed, const char *const *over) {
+    mm->def = tz_model_find(type);
+    cr_assert(mm->def && mm->def->pairs, "%s is a translation model", type);
+    const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, mm->def->keys};
+    cfg_init(&mm->c, schemas, 3);
+    char buf[128];
+    snprintf(buf, sizeof buf, "model.type=%s", type);
+    cfg_override(&mm->c, buf, 0);
+    cfg_override(&mm->c, "data.path=unused", 0);
+    for (int i = 0; over && over[i]; i++) cfg_override(&mm->c, over[i], i + 1);
+    tz_params_init(&mm->P);
+    tz_rng r;
+    tz_rng_seed(&r, seed);
+    mm->m = mm->def->mt_create(&mm->c, Vs, Vt, &mm->P, &r);
+}
+
+static void unmake(mt_model *mm) {
+    mm->def->free(mm->m);
+    tz_params_free(&mm->P);
+}
+
+static const char *const small[] = {"model.embed=8", "model.hidden=6", "model.dec_hidden=7", "model.attn_dim=5", NULL};
+static const char *const small_enc[] = {"model.embed=8", "model.hidden=6", "model.dec_hidden=7", NULL};
+static const char *const small_dot[] = {"model.embed=8", "model.hidden=4", "model.dec_hidden=8", "model.score=dot",
+                                        "model.form=cho", "model.readout=maxout", "model.maxout_units=5", NULL};
+
+enum { VS = 11, VT = 9 };
+
+// A batch of B pairs with the given source and target lengths (targets count <eos>), padded to
+// S and T; words drawn from r. Arrays are the caller's (B*S, B, B*T, B*T).
+static void make_pairs(tz_rng *r, int B, int S, int T, const int *slen, const int *tlen, int *src, int *len, int *x,
+                       int *y) {
+    for (int b = 0; b < B; b++) {
+        len[b] = slen[b];
+        for (int t = 0; t < S; t++) src[b * S + t] = t < slen[b] ? 4 + (int)tz_rng_below(r, VS - 4) : TZ_PAD;
+        for (int t = 0; t < T; t++) {
+            y[b * T + t] = t < tlen[b] - 1 ? 4 + (int)tz_rng_below(r, VT - 4) : t == tlen[b] - 1 ? TZ_EOS : TZ_IGNORE;
+            x[b * T + t] = t == 0 ? TZ_BOS : t < tlen[b] ? y[b * T + t - 1] : TZ_PAD;
+        }
+    }
+}
+
+static void check_shapes(const char *type, const char *const *over) {
+    mt_model mm;
+    make(&mm, type, VS, VT, 1, over);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    tz_rng r;
+    tz_rng_seed(&r, 2);
+    enum { B = 3, S = 6, T = 5 };
+    int src[B * S], len[B], x[B * T], y[B * T];
+    make_pairs(&r, B, S, T, (const int[]){6, 1, 3}, (const int[]){2, 5, 1}, src, len, x, y);
+    tz_batch b = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len};
+    tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
+    cr_assert_eq(logits->ndim, 2);
+    cr_assert_eq(logits->shape[0], B * T);
+    cr_assert_eq(logits->shape[1], VT);
+    cr_assert_eq(b.n_targets, B * T);
+    cr_assert_eq(b.targets, y);
+    tz_tensor *loss = tz_cross_entropy(&g, logits, b.targets, TZ_IGNORE);
+    cr_assert(isfinite(loss->data[0]) && loss->data[0] > 0);
+    tz_params_zero_grad(&mm.P);
+    tz_backward(&g, loss);
+    tz_graph_free(&g);
+    unmake(&mm);
+}
+
+Test(seq2seq, forward_shapes) {
+    check_shapes("rnnsearch", small);
+    check_shapes("rnnsearch", small_dot);
+    check_shapes("rnnenc", small_enc);
+}
+
+// The loss of one pair alone equals its loss inside a batch of longer pairs (other rows'
+// targets ignored): padding reaches neither the encoder states that matter nor attention.
+static void check_padding(const char *type, const char *const *over) {
+    mt_model mm;
+    make(&mm, type, VS, VT, 3, over);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    tz_rng r;
+    tz_rng_seed(&r, 4);
+    enum { B = 3, S = 7, T = 6, S1 = 3, T1 = 2 };
+    int src[B * S], len[B], x[B * T], y[B * T];
+    make_pairs(&r, B, S, T, (const int[]){7, S1, 5}, (const int[]){6, T1, 4}, src, len, x, y);
+    // The middle pair alone, unpadded.
+    int src1[S1], x1[T1], y1[T1], len1 = S1;
+    memcpy(src1, src + S, sizeof src1);
+    memcpy(x1, x + T, sizeof x1);
+    memcpy(y1, y + T, sizeof y1);
+    tz_batch b1 = {.B = 1, .T = T1, .x = x1, .y = y1, .S = S1, .src = src1, .src_len = &len1};
+    tz_tensor *l1 = tz_cross_entropy(&g, mm.def->forward(&g, mm.m, &b1), y1, TZ_IGNORE);
+    int yb[B * T];
+    for (int i = 0; i < B * T; i++) yb[i] = i / T == 1 ? y[i] : TZ_IGNORE;
+    tz_batch b = {.B = B, .T = T, .x = x, .y = yb, .S = S, .src = src, .src_len = len};
+    tz_tensor *l = tz_cross_entropy(&g, mm.def->forward(&g, mm.m, &b), yb, TZ_IGNORE);
+    cr_assert_float_eq(l->data[0], l1->data[0], 1e-5, "%s: alone %.7f, batched %.7f", type, (double)l1->data[0],
+                       (double)l->data[0]);
+    tz_graph_free(&g);
+    unmake(&mm);
+}
+
+Test(seq2seq, padding_invariance) {
+    check_padding("rnnsearch", small);
+    check_padding("rnnsearch", small_dot);
+    check_padding("rnnenc", small_enc);
+}
+
+// Greedy-style decoding fed the reference prefix (teacher forcing) reproduces forward's logits.
+static void check_teacher_forcing(const char *type, const char *const *over) {
+    mt_model mm;
+    make(&mm, type, VS, VT, 5, over);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    tz_rng r;
+    tz_rng_seed(&r, 6);
+    enum { B = 3, S = 5, T = 4 };
+    int src[B * S], len[B], x[B * T], y[B * T];
+    make_pairs(&r, B, S, T, (const int[]){2, 5, 4}, (const int[]){4, 2, 3}, src, len, x, y);
+    tz_no_grad_begin(&g);
+    tz_batch b = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len};
+    tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
+    mm.def->mt_encode(&g, mm.m, src, len, B, S, 1);
+    for (int t = 0; t < T; t++) {
+        int prev[B];
+        for (int i = 0; i < B; i++) prev[i] = x[i * T + t];
+        tz_tensor *attn = NULL;
+        tz_tensor *step = mm.def->mt_step(&g, mm.m, prev, NULL, &attn);
+        cr_assert_eq(step->shape[0], B);
+        cr_assert_eq(step->shape[1], VT);
+        for (int i = 0; i < B; i++)
+            for (int v = 0; v < VT; v++)
+                cr_assert_float_eq(step->data[i * VT + v], logits->data[(i * T + t) * VT + v], 1e-5, "%s row %d step %d", type,
+                                   i, t);
+        if (strcmp(type, "rnnsearch")) { // no attention
+            cr_assert_null(attn);
+            continue;
+        }
+        cr_assert(attn && attn->shape[0] == B && attn->shape[1] == S);
+        for (int i = 0; i < B; i++) {
+            double sum = 0;
+            for (int j = 0; j < S; j++) {
+                if (j >= len[i]) cr_assert_eq(attn->data[i * S + j], 0, "padding gets no attention");
+                sum += attn->data[i * S + j];
+            }
+            cr_assert_float_eq(sum, 1, 1e-5);
+        }
+    }
+    tz_no_grad_end(&g);
+    tz_graph_free(&g);
+    unmake(&mm);
+}
+
+Test(seq2seq, decoding_matches_forward) {
+    check_teacher_forcing("rnnsearch", small);
+    check_teacher_forcing("rnnsearch", small_dot);
+    check_teacher_forcing("rnnenc", small_enc);
+}
+
+// Beam rows: B sources x K rows each; after a step with different tokens per row, a reordering
+// (parent) and another step, each row's logits equal a single-row decode of its own history.
+static void check_beam(const char *type, const char *const *over) {
+    mt_model mm;
+    make(&mm, type, VS, VT, 7, over);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    tz_rng r;
+    tz_rng_seed(&r, 8);
+    enum { B = 2, S = 4, K = 3, R = B * K };
+    int src[B * S], len[B], x[B * 2], y[B * 2];
+    make_pairs(&r, B, S, 2, (const int[]){4, 2}, (const int[]){2, 2}, src, len, x, y);
+    const int w1[R] = {4, 5, 6, 7, 8, 4}, parent[R] = {2, 2, 0, 4, 3, 5}, w2[R] = {5, 6, 7, 8, 4, 5};
+    int bos[R];
+    for (int i = 0; i < R; i++) bos[i] = TZ_BOS;
+    tz_no_grad_begin(&g);
+    mm.def->mt_encode(&g, mm.m, src, len, B, S, K);
+    mm.def->mt_step(&g, mm.m, bos, NULL, NULL);
+    mm.def->mt_step(&g, mm.m, w1, NULL, NULL);
+    tz_tensor *beam = mm.def->mt_step(&g, mm.m, w2, parent, NULL);
+    cr_assert_eq(beam->shape[0], R);
+    real got[R * VT];
+    memcpy(got, beam->data, sizeof got);
+    for (int i = 0; i < R; i++) {
+        int b = i / K, p1 = TZ_BOS, p2 = w1[parent[i]], p3 = w2[i];
+        mm.def->mt_encode(&g, mm.m, src + b * S, len + b, 1, S, 1);
+        mm.def->mt_step(&g, mm.m, &p1, NULL, NULL);
+        mm.def->mt_step(&g, mm.m, &p2, NULL, NULL);
+        tz_tensor *ref = mm.def->mt_step(&g, mm.m, &p3, NULL, NULL);
+        for (int v = 0; v < VT; v++)
+            cr_assert_float_eq(got[i * VT + v], ref->data[v], 1e-5, "%s: beam row %d, word %d", type, i, v);
+    }
+    // A parent outside its source's rows is refused.
+    mm.def->mt_encode(&g, mm.m, src, len, B, S, K);
+    const int bad[R] = {0, 1, 3, 3, 4, 5};
+    cr_assert(EXPECT_FAIL(mm.def->mt_step(&g, mm.m, bos, bad, NULL)));
+    cr_assert(strstr(tz_last_error(), "parent[2] = 3"), "%s", tz_last_error());
+    tz_no_grad_end(&g);
+    tz_graph_free(&g);
+    unmake(&mm);
+}
+
+Test(seq2seq, beam_rows_follow_parents) {
+    check_beam("rnnsearch", small);
+    check_beam("rnnenc", small_enc);
+}
+
+Test(seq2seq, bad_config) {
+    mt_model mm;
+    const char *const dot_mismatch[] = {"model.hidden=4", "model.dec_hidden=7", "model.score=dot", NULL};
+    cr_assert(EXPECT_FAIL(make(&mm, "rnnsearch", VS, VT, 1, dot_mismatch)));
+    cr_assert(strstr(tz_last_error(), "score = dot needs dec_hidden (7) = 2 * hidden (8)"), "%s", tz_last_error());
+    const char *const bad_form[] = {"model.form=lstm", NULL};
+    cr_assert(EXPECT_FAIL(make(&mm, "rnnenc", VS, VT, 1, bad_form)));
+    cr_assert(strstr(tz_last_error(), "form = 'lstm' (want cho or cudnn)"), "%s", tz_last_error());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bahdanau's mechanism at work on a toy: reverse strings of digits (ids 4..13), lengths 3..7.
+
+enum { RV = 14, RB = 32, RMIN = 3, RMAX = 7, RS = RMAX, RT = RMAX + 1 };
+
+static void reverse_batch(tz_rng *r, int *src, int *len, int *x, int *y) {
+    for (int b = 0; b < RB; b++) {
+        int n = RMIN + (int)tz_rng_below(r, RMAX - RMIN + 1);
+        len[b] = n;
+        for (int t = 0; t < RS; t++) src[b * RS + t] = t < n ? 4 + (int)tz_rng_below(r, 10) : TZ_PAD;
+        for (int t = 0; t < RT; t++) {
+            y[b * RT + t] = t < n ? src[b * RS + n - 1 - t] : t == n ? TZ_EOS : TZ_IGNORE;
+            x[b * RT + t] = t == 0 ? TZ_BOS : t <= n ? y[b * RT + t - 1] : TZ_PAD;
+        }
+    }
+}
+
+// Greedy decoding of a batch: the fraction of rows whose output (up to <eos>) is the reverse.
+static double exact_match(tz_graph *g, const mt_model *mm, const int *src, const int *len) {
+    tz_graph_reset(g);
+    tz_no_grad_begin(g);
+    int prev[RB], done[RB] = {0}, ok[RB];
+    for (int b = 0; b < RB; b++) prev[b] = TZ_BOS, ok[b] = 1;
+    mm->def->mt_encode(g, mm->m, src, len, RB, RS, 1);
+    for (int t = 0; t < RT + 2; t++) {
+        tz_tensor *l = mm->def->mt_step(g, mm->m, prev, NULL, NULL);
+        for (int b = 0; b < RB; b++) {
+            int best = 0;
+            for (int v = 1; v < RV; v++)
+                if (l->data[b * RV + v] > l->data[b * RV + best]) best = v;
+            prev[b] = best;
+            if (done[b]) continue;
+            int want = t < len[b] ? src[b * RS + len[b] - 1 - t] : TZ_EOS;
+            if (best != want) ok[b] = 0;
+            if (best == TZ_EOS || best != want) done[b] = 1;
+        }
+    }
+    tz_no_grad_end(g);
+    int n = 0;
+    for (int b = 0; b < RB; b++) n += ok[b] && done[b];
+    return (double)n / RB;
+}
+
+Test(seq2seq, rnnsearch_learns_to_reverse) {
+    mt_model mm;
+    const char *const over[] = {"model.embed=16", "model.hidden=32", "model.dec_hidden=32", "model.attn_dim=32", NULL};
+    tz_set_threads(1); // tiny products: one thread is faster, and the test must not wait on a busy machine
+    make(&mm, "rnnsearch", RV, RV, 11, over);
+    nn_optim_config oc = nn_optim_defaults(NN_OPTIM_ADAM);
+    nn_optim o;
+    nn_optim_init(&o, &mm.P, &oc);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    tz_rng r;
+    tz_rng_seed(&r, 12);
+    int src[RB * RS], len[RB], x[RB * RT], y[RB * RT];
+    double loss = 0;
+    for (int step = 0; step < 300; step++) {
+        reverse_batch(&r, src, len, x, y);
+        tz_graph_reset(&g);
+        g.training = 1;
+        tz_batch b = {.B = RB, .T = RT, .x = x, .y = y, .S = RS, .src = src, .src_len = len};
+        tz_tensor *logits = mm.def->forward(&g, mm.m, &b); // sets b.targets
+        tz_tensor *l = tz_cross_entropy(&g, logits, b.targets, TZ_IGNORE);
+        loss = l->data[0];
+        tz_params_zero_grad(&mm.P);
+        tz_backward(&g, l);
+        nn_clip_grad_norm(&mm.P, 1);
+        nn_optim_step(&o, &mm.P, 1e-2);
+    }
+    g.training = 0;
+    double acc = 0;
+    for (int k = 0; k < 4; k++) { // 128 held-out strings (fresh draws)
+        reverse_batch(&r, src, len, x, y);
+        acc += exact_match(&g, &mm, src, len) / 4;
+    }
+    cr_assert(acc >= 0.9, "exact match %.3f after 300 steps (last loss %.4f)", acc, loss);
+    nn_optim_free(&o);
+    tz_graph_free(&g);
+    unmake(&mm);
+    tz_set_threads(0);
+}
+
+// skip_padding: the readout leaves out padded positions; the kept rows and the loss are the same.
+static void check_skip(const char *type, const char *const *over) {
+    const char *with[16];
+    int k = 0;
+    for (; over[k]; k++) with[k] = over[k];
+    with[k] = "model.skip_padding=true", with[k + 1] = NULL;
+    mt_model all, skip;
+    make(&all, type, VS, VT, 9, over);
+    make(&skip, type, VS, VT, 9, with);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    tz_rng r;
+    tz_rng_seed(&r, 10);
+    enum { B = 3, S = 4, T = 5 };
+    int src[B * S], len[B], x[B * T], y[B * T];
+    make_pairs(&r, B, S, T, (const int[]){4, 2, 3}, (const int[]){5, 1, 3}, src, len, x, y);
+    tz_batch ba = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len}, bs = ba;
+    tz_tensor *la = all.def->forward(&g, all.m, &ba), *ls = skip.def->forward(&g, skip.m, &bs);
+    cr_assert_eq(bs.n_targets, 9);
+    cr_assert_eq(ls->shape[0], 9);
+    for (int i = 0, n = 0; i < B * T; i++) {
+        if (y[i] == TZ_IGNORE) continue;
+        cr_assert_eq(bs.targets[n], y[i]);
+        for (int v = 0; v < VT; v++) cr_assert_float_eq(ls->data[n * VT + v], la->data[i * VT + v], 1e-6);
+        n++;
+    }
+    double l1 = tz_cross_entropy(&g, la, ba.targets, TZ_IGNORE)->data[0];
+    double l2 = tz_cross_entropy(&g, ls, bs.targets, TZ_IGNORE)->data[0];
+    cr_assert_float_eq(l1, l2, 1e-6);
+    tz_graph_free(&g);
+    unmake(&all);
+    unmake(&skip);
+}
+
+Test(seq2seq, skip_padding_keeps_the_loss) {
+    check_skip("rnnsearch", small);
+    check_skip("rnnenc", small_enc);
+}
+
+// The fused attention step computes what the composed Bahdanau layer computes.
+Test(seq2seq, fused_attention_step_matches_layer) {
+    tz_params P;
+    tz_params_init(&P);
+    tz_rng r;
+    tz_rng_seed(&r, 21);
+    nn_bahdanau a;
+    nn_bahdanau_init(&a, &P, "attn", 5, 6, 4, (nn_init){0}, &r);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    enum { B = 3, S = 5 };
+    tz_tensor *s = tz_empty(&g, 2, (const int[]){B, 5}), *h = tz_empty(&g, 3, (const int[]){B, S, 6});
+    for (int i = 0; i < s->n; i++) s->data[i] = (real)tz_rng_normal(&r);
+    for (int i = 0; i < h->n; i++) h->data[i] = (real)tz_rng_normal(&r);
+    const int len[B] = {5, 1, 3};
+    tz_tensor *w_ref, *w;
+    tz_tensor *ref = nn_bahdanau_forward(&g, &a, s, h, NULL, len, &w_ref);
+    tz_tensor *keys = nn_bahdanau_keys(&g, &a, h);
+    tz_tensor *c = nn_additive_attention_step(&g, nn_linear_forward(&g, &a.W, s), keys, a.v.w, h, len, &w);
+    for (int i = 0; i < ref->n; i++) cr_assert_float_eq(c->data[i], ref->data[i], 1e-5);
+    for (int i = 0; i < B * S; i++) cr_assert_float_eq(w->data[i], w_ref->data[i], 1e-6);
+    tz_graph_free(&g);
+    tz_params_free(&P);
+}
+
+// The GRU cell node computes one step of the fused sequence op, in both forms.
+Test(seq2seq, gru_cell_matches_sequence_op) {
+    tz_params P;
+    tz_params_init(&P);
+    tz_rng r;
+    tz_rng_seed(&r, 31);
+    enum { B = 3, I = 4, H = 5 };
+    tz_tensor *w_ih = tz_param(&P, "w_ih", 2, (const int[]){3 * H, I}), *w_hh = tz_param(&P, "w_hh", 2, (const int[]){3 * H, H});
+    tz_tensor *b_ih = tz_param(&P, "b_ih", 1, (const int[]){3 * H}), *b_hh = tz_param(&P, "b_hh", 1, (const int[]){3 * H});
+    for (size_t i = 0; i < P.n; i++) P.data[i] = (real)(0.5 * tz_rng_normal(&r));
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    tz_tensor *x = tz_empty(&g, 3, (const int[]){1, B, I}), *h = tz_empty(&g, 2, (const int[]){B, H});
+    for (int i = 0; i < x->n; i++) x->data[i] = (real)tz_rng_normal(&r);
+    for (int i = 0; i < h->n; i++) h->data[i] = (real)tz_rng_normal(&r);
+    for (int cho = 0; cho < 2; cho++) {
+        tz_tensor *ref = tz_gru_seq(&g, x, h, w_ih, w_hh, b_ih, b_hh, cho, 0);
+        tz_tensor *xg = tz_linear(&g, tz_reshape(&g, x, 2, (const int[]){B, I}), w_ih, b_ih);
+        tz_tensor *got = nn_gru_cell(&g, xg, h, w_hh, b_hh, cho);
+        for (int i = 0; i < B * H; i++) cr_assert_float_eq(got->data[i], ref->data[i], 1e-5, "cho %d, element %d", cho, i);
+    }
+    tz_graph_free(&g);
+    tz_params_free(&P);
+}
