@@ -400,10 +400,11 @@ Test(pairs, synthetic_reverse_and_copy) {
     cr_assert(EXPECT_FAIL(tz_pairs_load(&p, &c, NULL, NULL, NULL)));
     cr_assert(strstr(tz_last_error(), "min_len..max_len = 1..2 hold 110 strings, too few to hold out 2 x eval_size = 2000"),
               "%s", tz_last_error());
-    cr_assert(cfg_rejects(&c, "kind = copy\nmin_len = 0\n"));
-    load_cfg(&c, "kind = copy\nmin_len = 12\n");
+    cr_assert(cfg_rejects(&c, "kind = copy\nmin_len = 0\n")); // the cfg's range
+    cr_assert(strstr(tz_last_error(), "min_len = 0: must be in [1, 1000]"), "%s", tz_last_error());
+    load_cfg(&c, "kind = copy\nmin_len = 12\nmax_len = 11\n");
     cr_assert(EXPECT_FAIL(tz_pairs_load(&p, &c, NULL, NULL, NULL)));
-    cr_assert(strstr(tz_last_error(), "lengths 12..10: want 1 <= min_len <= max_len <= 1000"), "%s", tz_last_error());
+    cr_assert(strstr(tz_last_error(), "lengths 12..11: want 1 <= min_len <= max_len <= 1000"), "%s", tz_last_error());
 }
 
 Test(pairs, cfg_load_resume_and_test_files) {

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,15 +17,15 @@ const cfg_key tz_pair_keys[] = {
      "text (one token stream: language models), pairs (source<TAB>target lines), reverse or copy (synthetic digit strings)", 0, 0},
     {"data", "lowercase", CFG_BOOL, "true", "pairs: lower-case both sides (ASCII, Latin-1 letters, Œ)", 0, 0},
     {"data", "split_punct", CFG_BOOL, "true", "pairs: a space on both sides of each of . ! ? , ; :", 0, 0},
-    {"data", "min_len", CFG_INT, "1", "pairs: keep pairs whose both sides have min_len..max_len tokens; reverse/copy: string lengths", 1, TZ_PAIRS_MAX_LEN},
-    {"data", "max_len", CFG_INT, "10", "pairs: see min_len; reverse/copy: the longest string", 1, TZ_PAIRS_MAX_LEN},
-    {"data", "val_split", CFG_FLOAT, "0.05", "pairs: fraction of distinct sources for validation (split: training; the rest: test)", 0, 1},
+    {"data", "min_len", CFG_INT, "1", "pairs: keep pairs whose both sides have min_len..max_len tokens; reverse/copy: string lengths", 1, 1000},
+    {"data", "max_len", CFG_INT, "10", "pairs: see min_len; reverse/copy: the longest string", 1, 1000},
+    {"data", "val_split", CFG_FLOAT, "0.05", "pairs: fraction of distinct sources for validation (split: training; the rest: test)", 0, 0.5},
     {"data", "seed", CFG_INT, "0", "pairs: seed of the split; reverse/copy: of the strings (0: [train] seed)", 0, INT_MAX},
-    {"data", "bucket", CFG_INT, "50", "pairs: batches per pool sorted by length (1: no bucketing)", 1, 1e6},
-    {"data", "train_size", CFG_INT, "0", "reverse/copy: a fixed training set of N strings (0: fresh strings every batch)", 0, 1e8},
-    {"data", "eval_size", CFG_INT, "1000", "reverse/copy: strings in each of the validation and test sets (held out)", 1, 1e7},
-    {"data", "test_min_len", CFG_INT, "0", "reverse/copy: the test strings' shortest length (0: min_len)", 0, TZ_PAIRS_MAX_LEN},
-    {"data", "test_max_len", CFG_INT, "0", "reverse/copy: the test strings' longest length (0: max_len)", 0, TZ_PAIRS_MAX_LEN},
+    {"data", "bucket", CFG_INT, "50", "pairs: batches per pool sorted by length (1: no bucketing)", 1, 100000},
+    {"data", "train_size", CFG_INT, "0", "reverse/copy: a fixed training set of N strings (0: fresh strings every batch)", 0, 100000000},
+    {"data", "eval_size", CFG_INT, "1000", "reverse/copy: strings in each of the validation and test sets (held out)", 1, 10000000},
+    {"data", "test_min_len", CFG_INT, "0", "reverse/copy: the test strings' shortest length (0: min_len)", 0, 1000},
+    {"data", "test_max_len", CFG_INT, "0", "reverse/copy: the test strings' longest length (0: max_len)", 0, 1000},
     {0},
 };
 

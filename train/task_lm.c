@@ -61,7 +61,6 @@ static void lm_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
     long n = s->eval_n;
     int B = s->B, T = s->T;
     if (def->stream && (n - 1) / B < T) B = (int)((n - 1) / T); // fewer, full-length streams
-    if (n - 1 < T) tz_fail("validation: %ld tokens are fewer than one block of %d + 1 ([train] eval_tokens, block)", n, T);
     if (s->kept) memcpy(s->kept, def->carried(m, &s->n_carried), sizeof(real) * s->n_carried);
     tz_batcher eb;
     tz_batcher_init_eval(&eb, ids, n, B, T, def->stream, def->context ? def->context(m) : 0);
@@ -165,7 +164,9 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
     tz_batcher_init(&s->tb, s->corpus.ids[SPLIT_TRAIN], s->corpus.n[SPLIT_TRAIN], s->B, s->T, def->stream, seed + 1);
     long eval_tokens = cfg_int(c, "train", "eval_tokens");
     s->eval_n = eval_tokens > 0 && eval_tokens < s->corpus.n[SPLIT_VAL] ? eval_tokens : s->corpus.n[SPLIT_VAL];
-    tz_batcher_check(s->eval_n, s->B, s->T, def->stream, "validation"); // before training, not at the first evaluation
+    // Checked before training, not at the first evaluation (lm_evaluate uses fewer streams if need be).
+    if (s->eval_n - 1 < s->T)
+        tz_fail("validation: %ld tokens are fewer than one block of %d + 1 ([train] eval_tokens, block)", s->eval_n, s->T);
     // The saved configuration names the data by absolute paths: it must work from the run dir.
     for (int k = 0; k < N_SPLITS; k++) {
         const char *key = k == SPLIT_TRAIN ? "path" : k == SPLIT_VAL ? "valid" : "test";
