@@ -537,9 +537,10 @@ void tz_pairs_load(tz_pairs *p, const cfg *c, const tz_vocab *sv, const tz_vocab
                 TZ_PAIRS_MAX_LEN);
     int split_one = !cfg_str(c, "data", "valid")[0];
     if (split_one) check_fractions(o.split, o.val_split); // before reading: nothing to free then
+    if (split_one && cfg_str(c, "data", "test")[0])
+        tz_fail("%s: [data] test is set but valid is not (give both, or neither to split path)", c->path);
     tz_pair_text t = read_pairs(p, SPLIT_TRAIN, c, "path", &prep, (int)min_len, (int)max_len);
     if (split_one) {
-        if (cfg_str(c, "data", "test")[0]) tz_fail("%s: [data] test is set but valid is not (give both, or neither to split path)", c->path);
         tz_pairs_build(p, &t, &o, sv, tv);
     } else { // separate files: no split
         tz_pair_text parts[N_SPLITS] = {t};
