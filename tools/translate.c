@@ -11,6 +11,7 @@
 #include "checkpoint.h"
 #include "setup.h"
 #include "translate.h"
+#include "pairs.h"
 #include "vocab.h"
 
 #define MAX_SRC 1000 // tokens of one input, for a model whose cfg sets no smaller limit
@@ -59,23 +60,13 @@ static int whole(const char *opt, const char *v, int lo, int hi) {
     return (int)x;
 }
 
-// TODO(lead): replace with the pairs reader's preprocessing in train/pairs.c once it is in main,
-// so translate and training cannot drift apart. Until then, the benchmark rules:
-// lower-case (ASCII and Latin-1 letters), the no-break spaces U+00A0 and U+202F become spaces,
-// and a space on both sides of . ! ? , ; :. Returns a new string.
+// The training preprocessing (train/pairs.c, the benchmark defaults), so translate and training
+// cannot drift apart. s is valid UTF-8 (checked before). Returns a new string.
 static char *preprocess(const char *s) {
     size_t n = strlen(s);
-    char *out = xmalloc(3 * n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == 0xc2 && (unsigned char)s[i + 1] == 0xa0) *o++ = ' ', i++;
-        else if (c == 0xe2 && (unsigned char)s[i + 1] == 0x80 && (unsigned char)s[i + 2] == 0xaf) *o++ = ' ', i += 2;
-        else if (c == 0xc3 && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9e && (unsigned char)s[i + 1] != 0x97)
-            *o++ = (char)c, *o++ = (char)(s[i + 1] + 0x20), i++; // À..Þ -> à..þ (not ×)
-        else if (strchr(".!?,;:", c) && c) *o++ = ' ', *o++ = (char)c, *o++ = ' ';
-        else *o++ = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    }
-    *o = 0;
+    char *out = xmalloc(3 * n + 1);
+    tz_prep o = {1, 1};
+    if (tz_prep_sentence(&o, s, n, out, NULL) < 0) tz_fail("translate: the input is not UTF-8");
     return out;
 }
 
