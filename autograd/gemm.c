@@ -16,6 +16,7 @@
 // C element is computed by exactly one thread, in the same order as single-threaded.
 #include "gemm.h"
 #include "threadpool.h"
+#include "tz.h" // tz_fail (error.c is built into this library)
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -158,8 +159,8 @@ static float *grow(float **p, size_t *cap, size_t n) {
     free(*p);
     n = (n + 1023) & ~(size_t)1023;
     *p = aligned_alloc(64, n * sizeof(float));
-    if (!*p) abort(); // out of memory in a gemm of a few MiB: nothing sensible to do
-    *cap = n;
+    *cap = *p ? n : 0;
+    if (!*p) tz_fail("gemm: out of memory for a packing buffer of %zu floats", n);
     return *p;
 }
 

@@ -105,6 +105,10 @@ int tz_params_index(const tz_params *P, const tz_tensor *t); // -1 if t is not i
 void tz_params_set_flags(tz_params *P, const tz_tensor *t, unsigned flags);
 void tz_params_zero_grad(tz_params *P);
 void tz_params_free(tz_params *P);
+// Fails with one line ("model needs N parameters (X GiB ...) - more than this machine's memory")
+// when n parameters, with their gradients and an optimiser's two moments, would not fit in
+// physical memory. tz_param checks before the block grows; setup code may check an estimate.
+void tz_params_check_size(size_t n);
 
 // ---------------------------------------------------------------------------------------------
 // The graph: an arena for the step's tensors and a tape of the ops that made them.

@@ -7,7 +7,7 @@
 
 static const cfg_key keys[] = {
     RECURRENT_LM_KEYS("64", "256", "2"),
-    {"model", "form", CFG_STR, "cho", "cho (Cho 2014: U (r*h)) or cudnn (PyTorch: r*(U h + b))"},
+    {"model", "form", CFG_STR, "cho", "cho (Cho 2014: U (r*h)) or cudnn (PyTorch: r*(U h + b))", 0, 0},
     {0},
 };
 

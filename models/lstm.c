@@ -5,8 +5,8 @@
 
 static const cfg_key keys[] = {
     RECURRENT_LM_KEYS("64", "256", "2"),
-    {"model", "peephole", CFG_BOOL, "true", "peephole connections from the cell to the gates (Graves 2013)"},
-    {"model", "forget_bias", CFG_FLOAT, "1", "added to the forget gate's bias at init"},
+    {"model", "peephole", CFG_BOOL, "true", "peephole connections from the cell to the gates (Graves 2013)", 0, 0},
+    {"model", "forget_bias", CFG_FLOAT, "1", "added to the forget gate's bias at init", -1e6, 1e6},
     {0},
 };
 

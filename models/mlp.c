@@ -7,12 +7,12 @@
 #include "nn.h"
 
 static const cfg_key keys[] = {
-    {"model", "context", CFG_INT, "16", "tokens of history each prediction sees (n-1 in the paper)"},
-    {"model", "embed", CFG_INT, "32", "embedding size of each token (m)"},
-    {"model", "hidden", CFG_INT, "512", "tanh hidden units (h)"},
-    {"model", "direct", CFG_BOOL, "false", "direct connections W from the embeddings to the output"},
-    {"model", "batchnorm", CFG_BOOL, "false", "BatchNorm1d on H x before the tanh"},
-    {"model", "dropout", CFG_FLOAT, "0", "dropout on the hidden layer"},
+    {"model", "context", CFG_INT, "16", "tokens of history each prediction sees (n-1 in the paper)", 1, 1024},
+    {"model", "embed", CFG_INT, "32", "embedding size of each token (m)", 1, 65536},
+    {"model", "hidden", CFG_INT, "512", "tanh hidden units (h)", 1, 65536},
+    {"model", "direct", CFG_BOOL, "false", "direct connections W from the embeddings to the output", 0, 0},
+    {"model", "batchnorm", CFG_BOOL, "false", "BatchNorm1d on H x before the tanh", 0, 0},
+    {"model", "dropout", CFG_FLOAT, "0", "dropout on the hidden layer", 0, 0.99},
     {0},
 };
 
@@ -27,6 +27,7 @@ typedef struct {
 
 static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
     mlp *m = calloc(1, sizeof *m);
+    if (!m) tz_fail("mlp: out of memory");
     m->n = (int)cfg_int(c, "model", "context");
     m->E = (int)cfg_int(c, "model", "embed");
     m->H = (int)cfg_int(c, "model", "hidden");

@@ -24,6 +24,7 @@ nn_init recurrent_lm_init_of(const cfg *c) {
 
 void *recurrent_lm_create_body(const cfg *c, int V, tz_params *P, tz_rng *r, nn_recurrent_config rc) {
     rlm *m = calloc(1, sizeof *m);
+    if (!m) tz_fail("recurrent lm: out of memory");
     int E = (int)cfg_int(c, "model", "embed");
     rc.input = E;
     rc.hidden = (int)cfg_int(c, "model", "hidden");

@@ -8,13 +8,13 @@
 
 // The [model] keys every recurrent LM has; each model file adds its own and sets defaults.
 #define RECURRENT_LM_KEYS(embed, hidden, layers)                                                            \
-    {"model", "embed", CFG_INT, embed, "embedding size"},                                                   \
-    {"model", "hidden", CFG_INT, hidden, "hidden units per layer"},                                         \
-    {"model", "layers", CFG_INT, layers, "stacked recurrent layers"},                                       \
-    {"model", "dropout", CFG_FLOAT, "0", "dropout on embeddings, between layers and before the output"},    \
-    {"model", "residual", CFG_BOOL, "false", "residual connections between layers"},                        \
-    {"model", "init", CFG_STR, "default", "weight init: default (PyTorch's), uniform, normal, xavier_uniform, orthogonal, ..."}, \
-    {"model", "init_scale", CFG_FLOAT, "0", "range/std/gain of the init (0: the init's own default)"}
+    {"model", "embed", CFG_INT, embed, "embedding size", 1, 65536},                                                   \
+    {"model", "hidden", CFG_INT, hidden, "hidden units per layer", 1, 65536},                                         \
+    {"model", "layers", CFG_INT, layers, "stacked recurrent layers", 1, 1024},                                       \
+    {"model", "dropout", CFG_FLOAT, "0", "dropout on embeddings, between layers and before the output", 0, 0.99},    \
+    {"model", "residual", CFG_BOOL, "false", "residual connections between layers", 0, 0},                        \
+    {"model", "init", CFG_STR, "default", "weight init: default (PyTorch's), uniform, normal, xavier_uniform, orthogonal, ...", 0, 0}, \
+    {"model", "init_scale", CFG_FLOAT, "0", "range/std/gain of the init (0: the init's own default)", 0, 1e6}
 
 // The definition of a recurrent LM of the zoo: its own name, paper, keys and create function;
 // the rest (streams, forward, state, free) is this file's.

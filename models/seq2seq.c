@@ -12,8 +12,8 @@
 
 static const cfg_key keys[] = {
     S2S_KEYS,
-    {"model", "score", CFG_STR, "additive", "attention scores: additive (Bahdanau), dot or general (Luong 2015)"},
-    {"model", "attn_dim", CFG_INT, "256", "additive attention: units of W_a s + U_a h"},
+    {"model", "score", CFG_STR, "additive", "attention scores: additive (Bahdanau), dot or general (Luong 2015)", 0, 0},
+    {"model", "attn_dim", CFG_INT, "256", "additive attention: units of W_a s + U_a h", 1, 65536},
     {0},
 };
 

@@ -9,17 +9,17 @@
 #include "nn.h"
 
 static const cfg_key keys[] = {
-    {"model", "layers", CFG_INT, "4", "decoder blocks"},
-    {"model", "heads", CFG_INT, "4", "attention heads"},
-    {"model", "d_model", CFG_INT, "128", "model width"},
-    {"model", "d_ff", CFG_INT, "512", "feed-forward width"},
-    {"model", "ffn", CFG_STR, "gelu", "relu (Vaswani), gelu (GPT-2) or swiglu"},
-    {"model", "pre_ln", CFG_BOOL, "true", "pre-LN blocks (GPT-2) instead of post-LN (Vaswani)"},
-    {"model", "positions", CFG_STR, "learned", "learned, sinusoidal (Vaswani) or rope (Su 2021)"},
-    {"model", "dropout", CFG_FLOAT, "0", "dropout on embeddings, sublayer outputs and attention weights"},
-    {"model", "bias", CFG_BOOL, "true", "biases in the linears"},
-    {"model", "tie", CFG_BOOL, "true", "output weights tied to the token embedding"},
-    {"model", "init_std", CFG_FLOAT, "0.02", "std of the N(0, s) init of weights and embeddings"},
+    {"model", "layers", CFG_INT, "4", "decoder blocks", 1, 1024},
+    {"model", "heads", CFG_INT, "4", "attention heads", 1, 4096},
+    {"model", "d_model", CFG_INT, "128", "model width", 1, 65536},
+    {"model", "d_ff", CFG_INT, "512", "feed-forward width", 1, 262144},
+    {"model", "ffn", CFG_STR, "gelu", "relu (Vaswani), gelu (GPT-2) or swiglu", 0, 0},
+    {"model", "pre_ln", CFG_BOOL, "true", "pre-LN blocks (GPT-2) instead of post-LN (Vaswani)", 0, 0},
+    {"model", "positions", CFG_STR, "learned", "learned, sinusoidal (Vaswani) or rope (Su 2021)", 0, 0},
+    {"model", "dropout", CFG_FLOAT, "0", "dropout on embeddings, sublayer outputs and attention weights", 0, 0.99},
+    {"model", "bias", CFG_BOOL, "true", "biases in the linears", 0, 0},
+    {"model", "tie", CFG_BOOL, "true", "output weights tied to the token embedding", 0, 0},
+    {"model", "init_std", CFG_FLOAT, "0.02", "std of the N(0, s) init of weights and embeddings", 0, 1e6},
     {0},
 };
 
@@ -38,6 +38,7 @@ typedef struct {
 
 static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
     transformer *m = calloc(1, sizeof *m);
+    if (!m) tz_fail("transformer: out of memory");
     m->L = (int)cfg_int(c, "model", "layers");
     m->C = (int)cfg_int(c, "model", "d_model");
     m->V = V;
@@ -59,6 +60,7 @@ static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
     nn_embedding_init(&m->wte, P, "wte", V, m->C, init, r);
     if (m->pos == POS_LEARNED) nn_learned_pos_init(&m->wpe, P, "wpe", m->T, m->C, init, r);
     m->blocks = calloc(m->L, sizeof *m->blocks);
+    if (!m->blocks) tz_fail("transformer: out of memory for %d blocks", m->L);
     char name[32];
     for (int l = 0; l < m->L; l++) {
         snprintf(name, sizeof name, "h.%d", l);

@@ -2,6 +2,8 @@
 //   sample RUN_DIR [--prompt TEXT] [--tokens N] [--temperature T] [--top-k K] [--greedy]
 //                  [--seed S] [--checkpoint best|last]
 // Rebuilds the model from the checkpoint's own cfg and vocabulary (no data needed).
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,47 +19,73 @@ static void usage(FILE *f) {
                "  checkpoint best (last if the run has no best yet)\n");
 }
 
-static double number(const char *opt, const char *v) {
+// Option values: one line naming the option and what it accepts, then exit status 2.
+static double number(const char *opt, const char *v, double lo, double hi) {
     char *end;
     double x = strtod(v, &end);
-    if (*end || end == v) fprintf(stderr, "sample: %s wants a number, got '%s'\n", opt, v), exit(2);
+    if (end == v || *end || !(x >= lo && x <= hi))
+        fprintf(stderr, "sample: %s wants a number in [%g, %g], got '%s'\n", opt, lo, hi, v), exit(2);
     return x;
+}
+static long whole(const char *opt, const char *v, long lo, long hi) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) || *end || errno || x < lo || x > hi)
+        fprintf(stderr, "sample: %s wants a whole number in [%ld, %ld], got '%s'\n", opt, lo, hi, v), exit(2);
+    return x;
+}
+
+// The cfg saved in the checkpoint goes through a temporary file (the cfg reader reads files);
+// removed at any exit, also when that cfg is rejected.
+static char cfg_tmp[64];
+static void remove_cfg_tmp(void) {
+    if (cfg_tmp[0]) unlink(cfg_tmp);
 }
 
 int main(int argc, char **argv) {
     const char *run = NULL, *prompt = NULL, *which = "best";
     tz_sample_opts o = {.tokens = 500, .temperature = 0.8, .top_k = 0};
     unsigned long long seed = 1;
+    static const char *const with_value[] = {"--prompt", "--tokens", "--temperature", "--top-k", "--seed", "--checkpoint"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        for (size_t k = 0; !v && k < sizeof with_value / sizeof *with_value; k++)
+            if (!strcmp(a, with_value[k])) return fprintf(stderr, "sample: %s needs a value\n", a), usage(stderr), 2;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout), 0;
         else if (!strcmp(a, "--greedy")) o.temperature = 0;
-        else if (v && !strcmp(a, "--prompt")) prompt = v, i++;
-        else if (v && !strcmp(a, "--tokens")) o.tokens = (int)number(a, v), i++;
-        else if (v && !strcmp(a, "--temperature")) o.temperature = number(a, v), i++;
-        else if (v && !strcmp(a, "--top-k")) o.top_k = (int)number(a, v), i++;
-        else if (v && !strcmp(a, "--seed")) seed = (unsigned long long)number(a, v), i++;
-        else if (v && !strcmp(a, "--checkpoint")) which = v, i++;
+        else if (!strcmp(a, "--prompt")) prompt = v, i++;
+        else if (!strcmp(a, "--tokens")) o.tokens = (int)whole(a, v, 0, TZ_SAMPLE_MAX_TOKENS), i++;
+        else if (!strcmp(a, "--temperature")) o.temperature = number(a, v, 0, 1e6), i++;
+        else if (!strcmp(a, "--top-k")) o.top_k = (int)whole(a, v, 0, INT_MAX), i++;
+        else if (!strcmp(a, "--seed")) seed = (unsigned long long)whole(a, v, 0, LONG_MAX), i++;
+        else if (!strcmp(a, "--checkpoint")) which = v, i++;
         else if (a[0] == '-') return fprintf(stderr, "sample: unknown option '%s'\n", a), usage(stderr), 2;
         else if (!run) run = a;
-        else return usage(stderr), 2;
+        else return fprintf(stderr, "sample: one run directory only ('%s' and '%s')\n", run, a), usage(stderr), 2;
     }
-    if (!run || o.tokens < 0 || o.temperature < 0 || o.top_k < 0) return usage(stderr), 2;
-    if (strcmp(which, "best") && strcmp(which, "last")) return fprintf(stderr, "sample: --checkpoint best or last\n"), 2;
+    if (!run) return fprintf(stderr, "sample: which run? (a run directory of ./train)\n"), usage(stderr), 2;
+    if (strcmp(which, "best") && strcmp(which, "last"))
+        return fprintf(stderr, "sample: --checkpoint wants best or last, got '%s'\n", which), 2;
     char path[1100];
-    snprintf(path, sizeof path, "%s/%s.safetensors", run, which);
+    if (snprintf(path, sizeof path, "%s/%s.safetensors", run, which) >= (int)sizeof path) tz_fail("sample: run directory path too long");
     if (!strcmp(which, "best") && access(path, F_OK)) snprintf(path, sizeof path, "%s/last.safetensors", run);
     if (access(path, F_OK)) tz_fail("%s: no checkpoint (is %s a run directory of ./train?)", path, run);
     tz_ckpt_meta meta;
     tz_ckpt_read_meta(path, &meta);
     // The run's own configuration, from the checkpoint, through a temporary file.
-    char cfg_path[] = "/tmp/tapezoo-sample-XXXXXX";
-    int fd = mkstemp(cfg_path);
-    if (fd < 0 || write(fd, meta.cfg_text, strlen(meta.cfg_text)) != (ssize_t)strlen(meta.cfg_text)) tz_fail("sample: cannot write a temporary file");
-    close(fd);
+    snprintf(cfg_tmp, sizeof cfg_tmp, "/tmp/tapezoo-sample-XXXXXX");
+    int fd = mkstemp(cfg_tmp);
+    if (fd < 0) cfg_tmp[0] = 0, tz_fail("sample: cannot create a temporary file (%s)", strerror(errno));
+    atexit(remove_cfg_tmp);
+    size_t len = strlen(meta.cfg_text);
+    if (write(fd, meta.cfg_text, len) != (ssize_t)len || close(fd)) tz_fail("sample: cannot write %s (%s)", cfg_tmp, strerror(errno));
     static cfg c;
-    const tz_model_def *def = tz_cfg_load(&c, cfg_path, NULL, 0);
-    unlink(cfg_path);
+    const tz_model_def *def = tz_cfg_load(&c, cfg_tmp, NULL, 0);
+    remove_cfg_tmp();
+    cfg_tmp[0] = 0;
+    if (strcmp(def->name, meta.model)) tz_fail("%s: a checkpoint of '%s' whose cfg builds '%s'", path, meta.model, def->name);
+    if (def->pairs) tz_fail("%s: a translation model ('%s'): use ./translate", path, def->name);
     tz_vocab v;
     FILE *vf = fmemopen(meta.vocab_text, strlen(meta.vocab_text), "r");
     if (!vf || !tz_vocab_load(&v, vf)) tz_fail("%s: the saved vocabulary is malformed", path);
@@ -68,7 +96,9 @@ int main(int argc, char **argv) {
     tz_params_init(&P);
     void *m = def->create(&c, v.size, &P, &r);
     tz_ckpt_load(path, &P, NULL);
-    o.block = (int)cfg_int(&c, "train", "block");
+    long block = cfg_int(&c, "train", "block");
+    if (block < 1 || block > INT_MAX) tz_fail("%s: its cfg has [train] block = %ld (want >= 1)", path, block);
+    o.block = (int)block;
     tz_rng_seed(&r, seed);
     tz_sample(def, m, &v, prompt ? prompt : cfg_str(&c, "sample", "prompt"), &o, &r, stdout);
     fputc('\n', stdout);

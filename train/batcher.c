@@ -5,28 +5,40 @@
 #include <string.h>
 
 static void alloc_xy(tz_batcher *b) {
-    b->x = malloc(sizeof(int) * b->B * b->T);
-    b->y = malloc(sizeof(int) * b->B * b->T);
-    if (!b->x || !b->y) tz_fail("batcher: out of memory for a (%d,%d) batch", b->B, b->T);
+    size_t n = (size_t)b->B * (size_t)b->T;
+    b->x = malloc(sizeof(int) * n);
+    b->y = malloc(sizeof(int) * n);
+    if (!b->x || !b->y) {
+        free(b->x), free(b->y);
+        tz_fail("batcher: out of memory for a (%d,%d) batch", b->B, b->T);
+    }
 }
 
-void tz_batcher_init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed) {
+// what: the split, for the message when it is too short for one batch.
+static void init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed, const char *what) {
     memset(b, 0, sizeof *b);
     b->ids = ids, b->n = n, b->B = B, b->T = T, b->streams = streams;
     if (B < 1 || T < 1) tz_fail("batcher: batch %d x block %d must both be >= 1", B, T);
     if (streams) {
         b->stream_len = (n - 1) / B;
         if (b->stream_len < T)
-            tz_fail("batcher: %ld tokens make %d streams of %ld, shorter than the block %d", n, B, b->stream_len, T);
+            tz_fail("batcher: the %s split's %ld tokens make %d streams of %ld, shorter than the block %d (want at least "
+                    "batch x block + 1 = %ld tokens: more text, or a smaller train.batch or train.block)",
+                    what, n, B, b->stream_len, T, (long)B * T + 1);
     } else if (n < T + 1) {
-        tz_fail("batcher: %ld tokens are fewer than one window of %d + 1", n, T);
+        tz_fail("batcher: the %s split has %ld tokens, fewer than one window of block %d + 1 (more text, or a smaller "
+                "train.block)", what, n, T);
     }
     tz_rng_seed(&b->rng, seed);
     alloc_xy(b);
 }
 
+void tz_batcher_init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed) {
+    init(b, ids, n, B, T, streams, seed, "training");
+}
+
 void tz_batcher_init_eval(tz_batcher *b, const int *ids, long n, int B, int T, int streams, int context) {
-    tz_batcher_init(b, ids, n, B, T, streams, 0);
+    init(b, ids, n, B, T, streams, 0, "validation");
     b->eval = 1;
     b->context = context < T ? context : T - 1;
 }

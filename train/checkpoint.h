@@ -27,7 +27,12 @@ typedef struct tz_ckpt_meta {
 
 // Writes path atomically. o may be NULL (weights only).
 void tz_ckpt_save(const char *path, const tz_params *P, const nn_optim *o, const tz_ckpt_meta *m);
-// Reads only the metadata (to rebuild the model before loading weights). Fails with one line.
+// Reads only the metadata (to rebuild the model before loading weights). Fails with one line
+// (naming the file and what is wrong: the byte offset, key, tensor or shape). Every reader
+// checks the whole header first: its length, the JSON, each tensor's dtype, shape (at most
+// TZ_MAX_DIMS dimensions) and data_offsets (in the file, matching shape x dtype, no overlaps),
+// and that __metadata__ holds only strings. Integers in the metadata are parsed strictly.
+// On failure nothing is left allocated (m's strings are NULL).
 void tz_ckpt_read_meta(const char *path, tz_ckpt_meta *m);
 // Loads every parameter of P (and o's state if o != NULL) from path; names and shapes must
 // match exactly (else one line naming the tensor and both shapes).
@@ -36,5 +41,10 @@ void tz_ckpt_meta_free(tz_ckpt_meta *m);
 // Reads "train.carried" (n values) into dst: 1; 0 if the checkpoint has none, -1 if it holds
 // another number of values (another batch size); dst is untouched then.
 int tz_ckpt_load_carried(const char *path, real *dst, size_t n);
+// The same three on a whole checkpoint file already in memory (buf, len bytes); name is used in
+// messages. What the fuzz harness and the tests call; the path functions read the same way.
+void tz_ckpt_read_meta_mem(const void *buf, size_t len, const char *name, tz_ckpt_meta *m);
+void tz_ckpt_load_mem(const void *buf, size_t len, const char *name, tz_params *P, nn_optim *o);
+int tz_ckpt_load_carried_mem(const void *buf, size_t len, const char *name, real *dst, size_t n);
 
 #endif

@@ -2,19 +2,21 @@
 #include "corpus.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tz.h"
 
 const cfg_key tz_data_keys[] = {
-    {"data", "path", CFG_STR, NULL, "training text (or the one file to split), relative to the cfg file"},
-    {"data", "valid", CFG_STR, "", "validation text (empty: the end of path, see split)"},
-    {"data", "test", CFG_STR, "", "test text (optional)"},
-    {"data", "split", CFG_FLOAT, "0.9", "fraction of path used for training when valid is empty"},
-    {"data", "tokenizer", CFG_STR, "char", "char, word or bpe"},
-    {"data", "min_count", CFG_INT, "1", "word tokenizer: words seen fewer times become <unk>"},
-    {"data", "bpe_merges", CFG_INT, "256", "bpe tokenizer: merges learned on the training text"},
+    {"data", "path", CFG_STR, NULL, "training text (or the one file to split), relative to the cfg file", 0, 0},
+    {"data", "valid", CFG_STR, "", "validation text (empty: the end of path, see split)", 0, 0},
+    {"data", "test", CFG_STR, "", "test text (optional)", 0, 0},
+    {"data", "split", CFG_FLOAT, "0.9", "fraction of path used for training when valid is empty", 0, 1},
+    {"data", "tokenizer", CFG_STR, "char", "char, word or bpe", 0, 0},
+    {"data", "min_count", CFG_INT, "1", "word tokenizer: words seen fewer times become <unk>", 0, 1000000000},
+    {"data", "bpe_merges", CFG_INT, "256", "bpe tokenizer: merges learned on the training text", 0, 1000000},
     {0},
 };
 
@@ -33,6 +35,8 @@ static const char *corpus_of(const char *path) {
     return NULL;
 }
 
+// The whole file, read as a stream (so a pipe, a FIFO or /dev/stdin works as well as a file).
+// Anything short of the whole file is an error, never a silently shorter corpus.
 static char *read_file(const char *path, const char *key, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -41,15 +45,42 @@ static char *read_file(const char *path, const char *key, size_t *len) {
             tz_fail("[data] %s: %s does not exist. HINT: fetch it with: data/fetch %s (from the project root)", key, path, name);
         tz_fail("[data] %s: cannot open %s (%s)", key, path, strerror(errno));
     }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *text = malloc(n + 1);
-    if (!text || (long)fread(text, 1, n, f) != n) tz_fail("[data] %s: cannot read %s", key, path);
+    struct stat st = {0};
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(f);
+        tz_fail("[data] %s: %s is a directory (want a text file)", key, path);
+    }
+    // A regular file's size is a hint for the first read (+2: the read that finds the end).
+    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX / 2 ? (size_t)st.st_size + 2 : 1 << 16;
+    size_t n = 0, got;
+    char *text = malloc(cap);
+    while (text) {
+        if (n + 1 == cap) { // full but for the final NUL: double
+            char *more = cap <= SIZE_MAX / 2 ? realloc(text, cap * 2) : NULL;
+            if (!more) break;
+            text = more, cap *= 2;
+        }
+        if ((got = fread(text + n, 1, cap - 1 - n, f)) == 0) break;
+        n += got;
+    }
+    if (!text || n + 1 == cap) {
+        free(text);
+        fclose(f);
+        tz_fail("[data] %s: out of memory reading %s (%zu bytes so far)", key, path, n);
+    }
+    if (ferror(f)) {
+        int e = errno;
+        free(text);
+        fclose(f);
+        tz_fail("[data] %s: cannot read %s after %zu bytes (%s)", key, path, n, strerror(e));
+    }
     fclose(f);
+    if (n == 0) {
+        free(text);
+        tz_fail("[data] %s: %s is empty", key, path);
+    }
     text[n] = 0;
-    if (n == 0) tz_fail("[data] %s: %s is empty", key, path);
-    *len = (size_t)n;
+    *len = n;
     return text;
 }
 
@@ -96,19 +127,21 @@ void tz_corpus_load(tz_corpus *c, const cfg *cf, const tz_vocab *vocab) {
         tz_vocab_save(vocab, m);
         fclose(m);
         m = fmemopen(buf, size, "r");
-        if (!tz_vocab_load(&c->vocab, m)) tz_fail("corpus: cannot copy the vocabulary");
+        if (!tz_vocab_load(&c->vocab, m)) tz_fail("corpus: cannot copy the vocabulary (%s)", tz_vocab_error());
         fclose(m);
         free(buf);
     } else {
         tz_vocab_build(&c->vocab, kind, text[SPLIT_TRAIN], len[SPLIT_TRAIN], (int)cfg_int(cf, "data", "min_count"),
                        (int)cfg_int(cf, "data", "bpe_merges"));
-        // Text outside the training split may hold characters it never had: they get <unk>.
+        // Text outside the training split may hold characters (or words) it never had: they get
+        // <unk>, whichever the tokenizer.
         for (int s = SPLIT_VAL; s < N_SPLITS; s++) {
-            if (!text[s] || kind == TOK_WORD) continue;
+            if (!text[s]) continue;
             long n, unk;
             free(tz_vocab_encode(&c->vocab, text[s], len[s], &n, &unk));
             if (unk) {
-                fprintf(stderr, "train: %s has %ld characters the training text lacks; they become <unk>\n", c->path[s], unk);
+                fprintf(stderr, "train: %s has %ld %s the training text lacks; they become <unk>\n", c->path[s], unk,
+                        kind == TOK_WORD ? "words" : "characters");
                 tz_vocab_add_unk(&c->vocab);
             }
         }

@@ -1,18 +1,23 @@
 // vocab.h: tokenizers. char (one byte a token, vocabulary from the training text), word
 // (whitespace-separated, <eos> at each line end, <unk> below a count cutoff) and byte-pair
 // encoding (Sennrich et al. 2016: merges learned on the training split, over characters).
+// Every byte value 0..255 is a character (a NUL byte too): tokens are byte strings with a length,
+// and each is also NUL-terminated for printing.
 #ifndef TZ_VOCAB_H
 #define TZ_VOCAB_H
 
 #include <stddef.h>
 #include <stdio.h>
 
+#define TZ_VOCAB_MAX (1 << 24) // tokens at most (a bigger vocabulary is a mistake or a binary file)
+
 typedef enum { TOK_CHAR, TOK_WORD, TOK_BPE } tz_tok_kind;
 
 typedef struct tz_vocab {
     tz_tok_kind kind;
     int size;
-    char **tok;       // the text of each id
+    char **tok;       // the text of each id (NUL-terminated; may hold a NUL byte, see len)
+    size_t *len;      // the byte length of each id's text
     int unk, eos;     // ids of <unk> and <eos>, or -1
     int *table;       // open-addressing hash of the token texts -> id
     int table_cap;
@@ -37,10 +42,18 @@ void tz_vocab_decode(const tz_vocab *v, const int *ids, long n, FILE *out);
 int tz_vocab_add_token(tz_vocab *v, const char *tok);
 // Looks a token text up: its id, or -1.
 int tz_vocab_find(const tz_vocab *v, const char *tok);
+// The same for a text of n bytes that may hold NUL bytes.
+int tz_vocab_add_bytes(tz_vocab *v, const char *s, size_t n);
+int tz_vocab_find_bytes(const tz_vocab *v, const char *s, size_t n);
 
 // A plain-text form, saved beside each checkpoint: loads back to the same ids.
 void tz_vocab_save(const tz_vocab *v, FILE *f);
-int tz_vocab_load(tz_vocab *v, FILE *f); // 0 on a malformed file
+// 1, or 0 on a malformed file (bad header, sizes, token texts or merges, a duplicate token, a
+// truncated file, trailing data): then v holds nothing and tz_vocab_error() says why, e.g.
+// "line 7: token 5 'ab' is also token 2". A vocabulary that loads encodes every text to ids in
+// [0, size) (or -1 for a token outside a vocabulary without <unk>, as tz_vocab_encode says).
+int tz_vocab_load(tz_vocab *v, FILE *f);
+const char *tz_vocab_error(void);
 void tz_vocab_free(tz_vocab *v);
 
 #endif

@@ -1,0 +1,230 @@
+// The cfg reader: ranges of every schema's numbers, quoting that survives a write and a read for
+// any value, reading from memory, sizes refused before allocating, and clear messages.
+#include <criterion/criterion.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "corpus.h"
+#include "helpers.h"
+#include "json.h"
+#include "setup.h"
+
+static const char *base = "[model]\ntype = rnn\n[data]\npath = x.txt\n";
+
+// The error of loading text (+ one override), or NULL if it loads.
+static const char *load_error(const char *text, const char *override) {
+    static cfg c;
+    char *over[1] = {(char *)override};
+    int failed = EXPECT_FAIL(tz_cfg_load_text(&c, text, strlen(text), "t.cfg", over, override ? 1 : 0));
+    return failed ? tz_last_error() : NULL;
+}
+
+static const char *with(const char *section_and_line) {
+    static char text[8192];
+    snprintf(text, sizeof text, "%s%s", base, section_and_line);
+    return text;
+}
+
+Test(cfg, every_number_key_of_every_schema_has_a_range_that_fits_its_type) {
+    int n;
+    const tz_model_def *const *all = tz_models(&n);
+    for (int m = 0; m < n; m++) {
+        const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, all[m]->keys};
+        for (int s = 0; s < 3; s++)
+            for (const cfg_key *k = schemas[s]; k->section; k++) {
+                if (k->type != CFG_INT && k->type != CFG_FLOAT) continue;
+                cr_assert(k->min < k->max, "[%s] %s of %s has no range", k->section, k->key, all[m]->name);
+                if (k->type == CFG_INT) cr_assert(k->min >= INT_MIN && k->max <= INT_MAX, "[%s] %s", k->section, k->key);
+            }
+        static cfg c; // and cfg_init accepts it (defaults inside their ranges)
+        cfg_init(&c, schemas, 3);
+    }
+}
+
+Test(cfg, out_of_range_and_overflowing_numbers_fail_at_read_time) {
+    cr_assert_str_eq(load_error(base, "model.hidden=4294967297"),
+                     "command line override 1: [model] hidden = 4294967297: must be in [1, 65536]");
+    cr_assert_str_eq(load_error(base, "train.batch=-4294967292"),
+                     "command line override 1: [train] batch = -4294967292: must be in [1, 65536]");
+    cr_assert_str_eq(load_error(base, "train.steps=99999999999999999999999"),
+                     "command line override 1: [train] steps = 99999999999999999999999: must be in [0, 1000000000]");
+    cr_assert_str_eq(load_error(with("[train]\nclip = -1\n"), NULL), "t.cfg:6: [train] clip = -1: must be in [0, 1e+30]");
+    cr_assert_str_eq(load_error(with("[optim]\nlr = 1e999\n"), NULL), "t.cfg:6: [optim] lr = 1e999: must be in [0, 1e+300]");
+    cr_assert_str_eq(load_error(with("[optim]\nlr = nan\n"), NULL), "t.cfg:6: [optim] lr = 'nan' is not a number (want a number)");
+    cr_assert_str_eq(load_error(with("[optim]\nlr = inf\n"), NULL), "t.cfg:6: [optim] lr = inf: must be in [0, 1e+300]");
+    const char *negative[] = {"train.clip_value=-1", "train.eval_tokens=-1", "train.patience=-1", "train.threads=-1",
+                              "sample.tokens=-100", "sample.temperature=-1", "sample.top_k=-1", "model.dropout=-0.5",
+                              "model.dropout=1", "train.eval_every=0", "train.log_every=0", "schedule.every=0",
+                              "sample.tokens=2147483647", "model.layers=100000", "model.layers=0"};
+    for (size_t i = 0; i < sizeof negative / sizeof *negative; i++) {
+        const char *e = load_error(base, negative[i]);
+        cr_assert(e && strstr(e, ": must be in ["), "%s: %s", negative[i], e ? e : "accepted");
+    }
+    // 0 stays "off" where it is documented so, and the edges of a range are in it.
+    cr_assert_null(load_error(base, "train.clip=0"));
+    cr_assert_null(load_error(base, "sample.tokens=0"));
+    cr_assert_null(load_error(base, "sample.top_k=2147483647"));
+    cr_assert_null(load_error(base, "train.seed=2147483647"));
+}
+
+Test(cfg, cfg_int_returns_the_value_read) {
+    static cfg c;
+    char *over[] = {"train.threads=1024", "train.seed=2147483647"};
+    tz_cfg_load_text(&c, base, strlen(base), "t.cfg", over, 2);
+    cr_assert_eq(cfg_int(&c, "train", "threads"), 1024);
+    cr_assert_eq(cfg_int(&c, "train", "seed"), INT_MAX);
+}
+
+Test(cfg, sizes_that_cannot_fit_fail_before_allocating) {
+    const char *e = load_error("[model]\ntype = lstm\nlayers = 1024\nhidden = 65536\n[data]\npath = x\n", NULL);
+    cr_assert(e && strstr(e, "model needs ") && strstr(e, "more than this machine's memory"), "%s", e ? e : "accepted");
+    e = load_error(base, "train.batch=1024 ");
+    cr_assert_null(e, "%s", e);
+    char text[256];
+    snprintf(text, sizeof text, "%s[train]\nbatch = 65536\nblock = 65536\n", base);
+    e = load_error(text, NULL);
+    cr_assert(e && strstr(e, "activations of more than 2^31-1 elements"), "%s", e ? e : "accepted");
+    e = load_error("[model]\ntype = transformer\n[data]\npath = x\n[train]\nblock = 16384\nbatch = 4\n", NULL);
+    cr_assert(e && strstr(e, "attention weights of more than 2^31-1 elements"), "%s", e ? e : "accepted");
+    // The parameter block itself refuses to grow past the machine's memory.
+    cr_assert(EXPECT_FAIL(tz_params_check_size((size_t)1 << 50)));
+    cr_assert(strstr(tz_last_error(), "model needs 1125899906842624 parameters ("));
+    tz_params_check_size(1000);
+}
+
+// Writes c as cfg text and reads it back into d (same schemas).
+static void write_and_read(const cfg *c, cfg *d, const cfg_key *const *schemas) {
+    char *text;
+    size_t len;
+    FILE *f = open_memstream(&text, &len);
+    cfg_write(c, f);
+    fclose(f);
+    cfg_init(d, schemas, 3);
+    cfg_read_string(d, text, len, "written");
+    free(text);
+}
+
+Test(cfg, every_value_survives_a_write_and_a_read) {
+    const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, tz_model_find("rnn")->keys};
+    static cfg c, d;
+    cfg_init(&c, schemas, 3);
+    char all[256];
+    for (int i = 1; i < 256; i++) all[i - 1] = (char)i; // every byte but NUL
+    all[255] = 0;
+    const char *values[] = {all, "Q; A #1", "\n", " leading and trailing ", "\"quoted\"", "back\\slash", "\\n", "#", "",
+                            "\t", "a\"b", "\"", "x # not a comment ; nor this"};
+    for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
+        cfg_set(&c, "sample", "prompt", values[i], "test");
+        cfg_set(&c, "data", "path", values[i], "test");
+        write_and_read(&c, &d, schemas);
+        cr_assert_str_eq(cfg_str(&d, "sample", "prompt"), values[i], "value %zu", i);
+        cr_assert_str_eq(cfg_str(&d, "data", "path"), values[i], "value %zu", i);
+    }
+    tz_rng r;
+    tz_rng_seed(&r, 5);
+    for (int trial = 0; trial < 300; trial++) { // random strings of bytes 1..255, up to the longest value
+        char s[CFG_VALUE_MAX];
+        int n = (int)tz_rng_below(&r, CFG_VALUE_MAX);
+        for (int i = 0; i < n; i++) s[i] = (char)(1 + tz_rng_below(&r, 255));
+        s[n] = 0;
+        cfg_set(&c, "sample", "prompt", s, "test");
+        write_and_read(&c, &d, schemas);
+        cr_assert_str_eq(cfg_str(&d, "sample", "prompt"), s, "trial %d", trial);
+    }
+}
+
+Test(cfg, the_default_prompt_is_written_quoted) {
+    const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, tz_model_find("rnn")->keys};
+    static cfg c;
+    cfg_init(&c, schemas, 3);
+    char *text;
+    size_t len;
+    FILE *f = open_memstream(&text, &len);
+    cfg_write(&c, f);
+    fclose(f);
+    cr_assert(strstr(text, "\nprompt = \"\\n\" "), "%s", text);
+    free(text);
+}
+
+Test(cfg, quoted_values_and_their_errors) {
+    static cfg c;
+    const char *text = "[model]\ntype = \"rnn\" # quoted\n[data]\npath = \"a\\x23b\\tc\" ; comment\n"
+                       "[sample]\nprompt = \"Q; A #1\\n\"\n";
+    tz_cfg_load_text(&c, text, strlen(text), "t.cfg", NULL, 0);
+    cr_assert_str_eq(cfg_str(&c, "data", "path"), "a#b\tc");
+    cr_assert_str_eq(cfg_str(&c, "sample", "prompt"), "Q; A #1\n");
+    char *over[] = {"sample.prompt=\"  \\\"x\\\"  \"", "data.path=a;b#c"};
+    tz_cfg_load_text(&c, text, strlen(text), "t.cfg", over, 2);
+    cr_assert_str_eq(cfg_str(&c, "sample", "prompt"), "  \"x\"  ");
+    cr_assert_str_eq(cfg_str(&c, "data", "path"), "a;b#c", "overrides take the text as it is");
+    cr_assert_str_eq(load_error(with("[sample]\nprompt = \"abc\n"), NULL), "t.cfg:6: [sample] prompt: the value has no closing quote");
+    cr_assert_str_eq(load_error(with("[sample]\nprompt = \"a\" b\n"), NULL),
+                     "t.cfg:6: [sample] prompt: the value has text after the closing quote");
+    cr_assert(strstr(load_error(with("[sample]\nprompt = \"a\\q\"\n"), NULL), "t.cfg:6: [sample] prompt: the value has an unknown escape"));
+    cr_assert(strstr(load_error(with("[sample]\nprompt = \"\\x00\"\n"), NULL), "\\x00"));
+    cr_assert(strstr(load_error(with("[sample]\nprompt = \"\\x4\"\n"), NULL), "two hex digits"));
+}
+
+Test(cfg, text_from_memory_names_its_source) {
+    static cfg c;
+    const char *text = "[model]\ntype = rnn\n[data]\npath = x\n[train]\nsteps = many\n";
+    cr_assert(EXPECT_FAIL(tz_cfg_load_text(&c, text, strlen(text), "runs/x/last.safetensors (saved cfg)", NULL, 0)));
+    cr_assert_str_eq(tz_last_error(), "runs/x/last.safetensors (saved cfg):6: [train] steps = 'many' is not an integer (want an integer)");
+    cr_assert(EXPECT_FAIL(tz_cfg_load_text(&c, "[data]\npath = x\n", 15, "saved", NULL, 0)));
+    cr_assert_str_eq(tz_last_error(), "saved: [model] type is required (mlp, rnn, lstm, gru, transformer, hybrid)");
+    // len bounds the text: what follows is not read.
+    const char *more = "[model]\ntype = gru\n[data]\npath = x\n[train]\nsteps = 5\nXX";
+    const tz_model_def *def = tz_cfg_load_text(&c, more, (size_t)(strstr(more, "XX") - more), "saved", NULL, 0);
+    cr_assert_str_eq(def->name, "gru");
+    cr_assert_eq(cfg_int(&c, "train", "steps"), 5);
+}
+
+Test(cfg, clear_messages_for_what_is_not_a_cfg) {
+    char text[64] = "[model]\ntype = rnn\x00\n";
+    static cfg c;
+    cr_assert(EXPECT_FAIL(tz_cfg_load_text(&c, text, 20, "t.cfg", NULL, 0)));
+    cr_assert_str_eq(tz_last_error(), "t.cfg:2: a NUL byte at column 11 (a cfg is text)");
+    cr_assert(EXPECT_FAIL(tz_cfg_load_text(&c, "", 0, "t.cfg", NULL, 0)));
+    cr_assert_str_eq(tz_last_error(), "t.cfg: an empty cfg (no [section] and no key = value line)");
+    char *long_line = malloc(6000);
+    snprintf(long_line, 6000, "[model]\n\n# %05000d\n", 0);
+    cr_assert(EXPECT_FAIL(tz_cfg_load_text(&c, long_line, strlen(long_line), "t.cfg", NULL, 0)));
+    cr_assert_str_eq(tz_last_error(), "t.cfg:3: line of 5002 characters, longer than 4096");
+    free(long_line);
+    char dir[] = "/tmp/tapezoo-cfgdir-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    cr_assert(EXPECT_FAIL(tz_cfg_load(&c, dir, NULL, 0)));
+    char want[128];
+    snprintf(want, sizeof want, "%s: is a directory, not a cfg file", dir);
+    cr_assert_str_eq(tz_last_error(), want);
+    rmdir(dir);
+    char path[] = "/tmp/tapezoo-cfgempty-XXXXXX";
+    close(mkstemp(path));
+    cr_assert(EXPECT_FAIL(tz_cfg_load(&c, path, NULL, 0)));
+    snprintf(want, sizeof want, "%s: the cfg file is empty", path);
+    cr_assert_str_eq(tz_last_error(), want);
+    unlink(path);
+}
+
+Test(cfg, json_is_valid_and_escapes_through_json_c) {
+    static cfg c;
+    char *over[] = {"sample.prompt=\"q\\\"\\n\\x01\"", "optim.lr=+.5", "train.steps=007"};
+    tz_cfg_load_text(&c, base, strlen(base), "t.cfg", over, 3);
+    char *text;
+    size_t len;
+    FILE *f = open_memstream(&text, &len);
+    cfg_write_json(&c, f);
+    fclose(f);
+    json j;
+    const char *err;
+    cr_assert(json_parse(text, len, &j, &err), "%s: %s", err, text);
+    cr_assert_str_eq(json_get(&j, "sample.prompt")->string, "q\"\n\x01");
+    cr_assert_float_eq(json_get(&j, "optim.lr")->number, 0.5, 1e-15);
+    cr_assert_float_eq(json_get(&j, "train.steps")->number, 7, 0);
+    json_free(&j);
+    free(text);
+}
