@@ -48,10 +48,11 @@ static void write_cfg(const char *name, const char *text) {
 static const char *gru_cfg = "[model]\ntype = gru\nembed = 8\nhidden = 16\n[data]\npath = tiny.txt\n"
                              "[train]\nsteps = 30\nbatch = 4\nblock = 16\neval_every = 10\nlog_every = 5\nclip = 5\n";
 
-// Runs a command in dir; returns its exit status and what it wrote (stdout in *out, stderr in *err).
-static int run(const char *args, char **out, char **err) {
+// Runs the trainer in dir after the shell words `env` (assignments or commands, or ""); returns
+// its exit status and what it wrote (stdout in *out, stderr in *err).
+static int run_env(const char *env, const char *args, char **out, char **err) {
     char cmd[1024];
-    snprintf(cmd, sizeof cmd, "cd %s && %s %s >out.txt 2>err.txt", dir, TZ_TRAIN_EXE, args);
+    snprintf(cmd, sizeof cmd, "cd %s && %s %s %s >out.txt 2>err.txt", dir, env, TZ_TRAIN_EXE, args);
     int st = system(cmd);
     static char obuf[1 << 16], ebuf[1 << 16];
     char path[128];
@@ -68,22 +69,71 @@ static int run(const char *args, char **out, char **err) {
     if (err) *err = ebuf;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+static int run(const char *args, char **out, char **err) { return run_env("", args, out, err); }
 
-// Starts the trainer with args in dir (output in o.txt), sends Ctrl-C after `seconds` and
-// expects a clean exit.
-static void interrupt_after(const char *args, int seconds) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "cd %s && exec %s %s >o.txt 2>&1", dir, TZ_TRAIN_EXE, args);
+// Starts the trainer with args in dir (output in o.txt), after the shell words `env` (variable
+// assignments, or ""). Returns its pid.
+static pid_t start(const char *env, const char *args) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "cd %s && %s exec %s %s >o.txt 2>&1", dir, env, TZ_TRAIN_EXE, args);
     pid_t pid = fork();
     if (pid == 0) {
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
-    sleep(seconds);
-    kill(pid, SIGINT);
+    return pid;
+}
+
+// Waits for pid: its exit status, or -(the signal) that killed it.
+static int finish(pid_t pid) {
     int st;
     waitpid(pid, &st, 0);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
+// Waits until the file `name` of dir exists (at most 60 s).
+static void wait_for(const char *name) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    for (int i = 0; i < 600 && access(path, F_OK); i++) usleep(100000);
+    cr_assert(!access(path, F_OK), "%s never appeared", name);
+}
+
+// The file `name` of dir (its last 64 KB), in a static buffer.
+static const char *slurp(const char *name) {
+    static char text[1 << 16];
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "no %s", name);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size > (long)sizeof text - 1 ? size - (long)sizeof text + 1 : 0, SEEK_SET); // messages are at the end
+    text[fread(text, 1, sizeof text - 1, f)] = 0;
+    fclose(f);
+    return text;
+}
+
+// Runs a shell command in dir; returns its exit status.
+static int sh(const char *fmt, ...) {
+    char cmd[1024], line[1200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    snprintf(line, sizeof line, "cd %s && { %s ; }", dir, cmd);
+    int st = system(line);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// Starts the trainer with args in dir (output in o.txt), sends sig after `seconds` and expects
+// it to save and exit with 128 + sig.
+static void interrupt_after(const char *args, int seconds, int sig) {
+    pid_t pid = start("", args);
+    sleep(seconds);
+    kill(pid, sig);
+    int st = finish(pid);
+    cr_assert_eq(st, 128 + sig, "exit status %d after signal %d:\n%s", st, sig, slurp("o.txt"));
 }
 
 static double field(const char *json, const char *event, const char *key) {
@@ -122,7 +172,8 @@ Test(cli, json_run_resume_and_sample) {
     cr_assert_eq(run("--resume run --json train.steps=30", &out, &err), 0, "%s", err);
     double resumed = field(out, "summary", "final_val_loss");
     cr_assert_eq(field(out, "summary", "steps"), 30);
-    cr_assert_float_eq(resumed, final_val_loss("gru.cfg --json train.out_dir=straight"), 1e-5, "resuming continues exactly");
+    double straight = final_val_loss("gru.cfg --json train.out_dir=straight"); // once: the assertion evaluates twice
+    cr_assert_float_eq(resumed, straight, 1e-5, "resuming continues exactly");
     // the log has the header and one row per log step of both runs
     char cmd[256];
     snprintf(cmd, sizeof cmd, "test $(wc -l < %s/run/log.csv) -eq 7", dir);
@@ -157,18 +208,11 @@ Test(cli, ctrl_c_resume_is_exact) {
     const char *same = "model.dropout=0.2 train.eval_every=1000000 train.log_every=1000000";
     char args[256];
     snprintf(args, sizeof args, "gru.cfg --json %s train.steps=1000000 train.out_dir=run", same);
-    interrupt_after(args, 1);
-    char path[128], text[8192];
-    snprintf(path, sizeof path, "%s/o.txt", dir);
-    FILE *f = fopen(path, "r");
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, size > (long)sizeof text - 1 ? size - (long)sizeof text + 1 : 0, SEEK_SET); // the message is at the end
-    text[fread(text, 1, sizeof text - 1, f)] = 0;
-    fclose(f);
-    const char *at = strstr(text, "interrupted at step ");
-    long stopped = at ? atol(at + strlen("interrupted at step ")) : 0;
-    cr_assert(stopped > 0, "no 'interrupted at step' in:\n%s", text);
+    interrupt_after(args, 1, SIGINT);
+    const char *text = slurp("o.txt");
+    const char *at = strstr(text, "interrupted (SIGINT) at step ");
+    long stopped = at ? atol(at + strlen("interrupted (SIGINT) at step ")) : 0;
+    cr_assert(stopped > 0, "no 'interrupted (SIGINT) at step' in:\n%s", text);
     double resumed = final_val_loss("--resume run --json train.steps=%ld", stopped + 9);
     double straight = final_val_loss("gru.cfg --json %s train.steps=%ld train.out_dir=straight", same, stopped + 9);
     cr_assert(resumed == straight, "stopped at %ld: resumed %.9f, uninterrupted %.9f", stopped, resumed, straight);
@@ -219,18 +263,17 @@ Test(cli, bad_input_is_one_line_and_nonzero) {
     cr_assert(strstr(err, "nowhere/last.safetensors: cannot open"), "%s", err);
 }
 
+// SGD at lr 1e30 makes the weights infinite: the run stops at the step whose loss is not finite
+// with exit 3, naming the parameter that went bad; the checkpoint of step 10 stays untouched.
 Test(cli, nan_stops_without_losing_the_checkpoint) {
     write_cfg("gru.cfg", gru_cfg);
     char *err;
     cr_assert_eq(run("gru.cfg train.steps=10 train.out_dir=run optim.name=sgd optim.lr=0.1", NULL, &err), 0, "%s", err);
-    char before[256], cmd[600];
-    snprintf(before, sizeof before, "%s/run/last.safetensors", dir);
-    snprintf(cmd, sizeof cmd, "cp %s %s.saved", before, before);
-    cr_assert_eq(system(cmd), 0);
-    cr_assert_eq(run("--resume run train.steps=30 optim.lr=1e38 train.clip=0", NULL, &err), 1); // overflows
-    cr_assert(strstr(err, "the loss is") || strstr(err, "gradient norm"), "%s", err);
-    snprintf(cmd, sizeof cmd, "cmp -s %s %s.saved", before, before);
-    cr_assert_eq(system(cmd), 0, "the good checkpoint is untouched");
+    cr_assert_eq(sh("cp run/last.safetensors saved.safetensors"), 0);
+    cr_assert_eq(run("--resume run train.steps=30 optim.lr=1e30 train.clip=0", NULL, &err), 3, "%s", err); // overflows
+    cr_assert(strstr(err, "train: step 1") && strstr(err, ": the loss is ") && strstr(err, "(weight 'embed.weight' is "), "%s", err);
+    cr_assert(strstr(err, "The last good checkpoint is run/last.safetensors (step 10)"), "%s", err);
+    cr_assert_eq(sh("cmp -s run/last.safetensors saved.safetensors"), 0, "the good checkpoint is untouched");
     // A checkpoint of a different shape: resuming with another width names the tensor.
     cr_assert_eq(run("--resume run model.hidden=8", NULL, &err), 1);
     cr_assert(strstr(err, "tensor 'rnn.weight_ih_l0' has shape [48,8], the model wants [24,8]"), "%s", err);
@@ -238,10 +281,209 @@ Test(cli, nan_stops_without_losing_the_checkpoint) {
     cr_assert(strstr(err, "saved with optimiser 'sgd', the cfg asks for 'adam'"), "%s", err);
 }
 
-Test(cli, ctrl_c_saves_and_exits_cleanly) {
+// Ctrl-C and SIGTERM save a checkpoint and exit with 130 and 143 (not 0: scripts must see that
+// the run did not finish); the --json summary says so.
+Test(cli, signals_save_and_exit_with_their_codes) {
     write_cfg("gru.cfg", gru_cfg);
-    interrupt_after("gru.cfg train.steps=1000000 train.eval_every=1000000 train.out_dir=run", 2);
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "grep -q 'interrupted at step' %s/o.txt && test -s %s/run/last.safetensors", dir, dir);
-    cr_assert_eq(system(cmd), 0);
+    interrupt_after("gru.cfg --json train.steps=1000000 train.eval_every=1000000 train.out_dir=run", 2, SIGINT);
+    cr_assert(strstr(slurp("o.txt"), "\"status\":130,\"stop\":\"interrupted\""), "%s", slurp("o.txt"));
+    cr_assert_eq(sh("test -s run/last.safetensors"), 0);
+    interrupt_after("gru.cfg --json train.steps=1000000 train.eval_every=1000000 train.out_dir=term", 2, SIGTERM);
+    cr_assert(strstr(slurp("o.txt"), "interrupted (SIGTERM) at step "), "%s", slurp("o.txt"));
+    cr_assert(strstr(slurp("o.txt"), "\"status\":143,\"stop\":\"interrupted\""), "%s", slurp("o.txt"));
+    cr_assert_eq(sh("test -s term/last.safetensors"), 0, "SIGTERM saved a checkpoint");
+    char *err;
+    cr_assert_eq(run("--resume term train.steps=1", NULL, &err), 0, "the SIGTERM checkpoint resumes: %s", err);
+}
+
+// The slow_io library makes each checkpoint's rename sleep: a second Ctrl-C while the Ctrl-C
+// checkpoint is being written neither cuts it short nor leaves a temporary file.
+static const char *slow = "LD_PRELOAD=" TZ_SLOW_IO " ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0 TZ_SLOW_RENAME=3 TZ_SLOW_MARK=saving";
+
+Test(cli, second_ctrl_c_during_the_save_does_not_cut_it) {
+    write_cfg("gru.cfg", gru_cfg);
+    pid_t pid = start(slow, "gru.cfg train.steps=1000000 train.eval_every=1000000 train.out_dir=run");
+    sleep(1);
+    kill(pid, SIGINT);
+    wait_for("saving"); // inside the save
+    kill(pid, SIGINT);
+    int st = finish(pid);
+    cr_assert_eq(st, 130, "exit status %d:\n%s", st, slurp("o.txt"));
+    const char *at = strstr(slurp("o.txt"), "interrupted (SIGINT) at step ");
+    cr_assert(at, "%s", slurp("o.txt"));
+    long stopped = atol(at + strlen("interrupted (SIGINT) at step "));
+    cr_assert_eq(sh("test ! -e run/last.safetensors.tmp"), 0, "a temporary file was left");
+    char *out, *err;
+    cr_assert_eq(run("--resume run --json train.steps=1", &out, &err), 0, "%s", err);
+    cr_assert_eq(field(out, "summary", "steps"), stopped, "the checkpoint is the one of the interrupted step");
+}
+
+// kill -9 in the middle of writing a checkpoint: the previous one stays whole and loadable.
+Test(cli, kill_during_a_checkpoint_write_keeps_the_previous_one) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *out, *err;
+    cr_assert_eq(run("gru.cfg --json train.steps=10 train.out_dir=run", &out, &err), 0, "%s", err);
+    cr_assert_eq(sh("cp run/last.safetensors before.safetensors"), 0);
+    pid_t pid = start(slow, "--resume run train.steps=20");
+    wait_for("saving"); // step 20's checkpoint is written, not yet in place
+    kill(pid, SIGKILL);
+    cr_assert_eq(finish(pid), -SIGKILL);
+    cr_assert_eq(sh("cmp -s before.safetensors run/last.safetensors"), 0, "the previous checkpoint changed");
+    cr_assert_eq(run("--resume run --json train.steps=20", &out, &err), 0, "%s", err);
+    cr_assert_eq(field(out, "summary", "steps"), 20);
+    // resumed from step 10 after the kill: log.csv has each step once
+    cr_assert_eq(sh("test \"$(cut -d, -f1 run/log.csv | tr '\\n' ' ')\" = 'step 5 10 15 20 '"), 0, "log.csv:\n%s",
+                 slurp("run/log.csv"));
+}
+
+// A run killed after logging steps past its checkpoint: resuming cuts log.csv back to the
+// checkpoint's step (else those steps appear twice), including a row cut short by the kill.
+Test(cli, resume_cuts_the_log_back_to_the_checkpoint) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *err;
+    cr_assert_eq(run("gru.cfg train.steps=10 train.out_dir=run", NULL, &err), 0, "%s", err);
+    cr_assert_eq(sh("printf '15,2.5,,1e-3,1.0,100.0,1.00\\n20,2.4,2.4,1e-3,1.0,100.0,2.00\\n25,2.' >> run/log.csv"), 0);
+    cr_assert_eq(run("--resume run train.steps=20", NULL, &err), 0, "%s", err);
+    cr_assert_eq(sh("test \"$(cut -d, -f1 run/log.csv | tr '\\n' ' ')\" = 'step 5 10 15 20 '"), 0, "log.csv:\n%s",
+                 slurp("run/log.csv"));
+}
+
+// The step that makes the weights infinite is a validation step: nothing is saved (a checkpoint
+// of infinite weights would be named as the last good one).
+Test(cli, a_nonfinite_validation_step_saves_nothing) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *err;
+    cr_assert_eq(run("gru.cfg train.out_dir=run optim.lr=1e300 train.eval_every=1", NULL, &err), 3, "%s", err);
+    cr_assert(strstr(err, "train: step 1: weight '"), "%s", err);
+    cr_assert(strstr(err, "No checkpoint was written"), "%s", err);
+    cr_assert_eq(sh("test ! -e run/last.safetensors && test ! -e run/best.safetensors"), 0, "a non-finite checkpoint was written");
+}
+
+// A finite but diverged run (loss ~1e31) stops with exit 3 and is never saved as best.
+Test(cli, a_diverged_run_stops_and_is_not_saved) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *out, *err;
+    cr_assert_eq(run("gru.cfg train.steps=10 train.out_dir=run", NULL, &err), 0, "%s", err);
+    cr_assert_eq(sh("cp run/best.safetensors saved.safetensors"), 0);
+    cr_assert_eq(run("--resume run --json train.steps=40 optim.lr=1e30", &out, &err), 3, "%s", err);
+    cr_assert(strstr(err, "diverged"), "%s", err);
+    cr_assert(strstr(out, "\"status\":3,\"stop\":\"numbers\""), "%s", out);
+    cr_assert_eq(sh("cmp -s run/best.safetensors saved.safetensors"), 0, "a diverged state was saved as best");
+}
+
+// train.on_nonfinite = skip: a step whose loss is NaN (made so by the test hook) is skipped and
+// the run finishes; with the default (stop) the same run stops at that step.
+Test(cli, on_nonfinite_skip_skips_the_step) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *out, *err;
+    cr_assert_eq(run_env("TZ_TEST_NAN_AT=7", "gru.cfg --json train.out_dir=stop", &out, &err), 3, "%s", err);
+    cr_assert(strstr(err, "train: step 7: the loss is nan"), "%s", err);
+    cr_assert_eq(run_env("TZ_TEST_NAN_AT=7", "gru.cfg --json train.out_dir=skip train.on_nonfinite=skip", &out, &err), 0, "%s", err);
+    cr_assert(strstr(err, "train: step 7: the loss is nan") && strstr(err, "step skipped"), "%s", err);
+    cr_assert_eq(field(out, "summary", "skipped_steps"), 1);
+    cr_assert_eq(field(out, "summary", "steps"), 30);
+    cr_assert_eq(run("gru.cfg train.out_dir=x train.on_nonfinite=maybe", NULL, &err), 1);
+    cr_assert(strstr(err, "on_nonfinite = 'maybe' (want stop or skip)"), "%s", err);
+}
+
+// A new run in a directory that holds a run is refused (its log would be truncated and an early
+// failure would name the old checkpoint as the new run's); --force replaces it. A resumed run
+// cannot be moved with train.out_dir; an out_dir that is a file is named.
+Test(cli, an_existing_run_is_not_replaced_silently) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *err;
+    cr_assert_eq(run("gru.cfg train.steps=10 train.out_dir=run", NULL, &err), 0, "%s", err);
+    cr_assert_eq(sh("cp run/log.csv saved.csv"), 0);
+    cr_assert_eq(run("gru.cfg train.steps=5 train.out_dir=run", NULL, &err), 1);
+    cr_assert(strstr(err, "run already holds a run") && strstr(err, "--resume run") && strstr(err, "--force"), "%s", err);
+    cr_assert_eq(sh("cmp -s run/log.csv saved.csv"), 0, "the old run's log was touched");
+    cr_assert_eq(run("gru.cfg train.steps=5 train.out_dir=run --force", NULL, &err), 0, "%s", err);
+    cr_assert_eq(sh("test \"$(cut -d, -f1 run/log.csv | tr '\\n' ' ')\" = 'step 5 '"), 0, "%s", slurp("run/log.csv"));
+    cr_assert_eq(run("--resume run train.out_dir=elsewhere", NULL, &err), 1);
+    cr_assert(strstr(err, "cannot move it"), "%s", err);
+    cr_assert_eq(sh("test ! -e elsewhere"), 0);
+    cr_assert_eq(sh("touch afile"), 0);
+    cr_assert_eq(run("gru.cfg train.out_dir=afile", NULL, &err), 1);
+    cr_assert(strstr(err, "afile is not a directory"), "%s", err);
+    cr_assert_eq(run("gru.cfg train.out_dir=afile/run", NULL, &err), 1);
+    cr_assert(strstr(err, "afile/run") && strstr(err, "Not a directory"), "%s", err);
+}
+
+// A prompt the vocabulary cannot encode fails before the first step, not after training.
+Test(cli, the_sample_prompt_is_checked_before_training) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *err;
+    cr_assert_eq(run("gru.cfg train.steps=200 train.out_dir=run sample.prompt=QZ", NULL, &err), 1);
+    cr_assert(strstr(err, "[sample] prompt has 2 tokens outside the vocabulary"), "%s", err);
+    cr_assert_eq(sh("test ! -e run/last.safetensors"), 0, "it trained first");
+}
+
+// Validation leaves the carried recurrent state as it was: the training losses of a run that
+// validates every 5 steps are those of one that validates only at the end.
+Test(cli, validation_does_not_change_training) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *err;
+    cr_assert_eq(run("gru.cfg train.eval_every=5 train.out_dir=a", NULL, &err), 0, "%s", err);
+    cr_assert_eq(run("gru.cfg train.eval_every=30 train.out_dir=b", NULL, &err), 0, "%s", err);
+    cr_assert_eq(sh("cut -d, -f1,2 a/log.csv > a.txt && cut -d, -f1,2 b/log.csv > b.txt && cmp -s a.txt b.txt"), 0,
+                 "validating changed the training losses:\n%s", slurp("a/log.csv"));
+}
+
+// Validation predicts every position of the split once: 500 tokens have 499 next tokens; the
+// MLP with 4 tokens of context cannot predict the first 3.
+Test(cli, validation_covers_every_position) {
+    write_cfg("gru.cfg", gru_cfg);
+    write_cfg("tf.cfg", "[model]\ntype = transformer\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\n[data]\npath = tiny.txt\n"
+                        "[train]\nsteps = 2\nbatch = 4\nblock = 16\n");
+    write_cfg("mlp.cfg", "[model]\ntype = mlp\ncontext = 4\nembed = 8\nhidden = 16\n[data]\npath = tiny.txt\n"
+                         "[train]\nsteps = 2\nbatch = 4\nblock = 16\n");
+    const char *runs[][2] = {{"gru.cfg train.steps=2", "499"}, {"tf.cfg", "499"}, {"mlp.cfg", "496"}};
+    for (int i = 0; i < 3; i++) {
+        for (int batch = 3; batch <= 7; batch += 4) { // streams of 167 and 72 with a short last one; windows with a tail
+            char args[256], *out, *err;
+            snprintf(args, sizeof args, "%s --json train.eval_tokens=500 train.batch=%d train.out_dir=r%d_%d", runs[i][0], batch, i, batch);
+            cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+            cr_assert_eq(field(out, "val", "val_count"), atof(runs[i][1]), "%s: %g positions", args, field(out, "val", "val_count"));
+        }
+    }
+}
+
+// Writes that fail (a file size limit, as a full disk does) stop with one line, keep the
+// previous checkpoint, and leave no temporary file.
+Test(cli, a_failed_checkpoint_write_keeps_the_previous_one) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *err;
+    cr_assert_eq(run("gru.cfg train.steps=10 train.out_dir=run", NULL, &err), 0, "%s", err);
+    cr_assert_eq(sh("cp run/last.safetensors saved.safetensors"), 0);
+    cr_assert_eq(run_env("trap '' XFSZ; ulimit -f 40;", "--resume run train.steps=20", NULL, &err), 1, "%s", err);
+    cr_assert(strstr(err, "File too large") && strstr(err, "step 20 was not saved; the previous run/"), "%s", err);
+    cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "one line: %s", err);
+    cr_assert_eq(sh("cmp -s run/last.safetensors saved.safetensors"), 0, "the previous checkpoint changed");
+    cr_assert_eq(sh("test ! -e run/last.safetensors.tmp && test ! -e run/best.safetensors.tmp"), 0, "a temporary file was left");
+}
+
+// A full disk (a small tmpfs; skipped where mounting is not allowed), then a read-only run dir.
+Test(cli, a_full_disk_keeps_the_previous_checkpoint) {
+    write_cfg("gru.cfg", gru_cfg);
+    if (sh("mkdir disk && mount -t tmpfs -o size=256k tmpfs disk 2>/dev/null")) cr_skip_test("cannot mount a tmpfs here");
+    char *err;
+    int st = run("gru.cfg train.steps=10 train.log_every=1000 train.out_dir=disk/run", NULL, &err);
+    // fill it but for 16 KB: room for the resumed run's small files, not for a checkpoint
+    sh("cp disk/run/last.safetensors saved.safetensors; dd if=/dev/zero of=disk/fill bs=1k "
+       "count=$(( $(df --output=avail -B1k disk | tail -1) - 16 )) 2>/dev/null");
+    int st2 = run("--resume disk/run train.steps=20", NULL, &err);
+    int same = sh("cmp -s disk/run/last.safetensors saved.safetensors");
+    int tmp = sh("test ! -e disk/run/last.safetensors.tmp && test ! -e disk/run/best.safetensors.tmp");
+    char err2[1024];
+    snprintf(err2, sizeof err2, "%s", err);
+    sh("rm disk/fill && mount -o remount,ro disk");
+    int st3 = run("gru.cfg train.steps=10 train.out_dir=disk/run2", NULL, &err);
+    sh("umount disk");
+    cr_assert_eq(st, 0);
+    cr_assert_eq(st2, 1, "%s", err2);
+    cr_assert(strstr(err2, "No space left on device") && strstr(err2, "step 20 was not saved; the previous disk/run/"), "%s", err2);
+    cr_assert_eq(same, 0, "the previous checkpoint changed");
+    cr_assert_eq(tmp, 0, "a temporary file was left");
+    cr_assert_eq(st3, 1);
+    cr_assert(strstr(err, "disk/run2") && strstr(err, "Read-only file system"), "%s", err);
 }

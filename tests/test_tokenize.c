@@ -201,7 +201,7 @@ Test(tokenize, damaged_vocabularies) {
         else {
             cr_expect(strstr(tz_vocab_error(), bad_vocab[i].why), "%s: '%s' does not say '%s'", bad_vocab[i].file,
                       tz_vocab_error(), bad_vocab[i].why);
-            cr_expect(!v.tok && !v.table && !v.merges && v.size == 0, "%s: nothing left allocated", bad_vocab[i].file);
+            cr_expect(!v.tok && !v.len && !v.table && !v.merges && v.size == 0, "%s: nothing left allocated", bad_vocab[i].file);
         }
     }
 }

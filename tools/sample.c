@@ -54,12 +54,12 @@ int main(int argc, char **argv) {
             if (!strcmp(a, with_value[k])) return fprintf(stderr, "sample: %s needs a value\n", a), usage(stderr), 2;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout), 0;
         else if (!strcmp(a, "--greedy")) o.temperature = 0;
-        else if (!strcmp(a, "--prompt")) prompt = v, i++;
-        else if (!strcmp(a, "--tokens")) o.tokens = (int)whole(a, v, 0, TZ_SAMPLE_MAX_TOKENS), i++;
-        else if (!strcmp(a, "--temperature")) o.temperature = number(a, v, 0, 1e6), i++;
-        else if (!strcmp(a, "--top-k")) o.top_k = (int)whole(a, v, 0, INT_MAX), i++;
-        else if (!strcmp(a, "--seed")) seed = (unsigned long long)whole(a, v, 0, LONG_MAX), i++;
-        else if (!strcmp(a, "--checkpoint")) which = v, i++;
+        else if (v && !strcmp(a, "--prompt")) prompt = v, i++;
+        else if (v && !strcmp(a, "--tokens")) o.tokens = (int)whole(a, v, 0, TZ_SAMPLE_MAX_TOKENS), i++;
+        else if (v && !strcmp(a, "--temperature")) o.temperature = number(a, v, 0, 1000), i++;
+        else if (v && !strcmp(a, "--top-k")) o.top_k = (int)whole(a, v, 0, INT_MAX), i++;
+        else if (v && !strcmp(a, "--seed")) seed = (unsigned long long)whole(a, v, 0, LONG_MAX), i++;
+        else if (v && !strcmp(a, "--checkpoint")) which = v, i++;
         else if (a[0] == '-') return fprintf(stderr, "sample: unknown option '%s'\n", a), usage(stderr), 2;
         else if (!run) run = a;
         else return fprintf(stderr, "sample: one run directory only ('%s' and '%s')\n", run, a), usage(stderr), 2;
@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
     if (def->pairs) tz_fail("%s: a translation model ('%s'): use ./translate", path, def->name);
     tz_vocab v;
     FILE *vf = fmemopen(meta.vocab_text, strlen(meta.vocab_text), "r");
-    if (!vf || !tz_vocab_load(&v, vf)) tz_fail("%s: the saved vocabulary is malformed", path);
+    if (!vf || !tz_vocab_load(&v, vf)) tz_fail("%s: the saved vocabulary is malformed (%s)", path, tz_vocab_error());
     fclose(vf);
     tz_rng r;
     tz_rng_seed(&r, 1);

@@ -14,21 +14,22 @@ static void alloc_xy(tz_batcher *b) {
     }
 }
 
-// what: the split, for the message when it is too short for one batch.
-static void init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed, const char *what) {
-    memset(b, 0, sizeof *b);
-    b->ids = ids, b->n = n, b->B = B, b->T = T, b->streams = streams;
+void tz_batcher_check(long n, int B, int T, int streams, const char *what) {
     if (B < 1 || T < 1) tz_fail("batcher: batch %d x block %d must both be >= 1", B, T);
-    if (streams) {
-        b->stream_len = (n - 1) / B;
-        if (b->stream_len < T)
-            tz_fail("batcher: the %s split's %ld tokens make %d streams of %ld, shorter than the block %d (want at least "
-                    "batch x block + 1 = %ld tokens: more text, or a smaller train.batch or train.block)",
-                    what, n, B, b->stream_len, T, (long)B * T + 1);
-    } else if (n < T + 1) {
+    if (streams && (n - 1) / B < T)
+        tz_fail("batcher: the %s split's %ld tokens make %d streams of %ld, shorter than the block %d (want at least "
+                "batch x block + 1 = %ld tokens: more text, or a smaller train.batch or train.block)",
+                what, n, B, n > 0 ? (n - 1) / B : 0, T, (long)B * T + 1);
+    if (!streams && n < (long)T + 1)
         tz_fail("batcher: the %s split has %ld tokens, fewer than one window of block %d + 1 (more text, or a smaller "
                 "train.block)", what, n, T);
-    }
+}
+
+static void init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed, const char *what) {
+    tz_batcher_check(n, B, T, streams, what);
+    memset(b, 0, sizeof *b);
+    b->ids = ids, b->n = n, b->B = B, b->T = T, b->streams = streams;
+    if (streams) b->stream_len = (n - 1) / B;
     tz_rng_seed(&b->rng, seed);
     alloc_xy(b);
 }
@@ -41,6 +42,25 @@ void tz_batcher_init_eval(tz_batcher *b, const int *ids, long n, int B, int T, i
     init(b, ids, n, B, T, streams, 0, "validation");
     b->eval = 1;
     b->context = context < T ? context : T - 1;
+    if (streams) b->stream_len = (n - 1 + B - 1) / B; // every position: the last stream ends early
+}
+
+// Evaluation streams: the next chunk of up to T positions of each stream; positions past the
+// split's end (the last stream's tail) get a valid input and an ignored target.
+static int next_eval_streams(tz_batcher *b, tz_batch *out) {
+    if (b->pos >= b->stream_len) return 0;
+    long left = b->stream_len - b->pos;
+    int T = left < b->T ? (int)left : b->T;
+    for (int r = 0; r < b->B; r++)
+        for (int t = 0; t < T; t++) {
+            long i = r * b->stream_len + b->pos + t;
+            int in = i + 1 < b->n;
+            b->x[r * T + t] = in ? b->ids[i] : b->ids[b->n - 1];
+            b->y[r * T + t] = in ? b->ids[i + 1] : TZ_IGNORE;
+        }
+    b->pos += T;
+    *out = (tz_batch){.B = b->B, .T = T, .x = b->x, .y = b->y};
+    return 1;
 }
 
 static void copy_window(tz_batcher *b, int row, long start) {
@@ -50,16 +70,23 @@ static void copy_window(tz_batcher *b, int row, long start) {
 
 int tz_batcher_next(tz_batcher *b, tz_batch *out) {
     int wrapped = 0, rows = b->B, T = b->T;
+    if (b->streams && b->eval) return next_eval_streams(b, out);
     if (b->streams) {
-        if (b->pos + T > b->stream_len) { // this pass is over
-            if (b->eval) return 0;
-            b->pos = 0, b->epoch++, wrapped = 1;
-        }
+        if (b->pos + T > b->stream_len) b->pos = 0, b->epoch++, wrapped = 1; // the streams start over
         for (int r = 0; r < b->B; r++) copy_window(b, r, r * b->stream_len + b->pos);
         b->pos += T;
     } else if (b->eval) { // windows overlapping by the left context, in order
         long stride = T - b->context;
-        for (rows = 0; rows < b->B && b->pos + T + 1 <= b->n; rows++, b->pos += stride) copy_window(b, rows, b->pos);
+        for (rows = 0; rows < b->B && b->pos + T + 1 <= b->n; rows++, b->pos += stride) {
+            copy_window(b, rows, b->pos);
+            b->covered = b->pos + T;
+        }
+        if (rows < b->B && b->covered < b->n - 1) { // the tail: one window ending at the split's end
+            long start = b->n - 1 - T;
+            copy_window(b, rows, start);
+            for (int t = 0; start + t + 1 <= b->covered; t++) b->y[rows * T + t] = TZ_IGNORE; // predicted already
+            b->covered = b->n - 1, rows++;
+        }
         if (rows == 0) return 0;
     } else {
         for (int r = 0; r < b->B; r++) copy_window(b, r, (long)(tz_rng_uniform(&b->rng) * (double)(b->n - T)));

@@ -2,8 +2,11 @@
 //   windows: B independent windows at random offsets (MLP, Transformer);
 //   streams: the split cut into B contiguous streams read T tokens at a time, so a recurrent
 //            model's state carries from one batch to the next (truncated BPTT).
-// Evaluation walks a split once in order: non-overlapping windows (overlapping by the model's
-// left context, so every position is predicted once with full context) or the streams.
+// Evaluation walks a split once in order and predicts every position of it once: windows
+// overlapping by the model's left context (so every position has its full context), the last
+// one ending at the split's end with the positions already predicted marked TZ_IGNORE; or
+// streams of ceil((n-1)/B) positions read T at a time, the last chunk shorter, the last
+// stream's end padded with TZ_IGNORE targets.
 #ifndef TZ_BATCHER_H
 #define TZ_BATCHER_H
 
@@ -13,10 +16,14 @@ typedef struct tz_batcher {
     int streams, eval, B, T, context;
     const int *ids;
     long n, stream_len, pos, epoch;
+    long covered; // evaluation windows: targets ids[1..covered] are predicted
     int *x, *y; // (B,T), owned
     tz_rng rng;
 } tz_batcher;
 
+// Fails with one line naming the split (`what`: "training", "validation") when n tokens are too
+// few for one batch; the batchers check this too, but a caller can check before it trains.
+void tz_batcher_check(long n, int B, int T, int streams, const char *what);
 // Training batches over ids[0..n).
 void tz_batcher_init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed);
 // One pass over ids[0..n) for evaluation; `context` is the model's left context.

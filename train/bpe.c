@@ -43,13 +43,23 @@ static int *char_ids(const tz_vocab *v, const char *text, size_t len, long *n_un
     return ids;
 }
 
+// Whether ids[i], ids[i + 1] is a pair that may merge (no line break, no <unk> of -1).
+static int mergeable(const int *ids, long i, int newline) {
+    return ids[i] >= 0 && ids[i + 1] >= 0 && ids[i] != newline && ids[i + 1] != newline;
+}
+
 // The most frequent pair seen at least twice whose joined text is not a token yet: its index in
-// count (a * V + b), or -1. Pairs that would duplicate a token are zeroed on the way.
-static int best_pair(const tz_vocab *v, int *count, int V, char *joined) {
+// count (a * V + b), or -1. Ties go to the smallest index (what a scan of the whole table in order
+// would pick); only the pairs of the text are visited, so a merge costs O(n), not O(V^2). Pairs
+// that would duplicate a token are zeroed on the way.
+static int best_pair(const tz_vocab *v, const int *ids, long n, int newline, int *count, int V, char *joined) {
     for (;;) {
         int best = -1, best_count = 1; // a pair seen once is not worth a token
-        for (int p = 0; p < V * V; p++)
-            if (count[p] > best_count) best = p, best_count = count[p];
+        for (long i = 0; i + 1 < n; i++) {
+            if (!mergeable(ids, i, newline)) continue;
+            int p = ids[i] * V + ids[i + 1];
+            if (count[p] > best_count || (count[p] == best_count && p < best)) best = p, best_count = count[p];
+        }
         if (best < 0) return -1;
         int a = best / V, b = best % V;
         memcpy(joined, v->tok[a], v->len[a]);
@@ -66,7 +76,7 @@ void tz_bpe_learn(tz_vocab *v, const char *text, size_t len, int merges) {
     int V = v->size + merges;
     long n = (long)len, unk;
     int *ids = char_ids(v, text, len, &unk);
-    int *count = malloc(sizeof(int) * (size_t)V * V), newline = tz_vocab_find_bytes(v, "\n", 1);
+    int *count = calloc((size_t)V * V, sizeof(int)), newline = tz_vocab_find_bytes(v, "\n", 1);
     // A token is at most len bytes long (it spells part of the text).
     char *joined = malloc(len + 1);
     v->base = v->size;
@@ -76,10 +86,11 @@ void tz_bpe_learn(tz_vocab *v, const char *text, size_t len, int merges) {
         tz_fail("bpe: out of memory for %d merges over %zu characters", merges, len);
     }
     for (int k = 0; k < merges; k++) {
-        memset(count, 0, sizeof(int) * (size_t)V * V);
         for (long i = 0; i + 1 < n; i++)
-            if (ids[i] >= 0 && ids[i + 1] >= 0 && ids[i] != newline && ids[i + 1] != newline) count[ids[i] * V + ids[i + 1]]++;
-        int best = best_pair(v, count, V, joined);
+            if (mergeable(ids, i, newline)) count[ids[i] * V + ids[i + 1]]++;
+        int best = best_pair(v, ids, n, newline, count, V, joined);
+        for (long i = 0; i + 1 < n; i++) // back to all zeros for the next merge
+            if (mergeable(ids, i, newline)) count[ids[i] * V + ids[i + 1]] = 0;
         if (best < 0) break; // nothing repeats any more
         int a = best / V, b = best % V;
         int id = tz_vocab_add_bytes(v, joined, v->len[a] + v->len[b]);

@@ -1,5 +1,18 @@
 // corpus.h: a text corpus as token ids: the vocabulary (learned on the training split) and the
 // train / validation / test splits, from one file split by a fraction or from separate files.
+//
+// What a corpus may be (tests/bad/corpus.cases holds a case for each):
+// - Any bytes. The char tokenizer (and BPE's base alphabet) has a token for each of the 256 byte
+//   values, NUL included, so binary and non-UTF-8 text train like any other (a multi-byte UTF-8
+//   character is several tokens); the word tokenizer splits on ' ', '\t', '\r' and '\n' only.
+// - Any readable file: a regular file, a FIFO, a pipe or /dev/stdin (read as a stream to its end).
+//   A file that cannot be opened, a directory, a read error part-way, or an empty file fails with
+//   one line naming the [data] key and the path; a corpus is never silently cut short.
+// - Validation or test text with characters (or words) the training split lacks: they become
+//   <unk>, added to the vocabulary, with one line on stderr saying how many.
+// - Text too short for one batch (fewer than block + 1 tokens, or batch x block + 1 for the
+//   streams of recurrent models) fails with one line naming the split (see tz_batcher_check),
+//   before training starts.
 #ifndef TZ_CORPUS_H
 #define TZ_CORPUS_H
 

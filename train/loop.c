@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -13,11 +15,14 @@
 #include "gemm.h"
 #include "json.h"
 
-static volatile sig_atomic_t interrupted;
-static void on_sigint(int sig) {
-    (void)sig;
-    if (interrupted) _exit(130); // a second Ctrl-C: stop now
-    interrupted = 1;
+// SIGINT and SIGTERM: the first asks the loop to save and stop (exit 128 + the signal); a second
+// one stops at once, except while a checkpoint is being written, which is always finished (the
+// handler may run on any thread, so `saving` is a flag, not only a signal mask).
+static atomic_int stop_signal, saving;
+static void on_signal(int sig) {
+    if (atomic_load(&stop_signal) && !atomic_load(&saving)) _exit(128 + atomic_load(&stop_signal));
+    int none = 0;
+    atomic_compare_exchange_strong(&stop_signal, &none, sig);
 }
 
 static double now(void) {
@@ -32,6 +37,11 @@ static double peak_rss_mb(void) {
     return ru.ru_maxrss / 1024.0;
 }
 
+// How many consecutive steps with a loss above DIVERGED_FACTOR * ln(vocabulary) (three times
+// what a uniform guess scores) make a run diverged; a validation above it does at once.
+enum { DIVERGED_STEPS = 20 };
+#define DIVERGED_FACTOR 3.0
+
 typedef struct loop_state {
     tz_run *r;
     tz_task *t;
@@ -39,16 +49,101 @@ typedef struct loop_state {
     nn_optim opt;
     tz_graph g;
     long step, best_step;
+    long saved_step; // step of the last checkpoint in last.safetensors (-1: none)
     double best_val;
 } loop_state;
 
-// Saves the run's whole state to path: weights, optimiser, step, RNGs, the task's part.
-static void save(loop_state *s, const char *path) {
+// The tensor of P that element i of its block belongs to.
+static int tensor_of(const tz_params *P, size_t i) {
+    int k = 0;
+    while (k + 1 < P->count && P->off[k + 1] <= i) k++;
+    return k;
+}
+
+static long first_bad(const real *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return (long)i;
+    return -1;
+}
+
+// Describes the first non-finite value of the weights, then (grads) of their gradients, then
+// (o != NULL) of the optimiser's state, into what. Returns 0 when every value is finite.
+static int find_nonfinite(const tz_params *P, int grads, const nn_optim *o, char *what, size_t size) {
+    long i = first_bad(P->data, P->n);
+    if (i >= 0) return snprintf(what, size, "weight '%s' is %g", P->names[tensor_of(P, i)], (double)P->data[i]), 1;
+    if (grads && P->grad && (i = first_bad(P->grad, P->n)) >= 0)
+        return snprintf(what, size, "gradient of '%s' is %g", P->names[tensor_of(P, i)], (double)P->grad[i]), 1;
+    for (int s = 0; o && s < o->n_state; s++)
+        if ((i = first_bad(o->state[s], o->n)) >= 0)
+            return snprintf(what, size, "optimiser state %s of '%s' is %g", o->state_name[s], P->names[tensor_of(P, i)],
+                            (double)o->state[s][i]), 1;
+    return 0;
+}
+
+// Saves the run's whole state to path: weights, optimiser, step, RNGs, the task's part. Never
+// writes non-finite weights or optimiser state (returns 0 and describes the first in what); a
+// failed write removes its temporary file and stops with one line saying what was kept.
+static int save(loop_state *s, const char *path, char *what, size_t size) {
+    if (find_nonfinite(s->P, 0, &s->opt, what, size)) return 0;
     tz_ckpt_meta m = {.step = s->step, .best_val = s->best_val, .best_step = s->best_step, .cfg_text = s->r->cfg_text};
     snprintf(m.model, sizeof m.model, "%s", s->t->def->name);
     memcpy(m.drop_rng, s->g.rng.s, sizeof m.drop_rng);
     s->t->save_state(s->t, &m);
+    char tmp[1200], note[1300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path); // tz_ckpt_save's temporary file
+    if (access(path, F_OK)) snprintf(note, sizeof note, "step %ld was not saved (no earlier %s)", s->step, path);
+    else snprintf(note, sizeof note, "step %ld was not saved; the previous %s is kept", s->step, path);
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    atomic_store(&saving, 1);
+    tz_run_on_fail(tmp, note);
     tz_ckpt_save(path, s->P, &s->opt, &m);
+    tz_run_on_fail(NULL, NULL);
+    atomic_store(&saving, 0);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (path == s->r->last) s->saved_step = s->step;
+    return 1;
+}
+
+// Resuming: log.csv keeps its header and the rows up to the checkpoint's step; rows written
+// after it (by a run killed before its next checkpoint) would otherwise appear twice.
+static void log_cut(const char *path, long step) {
+    FILE *f = fopen(path, "r");
+    if (!f) return; // none: a new one with its header
+    char line[4096];
+    long keep = 0;
+    int header = 1;
+    while (fgets(line, sizeof line, f)) {
+        size_t len = strlen(line);
+        if (line[len - 1] != '\n') break; // a line cut by the kill, or too long: dropped
+        if (!header && atol(line) > step) break;
+        header = 0, keep = ftell(f);
+    }
+    fclose(f);
+    if (truncate(path, keep)) tz_fail("cannot cut %s back to step %ld (%s)", path, step, strerror(errno));
+}
+
+// The run stops because its numbers went bad: one line on stderr naming the step, what went bad
+// and the checkpoint that is kept. Returns the exit status.
+static int stop_numbers(const loop_state *s, long step, const char *fmt, ...) {
+    char msg[900];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (s->saved_step >= 0)
+        fprintf(stderr, "train: step %ld: %s: stopping. The last good checkpoint is %s (step %ld)\n", step, msg, s->r->last, s->saved_step);
+    else fprintf(stderr, "train: step %ld: %s: stopping. No checkpoint was written\n", step, msg);
+    return TZ_EXIT_NUMBERS;
+}
+
+static const char *stop_name(int status, int stop_sig, int early) {
+    if (stop_sig) return "interrupted";
+    if (status == TZ_EXIT_NUMBERS) return "numbers";
+    return early ? "early_stop" : "done";
 }
 
 int tz_train(tz_run *r, tz_task *t, tz_params *P) {
@@ -59,22 +154,24 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     long patience = cfg_int(c, "train", "patience");
     double clip = cfg_float(c, "train", "clip"), clip_value = cfg_float(c, "train", "clip_value");
     uint64_t seed = (uint64_t)cfg_int(c, "train", "seed");
+    int skip_nonfinite = !strcmp(cfg_str(c, "train", "on_nonfinite"), "skip");
     const tz_model_def *def = t->def;
-    loop_state s = {.r = r, .t = t, .P = P, .best_step = -1, .best_val = INFINITY};
+    loop_state s = {.r = r, .t = t, .P = P, .best_step = -1, .saved_step = -1, .best_val = INFINITY};
     nn_optim_config oc = tz_optim_config(c);
     nn_optim_init(&s.opt, P, &oc);
     nn_schedule sched = tz_schedule_config(c);
     if (r->resume) {
         tz_ckpt_load(r->last, P, &s.opt);
-        s.step = r->meta.step, s.best_val = r->meta.best_val, s.best_step = r->meta.best_step;
+        s.step = s.saved_step = r->meta.step, s.best_val = r->meta.best_val, s.best_step = r->meta.best_step;
         t->resume(t, &r->meta, r->last, out);
+        log_cut(r->log_path, s.step);
     }
-    FILE *log = fopen(r->log_path, r->resume ? "a" : "w");
-    if (!log) tz_fail("cannot write %s (%s)", r->log_path, strerror(errno));
-    if (!r->resume) {
-        fprintf(log, "step,train_loss,val_loss,lr,grad_norm,tokens_per_s,elapsed_s");
-        for (int k = 0; k < t->n_metrics; k++) fprintf(log, ",val_%s", t->metric_names[k]);
-        fputc('\n', log);
+    FILE *csv = fopen(r->log_path, r->resume ? "a" : "w");
+    if (!csv) tz_fail("cannot write %s (%s)", r->log_path, strerror(errno));
+    if (fseek(csv, 0, SEEK_END) || ftell(csv) == 0) {
+        fprintf(csv, "step,train_loss,val_loss,lr,grad_norm,tokens_per_s,elapsed_s");
+        for (int k = 0; k < t->n_metrics; k++) fprintf(csv, ",val_%s", t->metric_names[k]);
+        fputc('\n', csv);
     }
 
     // The configuration, resolved, as the run will use it.
@@ -99,7 +196,10 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     free(desc_text);
     free(desc_json);
 
-    signal(SIGINT, on_sigint);
+    struct sigaction sa = {.sa_handler = on_signal, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     tz_graph *g = &s.g;
     tz_graph_init(g, 1 << 22);
     g->training = 1;
@@ -109,11 +209,16 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     double t_start = now(), t_train = 0, t_fwd = 0, t_bwd = 0, t_opt = 0, sum_loss = 0, last_train = NAN, last_val = NAN;
     double t_all = 0; // every step, for runs too short to have steps after the warm-up
     long tokens_all = 0, timed_steps = 0, timed_tokens = 0, n_loss = 0, bad_evals = 0, start_step = s.step;
+    long high_steps = 0, skipped = 0, skipped_in_a_row = 0;
     const int warmup = 20; // steps excluded from the speed figures (page faults, arena growth)
-    double grad_norm = 0;
-    int status = 0;
+    double grad_norm = 0, diverged_above = INFINITY;
+    int status = 0, early = 0;
+    char what[512];
     tz_eval ev = {0};
-    while (s.step < steps && !interrupted) {
+    // Test hook: TZ_TEST_NAN_AT=N makes step N's loss NaN (a transient fault, for on_nonfinite).
+    const char *nan_at_env = getenv("TZ_TEST_NAN_AT");
+    long nan_at = nan_at_env ? atol(nan_at_env) : -1;
+    while (s.step < steps && !atomic_load(&stop_signal)) {
         tz_batch b;
         t->next(t, &b);
         if (r->profile && s.step - start_step == warmup) tz_profile_start(g);
@@ -128,14 +233,24 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         double lr = nn_schedule_lr(&sched, s.step);
         if (clip_value > 0) nn_clip_grad_value(P, clip_value);
         grad_norm = nn_clip_grad_norm(P, clip > 0 ? clip : INFINITY);
-        double l = loss->data[0];
+        double l = s.step + 1 == nan_at ? NAN : loss->data[0];
+        diverged_above = DIVERGED_FACTOR * log((double)logits->shape[logits->ndim - 1]);
+        int skip = 0;
         if (!isfinite(l) || !isfinite(grad_norm)) {
-            fprintf(stderr, "train: step %ld: the loss is %g (gradient norm %g): stopping. The last good checkpoint is %s%s\n",
-                    s.step, l, grad_norm, r->last, access(r->last, F_OK) ? " (none yet)" : "");
-            status = 1;
-            break;
-        }
-        nn_optim_step(&s.opt, P, lr);
+            // The first bad value says where it started: weights already non-finite cannot be skipped.
+            int weights_bad = find_nonfinite(P, 0, NULL, what, sizeof what);
+            if (!weights_bad && !find_nonfinite(P, 1, NULL, what, sizeof what)) snprintf(what, sizeof what, "weights and gradients are finite");
+            if (skip_nonfinite && !weights_bad && ++skipped_in_a_row < DIVERGED_STEPS) {
+                fprintf(stderr, "train: step %ld: the loss is %g, gradient norm %g (%s): step skipped (train.on_nonfinite = skip)\n",
+                        s.step + 1, l, grad_norm, what);
+                skipped++, skip = 1;
+            } else {
+                status = stop_numbers(&s, s.step + 1, "the loss is %g, gradient norm %g (%s)%s", l, grad_norm, what,
+                                      skipped_in_a_row >= DIVERGED_STEPS ? "; every step skipped since the last finite one" : "");
+                break;
+            }
+        } else skipped_in_a_row = 0;
+        if (!skip) nn_optim_step(&s.opt, P, lr); // a skipped step still counts: the batches stay where a resume puts them
         double t3 = now();
         s.step++;
         long n_targets = t->n_targets ? t->n_targets(t, &b) : b.n_targets;
@@ -144,32 +259,47 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
             t_fwd += t1 - t0, t_bwd += t2 - t1, t_opt += t3 - t2, t_train += t3 - t0;
             timed_steps++, timed_tokens += n_targets;
         }
-        sum_loss += l, n_loss++;
+        if (!skip) sum_loss += l, n_loss++;
+        high_steps = l > diverged_above ? high_steps + 1 : 0;
+        if (high_steps >= DIVERGED_STEPS) {
+            status = stop_numbers(&s, s.step, "diverged: the loss has been above %.3g (3 x ln(vocabulary)) for %d steps (now %g; "
+                                  "lower optim.lr or set train.clip)", diverged_above, DIVERGED_STEPS, l);
+            break;
+        }
         int do_eval = s.step % eval_every == 0 || s.step == steps;
         if (s.step % log_every == 0 || do_eval) {
             double tps = t_train > 0 ? timed_tokens / t_train : 0, elapsed = now() - t_start;
-            last_train = sum_loss / n_loss;
+            last_train = n_loss ? sum_loss / n_loss : NAN;
             if (do_eval) {
                 ev = (tz_eval){0};
                 t->evaluate(t, g, &ev);
                 last_val = ev.count ? ev.sum_loss / ev.count : NAN;
+                // A checkpoint is only ever written from a sound state: finite weights and optimiser
+                // state, and a validation loss that is finite and not diverged.
+                if (find_nonfinite(P, 0, &s.opt, what, sizeof what) || !(last_val <= diverged_above)) {
+                    if (!find_nonfinite(P, 0, &s.opt, what, sizeof what))
+                        snprintf(what, sizeof what, "diverged: validation loss %g is above %.3g (3 x ln(vocabulary); lower optim.lr "
+                                 "or set train.clip)", last_val, diverged_above);
+                    status = stop_numbers(&s, s.step, "%s; this step is not saved", what);
+                    break;
+                }
                 int improved = last_val < s.best_val;
                 if (improved) s.best_val = last_val, s.best_step = s.step, bad_evals = 0;
                 else bad_evals++;
-                if (improved) save(&s, r->best);
-                save(&s, r->last);
+                if (improved) save(&s, r->best, what, sizeof what);
+                save(&s, r->last, what, sizeof what);
                 if (js) {
-                    fprintf(js, "{\"event\":\"val\",\"step\":%ld,\"val_loss\":%.6f", s.step, last_val);
+                    fprintf(js, "{\"event\":\"val\",\"step\":%ld,\"val_loss\":%.6f,\"val_count\":%ld", s.step, last_val, ev.count);
                     for (int k = 0; k < t->n_metrics; k++) fprintf(js, ",\"val_%s\":%.6f", t->metric_names[k], ev.metric[k]);
                     fprintf(js, ",\"best_val_loss\":%.6f,\"best_step\":%ld}\n", s.best_val, s.best_step);
                 }
             }
             char val[32] = "";
             if (do_eval) snprintf(val, sizeof val, "%.6f", last_val);
-            fprintf(log, "%ld,%.6f,%s,%.3e,%.4f,%.1f,%.2f", s.step, last_train, val, lr, grad_norm, tps, elapsed);
-            for (int k = 0; k < t->n_metrics; k++) do_eval ? fprintf(log, ",%.6f", ev.metric[k]) : fputc(',', log);
-            fputc('\n', log);
-            fflush(log);
+            fprintf(csv, "%ld,%.6f,%s,%.3e,%.4f,%.1f,%.2f", s.step, last_train, val, lr, grad_norm, tps, elapsed);
+            for (int k = 0; k < t->n_metrics; k++) do_eval ? fprintf(csv, ",%.6f", ev.metric[k]) : fputc(',', csv);
+            fputc('\n', csv);
+            if (fflush(csv) || ferror(csv)) tz_fail("cannot write %s (%s)", r->log_path, strerror(errno));
             if (js) fprintf(js, "{\"event\":\"train\",\"step\":%ld,\"train_loss\":%.6f,\"lr\":%.4e,\"grad_norm\":%.4f,\"tokens_per_s\":%.1f,\"elapsed_s\":%.2f}\n",
                             s.step, last_train, lr, grad_norm, tps, elapsed);
             double eta = timed_steps ? (steps - s.step) * (t_train / timed_steps) : 0;
@@ -191,20 +321,28 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
             sum_loss = 0, n_loss = 0;
             if (do_eval && patience > 0 && bad_evals >= patience) {
                 fprintf(out, "early stop: no improvement in %ld validations (best %.4f at step %ld)\n", bad_evals, s.best_val, s.best_step);
+                early = 1;
                 break;
             }
         }
         if (t->sample && sample_every > 0 && s.step % sample_every == 0) t->sample(t, s.step, out);
     }
-    if (interrupted) { // Ctrl-C: keep what was learned
-        save(&s, r->last);
-        fprintf(out, "\ninterrupted at step %ld: checkpoint saved to %s (continue with: train --resume %s)\n", s.step, r->last, r->dir);
+    int stop_sig = atomic_load(&stop_signal);
+    if (stop_sig && status == 0) { // SIGINT / SIGTERM: keep what was learned, then exit 128 + signal
+        if (s.saved_step != s.step && !save(&s, r->last, what, sizeof what)) {
+            status = stop_numbers(&s, s.step, "%s; this step is not saved", what);
+        } else {
+            fprintf(out, "\ninterrupted (%s) at step %ld: checkpoint saved to %s (continue with: train --resume %s)\n",
+                    stop_sig == SIGINT ? "SIGINT" : "SIGTERM", s.step, r->last, r->dir);
+            status = 128 + stop_sig;
+        }
     }
     char *extra = NULL;
     size_t extra_len = 0;
     FILE *xj = open_memstream(&extra, &extra_len);
     if (!xj) tz_fail("train: out of memory");
-    if (status == 0 && !interrupted && steps > 0) t->finish(t, g, out, js ? xj : NULL);
+    if (status == 0 && steps > 0) t->finish(t, g, out, js ? xj : NULL);
+    if (skipped) fprintf(xj, ",\"skipped_steps\":%ld", skipped);
     if (fclose(xj)) tz_fail("train: out of memory");
     if (!timed_steps && s.step > start_step) { // too short for a warm-up: every step counts
         t_train = t_all, timed_tokens = tokens_all, timed_steps = s.step - start_step;
@@ -214,10 +352,11 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     if (js) {
         fprintf(js, "{\"event\":\"summary\",\"model\":\"%s\",\"params\":%zu,\"steps\":%ld,\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f,"
                     "\"ms_forward\":%.3f,\"ms_backward\":%.3f,\"ms_optimizer\":%.3f,\"final_train_loss\":%.6f,\"final_val_loss\":%.6f,"
-                    "\"best_val_loss\":%.6f,\"best_step\":%ld,\"wall_s\":%.2f,\"peak_rss_mb\":%.1f,\"threads\":%d,\"status\":%d%s}\n",
+                    "\"best_val_loss\":%.6f,\"best_step\":%ld,\"wall_s\":%.2f,\"peak_rss_mb\":%.1f,\"threads\":%d,\"status\":%d,"
+                    "\"stop\":\"%s\"%s}\n",
                 def->name, P->n, s.step, tps, ms, timed_steps ? 1e3 * t_fwd / timed_steps : 0, timed_steps ? 1e3 * t_bwd / timed_steps : 0,
                 timed_steps ? 1e3 * t_opt / timed_steps : 0, last_train, last_val, s.best_val, s.best_step, wall, peak_rss_mb(),
-                tz_get_threads(), status, extra);
+                tz_get_threads(), status, stop_name(status, stop_sig, early), extra);
     }
     free(extra);
     fprintf(out, "done: %ld steps, train %.4f, val %.4f (best %.4f at step %ld), %.0f tokens/s, %.2f ms/step, %.1f s, peak RSS %.0f MB\n",
@@ -231,7 +370,7 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     fprintf(out, "plot: gnuplot -e \"runs='%s'\" %s/tools/plot_loss.gp   (writes %s/loss.png", r->dir, TZ_SOURCE_ROOT, r->dir);
     if (system("command -v gnuplot >/dev/null 2>&1")) fprintf(out, "; gnuplot is not installed: sudo apt-get install gnuplot-nox");
     fprintf(out, ")\n");
-    fclose(log);
+    fclose(csv);
     tz_graph_free(g);
     nn_optim_free(&s.opt);
     return status;

@@ -7,6 +7,7 @@
 
 #include "gemm.h"
 #include "loop.h"
+#include "pairs.h"
 
 int main(int argc, char **argv) {
     static tz_run r; // a cfg is large: not on the stack
@@ -20,8 +21,13 @@ int main(int argc, char **argv) {
     tz_params_init(&P);
     tz_task t;
     tz_task_args a = {&r.c, r.def, r.resume ? &r.meta : NULL, r.last, r.json, &P, &rng};
-    tz_task_lm_open(&t, &a); // translation runs (def->pairs) will open their own task here
+    if (r.def->pairs) tz_task_pairs_open(&t, &a);
+    else if (tz_data_kind_of(&r.c) != TZ_DATA_TEXT)
+        tz_fail("%s: [data] kind = %s is for translation models; %s is a language model (kind = text)", r.cfg_path,
+                cfg_str(&r.c, "data", "kind"), r.def->name);
+    else tz_task_lm_open(&t, &a);
     tz_run_start(&r);
+    if (r.def->pairs) tz_task_pairs_keep_split(&t, r.dir);
     int status = tz_train(&r, &t, &P);
     t.free(&t);
     tz_params_free(&P);

@@ -5,15 +5,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: train CFG [section.key=value ...] [--json]\n"
+    fprintf(f, "usage: train CFG [section.key=value ...] [--json] [--force]\n"
                "       train --resume RUN_DIR [section.key=value ...] [--json]\n"
                "  CFG            a model's cfg, e.g. models/transformer.cfg\n"
                "  section.key=v  override any cfg key, e.g. train.steps=200 optim.lr=3e-4\n"
                "  --resume DIR   continue the run in DIR from its last checkpoint\n"
+               "  --force        start over in a run directory that already holds a run (its files are replaced)\n"
                "  --json         JSON lines on stdout (events config, train, val, summary), nothing else\n"
-               "  --profile      at the end, ms per step of each op's forward and backward (after the warm-up)\n");
+               "  --profile      at the end, ms per step of each op's forward and backward (after the warm-up)\n"
+               "exit status: 0 done, 1 bad input or a failed write, 3 non-finite or diverged loss,\n"
+               "             130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM (both save a checkpoint first)\n");
+}
+
+// What a failure removes and adds to its line (see tz_run_on_fail).
+static char fail_remove[1100], fail_note[1200];
+
+static void on_fail(const char *msg) {
+    if (fail_remove[0]) unlink(fail_remove);
+    fprintf(stderr, "tapezoo: %s%s\n", msg, fail_note);
+    exit(TZ_EXIT_ERROR);
+}
+
+void tz_run_on_fail(const char *remove_path, const char *note) {
+    snprintf(fail_remove, sizeof fail_remove, "%s", remove_path ? remove_path : "");
+    snprintf(fail_note, sizeof fail_note, "%s%s", note ? ": " : "", note ? note : "");
+    tz_set_error_handler(on_fail);
 }
 
 int tz_run_args(tz_run *r, int argc, char **argv) {
@@ -22,30 +41,67 @@ int tz_run_args(tz_run *r, int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) r->json = 1;
         else if (!strcmp(argv[i], "--profile")) r->profile = 1;
+        else if (!strcmp(argv[i], "--force")) r->force = 1;
         else if (!strcmp(argv[i], "--resume") && i + 1 < argc) r->resume = argv[++i];
+        else if (!strcmp(argv[i], "--resume")) return fprintf(stderr, "train: --resume needs a run directory\n"), usage(stderr), 2;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(stdout), 0;
         else if (argv[i][0] == '-') return fprintf(stderr, "train: unknown option '%s'\n", argv[i]), usage(stderr), 2;
         else if (strchr(argv[i], '=')) r->over[r->n_over++] = argv[i];
-        else if (!r->cfg_path) r->cfg_path = argv[i];
+        else if (!r->cfg_path && !r->resume) r->cfg_path = argv[i];
+        else if (r->resume) return fprintf(stderr, "train: --resume %s takes no cfg ('%s'): the run's own is used\n", r->resume, argv[i]), 2;
         else return fprintf(stderr, "train: more than one cfg ('%s' and '%s')\n", r->cfg_path, argv[i]), 2;
     }
     if (!r->cfg_path == !r->resume) return usage(stderr), 2;
+    if (r->resume && r->force) return fprintf(stderr, "train: --force starts a new run; it does not go with --resume\n"), 2;
     r->out = r->json ? stderr : stdout; // with --json, stdout carries only JSON lines
     r->js = r->json ? stdout : NULL;
     return -1;
 }
 
+static const char *const run_files[] = {"last.safetensors", "best.safetensors", "log.csv", "config.cfg"};
+
+// A new run must not silently take over a directory that holds another run: its log would be
+// truncated and an early failure would name the old run's checkpoint as this run's.
+static void check_run_dir(tz_run *r) {
+    struct stat st;
+    if (stat(r->dir, &st)) return; // made later
+    if (!S_ISDIR(st.st_mode)) tz_fail("train.out_dir: %s is not a directory (choose another with train.out_dir=DIR)", r->dir);
+    if (access(r->dir, W_OK | X_OK))
+        tz_fail("train.out_dir: cannot write into the run directory %s (%s)", r->dir, strerror(errno));
+    if (r->resume || r->force) return;
+    for (size_t i = 0; i < sizeof run_files / sizeof *run_files; i++) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/%s", r->dir, run_files[i]);
+        if (!access(path, F_OK))
+            tz_fail("%s already holds a run (%s): continue it with --resume %s, choose another directory with "
+                    "train.out_dir=DIR, or replace it with --force", r->dir, run_files[i], r->dir);
+    }
+}
+
 void tz_run_open(tz_run *r) {
     static char resume_cfg[1100];
     if (r->resume) {
+        for (int i = 0; i < r->n_over; i++)
+            if (!strncmp(r->over[i], "train.out_dir=", 14))
+                tz_fail("--resume %s continues the run in %s: %s cannot move it (copy the directory and resume the copy)",
+                        r->resume, r->resume, r->over[i]);
         snprintf(r->last, sizeof r->last, "%s/last.safetensors", r->resume);
         tz_ckpt_read_meta(r->last, &r->meta);
-        snprintf(resume_cfg, sizeof resume_cfg, "%s/config.cfg", r->resume);
+        // The checkpoint's cfg is read from a file of its own (config.cfg is rewritten only once
+        // it has been checked), named so that an error in it points at the checkpoint, and
+        // removed whatever happens. TODO: cfg_read_string once it is in main.
+        snprintf(resume_cfg, sizeof resume_cfg, "%s/last.safetensors.cfg", r->resume);
+        tz_run_on_fail(resume_cfg, NULL);
         FILE *f = fopen(resume_cfg, "w");
-        if (!f || fputs(r->meta.cfg_text, f) < 0 || fclose(f)) tz_fail("cannot write %s", resume_cfg);
+        if (!f || fputs(r->meta.cfg_text, f) < 0 || fclose(f)) tz_fail("cannot write %s (%s)", resume_cfg, strerror(errno));
         r->cfg_path = resume_cfg;
     }
     r->def = tz_cfg_load(&r->c, r->cfg_path, r->over, r->n_over);
+    if (r->resume) {
+        unlink(resume_cfg);
+        tz_run_on_fail(NULL, NULL);
+        snprintf(r->c.path, sizeof r->c.path, "%.200s", r->last); // later messages about the cfg name the checkpoint
+    }
     if (r->resume && strcmp(r->meta.model, r->def->name))
         tz_fail("%s: a checkpoint of '%s', the cfg is for '%s'", r->last, r->meta.model, r->def->name);
     const cfg *c = &r->c;
@@ -55,8 +111,12 @@ void tz_run_open(tz_run *r) {
     if (steps < 0 || B < 1 || T < 1 || eval_every < 1 || log_every < 1)
         tz_fail("%s: [train] steps >= 0, batch, block, eval_every and log_every >= 1 (got %ld, %d, %d, %ld, %ld)", r->cfg_path,
                 steps, B, T, eval_every, log_every);
-    snprintf(r->dir, sizeof r->dir, "%s", r->resume ? r->resume : cfg_str(c, "train", "out_dir"));
+    const char *nf = cfg_str(c, "train", "on_nonfinite");
+    if (strcmp(nf, "stop") && strcmp(nf, "skip")) tz_fail("%s: [train] on_nonfinite = '%s' (want stop or skip)", c->path, nf);
+    if (snprintf(r->dir, sizeof r->dir, "%s", r->resume ? r->resume : cfg_str(c, "train", "out_dir")) >= (int)sizeof r->dir)
+        tz_fail("train.out_dir: the path is longer than %zu bytes", sizeof r->dir - 1);
     if (!r->dir[0]) snprintf(r->dir, sizeof r->dir, "runs/%s", r->def->name);
+    check_run_dir(r);
 }
 
 static void mkdir_p(const char *path) {
@@ -69,21 +129,30 @@ static void mkdir_p(const char *path) {
             *p = '/';
         }
     if (mkdir(buf, 0755) && errno != EEXIST) tz_fail("cannot create the run directory %s (%s)", path, strerror(errno));
+    struct stat st;
+    if (stat(buf, &st) || !S_ISDIR(st.st_mode)) tz_fail("train.out_dir: %s is not a directory", path);
 }
 
 void tz_run_start(tz_run *r) {
     mkdir_p(r->dir);
+    if (access(r->dir, W_OK | X_OK)) tz_fail("train.out_dir: cannot write into the run directory %s (%s)", r->dir, strerror(errno));
     snprintf(r->last, sizeof r->last, "%s/last.safetensors", r->dir);
     snprintf(r->best, sizeof r->best, "%s/best.safetensors", r->dir);
     snprintf(r->cfg_copy, sizeof r->cfg_copy, "%s/config.cfg", r->dir);
     snprintf(r->log_path, sizeof r->log_path, "%s/log.csv", r->dir);
+    if (r->force) // a new run replaces the old one: none of its files may pass for this run's
+        for (size_t i = 0; i < sizeof run_files / sizeof *run_files; i++) {
+            char path[1100];
+            snprintf(path, sizeof path, "%s/%s", r->dir, run_files[i]);
+            if (unlink(path) && errno != ENOENT) tz_fail("--force: cannot remove %s (%s)", path, strerror(errno));
+        }
     size_t len;
     FILE *cm = open_memstream(&r->cfg_text, &len);
     if (!cm) tz_fail("train: out of memory for the cfg text");
     cfg_write(&r->c, cm);
     if (fclose(cm)) tz_fail("train: out of memory for the cfg text");
     FILE *cf = fopen(r->cfg_copy, "w");
-    if (!cf || fputs(r->cfg_text, cf) < 0 || fclose(cf)) tz_fail("cannot write %s", r->cfg_copy);
+    if (!cf || fputs(r->cfg_text, cf) < 0 || fclose(cf)) tz_fail("cannot write %s (%s)", r->cfg_copy, strerror(errno));
 }
 
 void tz_run_free(tz_run *r) {

@@ -11,7 +11,7 @@
 typedef struct tz_run {
     const char *cfg_path; // the cfg file, or the run's config.cfg when resuming
     const char *resume;   // the run directory resumed, or NULL
-    int json, profile;
+    int json, profile, force; // force: replace the run already in the run directory
     char **over; // section.key=value overrides, n_over of them
     int n_over;
     cfg c;
@@ -24,6 +24,10 @@ typedef struct tz_run {
     FILE *js;       // JSON lines (stdout), or NULL
 } tz_run;
 
+// Exit statuses (documented in the README): 1 bad input or a failed write, 3 the numbers went
+// bad (a non-finite or diverged loss), 128 + the signal for SIGINT (130) and SIGTERM (143).
+enum { TZ_EXIT_ERROR = 1, TZ_EXIT_NUMBERS = 3 };
+
 // Parses the command line. Returns -1 to go on, else the status to exit with (usage, --help).
 int tz_run_args(tz_run *r, int argc, char **argv);
 // Reads the configuration (and, resuming, the checkpoint's metadata) and names the run's files.
@@ -32,5 +36,9 @@ void tz_run_open(tz_run *r);
 // config.cfg; sets r->cfg_text.
 void tz_run_start(tz_run *r);
 void tz_run_free(tz_run *r);
+
+// Files to remove if the run fails (tz_fail) before they are complete (temporary files), and a
+// note added to the failure's one line (what was kept). NULL clears.
+void tz_run_on_fail(const char *remove_path, const char *note);
 
 #endif

@@ -20,7 +20,7 @@ typedef struct tz_sample_opts {
 } tz_sample_opts;
 
 // Fails (one line naming the option and its range) unless tokens is in [0, TZ_SAMPLE_MAX_TOKENS],
-// temperature in [0, 1e6], top_k >= 0 and block >= 1.
+// temperature in [0, 1000], top_k >= 0 and block >= 1.
 void tz_sample_check(const tz_sample_opts *o);
 // Writes the prompt and what follows to out (checks o first). Returns the tokens generated.
 int tz_sample(const tz_model_def *def, void *m, const tz_vocab *v, const char *prompt, const tz_sample_opts *o,

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "corpus.h"
+#include "pairs.h"
 
 #define BIG 1e9 // "any count of steps": large, but far from int's end
 
@@ -24,6 +25,7 @@ const cfg_key tz_train_keys[] = {
     {"train", "log_every", CFG_INT, "10", "write a log line every N steps", 1, BIG},
     {"train", "sample_every", CFG_INT, "0", "print a sample every N steps (0: only at the end)", 0, BIG},
     {"train", "out_dir", CFG_STR, "", "run directory (default: runs/<model type>)", 0, 0},
+    {"train", "on_nonfinite", CFG_STR, "stop", "a non-finite loss or gradient: stop (keep the last good checkpoint) or skip the step", 0, 0},
     {"optim", "name", CFG_STR, "adam", "sgd, adagrad, rmsprop, adam or adamw", 0, 0},
     {"optim", "lr", CFG_FLOAT, "1e-3", "peak learning rate", 0, 1e300},
     {"optim", "beta1", CFG_FLOAT, "0.9", "Adam's beta1", 0, 0.999999},
@@ -121,11 +123,14 @@ static const tz_model_def *model_of(const char *path, const char *text, size_t l
 static const tz_model_def *load(cfg *c, const char *path, const char *text, size_t len, const char *name,
                                 char *const *overrides, int n_overrides) {
     const tz_model_def *def = model_of(path, text, len, name, overrides, n_overrides);
-    const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, def->keys};
-    cfg_init(c, schemas, 3);
+    const cfg_key *schemas[4] = {tz_train_keys, tz_data_keys, tz_pair_keys, def->keys};
+    cfg_init(c, schemas, 4);
     if (path) cfg_read_file(c, path);
     else cfg_read_string(c, text, len, name);
     for (int i = 0; i < n_overrides; i++) cfg_override(c, overrides[i], i + 1);
+    tz_data_kind kind = tz_data_kind_of(c);
+    if ((kind == TZ_DATA_REVERSE || kind == TZ_DATA_COPY) && !cfg_is_set(c, "data", "path")) // no file to read
+        cfg_set(c, "data", "path", "", "not used by synthetic data");
     cfg_check_required(c);
     check_sizes(c, def, name);
     return def;

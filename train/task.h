@@ -73,5 +73,9 @@ typedef struct tz_task_args {
     tz_rng *rng;
 } tz_task_args;
 void tz_task_lm_open(tz_task *t, const tz_task_args *a);
+// Translation models (def->pairs): pairs of sentences or a synthetic pair task (task_pairs.c).
+void tz_task_pairs_open(tz_task *t, const tz_task_args *a);
+// The run directory keeps the test split (test.src, test.ref): called once it exists.
+void tz_task_pairs_keep_split(tz_task *t, const char *dir);
 
 #endif

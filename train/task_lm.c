@@ -20,7 +20,7 @@ typedef struct lm_task {
     int B, T;
     long eval_n;       // validation tokens used
     tz_rng sample_rng; // samples draw from their own generator: they never move the dropout masks
-    real *kept;        // the carried state, kept while a sample runs (NULL: nothing to keep)
+    real *kept;        // the carried state, kept while a sample or validation runs (NULL: none)
     size_t n_carried;
     char *vtext; // the vocabulary as saved in checkpoints
 } lm_task;
@@ -50,7 +50,9 @@ static void lm_next(tz_task *t, tz_batch *b) {
     if (tz_batcher_next(&s->tb, b) && t->def->stream) t->def->reset(t->model, s->B);
 }
 
-// Cross-entropy summed over one pass of the validation split, without gradients.
+// Cross-entropy summed over one pass of the validation split (every position of it), without
+// gradients. The training state is kept: the carried recurrent state is copied aside and put
+// back, so training continues mid-stream exactly as if no validation had run.
 static void lm_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
     lm_task *s = t->self;
     const tz_model_def *def = t->def;
@@ -59,7 +61,7 @@ static void lm_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
     long n = s->eval_n;
     int B = s->B, T = s->T;
     if (def->stream && (n - 1) / B < T) B = (int)((n - 1) / T); // fewer, full-length streams
-    if (n - 1 < T) tz_fail("validation: %ld tokens are fewer than one block of %d + 1 ([train] eval_tokens, block)", n, T);
+    if (s->kept) memcpy(s->kept, def->carried(m, &s->n_carried), sizeof(real) * s->n_carried);
     tz_batcher eb;
     tz_batcher_init_eval(&eb, ids, n, B, T, def->stream, def->context ? def->context(m) : 0);
     int was_training = g->training;
@@ -73,12 +75,15 @@ static void lm_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
         tz_graph_reset(g);
         tz_tensor *logits = def->forward(g, m, &b);
         tz_tensor *loss = tz_cross_entropy(g, logits, b.targets, TZ_IGNORE);
-        total += loss->data[0] * b.n_targets;
-        count += b.n_targets;
+        long real_targets = 0; // the mean is over these: the tail's repeats and padding are ignored
+        for (int i = 0; i < b.n_targets; i++) real_targets += b.targets[i] != TZ_IGNORE;
+        total += loss->data[0] * real_targets;
+        count += real_targets;
     }
     tz_no_grad_end(g);
     g->training = was_training;
-    if (def->stream) def->reset(m, s->B); // the training streams start over from a fresh state
+    if (def->stream) def->reset(m, s->B); // back to the training batch size ...
+    if (s->kept) memcpy(def->carried(m, &s->n_carried), s->kept, sizeof(real) * s->n_carried); // ... and state
     tz_batcher_free(&eb);
     e->sum_loss = total, e->count = count;
 }
@@ -145,7 +150,7 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
     s->c = c;
     if (resume) {
         FILE *vf = fmemopen(resume->vocab_text, strlen(resume->vocab_text), "r");
-        if (!vf || !tz_vocab_load(&s->saved_vocab, vf)) tz_fail("%s: the saved vocabulary is malformed", a->resume_path);
+        if (!vf || !tz_vocab_load(&s->saved_vocab, vf)) tz_fail("%s: the saved vocabulary is malformed (%s)", a->resume_path, tz_vocab_error());
         fclose(vf);
         s->has_saved_vocab = 1;
     }
@@ -159,6 +164,9 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
     tz_batcher_init(&s->tb, s->corpus.ids[SPLIT_TRAIN], s->corpus.n[SPLIT_TRAIN], s->B, s->T, def->stream, seed + 1);
     long eval_tokens = cfg_int(c, "train", "eval_tokens");
     s->eval_n = eval_tokens > 0 && eval_tokens < s->corpus.n[SPLIT_VAL] ? eval_tokens : s->corpus.n[SPLIT_VAL];
+    // Checked before training, not at the first evaluation (lm_evaluate uses fewer streams if need be).
+    if (s->eval_n - 1 < s->T)
+        tz_fail("validation: %ld tokens are fewer than one block of %d + 1 ([train] eval_tokens, block)", s->eval_n, s->T);
     // The saved configuration names the data by absolute paths: it must work from the run dir.
     for (int k = 0; k < N_SPLITS; k++) {
         const char *key = k == SPLIT_TRAIN ? "path" : k == SPLIT_VAL ? "valid" : "test";
@@ -169,10 +177,17 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
     tz_rng_seed(&s->sample_rng, seed + 3);
     if (def->stream) def->reset(t->model, s->B);
     if (def->carried) def->carried(t->model, &s->n_carried);
-    long sample_every = cfg_int(c, "train", "sample_every");
-    if (!a->json && sample_every > 0) {
-        t->sample = lm_sample;
-        // made once: the batch size, and so the state's size, is fixed
-        if (s->n_carried && !(s->kept = malloc(sizeof(real) * s->n_carried))) tz_fail("train: out of memory for the carried state");
+    // made once: the batch size, and so the state's size, is fixed
+    if (s->n_carried && !(s->kept = malloc(sizeof(real) * s->n_carried))) tz_fail("train: out of memory for the carried state");
+    if (!a->json) { // samples will be printed: the prompt must encode before any step is spent
+        const char *prompt = cfg_str(c, "sample", "prompt");
+        long n_ids, unk;
+        int *ids = tz_vocab_encode(&s->corpus.vocab, prompt, strlen(prompt), &n_ids, &unk);
+        free(ids);
+        if (unk && s->corpus.vocab.unk < 0)
+            tz_fail("%s: [sample] prompt has %ld token%s outside the vocabulary (%d %s tokens of the training text); "
+                    "change it or pass --json (no samples)", c->path, unk, unk > 1 ? "s" : "", s->corpus.vocab.size,
+                    tz_tok_name(s->corpus.vocab.kind));
+        if (cfg_int(c, "train", "sample_every") > 0) t->sample = lm_sample;
     }
 }

@@ -374,6 +374,7 @@ int tz_vocab_load(tz_vocab *v, FILE *f) {
 void tz_vocab_free(tz_vocab *v) {
     for (int i = 0; i < v->size; i++) free(v->tok[i]);
     free(v->tok);
+    free(v->len);
     free(v->table);
     free(v->merges);
     memset(v, 0, sizeof *v);

@@ -1,0 +1,69 @@
+// fuzz/corpus.c: char and word vocabularies built from arbitrary text, as the corpus reader does:
+// learned on the first 90 %, the rest encoded with <unk> added for what the training part lacks.
+// Every id is in range, the training text has no <unk>, char ids decode to the same bytes, and a
+// saved and loaded vocabulary gives the same ids. The first byte picks the word min_count.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "vocab.h"
+
+static tz_vocab v, w;
+static int *ids, *ids2;
+static FILE *f;
+static char *buf;
+
+static void run(tz_tok_kind kind, const char *text, size_t len, int min_count) {
+    size_t cut = len * 9 / 10, size;
+    long n, n2, unk;
+    tz_vocab_build(&v, kind, text, cut, min_count, 0);
+    ids = tz_vocab_encode(&v, text, cut, &n, &unk);
+    if (unk && (kind == TOK_CHAR || min_count <= 1)) abort(); // the training text is all known
+    free(ids), ids = NULL;
+    ids = tz_vocab_encode(&v, text, len, &n, &unk);
+    if (unk) { // as the corpus reader does for the validation split
+        free(ids), ids = NULL;
+        tz_vocab_add_unk(&v);
+        ids = tz_vocab_encode(&v, text, len, &n, &unk);
+    }
+    for (long i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= v.size) abort();
+    if (kind == TOK_CHAR && n != (long)len) abort();
+    if (kind == TOK_CHAR && v.unk < 0) { // every byte was known: decoding gives the same bytes
+        f = open_memstream(&buf, &size);
+        tz_vocab_decode(&v, ids, n, f);
+        fclose(f), f = NULL;
+        if (size != len || memcmp(buf, text, len)) abort();
+        free(buf), buf = NULL;
+    }
+    f = open_memstream(&buf, &size);
+    tz_vocab_save(&v, f);
+    fclose(f);
+    f = fmemopen(buf, size, "r");
+    if (!tz_vocab_load(&w, f)) abort();
+    fclose(f), f = NULL;
+    ids2 = tz_vocab_encode(&w, text, len, &n2, &unk);
+    if (n2 != n || memcmp(ids, ids2, sizeof(int) * n)) abort();
+    free(buf), buf = NULL;
+}
+
+static void clean(void) {
+    if (f) fclose(f), f = NULL;
+    free(buf), buf = NULL;
+    free(ids), ids = NULL;
+    free(ids2), ids2 = NULL;
+    tz_vocab_free(&v);
+    tz_vocab_free(&w);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 2) return 0;
+    int min_count = 1 + data[0] % 3;
+    const char *text = (const char *)data + 1;
+    FUZZ_TRY run(TOK_CHAR, text, size - 1, 1);
+    clean();
+    FUZZ_TRY run(TOK_WORD, text, size - 1, min_count);
+    clean();
+    return 0;
+}

@@ -1,0 +1,185 @@
+// task_pairs.c: the translation task: a paired corpus or a synthetic pair task (pairs.h,
+// synth.h), length-bucketed batches of padded pairs, validation cross-entropy per real target
+// token (padding skipped), checkpoints with both vocabularies, the test split kept in the run
+// directory (test.src, test.ref), the test loss at the end.
+//
+// HOOK(bleu): BLEU on the validation set (a metric "bleu") and test BLEU greedy / beam 5 / by
+// source length (summary fields test_bleu, test_bleu_beam, test_bleu_by_len) come with the
+// decoding helper's train/bleu.h and train/translate.h; pairs_evaluate and pairs_finish mark
+// where they go.
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pairs.h"
+#include "task.h"
+
+typedef struct pairs_task {
+    const cfg *c;
+    tz_pairs data;
+    tz_pairset val; // the validation pairs used (the first ones, [train] eval_tokens)
+    long val_tokens; // their real target tokens (each target and its <eos>)
+    tz_pair_batcher tb;
+    int B;
+    char *src_vtext, *tgt_vtext; // the vocabularies as checkpoints hold them
+} pairs_task;
+
+static char *vocab_text(const tz_vocab *v) {
+    char *buf;
+    size_t size;
+    FILE *m = open_memstream(&buf, &size);
+    if (!m) tz_fail("train: out of memory for the vocabulary text");
+    tz_vocab_save(v, m);
+    if (fclose(m)) tz_fail("train: out of memory for the vocabulary text");
+    return buf;
+}
+
+static void load_vocab(tz_vocab *v, const char *text, const char *what, const char *ckpt) {
+    FILE *f = text ? fmemopen((void *)text, strlen(text), "r") : NULL;
+    if (!f || !tz_vocab_load(v, f)) tz_fail("%s: the saved %s vocabulary is %s", ckpt, what, text ? "malformed" : "missing (not a translation run's checkpoint)");
+    fclose(f);
+}
+
+static void pairs_resume(tz_task *t, const tz_ckpt_meta *m, const char *ckpt, FILE *out) {
+    (void)ckpt, (void)out;
+    pairs_task *s = t->self;
+    tz_pair_batcher_seek(&s->tb, m->step); // batch k depends on (seed, k) only: one batch a step
+}
+
+static void pairs_next(tz_task *t, tz_batch *b) {
+    pairs_task *s = t->self;
+    tz_pair_batcher_next(&s->tb, b);
+}
+
+// Real targets (y1..yn and <eos>) of a batch: the padding (TZ_IGNORE) does not count.
+static long real_targets(const tz_batch *b) {
+    long n = 0;
+    for (long i = 0; i < (long)b->B * b->T; i++) n += b->y[i] != TZ_IGNORE;
+    return n;
+}
+
+static long pairs_n_targets(tz_task *t, const tz_batch *b) {
+    (void)t;
+    return real_targets(b);
+}
+
+// Cross-entropy summed over every real target of a set, without gradients; returns the count.
+static long set_loss(tz_task *t, tz_graph *g, const tz_pairset *set, double *sum) {
+    pairs_task *s = t->self;
+    tz_pair_batcher eb;
+    tz_pair_batcher_init_eval(&eb, set, s->B);
+    int was_training = g->training;
+    g->training = 0;
+    tz_no_grad_begin(g);
+    double total = 0;
+    long count = 0;
+    tz_batch b;
+    while (tz_pair_batcher_next(&eb, &b)) {
+        tz_graph_reset(g);
+        tz_tensor *logits = t->def->forward(g, t->model, &b);
+        tz_tensor *loss = tz_cross_entropy(g, logits, b.targets, TZ_IGNORE); // mean over the real targets
+        long n = real_targets(&b);
+        total += (double)loss->data[0] * n;
+        count += n;
+    }
+    tz_no_grad_end(g);
+    g->training = was_training;
+    tz_pair_batcher_free(&eb);
+    *sum = total;
+    return count;
+}
+
+static void pairs_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
+    pairs_task *s = t->self;
+    e->count = set_loss(t, g, &s->val, &e->sum_loss);
+    // HOOK(bleu): e->metric[0] = greedy corpus BLEU of s->val (metric_names[0] = "bleu").
+}
+
+static void pairs_save_state(tz_task *t, tz_ckpt_meta *m) {
+    pairs_task *s = t->self;
+    m->vocab_text = s->tgt_vtext;
+    m->src_vocab_text = s->src_vtext;
+    m->rng[0] = (uint64_t)tz_pair_batcher_tell(&s->tb); // for the record: resuming seeks to the step
+}
+
+static void pairs_describe(tz_task *t, FILE *text, FILE *json) {
+    pairs_task *s = t->self;
+    const tz_pairs *d = &s->data;
+    fprintf(text, "vocab %d source / %d target (%s), %ld train / %ld val pairs (%ld val target tokens), %ld test pairs",
+            d->src_vocab.size, d->tgt_vocab.size, tz_tok_name(d->src_vocab.kind), d->set[SPLIT_TRAIN].n, s->val.n,
+            s->val_tokens, d->set[SPLIT_TEST].n);
+    if (!d->set[SPLIT_TRAIN].n) fprintf(text, " (training strings drawn fresh every batch)");
+    fprintf(json, ",\"vocab\":%d,\"src_vocab\":%d,\"train_pairs\":%ld,\"val_pairs\":%ld,\"val_tokens\":%ld,\"test_pairs\":%ld",
+            d->tgt_vocab.size, d->src_vocab.size, d->set[SPLIT_TRAIN].n, s->val.n, s->val_tokens, d->set[SPLIT_TEST].n);
+}
+
+// The test loss (nats per target token); HOOK(bleu): test BLEU greedy, beam 5 and by source length.
+static void pairs_finish(tz_task *t, tz_graph *g, FILE *out, FILE *json) {
+    pairs_task *s = t->self;
+    const tz_pairset *test = &s->data.set[SPLIT_TEST];
+    if (!test->n) return;
+    double sum;
+    long n = set_loss(t, g, test, &sum);
+    fprintf(out, "test: %ld pairs, loss %.4f per target token\n", test->n, sum / n);
+    if (json) fprintf(json, ",\"test_loss\":%.6f", sum / n);
+}
+
+static void pairs_free(tz_task *t) {
+    pairs_task *s = t->self;
+    free(s->src_vtext);
+    free(s->tgt_vtext);
+    tz_pair_batcher_free(&s->tb);
+    t->def->free(t->model);
+    tz_pairs_free(&s->data);
+    free(s);
+}
+
+void tz_task_pairs_open(tz_task *t, const tz_task_args *a) {
+    cfg *c = a->c;
+    const tz_model_def *def = a->def;
+    if (!def->mt_create) tz_fail("%s: [model] type = %s is not a translation model", c->path, def->name);
+    tz_data_kind kind = tz_data_kind_of(c);
+    if (kind == TZ_DATA_TEXT)
+        tz_fail("%s: [model] type = %s translates: it needs [data] kind = pairs, reverse or copy (not text)", c->path, def->name);
+    if (kind == TZ_DATA_PAIRS) tz_pairs_cfg_resolve(c);
+    pairs_task *s = calloc(1, sizeof *s);
+    if (!s) tz_fail("train: out of memory");
+    s->c = c;
+    tz_vocab sv, tv;
+    if (a->resume) {
+        load_vocab(&sv, a->resume->src_vocab_text, "source", a->resume_path);
+        load_vocab(&tv, a->resume->vocab_text, "target", a->resume_path);
+    }
+    tz_pairs_load(&s->data, c, a->resume ? &sv : NULL, a->resume ? &tv : NULL, a->json ? stderr : stdout);
+    if (a->resume) tz_vocab_free(&sv), tz_vocab_free(&tv);
+    if (!s->data.set[SPLIT_VAL].n) tz_fail("%s: no validation pairs ([data] val_split, or valid)", c->path);
+    // The saved configuration names the data by absolute paths: it must work from the run dir.
+    if (kind == TZ_DATA_PAIRS)
+        for (int k = 0; k < N_SPLITS; k++) {
+            const char *key = k == SPLIT_TRAIN ? "path" : k == SPLIT_VAL ? "valid" : "test";
+            char abs[PATH_MAX];
+            if (cfg_str(c, "data", key)[0] && realpath(s->data.path[k], abs)) cfg_set(c, "data", key, abs, "resolved");
+        }
+    s->B = (int)cfg_int(c, "train", "batch");
+    uint64_t seed = (uint64_t)cfg_int(c, "train", "seed");
+    long bucket = cfg_int(c, "data", "bucket");
+    *t = (tz_task){.self = s, .def = def, .resume = pairs_resume, .next = pairs_next, .n_targets = pairs_n_targets,
+                   .evaluate = pairs_evaluate, .save_state = pairs_save_state, .describe = pairs_describe,
+                   .finish = pairs_finish, .free = pairs_free};
+    t->model = def->mt_create(c, s->data.src_vocab.size, s->data.tgt_vocab.size, a->P, a->rng);
+    tz_pairs_train_batcher(&s->tb, &s->data, s->B, bucket < 1 ? 1 : bucket > INT_MAX ? INT_MAX : (int)bucket, seed + 1);
+    // Validation on the first pairs whose targets hold eval_tokens tokens (0: all of them).
+    long eval_tokens = cfg_int(c, "train", "eval_tokens");
+    s->val = s->data.set[SPLIT_VAL]; // a view of a prefix: the offsets of the first n pairs
+    long n = 0, tokens = 0;
+    while (n < s->val.n && (eval_tokens <= 0 || tokens < eval_tokens)) tokens += tz_pair_tgt_len(&s->val, n++) + 1;
+    s->val.n = n, s->val_tokens = tokens;
+    s->src_vtext = vocab_text(&s->data.src_vocab);
+    s->tgt_vtext = vocab_text(&s->data.tgt_vocab);
+}
+
+void tz_task_pairs_keep_split(tz_task *t, const char *dir) {
+    pairs_task *s = t->self;
+    if (s->data.set[SPLIT_TEST].n) tz_pairs_write_test(&s->data, dir);
+}
