@@ -73,14 +73,6 @@ static void encode(const tz_vocab *sv, const tz_prep *prep, const char *line, lo
     if (in->n > max_src) tz_fail("translate: input line %ld has %d tokens; this model takes at most %d", lineno, in->n, max_src);
 }
 
-// Target ids as text: words joined by spaces (word vocabularies), else the tokens' own text.
-static void put_target(const tz_vocab *tv, const int *ids, int n, FILE *out) {
-    for (int i = 0; i < n; i++) {
-        if (tv->kind == TOK_WORD) fprintf(out, "%s%s", i ? " " : "", ids[i] >= 0 && ids[i] < tv->size ? tv->tok[ids[i]] : "<unk>");
-        else tz_vocab_decode(tv, ids + i, 1, out);
-    }
-}
-
 // The alignment matrix of the best hypothesis, labelled with the source words (as typed, for a
 // word vocabulary: an unknown one is <unk> to the model) and the target words.
 static void write_attention(const char *path, const tz_vocab *sv, const tz_vocab *tv, const input *in, const tz_hyp *h,
@@ -128,7 +120,11 @@ static void print_hyps(const tz_decode_opts *o, const tz_vocab *tv, const tz_hyp
                 if (x->len < 0) fputs("-inf\t", stdout);
                 else printf("%.4f\t", x->score);
             }
-            if (x->len > 0) put_target(tv, x->ids, x->len, stdout);
+            if (x->len > 0) {
+                char *text = tz_target_text(tv, x->ids, x->len);
+                fputs(text, stdout);
+                free(text);
+            }
             fputc('\n', stdout);
         }
     fflush(stdout);

@@ -6,9 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bleu.h"
 #include "fastmath.h"
-#include "pairs.h"
 #include "vocab.h"
 
 #define LEN_CAP 4096 // the longest target a decode may make, whatever a and b say
@@ -337,34 +335,4 @@ char *tz_target_text(const tz_vocab *v, const int *ids, int n) {
     }
     if (fclose(f) || !buf) tz_fail("translate: out of memory for a sentence");
     return buf;
-}
-
-double tz_pairset_bleu(const tz_model_def *def, void *m, const tz_vocab *tgt_vocab, const tz_decode_opts *o,
-                       const tz_pairset *set, double *by_len, int *count) {
-    int n = (int)set->n, nb = o->n_best;
-    const int **src = xmalloc(sizeof(int *) * (size_t)(n + 1));
-    int *len = xmalloc(sizeof(int) * (size_t)(n + 1));
-    tz_hyp *h = xmalloc(sizeof(tz_hyp) * (size_t)(n + 1) * nb);
-    for (int i = 0; i < n; i++) src[i] = set->src + set->src_off[i], len[i] = tz_pair_src_len(set, i);
-    tz_translate(def, m, o, src, len, n, h);
-    const int upper[] = TZ_BLEU_BUCKETS, nbk = (int)(sizeof upper / sizeof *upper);
-    tz_bleu_stats all = {0}, bucket[sizeof upper / sizeof *upper] = {{0}};
-    if (count)
-        for (int k = 0; k < nbk; k++) count[k] = 0;
-    for (int i = 0; i < n; i++) {
-        const tz_hyp *x = &h[(size_t)i * nb];
-        char *hyp = tz_target_text(tgt_vocab, x->ids, x->len > 0 ? x->len : 0);
-        const char *ref = tz_sent(&set->tgt_text, i);
-        tz_bleu_add_text(&all, hyp, ref);
-        int k = 0;
-        while (k < nbk - 1 && len[i] > upper[k]) k++;
-        tz_bleu_add_text(&bucket[k], hyp, ref);
-        if (count) count[k]++;
-        free(hyp);
-    }
-    if (by_len)
-        for (int k = 0; k < nbk; k++) by_len[k] = tz_bleu_score(&bucket[k], NULL, NULL);
-    tz_hyps_free(h, n * nb);
-    free(h), free(src), free(len);
-    return tz_bleu_score(&all, NULL, NULL);
 }

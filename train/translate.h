@@ -53,16 +53,9 @@ void tz_hyps_free(tz_hyp *h, int n);
 // quoted (a '"' inside becomes ''). what: a comment line naming the model.
 void tz_attention_write(FILE *f, const tz_hyp *h, const char *const *src_labels, const char *const *tgt_labels,
                         const char *what);
-// Translates every source of a pair set (pairs.h) and scores the best translations against the
-// set's reference texts: corpus BLEU as bleu.h computes it, on text (so an <unk> in a translation
-// never matches the reference's real word, as when sacreBLEU reads test.ref). by_len and count
-// (may be NULL): BLEU and sentences per source-length bucket of TZ_BLEU_BUCKETS (1-4, 5-7, 8+).
-struct tz_pairset;
-struct tz_vocab;
-double tz_pairset_bleu(const tz_model_def *def, void *m, const struct tz_vocab *tgt_vocab, const tz_decode_opts *o,
-                       const struct tz_pairset *set, double *by_len, int *count);
 // The text of target ids: words joined by single spaces (word vocabularies), else the tokens'
 // own text run together (BPE). Returns a malloc'd string.
+struct tz_vocab;
 char *tz_target_text(const struct tz_vocab *v, const int *ids, int n);
 // The GNMT length penalty ((5 + len) / 6)^alpha.
 double tz_length_penalty(int len, double alpha);
