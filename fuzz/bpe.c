@@ -1,6 +1,7 @@
 // fuzz/bpe.c: byte-pair encoding learned on arbitrary text (the first byte picks 0 to 15
-// merges), then text -> ids -> text gives the same bytes, every id is in range, token texts are
-// unique, and a saved and loaded vocabulary gives the same ids.
+// merges, and whether <unk> is added as for a validation split), then text -> ids -> text gives
+// the same bytes, every id is in range, and a saved and loaded vocabulary (token texts unique)
+// gives the same ids.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,10 +14,11 @@ static int *ids, *ids2;
 static FILE *f;
 static char *buf;
 
-static void run(const char *text, size_t len, int merges) {
+static void run(const char *text, size_t len, int merges, int add_unk) {
     size_t size;
     long n, n2, unk;
     tz_vocab_build(&v, TOK_BPE, text, len, 1, merges);
+    if (add_unk) tz_vocab_add_unk(&v);
     ids = tz_vocab_encode(&v, text, len, &n, &unk);
     if (unk || n > (long)len) abort();
     for (long i = 0; i < n; i++)
@@ -38,7 +40,7 @@ static void run(const char *text, size_t len, int merges) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2) return 0;
-    FUZZ_TRY run((const char *)data + 1, size - 1, data[0] % 16);
+    FUZZ_TRY run((const char *)data + 1, size - 1, data[0] % 16, data[0] & 16);
     if (f) fclose(f), f = NULL;
     free(buf), buf = NULL;
     free(ids), ids = NULL;

@@ -95,6 +95,22 @@ Test(tokenize, bpe_tokens_stay_unique) {
     }
 }
 
+Test(tokenize, bpe_merges_the_text_unk) {
+    // A text that spells "<unk>": BPE merges it into a token, which then is the <unk> (as the
+    // loader sets it), so adding <unk> for a validation split makes no second "<unk>".
+    const char *text = "<unk> <unk> <unk> <unk>\n<unk> <unk>\n";
+    tz_vocab v, w;
+    tz_vocab_build(&v, TOK_BPE, text, strlen(text), 1, 12);
+    int id = tz_vocab_find(&v, "<unk>");
+    cr_assert_geq(id, 0, "merged into one token");
+    cr_assert_eq(v.unk, id);
+    cr_assert_eq(tz_vocab_add_unk(&v), id);
+    reload(&v, &w);
+    cr_assert_eq(w.unk, id);
+    cr_assert_eq(w.size, v.size);
+    tz_vocab_free(&v), tz_vocab_free(&w);
+}
+
 // Writes text to a fresh temporary file; path must hold 64 bytes.
 static void temp_file(char *path, const char *text, size_t len) {
     strcpy(path, "/tmp/tapezoo-tok-XXXXXX");
@@ -185,6 +201,8 @@ static const struct {
     {"double_space.vocab", "want 'tapezoo-vocab 1"},
     {"empty.vocab", "not a tapezoo-vocab header"},
     {"zip.vocab", "not a tapezoo-vocab header"},
+    {"header_nul.vocab", "not a tapezoo-vocab header"},
+    {"merge_nul.vocab", "merge 0: want two token ids below 2"},
 };
 
 Test(tokenize, damaged_vocabularies) {

@@ -14,19 +14,22 @@ static void alloc_xy(tz_batcher *b) {
     }
 }
 
-void tz_batcher_check(long n, int B, int T, int streams, const char *what) {
+// Fails with one line naming the split when n tokens are too few for its batches.
+static void check(long n, int B, int T, int streams, int eval) {
+    const char *what = eval ? "validation" : "training";
     if (B < 1 || T < 1) tz_fail("batcher: batch %d x block %d must both be >= 1", B, T);
-    if (streams && (n - 1) / B < T)
+    if (streams && !eval && (n - 1) / B < T)
         tz_fail("batcher: the %s split's %ld tokens make %d streams of %ld, shorter than the block %d (want at least "
                 "batch x block + 1 = %ld tokens: more text, or a smaller train.batch or train.block)",
                 what, n, B, n > 0 ? (n - 1) / B : 0, T, (long)B * T + 1);
+    if (streams && eval && n < 2) tz_fail("batcher: the %s split has %ld tokens, nothing to predict", what, n);
     if (!streams && n < (long)T + 1)
         tz_fail("batcher: the %s split has %ld tokens, fewer than one window of block %d + 1 (more text, or a smaller "
                 "train.block)", what, n, T);
 }
 
-static void init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed, const char *what) {
-    tz_batcher_check(n, B, T, streams, what);
+static void init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed, int eval) {
+    check(n, B, T, streams, eval);
     memset(b, 0, sizeof *b);
     b->ids = ids, b->n = n, b->B = B, b->T = T, b->streams = streams;
     if (streams) b->stream_len = (n - 1) / B;
@@ -35,11 +38,11 @@ static void init(tz_batcher *b, const int *ids, long n, int B, int T, int stream
 }
 
 void tz_batcher_init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed) {
-    init(b, ids, n, B, T, streams, seed, "training");
+    init(b, ids, n, B, T, streams, seed, 0);
 }
 
 void tz_batcher_init_eval(tz_batcher *b, const int *ids, long n, int B, int T, int streams, int context) {
-    init(b, ids, n, B, T, streams, 0, "validation");
+    init(b, ids, n, B, T, streams, 0, 1);
     b->eval = 1;
     b->context = context < T ? context : T - 1;
     if (streams) b->stream_len = (n - 1 + B - 1) / B; // every position: the last stream ends early

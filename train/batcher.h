@@ -21,9 +21,6 @@ typedef struct tz_batcher {
     tz_rng rng;
 } tz_batcher;
 
-// Fails with one line naming the split (`what`: "training", "validation") when n tokens are too
-// few for one batch; the batchers check this too, but a caller can check before it trains.
-void tz_batcher_check(long n, int B, int T, int streams, const char *what);
 // Training batches over ids[0..n).
 void tz_batcher_init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed);
 // One pass over ids[0..n) for evaluation; `context` is the model's left context.

@@ -121,12 +121,12 @@ void tz_corpus_load(tz_corpus *c, const cfg *cf, const tz_vocab *vocab) {
     }
     if (vocab) {
         // Rebuild the same vocabulary from its saved form.
-        char *buf;
+        char *buf = NULL;
         size_t size;
         FILE *m = open_memstream(&buf, &size);
+        if (!m) tz_fail("corpus: out of memory copying the vocabulary");
         tz_vocab_save(vocab, m);
-        fclose(m);
-        m = fmemopen(buf, size, "r");
+        if (fclose(m) || !(m = fmemopen(buf, size, "r"))) tz_fail("corpus: out of memory copying the vocabulary");
         if (!tz_vocab_load(&c->vocab, m)) tz_fail("corpus: cannot copy the vocabulary (%s)", tz_vocab_error());
         fclose(m);
         free(buf);

@@ -11,8 +11,8 @@
 // - Validation or test text with characters (or words) the training split lacks: they become
 //   <unk>, added to the vocabulary, with one line on stderr saying how many.
 // - Text too short for one batch (fewer than block + 1 tokens, or batch x block + 1 for the
-//   streams of recurrent models) fails with one line naming the split (see tz_batcher_check),
-//   before training starts.
+//   training streams of recurrent models) fails with one line naming the split, before training
+//   starts (the batchers, and the validation check of task_lm.c).
 #ifndef TZ_CORPUS_H
 #define TZ_CORPUS_H
 

@@ -86,6 +86,7 @@ int tz_vocab_add_bytes(tz_vocab *v, const char *s, size_t n) {
 int tz_vocab_add_token(tz_vocab *v, const char *tok) { return tz_vocab_add_bytes(v, tok, strlen(tok)); }
 
 int tz_vocab_add_unk(tz_vocab *v) {
+    if (v->unk < 0) v->unk = tz_vocab_find(v, "<unk>"); // BPE may have merged the text "<unk>"
     if (v->unk >= 0) return v->unk;
     return v->unk = tz_vocab_add_bytes(v, "<unk>", 5);
 }
@@ -155,7 +156,7 @@ static void build_words(tz_vocab *v, const char *text, size_t len, int min_count
     int has_unk = tz_vocab_find(&all, "<unk>") >= 0, rare = 0;
     for (int i = 0; i < all.size; i++) {
         int id = order[i];
-        if (c.count[id] >= min_count || !strcmp(all.tok[id], "<unk>")) push(v, all.tok[id], all.len[id]);
+        if (c.count[id] >= min_count || (all.len[id] == 5 && !memcmp(all.tok[id], "<unk>", 5))) push(v, all.tok[id], all.len[id]);
         else rare = 1;
     }
     rehash(v);
@@ -179,6 +180,7 @@ void tz_vocab_build(tz_vocab *v, tz_tok_kind kind, const char *text, size_t len,
         build_chars(v, text, len);
         rehash(v);
         if (kind == TOK_BPE) tz_bpe_learn(v, text, len, bpe_merges);
+        v->unk = tz_vocab_find(v, "<unk>"); // as the loader sets it, should BPE merge the text "<unk>"
     }
     if (v->size == 0) tz_fail("vocab: the training text has no tokens");
 }
@@ -186,7 +188,7 @@ void tz_vocab_build(tz_vocab *v, tz_tok_kind kind, const char *text, size_t len,
 typedef struct { const tz_vocab *v; int *ids; long n, cap, unk; } enc_ctx;
 static void encode_word(void *vctx, const char *w, size_t n) {
     enc_ctx *e = vctx;
-    int id = e->v->table[slot(e->v, w, n)];
+    int id = tz_vocab_find_bytes(e->v, w, n);
     if (id < 0) id = e->v->unk, e->unk++;
     if (e->n == e->cap) {
         e->ids = grow(e->ids, (size_t)(2 * e->cap + 4096), sizeof(int));
@@ -204,7 +206,7 @@ int *tz_vocab_encode(const tz_vocab *v, const char *text, size_t len, long *n_ou
         int byte_id[256];
         for (int c = 0; c < 256; c++) {
             char ch = (char)c;
-            byte_id[c] = v->table[slot(v, &ch, 1)];
+            byte_id[c] = tz_vocab_find_bytes(v, &ch, 1);
         }
         for (size_t i = 0; i < len; i++) {
             int id = byte_id[(unsigned char)text[i]];
@@ -311,7 +313,8 @@ int tz_vocab_load(tz_vocab *v, FILE *f) {
     size_t cap = 0;
     int version, size, n_merges, base;
     long n = read_line(f, &line, &cap);
-    if (n < 0 || strncmp(line, "tapezoo-vocab ", 14)) return reject(v, line, "line 1: not a tapezoo-vocab header");
+    if (n < 0 || strncmp(line, "tapezoo-vocab ", 14) || strlen(line) != (size_t)n)
+        return reject(v, line, "line 1: not a tapezoo-vocab header");
     const char *p = line + 14;
     size_t kl;
     if (!parse_int(&p, 1, 1, &version) || *p++ != ' ' || (kl = strcspn(p, " ")) >= sizeof kind)
@@ -357,7 +360,7 @@ int tz_vocab_load(tz_vocab *v, FILE *f) {
         int a, b, id = base + k, ln = size + 2 + k;
         if ((n = read_line(f, &line, &cap)) < 0) return reject(v, line, "line %d: the file ends before merge %d of %d", ln, k, n_merges);
         p = line;
-        if (!parse_int(&p, 0, id - 1, &a) || *p++ != ' ' || !parse_int(&p, 0, id - 1, &b) || *p)
+        if (!parse_int(&p, 0, id - 1, &a) || *p++ != ' ' || !parse_int(&p, 0, id - 1, &b) || p != line + n)
             return reject(v, line, "line %d: merge %d: want two token ids below %d", ln, k, id);
         if (v->len[a] + v->len[b] != v->len[id] || memcmp(v->tok[a], v->tok[id], v->len[a]) ||
             memcmp(v->tok[b], v->tok[id] + v->len[a], v->len[b]))
