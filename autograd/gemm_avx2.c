@@ -8,8 +8,12 @@
 //   Bp[k*NR + j], zero-padded past n.
 // MR x NR = 6 x 16: 12 ymm accumulators + 2 B vectors + 1 broadcast = 15 of the 16 registers.
 // Two FMA pipes x 4 cycles latency need >= 8 independent chains; 12 is enough.
+#ifdef __clang__ // clang has no target pragma (the fuzz build): the same through an attribute
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#endif
 #include <immintrin.h>
 
 #define MR 6
@@ -150,4 +154,8 @@ void tz_pack_t_avx2(int rows, int kc, const float *src, long ld, float *dst, int
         for (int k = 0; k < kc; k++) dst[(long)k * P + r0] = src[r0 * ld + k];
 }
 
+#ifdef __clang__
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif

@@ -12,8 +12,12 @@
 // hide the latency either way (>= 8 needed), and 2 vector loads + 12 broadcasts per 24 FMAs stay
 // inside the load bandwidth. The A micro-panel (12 x KC) sits in L1, B panels stream from L2.
 // (The test machine, with VP2INTERSECT, reaches ~200 GFLOP/s per core: two FMAs per cycle.)
+#ifdef __clang__ // clang has no target pragma (the fuzz build): the same through an attribute
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,fma")
+#endif
 #include <immintrin.h>
 
 #define MR 12
@@ -112,4 +116,8 @@ void tz_ukr_avx512_rows(int m, int n, int kc, const float *Ap, long sa, const fl
     if (nv >= 2) { ROWS(2, 1) } else { ROWS(1, 1) }
 }
 
+#ifdef __clang__
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif

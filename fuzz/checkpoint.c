@@ -15,6 +15,7 @@ static const char cfg_text[] = "[model]\ntype = gru\nembed = 4\nhidden = 8\n[dat
                                "[train]\nblock = 8\n[optim]\nname = adam\n";
 static tz_params P;
 static nn_optim opt;
+static void *model; // kept for the whole run (its carried state is loaded into)
 static real *carried;
 static size_t n_carried;
 
@@ -29,11 +30,11 @@ static void build(void) {
     tz_rng r;
     tz_rng_seed(&r, 1);
     tz_params_init(&P);
-    void *m = def->create(&c, V, &P, &r);
+    model = def->create(&c, V, &P, &r);
     nn_optim_config oc = tz_optim_config(&c);
     nn_optim_init(&opt, &P, &oc);
-    def->reset(m, 2);
-    carried = def->carried(m, &n_carried); // the model stays alive for the whole run
+    def->reset(model, 2);
+    carried = def->carried(model, &n_carried);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -18,8 +18,7 @@ static const cfg_key keys[] = {
 };
 
 static void *mt_create(const cfg *c, int Vs, int Vt, tz_params *P, tz_rng *r) {
-    s2s *m = malloc(sizeof *m);
-    if (!m) tz_fail("rnnsearch: out of memory");
+    s2s t, *m = &t; // built here, then copied to the heap: a bad key leaks nothing
     s2s_init(m, c, 1, Vs, Vt, P, r);
     const char *score = cfg_str(c, "model", "score");
     if (!strcmp(score, "additive")) {
@@ -37,6 +36,8 @@ static void *mt_create(const cfg *c, int Vs, int Vt, tz_params *P, tz_rng *r) {
     } else {
         tz_fail("%s: [model] score = '%s' (want additive, dot or general)", c->path, score);
     }
+    if (!(m = malloc(sizeof *m))) tz_fail("rnnsearch: out of memory");
+    *m = t;
     return m;
 }
 

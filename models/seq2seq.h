@@ -32,7 +32,7 @@ typedef struct s2s {
     nn_linear out;    // -> target vocabulary
 
     // Decoding state (mt_encode .. mt_step), tensors in the caller's graph.
-    int rows, beam, S;
+    int rows, beam;
     int *row_len;         // (rows) source length of each row
     int *row_idx;         // (rows) scratch ids
     int cap_rows;

@@ -168,7 +168,7 @@ const int *s2s_decode_rows(s2s *m, const int *len, int B, int S, int beam) {
         m->cap_rows = rows;
     }
     for (int r = 0; r < rows; r++) m->row_len[r] = len[r / beam], m->row_idx[r] = r / beam;
-    m->rows = rows, m->beam = beam, m->S = S;
+    m->rows = rows, m->beam = beam;
     return m->row_idx;
 }
 

@@ -15,9 +15,10 @@ static const cfg_key keys[] = {
 };
 
 static void *mt_create(const cfg *c, int Vs, int Vt, tz_params *P, tz_rng *r) {
-    s2s *m = malloc(sizeof *m);
-    if (!m) tz_fail("rnnenc: out of memory");
-    s2s_init(m, c, 0, Vs, Vt, P, r);
+    s2s t, *m;
+    s2s_init(&t, c, 0, Vs, Vt, P, r); // on the stack first: a bad key leaks nothing
+    if (!(m = malloc(sizeof *m))) tz_fail("rnnenc: out of memory");
+    *m = t;
     return m;
 }
 

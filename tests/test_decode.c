@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "translate.h"
+#include "vocab.h"
 
 #define V 7      // <pad> <bos> <eos> <unk> and three words
 #define MAXB 64  // sources
@@ -328,4 +329,20 @@ Test(decode, attention_file_plots) {
     tz_hyps_free(&h, 1);
     mock_free(m);
     if (system("command -v gnuplot >/dev/null 2>&1") != 0) cr_skip_test("gnuplot is not installed: the file was checked, not drawn");
+}
+
+// Target text: words joined by single spaces.
+Test(decode, target_text) {
+    tz_vocab tv;
+    static char vt[] = "tapezoo-vocab 1 word 7 0 0\n<pad>\n<bos>\n<eos>\n<unk>\nx\ny\nz\n";
+    FILE *f = fmemopen(vt, strlen(vt), "r");
+    cr_assert(tz_vocab_load(&tv, f));
+    fclose(f);
+    char *s = tz_target_text(&tv, (int[]){4, 3, 6, 5}, 4);
+    cr_assert_str_eq(s, "x <unk> z y");
+    free(s);
+    s = tz_target_text(&tv, NULL, 0);
+    cr_assert_str_eq(s, "");
+    free(s);
+    tz_vocab_free(&tv);
 }

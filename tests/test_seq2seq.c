@@ -234,9 +234,11 @@ Test(seq2seq, bad_config) {
     const char *const dot_mismatch[] = {"model.hidden=4", "model.dec_hidden=7", "model.score=dot", NULL};
     cr_assert(EXPECT_FAIL(make(&mm, "rnnsearch", VS, VT, 1, dot_mismatch)));
     cr_assert(strstr(tz_last_error(), "score = dot needs dec_hidden (7) = 2 * hidden (8)"), "%s", tz_last_error());
+    tz_params_free(&mm.P);
     const char *const bad_form[] = {"model.form=lstm", NULL};
     cr_assert(EXPECT_FAIL(make(&mm, "rnnenc", VS, VT, 1, bad_form)));
     cr_assert(strstr(tz_last_error(), "form = 'lstm' (want cho or cudnn)"), "%s", tz_last_error());
+    tz_params_free(&mm.P);
 }
 
 // ---------------------------------------------------------------------------------------------

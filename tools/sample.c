@@ -36,13 +36,6 @@ static long whole(const char *opt, const char *v, long lo, long hi) {
     return x;
 }
 
-// The cfg saved in the checkpoint goes through a temporary file (the cfg reader reads files);
-// removed at any exit, also when that cfg is rejected.
-static char cfg_tmp[64];
-static void remove_cfg_tmp(void) {
-    if (cfg_tmp[0]) unlink(cfg_tmp);
-}
-
 int main(int argc, char **argv) {
     const char *run = NULL, *prompt = NULL, *which = "best";
     tz_sample_opts o = {.tokens = 500, .temperature = 0.8, .top_k = 0};
@@ -73,19 +66,13 @@ int main(int argc, char **argv) {
     if (access(path, F_OK)) tz_fail("%s: no checkpoint (is %s a run directory of ./train?)", path, run);
     tz_ckpt_meta meta;
     tz_ckpt_read_meta(path, &meta);
-    // The run's own configuration, from the checkpoint, through a temporary file.
-    snprintf(cfg_tmp, sizeof cfg_tmp, "/tmp/tapezoo-sample-XXXXXX");
-    int fd = mkstemp(cfg_tmp);
-    if (fd < 0) cfg_tmp[0] = 0, tz_fail("sample: cannot create a temporary file (%s)", strerror(errno));
-    atexit(remove_cfg_tmp);
-    size_t len = strlen(meta.cfg_text);
-    if (write(fd, meta.cfg_text, len) != (ssize_t)len || close(fd)) tz_fail("sample: cannot write %s (%s)", cfg_tmp, strerror(errno));
+    // The run's own configuration, from the checkpoint (errors name it as "<path> (saved cfg):line").
+    char name[1200];
+    snprintf(name, sizeof name, "%s (saved cfg)", path);
     static cfg c;
-    const tz_model_def *def = tz_cfg_load(&c, cfg_tmp, NULL, 0);
-    remove_cfg_tmp();
-    cfg_tmp[0] = 0;
+    const tz_model_def *def = tz_cfg_load_text(&c, meta.cfg_text, strlen(meta.cfg_text), name, NULL, 0);
     if (strcmp(def->name, meta.model)) tz_fail("%s: a checkpoint of '%s' whose cfg builds '%s'", path, meta.model, def->name);
-    if (def->pairs) tz_fail("%s: a translation model ('%s'): use ./translate", path, def->name);
+    if (def->pairs) tz_fail("%s: %s is a translation model (type %s): use ./translate", path, run, def->name);
     tz_vocab v;
     FILE *vf = fmemopen(meta.vocab_text, strlen(meta.vocab_text), "r");
     if (!vf || !tz_vocab_load(&v, vf)) tz_fail("%s: the saved vocabulary is malformed (%s)", path, tz_vocab_error());

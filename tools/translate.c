@@ -9,11 +9,11 @@
 #include <unistd.h>
 
 #include "checkpoint.h"
+#include "pairs.h"
 #include "setup.h"
 #include "translate.h"
 #include "vocab.h"
 
-#define MAX_SRC 1000 // tokens of one input, for a model whose cfg sets no smaller limit
 #define CHUNK 256    // input lines translated together (one at a time from a terminal)
 
 static void usage(FILE *f) {
@@ -59,73 +59,18 @@ static int whole(const char *opt, const char *v, int lo, int hi) {
     return (int)x;
 }
 
-// TODO(lead): replace with the pairs reader's preprocessing in train/pairs.c once it is in main,
-// so translate and training cannot drift apart. Until then, the benchmark rules:
-// lower-case (ASCII and Latin-1 letters), the no-break spaces U+00A0 and U+202F become spaces,
-// and a space on both sides of . ! ? , ; :. Returns a new string.
-static char *preprocess(const char *s) {
-    size_t n = strlen(s);
-    char *out = xmalloc(3 * n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == 0xc2 && (unsigned char)s[i + 1] == 0xa0) *o++ = ' ', i++;
-        else if (c == 0xe2 && (unsigned char)s[i + 1] == 0x80 && (unsigned char)s[i + 2] == 0xaf) *o++ = ' ', i += 2;
-        else if (c == 0xc3 && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9e && (unsigned char)s[i + 1] != 0x97)
-            *o++ = (char)c, *o++ = (char)(s[i + 1] + 0x20), i++; // À..Þ -> à..þ (not ×)
-        else if (strchr(".!?,;:", c) && c) *o++ = ' ', *o++ = (char)c, *o++ = ' ';
-        else *o++ = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    }
-    *o = 0;
-    return out;
-}
-
-// The byte offset of the first invalid UTF-8 sequence in s (n bytes), or -1.
-static long bad_utf8(const unsigned char *s, size_t n) {
-    for (size_t i = 0; i < n;) {
-        unsigned c = s[i];
-        size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        if (!k || i + k > n) return (long)i;
-        unsigned cp = k == 1 ? c : c & (0x7f >> k);
-        for (size_t j = 1; j < k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80) return (long)i;
-            cp = cp << 6 | (s[i + j] & 0x3f);
-        }
-        static const unsigned least[] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < least[k] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return (long)i;
-        i += k;
-    }
-    return -1;
-}
-
 // One input: its source ids, and (word vocabularies) its words, for the attention file's labels.
 typedef struct { int *ids; int n; char *text; } input;
 
-static void encode(const tz_vocab *sv, const char *line, long lineno, int max_src, input *in) {
-    size_t len = strlen(line);
+// Line `lineno` of the input, with the training run's preprocessing (pairs.h), as source ids.
+static void encode(const tz_vocab *sv, const tz_prep *prep, const char *line, long lineno, int max_src, input *in) {
+    size_t len = strlen(line), bad;
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
-    long bad = bad_utf8((const unsigned char *)line, len);
-    if (bad >= 0) tz_fail("translate: input line %ld: invalid UTF-8 at byte %ld", lineno, bad);
-    char *raw = xmalloc(len + 1);
-    memcpy(raw, line, len);
-    raw[len] = 0;
-    for (size_t i = 0; i < len; i++)
-        if (raw[i] == '\n' || raw[i] == '\r') raw[i] = ' '; // no stray <eos> from an embedded CR
-    in->text = preprocess(raw);
-    free(raw);
-    long n, unk;
-    in->ids = tz_vocab_encode(sv, in->text, strlen(in->text), &n, &unk);
-    for (long i = 0; i < n; i++)
-        if (in->ids[i] < 0) in->ids[i] = TZ_UNK; // unknown source words become <unk>
-    if (n > max_src) tz_fail("translate: input line %ld has %ld tokens; this model takes at most %d", lineno, n, max_src);
-    in->n = (int)n;
-}
-
-// Target ids as text: words joined by spaces (word vocabularies), else the tokens' own text.
-static void put_target(const tz_vocab *tv, const int *ids, int n, FILE *out) {
-    for (int i = 0; i < n; i++) {
-        if (tv->kind == TOK_WORD) fprintf(out, "%s%s", i ? " " : "", ids[i] >= 0 && ids[i] < tv->size ? tv->tok[ids[i]] : "<unk>");
-        else tz_vocab_decode(tv, ids + i, 1, out);
-    }
+    in->text = xmalloc(3 * len + 1);
+    if (tz_prep_sentence(prep, line, len, in->text, &bad) < 0)
+        tz_fail("translate: input line %ld: invalid UTF-8 (or a NUL byte) at byte %zu", lineno, bad);
+    in->ids = tz_pairs_encode(sv, in->text, &in->n); // unknown words become <unk>
+    if (in->n > max_src) tz_fail("translate: input line %ld has %d tokens; this model takes at most %d", lineno, in->n, max_src);
 }
 
 // The alignment matrix of the best hypothesis, labelled with the source words (as typed, for a
@@ -151,13 +96,14 @@ static void write_attention(const char *path, const tz_vocab *sv, const tz_vocab
     free(src), free(tgt), free(words);
 }
 
-// The longest source the run's cfg allows: its [model] or [data] max_len when it has one.
+// The longest source: the data's limit (TZ_PAIRS_MAX_LEN), or the model's [model] max_len when
+// it has one (positions). The [data] max_len filter of training is no limit: a recurrent model
+// translates longer sentences too (if worse: Bahdanau et al. 2015, Figure 2).
 static int max_source(const cfg *c) {
-    int best = MAX_SRC;
+    int best = TZ_PAIRS_MAX_LEN;
     for (int i = 0; i < c->n; i++) {
         const cfg_key *k = c->v[i].key;
-        if ((!strcmp(k->section, "model") || !strcmp(k->section, "data")) && k->type == CFG_INT &&
-            (!strcmp(k->key, "max_len") || !strcmp(k->key, "max_src_len"))) {
+        if (!strcmp(k->section, "model") && k->type == CFG_INT && (!strcmp(k->key, "max_len") || !strcmp(k->key, "max_src_len"))) {
             long v = cfg_int(c, k->section, k->key);
             if (v > 0 && v < best) best = (int)v;
         }
@@ -174,7 +120,11 @@ static void print_hyps(const tz_decode_opts *o, const tz_vocab *tv, const tz_hyp
                 if (x->len < 0) fputs("-inf\t", stdout);
                 else printf("%.4f\t", x->score);
             }
-            if (x->len > 0) put_target(tv, x->ids, x->len, stdout);
+            if (x->len > 0) {
+                char *text = tz_target_text(tv, x->ids, x->len);
+                fputs(text, stdout);
+                free(text);
+            }
             fputc('\n', stdout);
         }
     fflush(stdout);
@@ -252,11 +202,12 @@ int main(int argc, char **argv) {
     void *m = def->mt_create(&c, sv.size, tv.size, &P, &r);
     tz_ckpt_load(path, &P, NULL);
     int max_src = max_source(&c);
+    tz_prep prep = {cfg_bool(&c, "data", "lowercase"), cfg_bool(&c, "data", "split_punct")};
     fprintf(stderr, "translate: %s, %s step %ld, beam %d, alpha %g\n", def->name, path, meta.step, o.beam, o.alpha);
 
     if (sentence) {
         input in;
-        encode(&sv, sentence, 1, max_src, &in);
+        encode(&sv, &prep, sentence, 1, max_src, &in);
         if (attn_path) {
             if (in.n == 0) tz_fail("translate: --attention: the sentence is empty");
             o.attention = 1;
@@ -280,7 +231,7 @@ int main(int argc, char **argv) {
         ssize_t got;
         while ((got = getline(&line, &cap, f)) >= 0) {
             if (memchr(line, 0, (size_t)got)) tz_fail("translate: %s line %ld: a NUL byte", file ? file : "input", lineno + 1);
-            encode(&sv, line, ++lineno, max_src, &in[n++]);
+            encode(&sv, &prep, line, ++lineno, max_src, &in[n++]);
             if (n == chunk) flush_chunk(def, m, &o, &tv, in, n), n = 0;
         }
         if (n) flush_chunk(def, m, &o, &tv, in, n);

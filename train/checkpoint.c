@@ -3,6 +3,7 @@
 #include "checkpoint.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +23,8 @@ static void check_little_endian(void) {
     if (*(unsigned char *)&one != 1) tz_fail("checkpoint: safetensors is little-endian; this machine is not");
 }
 
-static void write_all(FILE *f, const void *p, size_t n, const char *path) {
-    if (n && fwrite(p, 1, n, f) != n) tz_fail("checkpoint %s: write failed (%s)", path, strerror(errno));
-}
+// 1 if all n bytes were written (ok accumulates: after the first failure nothing is tried).
+static int write_all(FILE *f, const void *p, size_t n, int ok) { return ok && (!n || fwrite(p, 1, n, f) == n); }
 
 void tz_ckpt_save(const char *path, const tz_params *P, const nn_optim *o, const tz_ckpt_meta *m) {
     check_little_endian();
@@ -79,14 +79,20 @@ void tz_ckpt_save(const char *path, const tz_params *P, const nn_optim *o, const
     uint64_t n = hlen;
     unsigned char le[8];
     for (int i = 0; i < 8; i++) le[i] = (unsigned char)(n >> (8 * i));
-    write_all(f, le, 8, tmp);
-    write_all(f, hdr, hlen, tmp);
-    for (int i = 0; i < P->count; i++) write_all(f, P->t[i]->data, sizeof(real) * P->t[i]->n, tmp);
-    for (int s = 0; o && s < o->n_state; s++) write_all(f, o->state[s], sizeof(real) * o->n, tmp);
-    if (m->carried && m->carried_n) write_all(f, m->carried, sizeof(real) * m->carried_n, tmp);
-    if (fflush(f) || fsync(fileno(f)) || fclose(f)) tz_fail("checkpoint %s: write failed (%s)", tmp, strerror(errno));
-    if (rename(tmp, path)) tz_fail("checkpoint: cannot rename %s to %s (%s)", tmp, path, strerror(errno));
+    int ok = write_all(f, le, 8, 1);
+    ok = write_all(f, hdr, hlen, ok);
+    for (int i = 0; i < P->count; i++) ok = write_all(f, P->t[i]->data, sizeof(real) * P->t[i]->n, ok);
+    for (int s = 0; o && s < o->n_state; s++) ok = write_all(f, o->state[s], sizeof(real) * o->n, ok);
+    if (m->carried && m->carried_n) ok = write_all(f, m->carried, sizeof(real) * m->carried_n, ok);
+    ok = ok && !fflush(f) && !fsync(fileno(f));
+    int err = errno;
+    if (fclose(f) && ok) ok = 0, err = errno;
     free(hdr);
+    if (!ok) { // the previous checkpoint at path is untouched; no half-written file is left
+        unlink(tmp);
+        tz_fail("checkpoint %s: write failed (%s); the previous checkpoint is kept", tmp, strerror(err));
+    }
+    if (rename(tmp, path)) err = errno, unlink(tmp), tz_fail("checkpoint: cannot rename %s to %s (%s)", tmp, path, strerror(err));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -151,13 +157,19 @@ static void read_at(reader *r, uint64_t off, void *dst, size_t n, const char *wh
               (unsigned long long)(off + got), what);
 }
 
+// Opened without blocking (a FIFO would wait for a writer) and refused unless a regular file.
 static void open_file(reader *r, const char *path) {
     *r = (reader){.name = path};
-    r->f = fopen(path, "rb");
-    if (!r->f) rfail(r, "cannot open (%s)", strerror(errno));
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) rfail(r, "cannot open (%s)", strerror(errno));
     struct stat st;
-    if (fstat(fileno(r->f), &st)) rfail(r, "cannot stat (%s)", strerror(errno));
-    if (!S_ISREG(st.st_mode)) rfail(r, "not a regular file");
+    if (fstat(fd, &st)) {
+        int err = errno;
+        close(fd);
+        rfail(r, "cannot stat (%s)", strerror(err));
+    }
+    if (!S_ISREG(st.st_mode)) close(fd), rfail(r, "not a regular file");
+    if (!(r->f = fdopen(fd, "rb"))) close(fd), rfail(r, "out of memory");
     if (fseeko(r->f, 0, SEEK_END)) rfail(r, "cannot seek to the end (%s)", strerror(errno));
     off_t size = ftello(r->f);
     if (size < 0) rfail(r, "cannot tell the size (%s)", strerror(errno));

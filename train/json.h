@@ -17,7 +17,10 @@ typedef struct json {
 } json;
 
 void json_write_string(FILE *f, const char *s);
-// Parses text[0..len). Returns 0 and sets *err (a static message with the offset) on error.
+// Parses text[0..len) (need not be NUL-terminated; nothing outside it is read). Strict about
+// trailing characters, escapes (\u0000 and raw NUL bytes are refused: strings are C strings) and
+// nesting (at most 64 levels). Returns 0 and sets *err (a static message with the byte offset)
+// on error, with nothing left allocated; out of memory is such an error.
 int json_parse(const char *text, size_t len, json *out, const char **err);
 const json *json_get(const json *obj, const char *key); // NULL if absent or not an object
 void json_free(json *j);

@@ -2,7 +2,7 @@
 //   train CFG [section.key=value ...] [--json]
 //   train --resume RUN_DIR [section.key=value ...] [--json]
 // run.c reads the command line and the configuration, the task (task_lm.c for language
-// models) the data and the model, loop.c trains.
+// models, task_pairs.c for translation) the data and the model, loop.c trains.
 #include <stdlib.h>
 
 #include "gemm.h"

@@ -3,6 +3,7 @@
 #include "pairs.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -534,9 +535,12 @@ void tz_pairs_load(tz_pairs *p, const cfg *c, const tz_vocab *sv, const tz_vocab
     if (min_len < 1 || max_len < min_len || max_len > TZ_PAIRS_MAX_LEN)
         tz_fail("%s: [data] min_len = %ld, max_len = %ld: want 1 <= min_len <= max_len <= %d", c->path, min_len, max_len,
                 TZ_PAIRS_MAX_LEN);
+    int split_one = !cfg_str(c, "data", "valid")[0];
+    if (split_one) check_fractions(o.split, o.val_split); // before reading: nothing to free then
+    if (split_one && cfg_str(c, "data", "test")[0])
+        tz_fail("%s: [data] test is set but valid is not (give both, or neither to split path)", c->path);
     tz_pair_text t = read_pairs(p, SPLIT_TRAIN, c, "path", &prep, (int)min_len, (int)max_len);
-    if (!cfg_str(c, "data", "valid")[0]) {
-        if (cfg_str(c, "data", "test")[0]) tz_fail("%s: [data] test is set but valid is not (give both, or neither to split path)", c->path);
+    if (split_one) {
         tz_pairs_build(p, &t, &o, sv, tv);
     } else { // separate files: no split
         tz_pair_text parts[N_SPLITS] = {t};

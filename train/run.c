@@ -79,7 +79,6 @@ static void check_run_dir(tz_run *r) {
 }
 
 void tz_run_open(tz_run *r) {
-    static char resume_cfg[1100];
     if (r->resume) {
         for (int i = 0; i < r->n_over; i++)
             if (!strncmp(r->over[i], "train.out_dir=", 14))
@@ -87,20 +86,14 @@ void tz_run_open(tz_run *r) {
                         r->resume, r->resume, r->over[i]);
         snprintf(r->last, sizeof r->last, "%s/last.safetensors", r->resume);
         tz_ckpt_read_meta(r->last, &r->meta);
-        // The checkpoint's cfg is read from a file of its own (config.cfg is rewritten only once
-        // it has been checked), named so that an error in it points at the checkpoint, and
-        // removed whatever happens. TODO: cfg_read_string once it is in main.
-        snprintf(resume_cfg, sizeof resume_cfg, "%s/last.safetensors.cfg", r->resume);
-        tz_run_on_fail(resume_cfg, NULL);
-        FILE *f = fopen(resume_cfg, "w");
-        if (!f || fputs(r->meta.cfg_text, f) < 0 || fclose(f)) tz_fail("cannot write %s (%s)", resume_cfg, strerror(errno));
-        r->cfg_path = resume_cfg;
-    }
-    r->def = tz_cfg_load(&r->c, r->cfg_path, r->over, r->n_over);
-    if (r->resume) {
-        unlink(resume_cfg);
-        tz_run_on_fail(NULL, NULL);
-        snprintf(r->c.path, sizeof r->c.path, "%.200s", r->last); // later messages about the cfg name the checkpoint
+        // The checkpoint's own cfg, read from memory: config.cfg is rewritten only once the whole
+        // configuration has been checked, and an error in it names the checkpoint.
+        char name[1200];
+        snprintf(name, sizeof name, "%s (saved cfg)", r->last);
+        r->def = tz_cfg_load_text(&r->c, r->meta.cfg_text, strlen(r->meta.cfg_text), name, r->over, r->n_over);
+        r->cfg_path = r->c.path;
+    } else {
+        r->def = tz_cfg_load(&r->c, r->cfg_path, r->over, r->n_over);
     }
     if (r->resume && strcmp(r->meta.model, r->def->name))
         tz_fail("%s: a checkpoint of '%s', the cfg is for '%s'", r->last, r->meta.model, r->def->name);

@@ -1,6 +1,8 @@
 // sampler.h: text generation from a trained model: argmax, or multinomial with temperature and
-// top-k. Stream models feed one token at a time with their state carried; window models see
-// the last `block` tokens.
+// top-k. Models with a decode call (the transformer's KV cache, the hybrid's window of recurrent
+// states) are fed only the new token; other stream models one token at a time with their state
+// carried; window models see the last `block` tokens. Each computes what forward computes on
+// the same sequence (tests/test_readers.c checks every model of the zoo).
 #ifndef TZ_SAMPLER_H
 #define TZ_SAMPLER_H
 

@@ -1,19 +1,20 @@
 // task_pairs.c: the translation task: a paired corpus or a synthetic pair task (pairs.h,
 // synth.h), length-bucketed batches of padded pairs, validation cross-entropy per real target
 // token (padding skipped), checkpoints with both vocabularies, the test split kept in the run
-// directory (test.src, test.ref), the test loss at the end.
-//
-// HOOK(bleu): BLEU on the validation set (a metric "bleu") and test BLEU greedy / beam 5 / by
-// source length (summary fields test_bleu, test_bleu_beam, test_bleu_by_len) come with the
-// decoding helper's train/bleu.h and train/translate.h; pairs_evaluate and pairs_finish mark
-// where they go.
+// directory (test.src, test.ref). Each validation also decodes the validation pairs greedily and
+// reports corpus BLEU and exact match (metrics "bleu", "exact"); the end of a run reports the
+// test loss, test BLEU greedy and beam 5, BLEU by source length (1-4, 5-7, 8-10 words) and exact
+// match. BLEU compares the decoded words (<unk> included) with the preprocessed references, so
+// an <unk> never matches.
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bleu.h"
 #include "pairs.h"
 #include "task.h"
+#include "translate.h"
 
 typedef struct pairs_task {
     const cfg *c;
@@ -23,6 +24,7 @@ typedef struct pairs_task {
     tz_pair_batcher tb;
     int B;
     char *src_vtext, *tgt_vtext; // the vocabularies as checkpoints hold them
+    int decodes; // the model has mt_encode and mt_step: BLEU and exact match
 } pairs_task;
 
 static char *vocab_text(const tz_vocab *v) {
@@ -90,10 +92,77 @@ static long set_loss(tz_task *t, tz_graph *g, const tz_pairset *set, double *sum
     return count;
 }
 
+// The text of a hypothesis: word tokens joined by spaces, BPE tokens concatenated (malloc'd).
+static char *hyp_text(const tz_vocab *v, const int *ids, int n) {
+    size_t len = 1;
+    for (int i = 0; i < n; i++) len += strlen(v->tok[ids[i]]) + 1;
+    char *text = malloc(len), *p = text;
+    if (!text) tz_fail("train: out of memory for a translation");
+    for (int i = 0; i < n; i++) p += sprintf(p, "%s%s", i && v->kind == TOK_WORD ? " " : "", v->tok[ids[i]]);
+    *p = 0;
+    return text;
+}
+
+// Words of a preprocessed sentence.
+static int words(const char *s) {
+    int n = *s != 0;
+    for (; *s; s++) n += *s == ' ';
+    return n;
+}
+
+enum { N_BUCKETS = 3 };
+static const int bucket_upper[N_BUCKETS] = TZ_BLEU_BUCKETS;
+
+typedef struct set_scores {
+    double bleu, exact;             // corpus BLEU (0-100), exact matches (percent)
+    double bucket_bleu[N_BUCKETS];  // by source length in words: 1-4, 5-7, 8-10 (and longer)
+    int bucket_n[N_BUCKETS];
+} set_scores;
+
+// Decodes every source of set (beam 1: greedy) and scores the translations against its references.
+static set_scores set_translate(tz_task *t, const tz_pairset *set, int beam) {
+    pairs_task *s = t->self;
+    set_scores r = {0};
+    int n = (int)set->n;
+    if (n == 0) return r;
+    const int **src = malloc(sizeof *src * n);
+    int *len = malloc(sizeof *len * n);
+    tz_hyp *h = calloc(n, sizeof *h);
+    if (!src || !len || !h) tz_fail("train: out of memory for %d translations", n);
+    for (int i = 0; i < n; i++) src[i] = set->src + set->src_off[i], len[i] = tz_pair_src_len(set, i);
+    tz_decode_opts o = tz_decode_defaults();
+    o.beam = beam, o.n_best = 1;
+    if (o.batch > s->B) o.batch = s->B;
+    tz_translate(t->def, t->model, &o, src, len, n, h);
+    tz_bleu_stats all = {0}, bucket[N_BUCKETS] = {{0}};
+    long exact = 0;
+    for (int i = 0; i < n; i++) {
+        char *hyp = h[i].len >= 0 ? hyp_text(&s->data.tgt_vocab, h[i].ids, h[i].len) : NULL;
+        const char *ref = tz_sent(&set->tgt_text, i);
+        int k = 0, w = words(tz_sent(&set->src_text, i));
+        while (k < N_BUCKETS - 1 && w > bucket_upper[k]) k++;
+        tz_bleu_add_text(&all, hyp ? hyp : "", ref);
+        tz_bleu_add_text(&bucket[k], hyp ? hyp : "", ref);
+        r.bucket_n[k]++;
+        exact += hyp && !strcmp(hyp, ref);
+        free(hyp);
+    }
+    r.bleu = tz_bleu_score(&all, NULL, NULL);
+    r.exact = 100.0 * exact / n;
+    for (int k = 0; k < N_BUCKETS; k++) r.bucket_bleu[k] = r.bucket_n[k] ? tz_bleu_score(&bucket[k], NULL, NULL) : 0;
+    tz_hyps_free(h, n);
+    free(h);
+    free(len);
+    free(src);
+    return r;
+}
+
 static void pairs_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
     pairs_task *s = t->self;
     e->count = set_loss(t, g, &s->val, &e->sum_loss);
-    // HOOK(bleu): e->metric[0] = greedy corpus BLEU of s->val (metric_names[0] = "bleu").
+    if (!s->decodes) return;
+    set_scores v = set_translate(t, &s->val, 1);
+    e->metric[0] = v.bleu, e->metric[1] = v.exact;
 }
 
 static void pairs_save_state(tz_task *t, tz_ckpt_meta *m) {
@@ -114,15 +183,31 @@ static void pairs_describe(tz_task *t, FILE *text, FILE *json) {
             d->tgt_vocab.size, d->src_vocab.size, d->set[SPLIT_TRAIN].n, s->val.n, s->val_tokens, d->set[SPLIT_TEST].n);
 }
 
-// The test loss (nats per target token); HOOK(bleu): test BLEU greedy, beam 5 and by source length.
+// The test loss (nats per target token), BLEU greedy and beam 5, by source length, exact match.
 static void pairs_finish(tz_task *t, tz_graph *g, FILE *out, FILE *json) {
     pairs_task *s = t->self;
     const tz_pairset *test = &s->data.set[SPLIT_TEST];
     if (!test->n) return;
     double sum;
     long n = set_loss(t, g, test, &sum);
-    fprintf(out, "test: %ld pairs, loss %.4f per target token\n", test->n, sum / n);
-    if (json) fprintf(json, ",\"test_loss\":%.6f", sum / n);
+    if (!s->decodes) {
+        fprintf(out, "test: %ld pairs, loss %.4f per target token\n", test->n, sum / n);
+        if (json) fprintf(json, ",\"test_loss\":%.6f", sum / n);
+        return;
+    }
+    set_scores greedy = set_translate(t, test, 1), beam = set_translate(t, test, 5);
+    fprintf(out, "test: %ld pairs, loss %.4f per target token, BLEU %.2f greedy, %.2f beam 5; exact %.2f%% greedy\n",
+            test->n, sum / n, greedy.bleu, beam.bleu, greedy.exact);
+    fprintf(out, "test BLEU (greedy) by source length:");
+    for (int k = 0, lo = 1; k < N_BUCKETS; lo = bucket_upper[k++] + 1)
+        fprintf(out, " %d-%d words %.2f (%d)%s", lo, bucket_upper[k], greedy.bucket_bleu[k], greedy.bucket_n[k],
+                k + 1 < N_BUCKETS ? "," : "\n");
+    if (!json) return;
+    fprintf(json, ",\"test_loss\":%.6f,\"test_bleu\":%.4f,\"test_bleu_beam\":%.4f,\"test_exact\":%.4f,\"test_bleu_by_len\":{",
+            sum / n, greedy.bleu, beam.bleu, greedy.exact);
+    for (int k = 0, lo = 1; k < N_BUCKETS; lo = bucket_upper[k++] + 1)
+        fprintf(json, "%s\"%d-%d\":%.4f", k ? "," : "", lo, bucket_upper[k], greedy.bucket_bleu[k]);
+    fputc('}', json);
 }
 
 static void pairs_free(tz_task *t) {
@@ -166,7 +251,9 @@ void tz_task_pairs_open(tz_task *t, const tz_task_args *a) {
     long bucket = cfg_int(c, "data", "bucket");
     *t = (tz_task){.self = s, .def = def, .resume = pairs_resume, .next = pairs_next, .n_targets = pairs_n_targets,
                    .evaluate = pairs_evaluate, .save_state = pairs_save_state, .describe = pairs_describe,
-                   .finish = pairs_finish, .free = pairs_free};
+                   .finish = pairs_finish, .free = pairs_free, .metric_names = {"bleu", "exact"}};
+    s->decodes = def->mt_encode && def->mt_step; // else loss only (a model without the decoding calls)
+    t->n_metrics = s->decodes ? 2 : 0;
     t->model = def->mt_create(c, s->data.src_vocab.size, s->data.tgt_vocab.size, a->P, a->rng);
     tz_pairs_train_batcher(&s->tb, &s->data, s->B, bucket < 1 ? 1 : bucket > INT_MAX ? INT_MAX : (int)bucket, seed + 1);
     // Validation on the first pairs whose targets hold eval_tokens tokens (0: all of them).

@@ -7,11 +7,12 @@
 #include <string.h>
 
 #include "fastmath.h"
+#include "vocab.h"
 
 #define LEN_CAP 4096 // the longest target a decode may make, whatever a and b say
 
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
+static void *xmalloc(size_t bytes) { // zeroed (and gcc then sees the buffers written)
+    void *p = calloc(1, bytes ? bytes : 1);
     if (!p) tz_fail("translate: out of memory for %zu bytes", bytes);
     return p;
 }
@@ -320,4 +321,18 @@ void tz_attention_write(FILE *f, const tz_hyp *h, const char *const *src_labels,
         for (int j = 0; j < h->src_len; j++) fprintf(f, " %.6f", (double)h->attn[(size_t)i * h->src_len + j]);
         fputc('\n', f);
     }
+}
+
+char *tz_target_text(const tz_vocab *v, const int *ids, int n) {
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) tz_fail("translate: out of memory for a sentence");
+    for (int i = 0; i < n; i++) {
+        int ok = ids[i] >= 0 && ids[i] < v->size;
+        if (v->kind == TOK_WORD) fprintf(f, "%s%s", i ? " " : "", ok ? v->tok[ids[i]] : "<unk>");
+        else if (ok) tz_vocab_decode(v, ids + i, 1, f);
+    }
+    if (fclose(f) || !buf) tz_fail("translate: out of memory for a sentence");
+    return buf;
 }

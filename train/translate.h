@@ -53,6 +53,10 @@ void tz_hyps_free(tz_hyp *h, int n);
 // quoted (a '"' inside becomes ''). what: a comment line naming the model.
 void tz_attention_write(FILE *f, const tz_hyp *h, const char *const *src_labels, const char *const *tgt_labels,
                         const char *what);
+// The text of target ids: words joined by single spaces (word vocabularies), else the tokens'
+// own text run together (BPE). Returns a malloc'd string.
+struct tz_vocab;
+char *tz_target_text(const struct tz_vocab *v, const int *ids, int n);
 // The GNMT length penalty ((5 + len) / 6)^alpha.
 double tz_length_penalty(int len, double alpha);
 
