@@ -12,8 +12,9 @@
 #   - it exits with the expected status within TZ_BAD_TIMEOUT seconds (20; a hang fails),
 #     not killed by a signal (unless that status is the one expected),
 #   - stderr contains the substring, and nothing from a sanitizer or valgrind,
-#   - on exit 1 (an input rejected by tz_fail) stderr is exactly one line: the error; on exit 2
-#     (a usage error) the first line is the error and the usage may follow.
+#   - on exit 1 (an input rejected by tz_fail) the error is one line, the last of stderr, and has
+#     the substring (warnings may come before it); on exit 2 (a usage error) the first line has
+#     it and the usage may follow.
 # Under valgrind (TZ_VALGRIND holds the valgrind command, set by the `valgrind` test setup) the
 # programs run under it and any error it reports fails the case. -k runs only the cases whose
 # command or file:line contains PATTERN. Prints one line per failing case (file:line, what was expected
@@ -58,11 +59,26 @@ done
 : "${TRAIN:?bad_inputs: no TRAIN=path argument}"
 export BAD=$bad MODELS=$models DATA=$work/data.txt RUN=$work/run
 
-# $DATA: ~6 KB of varied words (a fixed LCG, so every run has the same corpus).
-awk 'BEGIN { split("the cat dog sat ran on a mat tree king sang to and her his old new", w, " ");
-             x = 12345; for (i = 0; i < 240; i++) { s = ""; for (j = 0; j < 5; j++) {
-             x = (x * 1103515245 + 12345) % 2147483648; s = s (j ? " " : "") w[int(x / 65536) % 17 + 1] }
-             print s "." } }' >"$DATA"
+# $DATA: ~6 KB shaped like a play (a fixed LCG, so every run has the same corpus): speakers'
+# lines such as "ROMEO:" (the zoo cfgs' sample prompt, a word of its own too), upper and lower
+# case letters, and a last paragraph of words (not characters) that only the validation split has.
+awk 'BEGIN {
+    ns = split("ROMEO JULIET BENVOLIO MERCUTIO NURSE CAPULET FRIAR KING QUEEN DUKE", sp, " ")
+    nw = split("the a and of to my thy thou art love night day sweet fair good what why how " \
+               "with not but be is was have come go speak hear me you her his old new brave " \
+               "joy quick zeal vex box lazy jumps fox", w, " ")
+    x = 12345
+    for (i = 0; i < 120; i++) {
+        x = (x * 1103515245 + 12345) % 2147483648; print sp[int(x / 65536) % ns + 1] ":"
+        s = ""
+        for (j = 0; j < 9; j++) {
+            x = (x * 1103515245 + 12345) % 2147483648; t = w[int(x / 65536) % nw + 1]
+            s = s (j ? " " : toupper(substr(t, 1, 1)) substr(t, 2)) (j ? t : "")
+        }
+        print s (i % 3 ? "." : "?") "\n"
+    }
+    print "ALL:\nWherefore unkempt gargoyles yonder Bartholomew xylophones whistle.\n"
+}' >"$DATA"
 # $RUN: a tiny char GRU trained for a few steps (the real trainer, never under valgrind: it is not a case).
 cat >"$work/tiny.cfg" <<EOF
 [model]
@@ -115,6 +131,7 @@ for file in "$bad"/*.cases; do
         why=
         mapfile -t err <"$work/err" # (builtins only here: forks are what a case costs on a loaded machine)
         lines=${#err[@]} first=${err[0]:-} all=${err[*]:-}
+        [ $lines = 0 ] && err=("")
         vg=("$work"/vg/*.log)
         [ -e "${vg[0]}" ] || vg=()
         if [ $got = 124 ] && [ "$want" != 124 ]; then why="hung (no exit within $timeout s)"
@@ -123,7 +140,7 @@ for file in "$bad"/*.cases; do
         elif [ ${#vg[@]} -gt 0 ] && [ -n "$(cat "${vg[@]}")" ]; then why="valgrind: $(grep -m1 -vhE '^==[0-9]+== *$' "${vg[@]}" | cut -c 1-200)"
         elif [ $got != "$want" ]; then why="exit $got, expected $want"
         elif [[ $all != *"$substr"* ]]; then why="stderr lacks '$substr'"
-        elif [ "$want" = 1 ] && [ "$lines" != 1 ]; then why="stderr has $lines lines, expected the one-line error"
+        elif [ "$want" = 1 ] && [[ ${err[lines - 1]} != *"$substr"* ]]; then why="the last line of stderr lacks '$substr' (the error must be one line, the last)"
         elif [ "$want" = 2 ] && [[ $first != *"$substr"* ]]; then why="the first line of stderr lacks '$substr'"
         fi
         if [ -z "$why" ]; then
