@@ -236,15 +236,14 @@ Test(tokenize, odd_but_valid_vocabularies) {
     cr_assert(n == 3 && unk == 0 && ids[0] == 1 && ids[1] == 0 && ids[2] == 1);
     free(ids);
     tz_vocab_free(&v);
-    char *text = malloc(6000);
-    int len = sprintf(text, "tapezoo-vocab 1 word 2 0 0\n<eos>\n");
+    static char text[6000] = "tapezoo-vocab 1 word 2 0 0\n<eos>\n";
+    size_t len = strlen(text);
     memset(text + len, 'x', 5000);
-    strcpy(text + len + 5000, "\n");
+    text[len + 5000] = '\n';
     f = fmemopen(text, strlen(text), "r");
     cr_assert(tz_vocab_load(&v, f), "%s", tz_vocab_error());
     fclose(f);
     cr_assert_eq(v.len[1], 5000);
     cr_assert_eq(v.eos, 0);
     tz_vocab_free(&v);
-    free(text);
 }

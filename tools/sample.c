@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
         else if (!run) run = a;
         else return fprintf(stderr, "sample: one run directory only ('%s' and '%s')\n", run, a), usage(stderr), 2;
     }
-    if (!run) return fprintf(stderr, "sample: which run? (a run directory of ./train)\n"), usage(stderr), 2;
+    if (!run) return usage(stderr), 2;
     if (strcmp(which, "best") && strcmp(which, "last"))
         return fprintf(stderr, "sample: --checkpoint wants best or last, got '%s'\n", which), 2;
     char path[1100];
@@ -72,7 +72,7 @@ int main(int argc, char **argv) {
     static cfg c;
     const tz_model_def *def = tz_cfg_load_text(&c, meta.cfg_text, strlen(meta.cfg_text), name, NULL, 0);
     if (strcmp(def->name, meta.model)) tz_fail("%s: a checkpoint of '%s' whose cfg builds '%s'", path, meta.model, def->name);
-    if (def->pairs) tz_fail("%s: %s is a translation model (type %s): use ./translate", path, run, def->name);
+    if (def->pairs) tz_fail("%s: a translation model ('%s'): use ./translate", path, def->name);
     tz_vocab v;
     FILE *vf = fmemopen(meta.vocab_text, strlen(meta.vocab_text), "r");
     if (!vf || !tz_vocab_load(&v, vf)) tz_fail("%s: the saved vocabulary is malformed (%s)", path, tz_vocab_error());

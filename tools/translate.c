@@ -203,7 +203,6 @@ int main(int argc, char **argv) {
     tz_ckpt_load(path, &P, NULL);
     int max_src = max_source(&c);
     tz_prep prep = {cfg_bool(&c, "data", "lowercase"), cfg_bool(&c, "data", "split_punct")};
-    fprintf(stderr, "translate: %s, %s step %ld, beam %d, alpha %g\n", def->name, path, meta.step, o.beam, o.alpha);
 
     if (sentence) {
         input in;
@@ -239,6 +238,8 @@ int main(int argc, char **argv) {
         free(in);
         if (file) fclose(f);
     }
+    // Said at the end, on success: an error stays the one line on stderr.
+    fprintf(stderr, "translate: %s, %s step %ld, beam %d, alpha %g\n", def->name, path, meta.step, o.beam, o.alpha);
     def->free(m);
     tz_params_free(&P);
     tz_vocab_free(&sv);

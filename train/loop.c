@@ -89,10 +89,9 @@ static int save(loop_state *s, const char *path, char *what, size_t size) {
     snprintf(m.model, sizeof m.model, "%s", s->t->def->name);
     memcpy(m.drop_rng, s->g.rng.s, sizeof m.drop_rng);
     s->t->save_state(s->t, &m);
-    char tmp[1200], note[1300];
+    char tmp[1200], note[64];
     snprintf(tmp, sizeof tmp, "%s.tmp", path); // tz_ckpt_save's temporary file
-    if (access(path, F_OK)) snprintf(note, sizeof note, "step %ld was not saved (no earlier %s)", s->step, path);
-    else snprintf(note, sizeof note, "step %ld was not saved; the previous %s is kept", s->step, path);
+    snprintf(note, sizeof note, "step %ld was not saved", s->step); // tz_ckpt_save says the previous one is kept
     sigset_t block, old;
     sigemptyset(&block);
     sigaddset(&block, SIGINT);
