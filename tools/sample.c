@@ -57,7 +57,7 @@ int main(int argc, char **argv) {
         else if (!run) run = a;
         else return fprintf(stderr, "sample: one run directory only ('%s' and '%s')\n", run, a), usage(stderr), 2;
     }
-    if (!run) return usage(stderr), 2;
+    if (!run) return fprintf(stderr, "sample: which run? (a run directory of ./train)\n"), usage(stderr), 2;
     if (strcmp(which, "best") && strcmp(which, "last"))
         return fprintf(stderr, "sample: --checkpoint wants best or last, got '%s'\n", which), 2;
     char path[1100];
