@@ -25,16 +25,6 @@ typedef struct lm_task {
     char *vtext; // the vocabulary as saved in checkpoints
 } lm_task;
 
-static char *vocab_text(const tz_vocab *v) {
-    char *buf;
-    size_t size;
-    FILE *m = open_memstream(&buf, &size);
-    if (!m) tz_fail("train: out of memory for the vocabulary text");
-    tz_vocab_save(v, m);
-    if (fclose(m)) tz_fail("train: out of memory for the vocabulary text");
-    return buf;
-}
-
 static void lm_resume(tz_task *t, const tz_ckpt_meta *m, const char *ckpt, FILE *out) {
     lm_task *s = t->self;
     // The batcher picks up where it was: same RNG draws, same stream position.
@@ -173,7 +163,7 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
         char abs[PATH_MAX];
         if (cfg_str(c, "data", key)[0] && realpath(s->corpus.path[k], abs)) cfg_set(c, "data", key, abs, "resolved");
     }
-    s->vtext = vocab_text(&s->corpus.vocab);
+    s->vtext = tz_vocab_text(&s->corpus.vocab);
     tz_rng_seed(&s->sample_rng, seed + 3);
     if (def->stream) def->reset(t->model, s->B);
     if (def->carried) def->carried(t->model, &s->n_carried);

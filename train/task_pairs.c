@@ -27,16 +27,6 @@ typedef struct pairs_task {
     int decodes; // the model has mt_encode and mt_step: BLEU and exact match
 } pairs_task;
 
-static char *vocab_text(const tz_vocab *v) {
-    char *buf;
-    size_t size;
-    FILE *m = open_memstream(&buf, &size);
-    if (!m) tz_fail("train: out of memory for the vocabulary text");
-    tz_vocab_save(v, m);
-    if (fclose(m)) tz_fail("train: out of memory for the vocabulary text");
-    return buf;
-}
-
 static void load_vocab(tz_vocab *v, const char *text, const char *what, const char *ckpt) {
     FILE *f = text ? fmemopen((void *)text, strlen(text), "r") : NULL;
     if (!f || !tz_vocab_load(v, f)) tz_fail("%s: the saved %s vocabulary is %s", ckpt, what, text ? "malformed" : "missing (not a translation run's checkpoint)");
@@ -262,8 +252,8 @@ void tz_task_pairs_open(tz_task *t, const tz_task_args *a) {
     long n = 0, tokens = 0;
     while (n < s->val.n && (eval_tokens <= 0 || tokens < eval_tokens)) tokens += tz_pair_tgt_len(&s->val, n++) + 1;
     s->val.n = n, s->val_tokens = tokens;
-    s->src_vtext = vocab_text(&s->data.src_vocab);
-    s->tgt_vtext = vocab_text(&s->data.tgt_vocab);
+    s->src_vtext = tz_vocab_text(&s->data.src_vocab);
+    s->tgt_vtext = tz_vocab_text(&s->data.tgt_vocab);
 }
 
 void tz_task_pairs_keep_split(tz_task *t, const char *dir) {

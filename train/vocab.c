@@ -382,3 +382,13 @@ void tz_vocab_free(tz_vocab *v) {
     free(v->merges);
     memset(v, 0, sizeof *v);
 }
+
+char *tz_vocab_text(const tz_vocab *v) {
+    char *buf;
+    size_t size;
+    FILE *m = open_memstream(&buf, &size);
+    if (!m) tz_fail("vocabulary: out of memory for its text");
+    tz_vocab_save(v, m);
+    if (fclose(m)) tz_fail("vocabulary: out of memory for its text");
+    return buf;
+}

@@ -48,6 +48,8 @@ int tz_vocab_find_bytes(const tz_vocab *v, const char *s, size_t n);
 
 // A plain-text form, saved beside each checkpoint: loads back to the same ids.
 void tz_vocab_save(const tz_vocab *v, FILE *f);
+// The same text in memory (malloc'd, NUL-terminated), as checkpoints hold it.
+char *tz_vocab_text(const tz_vocab *v);
 // 1, or 0 on a malformed file (bad header, sizes, token texts or merges, a duplicate token, a
 // truncated file, trailing data): then v holds nothing and tz_vocab_error() says why, e.g.
 // "line 7: token 5 'ab' is also token 2". A vocabulary that loads encodes every text to ids in
