@@ -18,7 +18,7 @@ if [ "${TZ_NATIVE:-false}" = true ]; then
 fi
 vg=(valgrind -q --error-exitcode=97 --leak-check=full --show-leak-kinds=definite
     --errors-for-leak-kinds=definite --trace-children=yes
-    --trace-children-skip='*/tr,*/gnuplot,*/mount,*/umount,*/cmp,*/cp,*/rm,*/wc,*/touch,*/mkdir,*/dd,*/head,*/tail,*/cat,*/sed,*/grep,*/sleep,*/mkfifo,*/truncate,*/chmod,*/od,*/mktemp,*/timeout,*/python3*')
+    --trace-children-skip='*/tr,*/gnuplot,*/mount,*/umount,*/cmp,*/cp,*/rm,*/wc,*/touch,*/mkdir,*/dd,*/head,*/tail,*/cat,*/sed,*/grep,*/sleep,*/mkfifo,*/truncate,*/chmod,*/od,*/mktemp,*/timeout,*/df,*/du,*/ls,*/stat,*/find,*/sort,*/uniq,*/xargs,*/basename,*/dirname,*/readlink,*/realpath,*/id,*/seq,*/printf,*/echo,*/true,*/false,*/test,*/python3*')
 # (the tools the tests call run untraced: their own leaks are not ours, and mount is setuid; the
 # shell stays traced, so the programs it starts are checked)
 
