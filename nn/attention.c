@@ -259,6 +259,32 @@ tz_tensor *nn_mha_forward(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor 
     return nn_linear_forward(g, &m->o, merge_heads(g, y));
 }
 
+nn_mha_memory nn_mha_memory_project(tz_graph *g, const nn_mha *m, tz_tensor *mem) {
+    check_x(m, "memory", mem);
+    return (nn_mha_memory){nn_linear_forward(g, &m->k, mem), nn_linear_forward(g, &m->v, mem)};
+}
+
+// x (B,Tq,C), mem k, v (B,S,C) -> (B,Tq,C)
+tz_tensor *nn_mha_forward_memory(tz_graph *g, const nn_mha *m, tz_tensor *x, const nn_mha_memory *mem,
+                                 const int *lengths, tz_tensor **weights) {
+    check_x(m, "query", x);
+    check_x(m, "memory keys", mem->k);
+    int B = x->shape[0], S = mem->k->shape[1];
+    if (mem->k->shape[0] != B || mem->v->shape[0] != B || mem->v->shape[1] != S) {
+        char a[64], b[64];
+        tz_fail("mha '%s': query %s and memory keys %s differ in batch", m->name, tz_shape_str(x, a), tz_shape_str(mem->k, b));
+    }
+    check_lengths("mha", m->name, B, S, lengths);
+    tz_tensor *q = nn_linear_forward(g, &m->q, x);
+    if (m->rope) tz_fail("mha '%s': a projected memory has no positions to rotate (rope)", m->name);
+    if (m->dropout == 0 || !g->training)
+        return nn_linear_forward(g, &m->o, nn_attention_fused(g, q, mem->k, mem->v, m->heads, lengths, 0, weights));
+    tz_tensor *mask = nn_attn_mask(g, B, x->shape[1], S, lengths, 0);
+    tz_tensor *y = nn_sdpa(g, split_heads(g, q, m->heads), split_heads(g, mem->k, m->heads), split_heads(g, mem->v, m->heads),
+                           mask, 0, m->dropout, weights);
+    return nn_linear_forward(g, &m->o, merge_heads(g, y));
+}
+
 // ---------------------------------------------------------------------------------------------
 // KV cache.
 
@@ -266,16 +292,78 @@ void nn_kv_cache_init(nn_kv_cache *c, int layers, int B, int heads, int Tmax, in
     if (layers <= 0 || B <= 0 || heads <= 0 || Tmax <= 0 || d_head <= 0)
         tz_fail("kv_cache: layers = %d, B = %d, heads = %d, Tmax = %d, d_head = %d must be > 0", layers, B,
                 heads, Tmax, d_head);
+    memset(c, 0, sizeof *c);
     c->layers = layers, c->B = B, c->heads = heads, c->Tmax = Tmax, c->d_head = d_head;
     size_t n = (size_t)layers * B * heads * Tmax * d_head;
+    c->cap = n;
     c->len = calloc(layers, sizeof *c->len);
     c->k = calloc(n, sizeof(real));
     c->v = calloc(n, sizeof(real));
     if (!c->len || !c->k || !c->v) tz_fail("kv_cache: out of memory for 2 x %zu values", n);
 }
+void nn_kv_cache_reserve(nn_kv_cache *c, int layers, int B, int heads, int Tmax, int d_head) {
+    if (layers <= 0 || B <= 0 || heads <= 0 || Tmax <= 0 || d_head <= 0)
+        tz_fail("kv_cache: layers = %d, B = %d, heads = %d, Tmax = %d, d_head = %d must be > 0", layers, B,
+                heads, Tmax, d_head);
+    int same = c->k && c->layers == layers && c->B == B && c->heads == heads && c->d_head == d_head;
+    if (same && Tmax <= c->Tmax) return;
+    size_t n = (size_t)layers * B * heads * Tmax * d_head;
+    if (!same) { // a new shape: the contents go
+        if (n > c->cap || !c->k) {
+            free(c->k), free(c->v);
+            c->k = malloc(sizeof(real) * n), c->v = malloc(sizeof(real) * n);
+            c->cap = c->k && c->v ? n : 0;
+        }
+        int *len = realloc(c->len, sizeof *len * layers);
+        if (len) c->len = len;
+        if (!c->cap || !len) tz_fail("kv_cache: out of memory for 2 x %zu values", n);
+        c->layers = layers, c->B = B, c->heads = heads, c->Tmax = Tmax, c->d_head = d_head;
+        nn_kv_cache_reset(c);
+        return;
+    }
+    // The same rows, more positions: each (layer, row, head)'s filled positions move to the wider rows.
+    real *k = malloc(sizeof(real) * n), *v = malloc(sizeof(real) * n);
+    if (!k || !v) {
+        free(k), free(v);
+        tz_fail("kv_cache: out of memory for 2 x %zu values", n);
+    }
+    size_t rows = (size_t)layers * B * heads;
+    for (size_t i = 0; i < rows; i++) {
+        int l = (int)(i / ((size_t)B * heads)), filled = c->len[l];
+        memcpy(k + i * Tmax * d_head, c->k + i * c->Tmax * d_head, sizeof(real) * filled * d_head);
+        memcpy(v + i * Tmax * d_head, c->v + i * c->Tmax * d_head, sizeof(real) * filled * d_head);
+    }
+    free(c->k), free(c->v);
+    c->k = k, c->v = v, c->cap = n, c->Tmax = Tmax;
+}
+
+void nn_kv_cache_gather(nn_kv_cache *c, const int *from) {
+    size_t row = (size_t)c->heads * c->Tmax * c->d_head, slab = row * c->B; // one row, one layer
+    for (int b = 0; b < c->B; b++)
+        if (from[b] < 0 || from[b] >= c->B) tz_fail("kv_cache: gather row %d from row %d (of %d)", b, from[b], c->B);
+    if (c->tmp_cap < slab) {
+        free(c->tmp);
+        if (!(c->tmp = malloc(sizeof(real) * slab))) tz_fail("kv_cache: out of memory for %zu values", slab);
+        c->tmp_cap = slab;
+    }
+    for (int l = 0; l < c->layers; l++) {
+        size_t n = (size_t)c->len[l] * c->d_head; // the filled part of one (row, head)
+        real *bufs[2] = {c->k + l * slab, c->v + l * slab};
+        for (int i = 0; i < 2; i++) {
+            memcpy(c->tmp, bufs[i], sizeof(real) * slab);
+            for (int b = 0; b < c->B; b++)
+                for (int h = 0; h < c->heads; h++) {
+                    size_t off = (size_t)h * c->Tmax * c->d_head;
+                    memcpy(bufs[i] + b * row + off, c->tmp + from[b] * row + off, sizeof(real) * n);
+                }
+        }
+    }
+}
+
 void nn_kv_cache_reset(nn_kv_cache *c) { memset(c->len, 0, sizeof *c->len * c->layers); }
 int nn_kv_cache_len(const nn_kv_cache *c) { return c->len[0]; }
 void nn_kv_cache_free(nn_kv_cache *c) {
+    free(c->tmp);
     free(c->len);
     free(c->k);
     free(c->v);

@@ -105,6 +105,15 @@ void nn_mha_load_pytorch(const nn_mha *m, const real *in_proj_weight, const real
 tz_tensor *nn_mha_forward(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor *kv,
                           const int *kv_lengths, int causal, tz_tensor **weights);
 
+// Cross-attention over a memory that stays fixed while a decoder runs step by step (the encoder's
+// output): its keys and values projected once, k = mem Wk^T + bk and v = mem Wv^T + bv (B,S,C).
+typedef struct nn_mha_memory { tz_tensor *k, *v; } nn_mha_memory;
+nn_mha_memory nn_mha_memory_project(tz_graph *g, const nn_mha *m, tz_tensor *mem);
+// x (B,Tq,C) queries over a projected memory, lengths (B) or NULL (key padding) -> (B,Tq,C);
+// *weights (B,H,Tq,S). The same function as nn_mha_forward(g, m, x, mem, lengths, 0, weights).
+tz_tensor *nn_mha_forward_memory(tz_graph *g, const nn_mha *m, tz_tensor *x, const nn_mha_memory *mem,
+                                 const int *lengths, tz_tensor **weights);
+
 // KV cache (Pope et al. 2022; GPT-2's `past`): for each layer of a decoder-only stack, the keys and
 // values of every position seen so far, in buffers (B,H,Tmax,D) allocated once. A step appends
 // its t positions and attends over all of them; nothing is allocated but the graph's arena.
@@ -112,8 +121,17 @@ typedef struct nn_kv_cache {
     int layers, B, heads, Tmax, d_head;
     int *len;    // positions filled, per layer
     real *k, *v; // (layers, B, H, Tmax, D) each
+    size_t cap;  // values allocated in k and in v (nn_kv_cache_reserve reuses them)
+    real *tmp;   // nn_kv_cache_gather's scratch, tmp_cap values
+    size_t tmp_cap;
 } nn_kv_cache;
 void nn_kv_cache_init(nn_kv_cache *c, int layers, int B, int heads, int Tmax, int d_head);
+// Makes c fit B rows of Tmax positions (c zeroed or made before). Another shape empties it and
+// reuses its buffers if they are large enough; the same shape with more positions keeps what it
+// holds (a decoder outgrowing its first guess of the target length). Allocates only to grow.
+void nn_kv_cache_reserve(nn_kv_cache *c, int layers, int B, int heads, int Tmax, int d_head);
+// Beam search: row b of every layer continues row from[b] (B): the cached positions are gathered.
+void nn_kv_cache_gather(nn_kv_cache *c, const int *from);
 void nn_kv_cache_reset(nn_kv_cache *c); // empty again (a new sequence)
 int nn_kv_cache_len(const nn_kv_cache *c); // positions filled (layer 0): the next step's offset
 void nn_kv_cache_free(nn_kv_cache *c);

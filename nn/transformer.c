@@ -89,14 +89,17 @@ void nn_decoder_block_init(nn_decoder_block *b, tz_params *P, const char *name, 
     init_ln(&b->ln3, P, name, "ln3", c);
 }
 
-// The part of a decoder block after self-attention: cross-attention and the FFN.
+// The part of a decoder block after self-attention: cross-attention (over mem, or its projected
+// keys and values pmem) and the FFN.
 static tz_tensor *decoder_rest(tz_graph *g, const nn_decoder_block *b, tz_tensor *x, tz_tensor *mem,
-                               const int *mem_lengths, nn_block_attn *attn) {
+                               const nn_mha_memory *pmem, const int *mem_lengths, nn_block_attn *attn) {
     const nn_block_config *c = &b->c;
     if (b->cross) {
-        tz_tensor *w = NULL;
+        tz_tensor *w = NULL, **wp = attn ? &w : NULL;
         tz_tensor *h = sub_in(g, c, &b->ln2, x);
-        x = sub_out(g, c, &b->ln2, x, nn_mha_forward(g, &b->cross_attn, h, mem, mem_lengths, 0, attn ? &w : NULL));
+        tz_tensor *y = pmem ? nn_mha_forward_memory(g, &b->cross_attn, h, pmem, mem_lengths, wp)
+                            : nn_mha_forward(g, &b->cross_attn, h, mem, mem_lengths, 0, wp);
+        x = sub_out(g, c, &b->ln2, x, y);
         if (attn) attn->cross = w;
     } else if (attn) attn->cross = NULL;
     tz_tensor *h = sub_in(g, c, &b->ln3, x);
@@ -122,7 +125,7 @@ tz_tensor *nn_decoder_block_forward(tz_graph *g, const nn_decoder_block *b, tz_t
     tz_tensor *h = sub_in(g, c, &b->ln1, x);
     x = sub_out(g, c, &b->ln1, x, nn_mha_forward(g, &b->self_attn, h, NULL, NULL, 1, attn ? &w : NULL));
     if (attn) attn->self = w;
-    return decoder_rest(g, b, x, mem, mem_lengths, attn);
+    return decoder_rest(g, b, x, mem, NULL, mem_lengths, attn);
 }
 
 // x (B,t,C) -> (B,t,C)
@@ -134,5 +137,17 @@ tz_tensor *nn_decoder_block_step(tz_graph *g, const nn_decoder_block *b, tz_tens
     tz_tensor *h = sub_in(g, c, &b->ln1, x);
     x = sub_out(g, c, &b->ln1, x, nn_mha_forward_cached(g, &b->self_attn, h, cache, layer, attn ? &w : NULL));
     if (attn) attn->self = w;
-    return decoder_rest(g, b, x, mem, mem_lengths, attn);
+    return decoder_rest(g, b, x, mem, NULL, mem_lengths, attn);
+}
+
+// x (B,t,C), mem k, v (B,S,C) -> (B,t,C)
+tz_tensor *nn_decoder_block_step_memory(tz_graph *g, const nn_decoder_block *b, tz_tensor *x, nn_kv_cache *cache,
+                                        int layer, const nn_mha_memory *mem, const int *mem_lengths, nn_block_attn *attn) {
+    if (!b->cross || !mem) tz_fail("decoder_block '%s': a projected memory needs a block with cross-attention", b->name);
+    const nn_block_config *c = &b->c;
+    tz_tensor *w = NULL;
+    tz_tensor *h = sub_in(g, c, &b->ln1, x);
+    x = sub_out(g, c, &b->ln1, x, nn_mha_forward_cached(g, &b->self_attn, h, cache, layer, attn ? &w : NULL));
+    if (attn) attn->self = w;
+    return decoder_rest(g, b, x, NULL, mem, mem_lengths, attn);
 }

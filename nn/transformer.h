@@ -63,5 +63,9 @@ tz_tensor *nn_decoder_block_forward(tz_graph *g, const nn_decoder_block *b, tz_t
 // is recomputed from mem.
 tz_tensor *nn_decoder_block_step(tz_graph *g, const nn_decoder_block *b, tz_tensor *x, nn_kv_cache *c,
                                  int layer, tz_tensor *mem, const int *mem_lengths, nn_block_attn *attn);
+// The same with the cross-attention's keys and values of the memory projected once
+// (nn_mha_memory_project(g, &b->cross_attn, mem)), not at every step.
+tz_tensor *nn_decoder_block_step_memory(tz_graph *g, const nn_decoder_block *b, tz_tensor *x, nn_kv_cache *c,
+                                        int layer, const nn_mha_memory *mem, const int *mem_lengths, nn_block_attn *attn);
 
 #endif

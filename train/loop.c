@@ -152,6 +152,7 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     long log_every = cfg_int(c, "train", "log_every"), sample_every = cfg_int(c, "train", "sample_every");
     long patience = cfg_int(c, "train", "patience");
     double clip = cfg_float(c, "train", "clip"), clip_value = cfg_float(c, "train", "clip_value");
+    real smoothing = (real)cfg_float(c, "train", "label_smoothing"); // training only: validation reports plain CE
     uint64_t seed = (uint64_t)cfg_int(c, "train", "seed");
     int skip_nonfinite = !strcmp(cfg_str(c, "train", "on_nonfinite"), "skip");
     const tz_model_def *def = t->def;
@@ -225,7 +226,7 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         tz_params_zero_grad(P);
         tz_graph_reset(g); // after the zeroing: --profile counts from here
         tz_tensor *logits = def->forward(g, t->model, &b);
-        tz_tensor *loss = tz_cross_entropy(g, logits, b.targets, TZ_IGNORE);
+        tz_tensor *loss = tz_cross_entropy_smooth(g, logits, b.targets, TZ_IGNORE, smoothing);
         double t1 = now();
         tz_backward(g, loss);
         double t2 = now();

@@ -25,6 +25,7 @@ const cfg_key tz_train_keys[] = {
     {"train", "log_every", CFG_INT, "10", "write a log line every N steps", 1, BIG},
     {"train", "sample_every", CFG_INT, "0", "print a sample every N steps (0: only at the end)", 0, BIG},
     {"train", "out_dir", CFG_STR, "", "run directory (default: runs/<model type>)", 0, 0},
+    {"train", "label_smoothing", CFG_FLOAT, "0", "training loss against (1 - e) onehot + e / V targets (Szegedy 2016); val/test loss stays plain cross-entropy", 0, 0.999999},
     {"train", "on_nonfinite", CFG_STR, "stop", "a non-finite loss or gradient: stop (keep the last good checkpoint) or skip the step", 0, 0},
     {"optim", "name", CFG_STR, "adam", "sgd, adagrad, rmsprop, adam or adamw", 0, 0},
     {"optim", "lr", CFG_FLOAT, "1e-3", "peak learning rate", 0, 1e300},

@@ -142,6 +142,7 @@ static const int targets[6] = {4, 0, 2, 2, 1, 3};
 static const int targets_padded[6] = {4, -100, 2, -100, 1, 3};
 static tz_tensor *ce_fw(tz_graph *g, void *st) { return tz_cross_entropy(g, IN(0), targets, -100); }
 static tz_tensor *ce_ignore_fw(tz_graph *g, void *st) { return tz_cross_entropy(g, IN(0), targets_padded, -100); }
+static tz_tensor *ce_smooth_fw(tz_graph *g, void *st) { return tz_cross_entropy_smooth(g, IN(0), targets_padded, -100, 0.1); }
 
 static void *table_setup(tz_params *P, tz_rng *r) {
     ins *s = NULL;
@@ -232,6 +233,7 @@ const tz_check tz_op_checks[] = {
     CHECK("op/log_softmax", x_setup, log_softmax_fw),
     CHECK("op/cross_entropy", logits_setup, ce_fw),
     CHECK("op/cross_entropy_ignore", logits_setup, ce_ignore_fw),
+    CHECK("op/cross_entropy_smooth", logits_setup, ce_smooth_fw),
     CHECK("op/embedding", table_setup, embedding_fw),
     CHECK("op/layernorm", layernorm_setup, layernorm_fw),
     CHECK("op/layernorm_plain", layernorm_setup, layernorm_plain_fw),

@@ -1,0 +1,361 @@
+// The Transformer encoder-decoder (models/transformer_mt.c): shapes, padding invariance, step by
+// step decoding (KV cache, projected memory) against forward under teacher forcing, beam rows
+// following their parents (the caches gathered), bad configurations, learning to reverse digit
+// strings; and the label-smoothed cross-entropy it trains with.
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "corpus.h"
+#include "gemm.h"
+#include "helpers.h"
+#include "model.h"
+#include "nn.h"
+#include "setup.h"
+
+typedef struct {
+    const tz_model_def *def;
+    void *m;
+    tz_params P;
+    cfg c;
+} mt_model;
+
+static void make(mt_model *mm, int Vs, int Vt, uint64_t seed, const char *const *over) {
+    mm->def = tz_model_find("transformer_mt");
+    cr_assert(mm->def && mm->def->pairs);
+    const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, mm->def->keys};
+    cfg_init(&mm->c, schemas, 3);
+    cfg_override(&mm->c, "model.type=transformer_mt", 0);
+    cfg_override(&mm->c, "data.path=unused", 0);
+    for (int i = 0; over && over[i]; i++) cfg_override(&mm->c, over[i], i + 1);
+    tz_params_init(&mm->P);
+    tz_rng r;
+    tz_rng_seed(&r, seed);
+    mm->m = mm->def->mt_create(&mm->c, Vs, Vt, &mm->P, &r);
+}
+
+static void unmake(mt_model *mm) {
+    mm->def->free(mm->m);
+    tz_params_free(&mm->P);
+}
+
+// Post-LN (the paper) and pre-LN, untied with GELU; dropout 0 except where a test wants it.
+static const char *const post[] = {"model.layers=2", "model.heads=2", "model.d_model=8", "model.d_ff=12", "model.dropout=0",
+                                   "model.skip_padding=false", NULL};
+static const char *const pre[] = {"model.layers=2", "model.heads=2", "model.d_model=8", "model.d_ff=12", "model.dropout=0",
+                                  "model.skip_padding=false", "model.pre_ln=true", "model.tie=false", "model.ffn=gelu", NULL};
+static const char *const skip[] = {"model.layers=2", "model.heads=2", "model.d_model=8", "model.d_ff=12", "model.dropout=0",
+                                   NULL};
+
+enum { VS = 11, VT = 9 };
+
+// B pairs with the given source and target lengths (targets count <eos>), padded to S and T.
+static void make_pairs(tz_rng *r, int B, int S, int T, const int *slen, const int *tlen, int *src, int *len, int *x,
+                       int *y) {
+    for (int b = 0; b < B; b++) {
+        len[b] = slen[b];
+        for (int t = 0; t < S; t++) src[b * S + t] = t < slen[b] ? 4 + (int)tz_rng_below(r, VS - 4) : TZ_PAD;
+        for (int t = 0; t < T; t++) {
+            y[b * T + t] = t < tlen[b] - 1 ? 4 + (int)tz_rng_below(r, VT - 4) : t == tlen[b] - 1 ? TZ_EOS : TZ_IGNORE;
+            x[b * T + t] = t == 0 ? TZ_BOS : t < tlen[b] ? y[b * T + t - 1] : TZ_PAD;
+        }
+    }
+}
+
+static void check_shapes(const char *const *over, int skipping) {
+    mt_model mm;
+    make(&mm, VS, VT, 1, over);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    g.training = 1;
+    tz_rng r;
+    tz_rng_seed(&r, 2);
+    enum { B = 3, S = 6, T = 5 };
+    int src[B * S], len[B], x[B * T], y[B * T];
+    make_pairs(&r, B, S, T, (const int[]){6, 1, 3}, (const int[]){2, 5, 1}, src, len, x, y);
+    tz_batch b = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len};
+    tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
+    int n = skipping ? 2 + 5 + 1 : B * T;
+    cr_assert_eq(logits->ndim, 2);
+    cr_assert_eq(logits->shape[0], n);
+    cr_assert_eq(logits->shape[1], VT);
+    cr_assert_eq(b.n_targets, n);
+    if (!skipping) cr_assert_eq(b.targets, y);
+    tz_tensor *loss = tz_cross_entropy_smooth(&g, logits, b.targets, TZ_IGNORE, 0.1);
+    cr_assert(isfinite(loss->data[0]) && loss->data[0] > 0);
+    tz_params_zero_grad(&mm.P);
+    tz_backward(&g, loss);
+    tz_graph_free(&g);
+    unmake(&mm);
+}
+
+Test(transformer_mt, forward_shapes) {
+    check_shapes(post, 0);
+    check_shapes(pre, 0);
+    check_shapes(skip, 1);
+}
+
+// One pair alone has the loss it has inside a batch of longer pairs (the others' targets
+// ignored): padded sources are masked in the encoder and in cross-attention, and the causal
+// decoder never sees the target padding.
+static void check_padding(const char *const *over) {
+    mt_model mm;
+    make(&mm, VS, VT, 3, over);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    tz_rng r;
+    tz_rng_seed(&r, 4);
+    enum { B = 3, S = 7, T = 6, S1 = 3, T1 = 2 };
+    int src[B * S], len[B], x[B * T], y[B * T];
+    make_pairs(&r, B, S, T, (const int[]){7, S1, 5}, (const int[]){6, T1, 4}, src, len, x, y);
+    int src1[S1], x1[T1], y1[T1], len1 = S1;
+    memcpy(src1, src + S, sizeof src1);
+    memcpy(x1, x + T, sizeof x1);
+    memcpy(y1, y + T, sizeof y1);
+    tz_batch b1 = {.B = 1, .T = T1, .x = x1, .y = y1, .S = S1, .src = src1, .src_len = &len1};
+    tz_tensor *o1 = mm.def->forward(&g, mm.m, &b1);
+    tz_tensor *l1 = tz_cross_entropy(&g, o1, b1.targets, TZ_IGNORE);
+    int yb[B * T];
+    for (int i = 0; i < B * T; i++) yb[i] = i / T == 1 ? y[i] : TZ_IGNORE;
+    tz_batch b = {.B = B, .T = T, .x = x, .y = yb, .S = S, .src = src, .src_len = len};
+    tz_tensor *o = mm.def->forward(&g, mm.m, &b);
+    tz_tensor *l = tz_cross_entropy(&g, o, b.targets, TZ_IGNORE);
+    cr_assert_float_eq(l->data[0], l1->data[0], 1e-5, "alone %.7f, batched %.7f", (double)l1->data[0], (double)l->data[0]);
+    tz_graph_free(&g);
+    unmake(&mm);
+}
+
+Test(transformer_mt, padding_invariance) {
+    check_padding(post);
+    check_padding(pre);
+    check_padding(skip);
+}
+
+// Decoding fed the reference prefix (teacher forcing) reproduces forward's logits; the attention
+// weights are a distribution over the real source words.
+static void check_teacher_forcing(const char *const *over) {
+    mt_model mm;
+    make(&mm, VS, VT, 5, over);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    tz_rng r;
+    tz_rng_seed(&r, 6);
+    enum { B = 3, S = 5, T = 4 };
+    int src[B * S], len[B], x[B * T], y[B * T];
+    make_pairs(&r, B, S, T, (const int[]){2, 5, 4}, (const int[]){4, 2, 3}, src, len, x, y);
+    tz_no_grad_begin(&g);
+    tz_batch b = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len};
+    tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
+    mm.def->mt_encode(&g, mm.m, src, len, B, S, 1);
+    for (int t = 0; t < T; t++) {
+        int prev[B];
+        for (int i = 0; i < B; i++) prev[i] = x[i * T + t];
+        tz_tensor *attn = NULL;
+        tz_tensor *step = mm.def->mt_step(&g, mm.m, prev, NULL, &attn);
+        cr_assert_eq(step->shape[0], B);
+        cr_assert_eq(step->shape[1], VT);
+        for (int i = 0; i < B; i++)
+            for (int v = 0; v < VT; v++)
+                cr_assert_float_eq(step->data[i * VT + v], logits->data[(i * T + t) * VT + v], 1e-4, "row %d step %d", i, t);
+        cr_assert(attn && attn->shape[0] == B && attn->shape[1] == S);
+        for (int i = 0; i < B; i++) {
+            double sum = 0;
+            for (int j = 0; j < S; j++) {
+                if (j >= len[i]) cr_assert_eq(attn->data[i * S + j], 0, "padding gets no attention");
+                sum += attn->data[i * S + j];
+            }
+            cr_assert_float_eq(sum, 1, 1e-5);
+        }
+    }
+    tz_no_grad_end(&g);
+    tz_graph_free(&g);
+    unmake(&mm);
+}
+
+Test(transformer_mt, decoding_matches_forward) {
+    check_teacher_forcing(post);
+    check_teacher_forcing(pre);
+}
+
+// B sources x K rows: after two steps with different tokens per row, a reordering (parent) and a
+// third step, each row's logits equal a single-row decode of its own history; and a decode longer
+// than the cache's first guess (2 |src| + 11 positions) grows it and still matches forward.
+Test(transformer_mt, beam_rows_follow_parents) {
+    mt_model mm;
+    make(&mm, VS, VT, 7, post);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    tz_rng r;
+    tz_rng_seed(&r, 8);
+    enum { B = 2, S = 4, K = 3, R = B * K };
+    int src[B * S], len[B], x[B * 2], y[B * 2];
+    make_pairs(&r, B, S, 2, (const int[]){4, 2}, (const int[]){2, 2}, src, len, x, y);
+    const int w1[R] = {4, 5, 6, 7, 8, 4}, parent[R] = {2, 2, 0, 4, 3, 5}, w2[R] = {5, 6, 7, 8, 4, 5};
+    int bos[R];
+    for (int i = 0; i < R; i++) bos[i] = TZ_BOS;
+    tz_no_grad_begin(&g);
+    mm.def->mt_encode(&g, mm.m, src, len, B, S, K);
+    mm.def->mt_step(&g, mm.m, bos, NULL, NULL);
+    mm.def->mt_step(&g, mm.m, w1, NULL, NULL);
+    tz_tensor *beam = mm.def->mt_step(&g, mm.m, w2, parent, NULL);
+    cr_assert_eq(beam->shape[0], R);
+    real got[R * VT];
+    memcpy(got, beam->data, sizeof got);
+    for (int i = 0; i < R; i++) {
+        int b = i / K, p1 = TZ_BOS, p2 = w1[parent[i]], p3 = w2[i];
+        mm.def->mt_encode(&g, mm.m, src + b * S, len + b, 1, S, 1);
+        mm.def->mt_step(&g, mm.m, &p1, NULL, NULL);
+        mm.def->mt_step(&g, mm.m, &p2, NULL, NULL);
+        tz_tensor *ref = mm.def->mt_step(&g, mm.m, &p3, NULL, NULL);
+        for (int v = 0; v < VT; v++) cr_assert_float_eq(got[i * VT + v], ref->data[v], 1e-5, "beam row %d, word %d", i, v);
+    }
+    // A parent outside its source's rows is refused.
+    mm.def->mt_encode(&g, mm.m, src, len, B, S, K);
+    const int bad[R] = {0, 1, 3, 3, 4, 5};
+    cr_assert(EXPECT_FAIL(mm.def->mt_step(&g, mm.m, bos, bad, NULL)));
+    cr_assert(strstr(tz_last_error(), "parent[2] = 3"), "%s", tz_last_error());
+    // 2 * 1 + 11 = 13 cached positions at first; 20 steps grow the cache, the logits still match.
+    enum { T = 20 };
+    int s1 = 5, l1 = 1, xs[T], ys[T];
+    for (int t = 0; t < T; t++) ys[t] = 4 + t % 5, xs[t] = t ? ys[t - 1] : TZ_BOS;
+    tz_batch b1 = {.B = 1, .T = T, .x = xs, .y = ys, .S = 1, .src = &s1, .src_len = &l1};
+    tz_tensor *full = mm.def->forward(&g, mm.m, &b1);
+    mm.def->mt_encode(&g, mm.m, &s1, &l1, 1, 1, 2);
+    for (int t = 0; t < T; t++) {
+        int prev[2] = {xs[t], xs[t]}, par[2] = {1, 0}; // swapped every step: the same history
+        tz_tensor *l = mm.def->mt_step(&g, mm.m, prev, t ? par : NULL, NULL);
+        for (int v = 0; v < VT; v++)
+            for (int k = 0; k < 2; k++) cr_assert_float_eq(l->data[k * VT + v], full->data[t * VT + v], 1e-4, "step %d", t);
+    }
+    tz_no_grad_end(&g);
+    tz_graph_free(&g);
+    unmake(&mm);
+}
+
+Test(transformer_mt, bad_config) {
+    mt_model mm;
+    const char *const heads[] = {"model.d_model=10", "model.heads=4", NULL};
+    cr_assert(EXPECT_FAIL(make(&mm, VS, VT, 1, heads)));
+    cr_assert(strstr(tz_last_error(), "d_model = 10 is not divisible by heads = 4"), "%s", tz_last_error());
+    tz_params_free(&mm.P);
+    const char *const ffn[] = {"model.ffn=tanh", NULL};
+    cr_assert(EXPECT_FAIL(make(&mm, VS, VT, 1, ffn)));
+    cr_assert(strstr(tz_last_error(), "ffn = 'tanh' (want relu, gelu or swiglu)"), "%s", tz_last_error());
+    tz_params_free(&mm.P);
+    cr_assert(EXPECT_FAIL(make(&mm, 3, VT, 1, NULL)));
+    cr_assert(strstr(tz_last_error(), "vocabularies of 3 (source)"), "%s", tz_last_error());
+    tz_params_free(&mm.P);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reverse strings of digits (ids 4..13), lengths 3..7, as RNNsearch does in test_seq2seq.c.
+
+enum { RV = 14, RB = 32, RMIN = 3, RMAX = 7, RS = RMAX, RT = RMAX + 1 };
+
+static void reverse_batch(tz_rng *r, int *src, int *len, int *x, int *y) {
+    for (int b = 0; b < RB; b++) {
+        int n = RMIN + (int)tz_rng_below(r, RMAX - RMIN + 1);
+        len[b] = n;
+        for (int t = 0; t < RS; t++) src[b * RS + t] = t < n ? 4 + (int)tz_rng_below(r, 10) : TZ_PAD;
+        for (int t = 0; t < RT; t++) {
+            y[b * RT + t] = t < n ? src[b * RS + n - 1 - t] : t == n ? TZ_EOS : TZ_IGNORE;
+            x[b * RT + t] = t == 0 ? TZ_BOS : t <= n ? y[b * RT + t - 1] : TZ_PAD;
+        }
+    }
+}
+
+// Greedy decoding of a batch: the fraction of rows whose output (up to <eos>) is the reverse.
+static double exact_match(tz_graph *g, const mt_model *mm, const int *src, const int *len) {
+    tz_graph_reset(g);
+    tz_no_grad_begin(g);
+    int prev[RB], done[RB] = {0}, ok[RB];
+    for (int b = 0; b < RB; b++) prev[b] = TZ_BOS, ok[b] = 1;
+    mm->def->mt_encode(g, mm->m, src, len, RB, RS, 1);
+    for (int t = 0; t < RT + 2; t++) {
+        tz_tensor *l = mm->def->mt_step(g, mm->m, prev, NULL, NULL);
+        for (int b = 0; b < RB; b++) {
+            int best = 0;
+            for (int v = 1; v < RV; v++)
+                if (l->data[b * RV + v] > l->data[b * RV + best]) best = v;
+            prev[b] = best;
+            if (done[b]) continue;
+            int want = t < len[b] ? src[b * RS + len[b] - 1 - t] : TZ_EOS;
+            if (best != want) ok[b] = 0;
+            if (best == TZ_EOS || best != want) done[b] = 1;
+        }
+    }
+    tz_no_grad_end(g);
+    int n = 0;
+    for (int b = 0; b < RB; b++) n += ok[b] && done[b];
+    return (double)n / RB;
+}
+
+Test(transformer_mt, learns_to_reverse) {
+    mt_model mm;
+    const char *const over[] = {"model.layers=2", "model.heads=2", "model.d_model=32", "model.d_ff=64", "model.dropout=0", NULL};
+    tz_set_threads(1); // tiny products: one thread, no waiting on a busy machine
+    make(&mm, RV, RV, 11, over);
+    nn_optim_config oc = nn_optim_defaults(NN_OPTIM_ADAM);
+    oc.beta2 = 0.98, oc.eps = 1e-9;
+    nn_optim o;
+    nn_optim_init(&o, &mm.P, &oc);
+    nn_schedule sched = {.kind = NN_SCHED_NOAM, .lr = 0.25, .warmup = 20, .d_model = 32}; // peak 0.0099
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    tz_rng r;
+    tz_rng_seed(&r, 12);
+    int src[RB * RS], len[RB], x[RB * RT], y[RB * RT];
+    double loss = 0;
+    for (int step = 0; step < 500; step++) {
+        reverse_batch(&r, src, len, x, y);
+        tz_graph_reset(&g);
+        g.training = 1;
+        tz_batch b = {.B = RB, .T = RT, .x = x, .y = y, .S = RS, .src = src, .src_len = len};
+        tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
+        tz_tensor *l = tz_cross_entropy_smooth(&g, logits, b.targets, TZ_IGNORE, 0.1);
+        loss = l->data[0];
+        tz_params_zero_grad(&mm.P);
+        tz_backward(&g, l);
+        nn_clip_grad_norm(&mm.P, 1);
+        nn_optim_step(&o, &mm.P, nn_schedule_lr(&sched, step));
+    }
+    g.training = 0;
+    double acc = 0;
+    for (int k = 0; k < 4; k++) { // 128 held-out strings (fresh draws)
+        reverse_batch(&r, src, len, x, y);
+        acc += exact_match(&g, &mm, src, len) / 4;
+    }
+    cr_assert(acc >= 0.9, "exact match %.3f after 500 steps (last loss %.4f)", acc, loss);
+    nn_optim_free(&o);
+    tz_graph_free(&g);
+    unmake(&mm);
+    tz_set_threads(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The label-smoothed cross-entropy against its definition, -sum_j q_j log p_j with
+// q = (1 - eps) onehot(y) + eps / V, ignored rows left out; eps = 0 is the plain loss.
+Test(transformer_mt, label_smoothing_loss) {
+    tz_graph g;
+    tz_graph_init(&g, 1 << 16);
+    enum { N = 3, V = 4 };
+    tz_tensor *x = tz_empty(&g, 2, (const int[]){N, V});
+    const real vals[N * V] = {1, 2, 0.5f, -1, 0, 0, 3, 1, -2, 4, 0, 0.25f};
+    memcpy(x->data, vals, sizeof vals);
+    const int t[N] = {1, TZ_IGNORE, 3};
+    double eps = 0.1, want = 0;
+    for (int r = 0; r < N; r++) {
+        if (t[r] == TZ_IGNORE) continue;
+        double lse = 0;
+        for (int j = 0; j < V; j++) lse += exp(vals[r * V + j]);
+        lse = log(lse);
+        for (int j = 0; j < V; j++) want -= ((j == t[r]) * (1 - eps) + eps / V) * (vals[r * V + j] - lse);
+    }
+    want /= 2;
+    cr_assert_float_eq(tz_cross_entropy_smooth(&g, x, t, TZ_IGNORE, (real)eps)->data[0], want, 1e-5);
+    cr_assert_eq(tz_cross_entropy_smooth(&g, x, t, TZ_IGNORE, 0)->data[0], tz_cross_entropy(&g, x, t, TZ_IGNORE)->data[0]);
+    cr_assert(EXPECT_FAIL(tz_cross_entropy_smooth(&g, x, t, TZ_IGNORE, 1)));
+    cr_assert(strstr(tz_last_error(), "label smoothing 1 must be in [0, 1)"), "%s", tz_last_error());
+    tz_graph_free(&g);
+}
