@@ -124,6 +124,18 @@ MT_MODEL(rnnsearch_dot_setup, "rnnsearch", "model.embed=3", "model.hidden=2", "m
 MT_MODEL(rnnenc_setup, "rnnenc", MT_SMALL)
 MT_MODEL(rnnenc_cho_maxout_setup, "rnnenc", MT_SMALL, "model.form=cho", "model.readout=maxout", "model.maxout_units=2",
          "model.skip_padding=true")
+#define TMT_SMALL "model.layers=2", "model.heads=2", "model.d_model=4", "model.d_ff=6"
+MT_MODEL(transformer_mt_setup, "transformer_mt", TMT_SMALL, "model.dropout=0.1", "model.skip_padding=false")
+MT_MODEL(transformer_mt_preln_setup, "transformer_mt", TMT_SMALL, "model.pre_ln=true", "model.tie=false", "model.ffn=gelu",
+         "model.attn_dropout=0.1")
+
+// The label-smoothed loss the Transformer trains with (eps 0.1), over the same padded batch.
+static tz_tensor *mt_smooth_fw(tz_graph *g, void *st) {
+    mt_in *s = st;
+    tz_batch b = {.B = MT_B, .T = MT_T, .x = s->x, .y = s->y, .S = MT_S, .src = s->src, .src_len = s->src_len};
+    tz_tensor *logits = s->def->forward(g, s->m, &b);
+    return tz_cross_entropy_smooth(g, logits, b.targets, TZ_IGNORE, 0.1);
+}
 
 #define CHECK(name, setup) {name, setup, model_fw, model_teardown, 0, 0}
 #define MT_CHECK(name, setup) {name, setup, mt_fw, mt_teardown, 0, 0}
@@ -142,5 +154,7 @@ const tz_check tz_model_checks[] = {
     MT_CHECK("model/rnnsearch_luong_dot", rnnsearch_dot_setup),
     MT_CHECK("model/rnnenc", rnnenc_setup),
     MT_CHECK("model/rnnenc_cho_maxout_skip", rnnenc_cho_maxout_setup),
+    MT_CHECK("model/transformer_mt", transformer_mt_setup),
+    {"model/transformer_mt_preln_untied_smooth_skip", transformer_mt_preln_setup, mt_smooth_fw, mt_teardown, 0, 0},
 };
 const int tz_n_model_checks = sizeof tz_model_checks / sizeof *tz_model_checks;
