@@ -50,7 +50,7 @@ Test(cfg, strict_errors_name_line_and_key) {
     snprintf(text, sizeof text, "%s[optim]\nlr = 1\nlr = 2 ; again\n", base);
     cr_assert(strstr(cfg_error(text, NULL), "7: [optim] lr is set twice (first at "));
     cr_assert_str_eq(cfg_error("[model]\ntype = mlp\n", NULL), " [data] path is required (training text (or the one file to split), relative to the cfg file)");
-    cr_assert_str_eq(cfg_error("[model]\ntype = mpl\n", NULL), " [model] type = 'mpl' is not a model of the zoo (mlp, rnn, lstm, gru, transformer, hybrid, rnnenc, rnnsearch)");
+    cr_assert_str_eq(cfg_error("[model]\ntype = mpl\n", NULL), " [model] type = 'mpl' is not a model of the zoo (mlp, rnn, lstm, gru, transformer, hybrid, rnnenc, rnnsearch, transformer_mt)");
     cr_assert_str_eq(cfg_error(base, "optim.lrr=3"), "command line override 1: unknown key 'lrr' in [optim] (did you mean 'lr'?)");
     cr_assert_str_eq(cfg_error(base, "hidden=3"), "command line override 1: 'hidden=3' is not section.key=value");
     // A model's keys exist only for that model.
