@@ -1,4 +1,4 @@
-// gru.c: a GRU language model with the gated recurrent unit of Cho et al. 2014, "Learning Phrase
+// gru_lm.c: a GRU language model with the gated recurrent unit of Cho et al. 2014, "Learning Phrase
 // Representations using RNN Encoder-Decoder for Statistical Machine Translation"
 // (h~ = tanh(W x + U (r * h))), or PyTorch/cuDNN's variant (r applied after U) by one key.
 #include <string.h>

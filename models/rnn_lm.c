@@ -1,4 +1,4 @@
-// rnn.c: Mikolov, Karafiat, Burget, Cernocky & Khudanpur 2010, "Recurrent neural network based
+// rnn_lm.c: Mikolov, Karafiat, Burget, Cernocky & Khudanpur 2010, "Recurrent neural network based
 // language model" (Interspeech): s(t) = f(U w(t) + W s(t-1)), y(t) = softmax(V s(t)), trained
 // with truncated BPTT. f is tanh here (the paper's sigmoid is the less common choice today).
 #include "recurrent_lm.h"

@@ -1,4 +1,4 @@
-// lstm.c: the LSTM language model of Graves 2013, "Generating Sequences With Recurrent Neural
+// lstm_lm.c: the LSTM language model of Graves 2013, "Generating Sequences With Recurrent Neural
 // Networks": stacked LSTMs with peephole connections (Gers & Schmidhuber 2000), forget-gate
 // bias 1 (Gers 2000; Jozefowicz 2015), trained with truncated BPTT.
 #include "recurrent_lm.h"
