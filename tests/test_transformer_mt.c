@@ -24,8 +24,7 @@ typedef struct {
 static void make(mt_model *mm, int Vs, int Vt, uint64_t seed, const char *const *over) {
     mm->def = tz_model_find("transformer_mt");
     cr_assert(mm->def && mm->def->pairs);
-    const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, mm->def->keys};
-    cfg_init(&mm->c, schemas, 3);
+    tz_cfg_init(&mm->c, mm->def);
     cfg_override(&mm->c, "model.type=transformer_mt", 0);
     cfg_override(&mm->c, "data.path=unused", 0);
     for (int i = 0; over && over[i]; i++) cfg_override(&mm->c, over[i], i + 1);
