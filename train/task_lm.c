@@ -139,9 +139,8 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
     if (!s) tz_fail("train: out of memory");
     s->c = c;
     if (resume) {
-        FILE *vf = fmemopen(resume->vocab_text, strlen(resume->vocab_text), "r");
-        if (!vf || !tz_vocab_load(&s->saved_vocab, vf)) tz_fail("%s: the saved vocabulary is malformed (%s)", a->resume_path, tz_vocab_error());
-        fclose(vf);
+        if (!tz_vocab_load_text(&s->saved_vocab, resume->vocab_text))
+            tz_fail("%s: the saved vocabulary is malformed (%s)", a->resume_path, tz_vocab_error());
         s->has_saved_vocab = 1;
     }
     tz_corpus_load(&s->corpus, c, resume ? &s->saved_vocab : NULL);
