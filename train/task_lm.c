@@ -40,9 +40,12 @@ static void lm_next(tz_task *t, tz_batch *b) {
     if (tz_batcher_next(&s->tb, b) && t->def->stream) t->def->reset(t->model, s->B);
 }
 
-// Cross-entropy summed over one pass of the validation split (every position of it), without
-// gradients. The training state is kept: the carried recurrent state is copied aside and put
-// back, so training continues mid-stream exactly as if no validation had run.
+// Cross-entropy summed over the validation split's first eval_n tokens (all of them unless
+// [train] eval_tokens cuts the split) and the number of targets, without gradients or dropout:
+// each position is predicted once, with the model's full left context (tz_batcher_init_eval). A
+// streaming model runs fewer streams when the text is too short for B full-length ones. The
+// training state is kept: the carried recurrent state is copied aside and put back and the
+// training batch size restored, so training continues mid-stream as if no validation had run.
 static void lm_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
     lm_task *s = t->self;
     const tz_model_def *def = t->def;
