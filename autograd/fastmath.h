@@ -1,7 +1,9 @@
 // fastmath.h: exp, tanh and sigmoid for the elementwise hot loops (recurrent gates, GELU).
 // In the float32 build they are branch-free polynomial versions that the compiler vectorises
 // (libm's scalar expf/tanhf were a third of an LSTM step); in the float64 build they are libm's,
-// so the gradient check compares against the exact functions.
+// so the gradient check compares against the exact functions. Also libm's log and sqrt in the
+// build's precision (tz_real_log, tz_real_sqrt): every `real` math function of the engine and its
+// layers is here, so no file picks logf or log by itself.
 #ifndef TZ_FASTMATH_H
 #define TZ_FASTMATH_H
 
@@ -10,6 +12,14 @@
 #include <string.h>
 
 #include "tz.h"
+
+#ifdef TZ_DOUBLE
+static inline real tz_real_log(real x) { return log(x); }
+static inline real tz_real_sqrt(real x) { return sqrt(x); }
+#else
+static inline real tz_real_log(real x) { return logf(x); }
+static inline real tz_real_sqrt(real x) { return sqrtf(x); }
+#endif
 
 #ifdef TZ_DOUBLE
 static inline real tz_fexp(real x) { return exp(x); }

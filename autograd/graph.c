@@ -175,18 +175,18 @@ void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
 #endif
         }
     }
-    double t0 = g->prof ? tz_profile_now() : 0;
+    double t0 = g->prof ? tz_now() : 0;
     if (n_eager) tz_parallel_for(n_eager, elems / n_eager + 1, zero_grads, eager);
     for (int i = 0; i < out->n; i++) out->grad[i] += seed[i];
-    if (g->prof) tz_profile_backward(g, "(zero step grads)", tz_profile_now() - t0);
+    if (g->prof) tz_profile_backward(g, "(zero step grads)", tz_now() - t0);
     for (int i = last; i >= 0; i--) {
         tz_node *n = &g->nodes[i];
         if (!n->op->backward) continue;
         if (!g->prof) n->op->backward(g, n);
         else {
-            t0 = tz_profile_now();
+            t0 = tz_now();
             n->op->backward(g, n);
-            tz_profile_backward(g, n->op->name, tz_profile_now() - t0);
+            tz_profile_backward(g, n->op->name, tz_now() - t0);
         }
     }
 }

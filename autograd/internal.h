@@ -38,7 +38,6 @@ int tz_bcast_init(tz_bcast *bc, const tz_tensor *a, const tz_tensor *b, int *out
 void tz_profile_mark(tz_graph *g);
 void tz_profile_forward(tz_graph *g, const char *name);
 void tz_profile_backward(tz_graph *g, const char *name, double seconds);
-double tz_profile_now(void);
 
 // Views share data and gradient with their input; backward skips them.
 extern const tz_op tz_op_view;

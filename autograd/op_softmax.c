@@ -8,11 +8,6 @@
 #include <math.h>
 
 #define EXP tz_fexp // vectorised in the float build, libm's in the float64 one
-#ifdef TZ_DOUBLE
-#define LOG log
-#else
-#define LOG logf
-#endif
 
 // One row's max and sum(exp(x - max)); e (may be NULL) receives exp(x - max).
 static real row_exp_sum(const real *restrict x, real *restrict e, int V, real *max) {
@@ -30,7 +25,7 @@ static real row_exp_sum(const real *restrict x, real *restrict e, int V, real *m
 // log(sum(exp(x))) of one row, as max + log(sum(exp(x - max))).
 static real row_logsumexp(const real *x, int V) {
     real mx, s = row_exp_sum(x, NULL, V, &mx);
-    return mx + LOG(s);
+    return mx + tz_real_log(s);
 }
 
 // Rows [lo, hi) of a row-wise pass: x (rows, V) in, y out; gy and gx for backward.
@@ -95,7 +90,7 @@ tz_tensor *tz_log_softmax(tz_graph *g, tz_tensor *x) {
     int V = tz_cols(x);
     for (int r = 0; r < tz_rows(x); r++) {
         const real *xr = x->data + (long)r * V;
-        real *yr = y->data + (long)r * V, mx, log_sum = LOG(row_exp_sum(xr, NULL, V, &mx));
+        real *yr = y->data + (long)r * V, mx, log_sum = tz_real_log(row_exp_sum(xr, NULL, V, &mx));
         for (int j = 0; j < V; j++) yr[j] = (xr[j] - mx) - log_sum;
     }
     tz_op_record(g, &op_log_softmax, y, in, 1);

@@ -7,12 +7,6 @@
 
 #include <math.h>
 
-#ifdef TZ_DOUBLE
-#define LOG log
-#else
-#define LOG logf
-#endif
-
 // What a chunk of an elementwise pass reads and writes.
 typedef struct { const real *x, *y, *gy; real *out; int over; } unary_args;
 
@@ -44,7 +38,7 @@ UNARY_FORWARD(tanh_fw, tz_ftanh(v))
 UNARY_FORWARD(sigmoid_fw, tz_fsigmoid(v))
 UNARY_FORWARD(relu_fw, v > 0 ? v : 0)
 UNARY_FORWARD(exp_fw, tz_fexp(v < TZ_EXP_MAX ? v : TZ_EXP_MAX)) // clamped: the result stays finite
-UNARY_FORWARD(log_fw, LOG(v > TZ_LOG_MIN ? v : TZ_LOG_MIN))      // clamped: log(0) is finite
+UNARY_FORWARD(log_fw, tz_real_log(v > TZ_LOG_MIN ? v : TZ_LOG_MIN))      // clamped: log(0) is finite
 
 UNARY_BACKWARD(tanh_bw, 1 - y[i] * y[i])
 UNARY_BACKWARD(sigmoid_bw, y[i] * (1 - y[i]))

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define PROF_ROWS 64
 
@@ -25,12 +24,6 @@ struct tz_profile {
     double last; // when the previous op was recorded (or the step began)
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static prof_row *row_of(tz_profile *p, const char *name) {
     for (int i = 0; i < p->n_rows; i++)
         if (p->row[i].name == name || !strcmp(p->row[i].name, name)) return &p->row[i];
@@ -43,7 +36,7 @@ static prof_row *row_of(tz_profile *p, const char *name) {
 void tz_profile_start(tz_graph *g) {
     if (!g->prof && !(g->prof = calloc(1, sizeof *g->prof))) tz_fail("profile: out of memory");
     memset(g->prof, 0, sizeof *g->prof);
-    g->prof->last = now_s();
+    g->prof->last = tz_now();
 }
 
 void tz_profile_stop(tz_graph *g) {
@@ -51,18 +44,16 @@ void tz_profile_stop(tz_graph *g) {
     g->prof = NULL;
 }
 
-void tz_profile_mark(tz_graph *g) { g->prof->last = now_s(); }
+void tz_profile_mark(tz_graph *g) { g->prof->last = tz_now(); }
 
 void tz_profile_forward(tz_graph *g, const char *name) {
     tz_profile *p = g->prof;
-    double t = now_s();
+    double t = tz_now();
     prof_row *r = row_of(p, name);
     r->fwd += t - p->last;
     r->nodes++;
     p->last = t;
 }
-
-double tz_profile_now(void) { return now_s(); }
 
 void tz_profile_backward(tz_graph *g, const char *name, double seconds) { row_of(g->prof, name)->bwd += seconds; }
 

@@ -11,12 +11,12 @@
 //   done:   each worker decrements `pending` (release) after its task; the caller spins until
 //           it reads 0 (acquire), so everything the tasks wrote is visible when tz_pool_run returns.
 #include "threadpool.h"
+#include "tz.h"
 
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
-#include <time.h>
 
 #define POOL_MAX 64
 // How long an idle worker spins before sleeping: long enough to bridge the gap between the
@@ -51,21 +51,15 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-static long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
 static void *worker_main(void *p) {
     worker *w = p;
     unsigned seen = 0; // `go` starts at 0 and is only bumped after the thread exists
     for (;;) {
         // Spin first: checking the clock only every 256 pauses keeps the loop cheap.
-        long start = now_ns();
+        double start = tz_now();
         for (unsigned spins = 1; atomic_load(&w->go) == seen; spins++) {
             cpu_relax();
-            if ((spins & 255) == 0 && now_ns() - start > SPIN_NS) {
+            if ((spins & 255) == 0 && tz_now() - start > SPIN_NS * 1e-9) {
                 pthread_mutex_lock(&w->mu);
                 atomic_store(&w->sleeping, 1);
                 while (atomic_load(&w->go) == seen) pthread_cond_wait(&w->cv, &w->mu);

@@ -30,6 +30,10 @@ __attribute__((noreturn, format(printf, 1, 2)))
 #endif
 void tz_fail(const char *fmt, ...);
 
+// Seconds on the monotonic clock from an arbitrary start: for measuring time, never a date (the
+// one clock of the engine's profile and thread pool, the trainer and the benchmarks).
+double tz_now(void);
+
 // ---------------------------------------------------------------------------------------------
 // Random numbers: xoshiro256** seeded through splitmix64 (Blackman & Vigna 2018). Documented
 // and ours, so a seed gives the same numbers on every machine.

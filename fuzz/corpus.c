@@ -1,22 +1,16 @@
 // fuzz/corpus.c: char and word vocabularies built from arbitrary text, as the corpus reader does:
 // learned on the first 90 %, the rest encoded with <unk> added for what the training part lacks.
 // Every id is in range, the training text has no <unk>, char ids decode to the same bytes, and a
-// saved and loaded vocabulary gives the same ids. The first byte picks the word min_count.
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
+// saved and loaded vocabulary is the same and gives the same ids. The first byte picks the word
+// min_count.
 #include "fuzz.h"
-#include "vocab.h"
 
-static tz_vocab v, w;
-static int *ids, *ids2;
-static FILE *f;
-static char *buf;
+static tz_vocab v;
+static int *ids;
 
 static void run(tz_tok_kind kind, const char *text, size_t len, int min_count) {
-    size_t cut = len * 9 / 10, size;
-    long n, n2, unk;
+    size_t cut = len * 9 / 10;
+    long n, unk;
     tz_vocab_build(&v, kind, text, cut, min_count, 0);
     ids = tz_vocab_encode(&v, text, cut, &n, &unk);
     if (unk && (kind == TOK_CHAR || min_count <= 1)) abort(); // the training text is all known
@@ -30,31 +24,14 @@ static void run(tz_tok_kind kind, const char *text, size_t len, int min_count) {
     for (long i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= v.size) abort();
     if (kind == TOK_CHAR && n != (long)len) abort();
-    if (kind == TOK_CHAR && v.unk < 0) { // every byte was known: decoding gives the same bytes
-        f = open_memstream(&buf, &size);
-        tz_vocab_decode(&v, ids, n, f);
-        fclose(f), f = NULL;
-        if (size != len || memcmp(buf, text, len)) abort();
-        free(buf), buf = NULL;
-    }
-    f = open_memstream(&buf, &size);
-    tz_vocab_save(&v, f);
-    fclose(f);
-    f = fmemopen(buf, size, "r");
-    if (!tz_vocab_load(&w, f)) abort();
-    fclose(f), f = NULL;
-    ids2 = tz_vocab_encode(&w, text, len, &n2, &unk);
-    if (n2 != n || memcmp(ids, ids2, sizeof(int) * n)) abort();
-    free(buf), buf = NULL;
+    if (kind == TOK_CHAR && v.unk < 0) fuzz_check_decode(&v, ids, n, text, len); // every byte was known
+    fuzz_check_reload(&v, text, len);
 }
 
 static void clean(void) {
-    if (f) fclose(f), f = NULL;
-    free(buf), buf = NULL;
+    fuzz_roundtrip_free();
     free(ids), ids = NULL;
-    free(ids2), ids2 = NULL;
     tz_vocab_free(&v);
-    tz_vocab_free(&w);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

@@ -1,18 +1,13 @@
 // fuzz/vocab.c: the vocabulary loader (tz_vocab_load) on arbitrary bytes. A vocabulary that
 // loads must encode any text (the input itself, and a fixed one with a NUL) to ids in range,
 // decode them, and save to a text that loads back to the same vocabulary.
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "fuzz.h"
-#include "vocab.h"
 
 // Owned here, freed after FUZZ_TRY (a tz_fail jumps out of the middle).
-static tz_vocab v, w;
+static tz_vocab v;
 static int *ids;
 static FILE *in, *out;
-static char *saved, *decoded;
+static char *decoded;
 
 static void encode_checked(const tz_vocab *voc, const char *text, size_t len) {
     long n, unk;
@@ -34,24 +29,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             static const char text[] = "ROMEO:\nO, to\0be or not\tto be\r\n\xc3\xa9\xff";
             encode_checked(&v, text, sizeof text - 1);
             encode_checked(&v, (const char *)data, size);
-            size_t n;
-            out = open_memstream(&saved, &n);
-            tz_vocab_save(&v, out);
-            fclose(out), out = NULL;
-            fclose(in);
-            in = fmemopen(saved, n, "r");
-            if (!tz_vocab_load(&w, in) || w.size != v.size || w.n_merges != v.n_merges || w.unk != v.unk || w.eos != v.eos)
-                abort(); // what was saved does not load back
-            for (int i = 0; i < v.size; i++)
-                if (w.len[i] != v.len[i] || memcmp(w.tok[i], v.tok[i], v.len[i])) abort();
+            fuzz_check_reload(&v, text, sizeof text - 1);
         }
     }
     if (in) fclose(in), in = NULL;
     if (out) fclose(out), out = NULL;
+    fuzz_roundtrip_free();
     free(ids), ids = NULL;
-    free(saved), saved = NULL;
     free(decoded), decoded = NULL;
     tz_vocab_free(&v);
-    tz_vocab_free(&w);
     return 0;
 }

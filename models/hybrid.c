@@ -15,10 +15,10 @@ static const cfg_key keys[] = {
 };
 
 typedef struct {
-    void *rlm;    // embeddings -> recurrent layer (its output layer is unused: see forward)
-    nn_mha attn;
+    void *rlm;    // embeddings -> recurrent layer, without an output layer (recurrent_lm_create_body)
+    nn_mha attn;  // causal self-attention over the recurrent states
     nn_layernorm ln;
-    nn_linear out;
+    nn_linear out; // the model's one output layer
     int H;
     real dropout;
     // decode: the recurrent states of the last `block` positions (block, H), oldest first, so a

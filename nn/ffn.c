@@ -1,29 +1,17 @@
 // ffn.c: ReLU/GELU and SwiGLU feed-forward blocks, and the SiLU op SwiGLU gates with.
 #include "ffn.h"
 
-#include <math.h>
+#include "fastmath.h"
+
 #include <stdio.h>
 #include <string.h>
-
-#ifdef TZ_DOUBLE
-#define EXP exp
-#else
-#define EXP expf
-#endif
-
-// s = sigmoid(x) is recomputed in backward rather than stored: one exp per element is cheaper
-// than an arena buffer the size of the hidden layer. exp only ever sees -|x|: no overflow.
-static real sigmoid(real x) {
-    real e = EXP(-fabs(x));
-    return x >= 0 ? 1 / (1 + e) : e / (1 + e);
-}
 
 static void silu_backward(tz_graph *g, tz_node *n) {
     (void)g;
     tz_tensor *x = n->in[0], *y = n->out;
     if (!x->grad) return;
     for (int i = 0; i < x->n; i++) {
-        real s = sigmoid(x->data[i]);
+        real s = tz_fsigmoid(x->data[i]); // recomputed, not stored: one exp per element is cheaper than a buffer
         x->grad[i] += y->grad[i] * s * (1 + x->data[i] * (1 - s));
     }
 }
@@ -33,7 +21,7 @@ static const tz_op op_silu = {"silu", silu_backward, 0};
 tz_tensor *tz_silu(tz_graph *g, tz_tensor *x) {
     tz_tensor *in[1] = {x};
     tz_tensor *y = tz_op_output(g, x->ndim, x->shape, in, 1);
-    for (int i = 0; i < x->n; i++) y->data[i] = x->data[i] * sigmoid(x->data[i]);
+    for (int i = 0; i < x->n; i++) y->data[i] = x->data[i] * tz_fsigmoid(x->data[i]);
     tz_op_record(g, &op_silu, y, in, 1);
     return y;
 }

@@ -3,18 +3,13 @@
 // Elementwise arithmetic is in `real`, as PyTorch does it in the parameters' dtype.
 #include "optim.h"
 
+#include "fastmath.h"
 #include "lanes.h"
 #include "parallel.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef TZ_DOUBLE
-#define SQRT sqrt
-#else
-#define SQRT sqrtf
-#endif
 
 static const char *const names[] = {"sgd", "adagrad", "rmsprop", "adam", "adamw"};
 #define N_KINDS ((int)(sizeof names / sizeof names[0]))
@@ -122,14 +117,14 @@ static void update(const nn_optim *o, const step_consts *k, real wd, size_t n, r
         for (size_t j = 0; j < n; j++) {
             real g = gr[j] + wd * w[j];
             s0[j] += g * g;
-            w[j] -= k->lr * g / (SQRT(s0[j]) + k->eps);
+            w[j] -= k->lr * g / (tz_real_sqrt(s0[j]) + k->eps);
         }
         break;
     case NN_OPTIM_RMSPROP: // Tieleman & Hinton 2012: v = α v + (1-α) g^2; θ -= lr g / (sqrt(v) + eps)
         for (size_t j = 0; j < n; j++) {
             real g = gr[j] + wd * w[j];
             s0[j] = k->alpha * s0[j] + k->c_alpha * g * g;
-            real u = g / (SQRT(s0[j]) + k->eps);
+            real u = g / (tz_real_sqrt(s0[j]) + k->eps);
             if (s1) u = s1[j] = k->mom * s1[j] + u; // PyTorch: buf = momentum buf + g / avg
             w[j] -= k->lr * u;
         }
@@ -146,7 +141,7 @@ static void update(const nn_optim *o, const step_consts *k, real wd, size_t n, r
             real g = gr[j] + wd * w[j];
             real m = b1 * s0[j] + c_b1 * g, v = b2 * s1[j] + c_b2 * g * g;
             s0[j] = m, s1[j] = v;
-            w[j] = w[j] * decay_mul - step_size * m / (SQRT(v) * inv_bc2_sqrt + eps);
+            w[j] = w[j] * decay_mul - step_size * m / (tz_real_sqrt(v) * inv_bc2_sqrt + eps);
         }
         break;
     }

@@ -559,29 +559,13 @@ static void mock_free(void *m) { free(m); }
 static const tz_model_def mock_def = {.name = "gru", .paper = "mock", .keys = NULL, .pairs = 1,
                                       .mt_create = mock_create, .forward = mock_forward, .free = mock_free};
 
-// The trainer's main() with the mock model: argv as on the command line. Returns the status.
+// The trainer as the command runs it (tz_run_main), with the mock model (NULL: the cfg's),
+// quiet and on one thread: argv as on the command line. Returns the status.
 static int train_with(const tz_model_def *def, int argc, char **argv) {
-    static tz_run r;
-    memset(&r, 0, sizeof r);
-    cr_assert_lt(tz_run_args(&r, argc, argv), 0);
-    tz_run_open(&r);
-    r.out = fopen("/dev/null", "w");
-    if (def) r.def = def;
-    tz_set_threads(1);
-    tz_rng rng;
-    tz_rng_seed(&rng, (uint64_t)cfg_int(&r.c, "train", "seed"));
-    tz_params P;
-    tz_params_init(&P);
-    tz_task t;
-    tz_task_args a = {&r.c, r.def, r.resume ? &r.meta : NULL, r.last, r.json, &P, &rng};
-    tz_task_pairs_open(&t, &a);
-    tz_run_start(&r);
-    tz_task_pairs_keep_split(&t, r.dir);
-    int status = tz_train(&r, &t, &P);
-    fclose(r.out);
-    t.free(&t);
-    tz_params_free(&P);
-    tz_run_free(&r);
+    FILE *quiet = fopen("/dev/null", "w");
+    tz_run_opts o = {def, quiet, 1};
+    int status = tz_run_main(argc, argv, &o);
+    fclose(quiet);
     return status;
 }
 static int train_mock(int argc, char **argv) { return train_with(&mock_def, argc, argv); }

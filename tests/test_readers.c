@@ -289,6 +289,22 @@ Test(json, strings_roundtrip) {
     cr_assert_str_eq(j.string, s);
     json_free(&j);
     free(text);
+    // Every byte but NUL, and each control byte alone: valid JSON that reads back as itself.
+    char all[256];
+    for (int i = 1; i < 256; i++) all[i - 1] = (char)i;
+    all[255] = 0;
+    for (int k = 0; k <= 0x20; k++) {
+        char one[2] = {(char)(k == 0x20 ? 0x7f : k), 0};
+        const char *in = k ? one : all;
+        f = open_memstream(&text, &n);
+        int wrote = json_write_quoted(f, in, QUOTE_JSON);
+        fclose(f);
+        cr_assert_eq((size_t)wrote, n, "the count returned is what was written");
+        cr_assert(json_parse(text, n, &j, &err), "byte %d: %s", k, err);
+        cr_assert_str_eq(j.string, in, "byte %d", k);
+        json_free(&j);
+        free(text);
+    }
     cr_assert(json_parse("\"\\u00e9\\u20ac\"", 14, &j, &err));
     cr_assert_str_eq(j.string, "\xc3\xa9\xe2\x82\xac");
     json_free(&j);

@@ -11,12 +11,12 @@
 // steal a core from the next measurement, so the bench sleeps between libraries.
 // TZ_BENCH_VERBOSE=1 prints every batch to stderr.
 #include "gemm.h"
+#include "tz.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #ifdef TZ_BENCH_OPENBLAS
@@ -26,12 +26,6 @@
 typedef struct {
     int m, n, k, ta, tb;
 } gcase;
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -62,18 +56,18 @@ static void run_openblas(const operands *o) {
 static double measure(void (*fn)(const operands *), const operands *o, int reps, double batch_s) {
     double flops = 2.0 * o->c.m * o->c.n * o->c.k;
     fn(o);
-    double t0 = now_s();
+    double t0 = tz_now();
     fn(o);
-    double one = now_s() - t0;
+    double one = tz_now() - t0;
     int iters = one > 0 ? (int)(batch_s / one) : 1000;
     if (iters < 1) iters = 1;
     if (iters > 100000) iters = 100000;
     for (int i = 0; i < iters; i++) fn(o); // warm-up batch
     double *g = malloc(sizeof(double) * reps);
     for (int r = 0; r < reps; r++) {
-        t0 = now_s();
+        t0 = tz_now();
         for (int i = 0; i < iters; i++) fn(o);
-        g[r] = flops * iters / (now_s() - t0) * 1e-9;
+        g[r] = flops * iters / (tz_now() - t0) * 1e-9;
         if (getenv("TZ_BENCH_VERBOSE")) fprintf(stderr, "  batch %d: %d calls, %.1f GFLOP/s\n", r, iters, g[r]);
     }
     // Best batch: other processes on a 2-core machine only ever slow a batch down.

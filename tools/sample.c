@@ -74,9 +74,7 @@ int main(int argc, char **argv) {
     if (strcmp(def->name, meta.model)) tz_fail("%s: a checkpoint of '%s' whose cfg builds '%s'", path, meta.model, def->name);
     if (def->pairs) tz_fail("%s: a translation model ('%s'): use ./translate", path, def->name);
     tz_vocab v;
-    FILE *vf = fmemopen(meta.vocab_text, strlen(meta.vocab_text), "r");
-    if (!vf || !tz_vocab_load(&v, vf)) tz_fail("%s: the saved vocabulary is malformed (%s)", path, tz_vocab_error());
-    fclose(vf);
+    if (!tz_vocab_load_text(&v, meta.vocab_text)) tz_fail("%s: the saved vocabulary is malformed (%s)", path, tz_vocab_error());
     tz_rng r;
     tz_rng_seed(&r, 1);
     tz_params P;

@@ -189,12 +189,8 @@ int main(int argc, char **argv) {
     if (!def->pairs) tz_fail("%s: %s is a language model (type %s): use ./sample", path, run, def->name);
     if (!meta.src_vocab_text) tz_fail("%s: the checkpoint has no source vocabulary", path);
     tz_vocab sv, tv;
-    FILE *vf = fmemopen(meta.src_vocab_text, strlen(meta.src_vocab_text), "r");
-    if (!vf || !tz_vocab_load(&sv, vf)) tz_fail("%s: the saved source vocabulary is malformed", path);
-    fclose(vf);
-    vf = fmemopen(meta.vocab_text, strlen(meta.vocab_text), "r");
-    if (!vf || !tz_vocab_load(&tv, vf)) tz_fail("%s: the saved target vocabulary is malformed", path);
-    fclose(vf);
+    if (!tz_vocab_load_text(&sv, meta.src_vocab_text)) tz_fail("%s: the saved source vocabulary is malformed (%s)", path, tz_vocab_error());
+    if (!tz_vocab_load_text(&tv, meta.vocab_text)) tz_fail("%s: the saved target vocabulary is malformed (%s)", path, tz_vocab_error());
     tz_rng r;
     tz_rng_seed(&r, 1);
     tz_params P;

@@ -431,33 +431,14 @@ static int needs_quotes(const char *s) {
     return 0;
 }
 
-// s in double quotes with the escapes the reader knows, into out (4 * strlen(s) + 3 bytes);
-// bytes >= 0x80 as they are (UTF-8 text stays readable).
-static void quote(char *out, const char *s) {
-    *out++ = '"';
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') *out++ = '\\', *out++ = (char)ch;
-        else if (ch == '\n') *out++ = '\\', *out++ = 'n';
-        else if (ch == '\t') *out++ = '\\', *out++ = 't';
-        else if (ch == '\r') *out++ = '\\', *out++ = 'r';
-        else if (ch < 0x20 || ch == 0x7f) out += sprintf(out, "\\x%02x", ch);
-        else *out++ = (char)ch;
-    }
-    *out++ = '"';
-    *out = 0;
-}
-
 void cfg_write(const cfg *c, FILE *f) {
     const char *section = "";
     for (int i = 0; i < c->n; i++) {
         const cfg_value *v = &c->v[i];
         if (strcmp(v->key->section, section)) fprintf(f, "%s[%s]\n", i ? "\n" : "", section = v->key->section);
-        char value[4 * CFG_VALUE_MAX + 3], line[sizeof value + 80];
-        if (needs_quotes(v->text)) quote(value, v->text);
-        else strcpy(value, v->text);
-        snprintf(line, sizeof line, "%s = %s", v->key->key, value);
-        fprintf(f, "%-40s # ", line);
+        int len = fprintf(f, "%s = ", v->key->key);
+        len += needs_quotes(v->text) ? json_write_quoted(f, v->text, QUOTE_CFG) : fprintf(f, "%s", v->text);
+        fprintf(f, "%*s # ", len < 40 ? 40 - len : 0, ""); // the origins in one column
         // The origin is a comment: a control byte in it (a path with a newline) must not end it.
         for (const char *w = v->where; *w; w++) fputc((unsigned char)*w < 0x20 ? '?' : *w, f);
         fputc('\n', f);

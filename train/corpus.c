@@ -120,16 +120,7 @@ void tz_corpus_load(tz_corpus *c, const cfg *cf, const tz_vocab *vocab) {
         len[SPLIT_TRAIN] = cut;
     }
     if (vocab) {
-        // Rebuild the same vocabulary from its saved form.
-        char *buf = NULL;
-        size_t size;
-        FILE *m = open_memstream(&buf, &size);
-        if (!m) tz_fail("corpus: out of memory copying the vocabulary");
-        tz_vocab_save(vocab, m);
-        if (fclose(m) || !(m = fmemopen(buf, size, "r"))) tz_fail("corpus: out of memory copying the vocabulary");
-        if (!tz_vocab_load(&c->vocab, m)) tz_fail("corpus: cannot copy the vocabulary (%s)", tz_vocab_error());
-        fclose(m);
-        free(buf);
+        if (!tz_vocab_copy(&c->vocab, vocab)) tz_fail("corpus: cannot copy the vocabulary (%s)", tz_vocab_error());
     } else {
         tz_vocab_build(&c->vocab, kind, text[SPLIT_TRAIN], len[SPLIT_TRAIN], (int)cfg_int(cf, "data", "min_count"),
                        (int)cfg_int(cf, "data", "bpe_merges"));

@@ -4,19 +4,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-void json_write_string(FILE *f, const char *s) {
+int json_write_quoted(FILE *f, const char *s, json_quote how) {
+    int n = 2;
     fputc('"', f);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
-        else if (c == '\n') fputs("\\n", f);
-        else if (c == '\t') fputs("\\t", f);
-        else if (c == '\r') fputs("\\r", f);
-        else if (c < 0x20) fprintf(f, "\\u%04x", c);
-        else fputc(c, f);
+        if (c == '"' || c == '\\') n += fprintf(f, "\\%c", c);
+        else if (c == '\n') n += fprintf(f, "\\n");
+        else if (c == '\t') n += fprintf(f, "\\t");
+        else if (c == '\r') n += fprintf(f, "\\r");
+        else if (c < 0x20 || c == 0x7f) n += fprintf(f, how == QUOTE_CFG ? "\\x%02x" : "\\u%04x", c);
+        else fputc(c, f), n++;
     }
     fputc('"', f);
+    return n;
 }
+
+void json_write_string(FILE *f, const char *s) { json_write_quoted(f, s, QUOTE_JSON); }
 
 // The parser never reads outside text[0..len) (the header is not NUL-terminated), allocates
 // only what each value needs (checked), and nests at most JSON_MAX_DEPTH levels (the recursion

@@ -16,7 +16,13 @@ typedef struct json {
     int count;
 } json;
 
-void json_write_string(FILE *f, const char *s);
+// s in double quotes with backslash escapes, for the two readers of tapezoo's quoted strings:
+// \" \\ \n \t \r, and the other control bytes (below 0x20, and 0x7f) as \u00XX for JSON or as \xHH
+// for a cfg (whose reader knows no \u, train/cfg.h); all other bytes (UTF-8) as they are. Returns
+// the number of bytes written. The one string quoter: JSON lines, checkpoints' headers, cfg files.
+typedef enum { QUOTE_JSON, QUOTE_CFG } json_quote;
+int json_write_quoted(FILE *f, const char *s, json_quote how);
+void json_write_string(FILE *f, const char *s); // json_write_quoted(f, s, QUOTE_JSON)
 // Parses text[0..len) (need not be NUL-terminated; nothing outside it is read). Strict about
 // trailing characters, escapes (\u0000 and raw NUL bytes are refused: strings are C strings) and
 // nesting (at most 64 levels). Returns 0 and sets *err (a static message with the byte offset)

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "gemm.h"
@@ -23,12 +22,6 @@ static void on_signal(int sig) {
     if (atomic_load(&stop_signal) && !atomic_load(&saving)) _exit(128 + atomic_load(&stop_signal));
     int none = 0;
     atomic_compare_exchange_strong(&stop_signal, &none, sig);
-}
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static double peak_rss_mb(void) {
@@ -219,7 +212,7 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     tz_rng_seed(&g->rng, seed + 2);
     if (r->resume && r->meta.has_drop_rng) memcpy(g->rng.s, r->meta.drop_rng, sizeof g->rng.s); // same dropout masks
     int tty = !r->json && isatty(fileno(stdout));
-    double t_start = now(), t_train = 0, t_fwd = 0, t_bwd = 0, t_opt = 0, sum_loss = 0, last_train = NAN, last_val = NAN;
+    double t_start = tz_now(), t_train = 0, t_fwd = 0, t_bwd = 0, t_opt = 0, sum_loss = 0, last_train = NAN, last_val = NAN;
     double t_all = 0; // every step, for runs too short to have steps after the warm-up
     long tokens_all = 0, timed_steps = 0, timed_tokens = 0, n_loss = 0, bad_evals = 0, start_step = s.step;
     long high_steps = 0, skipped = 0, skipped_in_a_row = 0;
@@ -235,14 +228,14 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         tz_batch b;
         t->next(t, &b);
         if (r->profile && s.step - start_step == warmup) tz_profile_start(g);
-        double t0 = now();
+        double t0 = tz_now();
         tz_params_zero_grad(P);
         tz_graph_reset(g); // after the zeroing: --profile counts from here
         tz_tensor *logits = def->forward(g, t->model, &b);
         tz_tensor *loss = tz_cross_entropy_smooth(g, logits, b.targets, TZ_IGNORE, smoothing);
-        double t1 = now();
+        double t1 = tz_now();
         tz_backward(g, loss);
-        double t2 = now();
+        double t2 = tz_now();
         double lr = nn_schedule_lr(&sched, s.step);
         if (clip_value > 0) nn_clip_grad_value(P, clip_value);
         grad_norm = nn_clip_grad_norm(P, clip > 0 ? clip : INFINITY);
@@ -264,7 +257,7 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
             }
         } else skipped_in_a_row = 0;
         if (!skip) nn_optim_step(&s.opt, P, lr); // a skipped step still counts: the batches stay where a resume puts them
-        double t3 = now();
+        double t3 = tz_now();
         s.step++;
         long n_targets = t->n_targets ? t->n_targets(t, &b) : b.n_targets;
         t_all += t3 - t0, tokens_all += n_targets;
@@ -281,7 +274,7 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         }
         int do_eval = s.step % eval_every == 0 || s.step == steps;
         if (s.step % log_every == 0 || do_eval) {
-            double tps = t_train > 0 ? timed_tokens / t_train : 0, elapsed = now() - t_start;
+            double tps = t_train > 0 ? timed_tokens / t_train : 0, elapsed = tz_now() - t_start;
             last_train = n_loss ? sum_loss / n_loss : NAN;
             if (do_eval) {
                 ev = (tz_eval){0};
@@ -368,7 +361,7 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     if (!timed_steps && s.step > start_step) { // too short for a warm-up: every step counts
         t_train = t_all, timed_tokens = tokens_all, timed_steps = s.step - start_step;
     }
-    double wall = now() - t_start, tps = t_train > 0 ? timed_tokens / t_train : 0;
+    double wall = tz_now() - t_start, tps = t_train > 0 ? timed_tokens / t_train : 0;
     double ms = timed_steps ? 1e3 * t_train / timed_steps : 0;
     if (js) {
         fprintf(js, "{\"event\":\"summary\",\"model\":\"%s\",\"params\":%zu,\"steps\":%ld,\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f,"

@@ -37,6 +37,16 @@ void tz_run_open(tz_run *r);
 void tz_run_start(tz_run *r);
 void tz_run_free(tz_run *r);
 
+// The trainer, from its command line to its exit status: train/main.c is this call. o may be NULL
+// (as the command); tests use it to swap in a model definition (def), send the print-out
+// elsewhere (out) or fix the thread count (threads, 0: the cfg's).
+typedef struct tz_run_opts {
+    const tz_model_def *def;
+    FILE *out;
+    int threads;
+} tz_run_opts;
+int tz_run_main(int argc, char **argv, const tz_run_opts *o);
+
 // Files to remove if the run fails (tz_fail) before they are complete (temporary files), and a
 // note added to the failure's one line (what was kept). NULL clears.
 void tz_run_on_fail(const char *remove_path, const char *note);

@@ -40,9 +40,12 @@ static void lm_next(tz_task *t, tz_batch *b) {
     if (tz_batcher_next(&s->tb, b) && t->def->stream) t->def->reset(t->model, s->B);
 }
 
-// Cross-entropy summed over one pass of the validation split (every position of it), without
-// gradients. The training state is kept: the carried recurrent state is copied aside and put
-// back, so training continues mid-stream exactly as if no validation had run.
+// Cross-entropy summed over the validation split's first eval_n tokens (all of them unless
+// [train] eval_tokens cuts the split) and the number of targets, without gradients or dropout:
+// each position is predicted once, with the model's full left context (tz_batcher_init_eval). A
+// streaming model runs fewer streams when the text is too short for B full-length ones. The
+// training state is kept: the carried recurrent state is copied aside and put back and the
+// training batch size restored, so training continues mid-stream as if no validation had run.
 static void lm_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
     lm_task *s = t->self;
     const tz_model_def *def = t->def;
@@ -139,9 +142,8 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
     if (!s) tz_fail("train: out of memory");
     s->c = c;
     if (resume) {
-        FILE *vf = fmemopen(resume->vocab_text, strlen(resume->vocab_text), "r");
-        if (!vf || !tz_vocab_load(&s->saved_vocab, vf)) tz_fail("%s: the saved vocabulary is malformed (%s)", a->resume_path, tz_vocab_error());
-        fclose(vf);
+        if (!tz_vocab_load_text(&s->saved_vocab, resume->vocab_text))
+            tz_fail("%s: the saved vocabulary is malformed (%s)", a->resume_path, tz_vocab_error());
         s->has_saved_vocab = 1;
     }
     tz_corpus_load(&s->corpus, c, resume ? &s->saved_vocab : NULL);

@@ -392,3 +392,23 @@ char *tz_vocab_text(const tz_vocab *v) {
     if (fclose(m)) tz_fail("vocabulary: out of memory for its text");
     return buf;
 }
+
+int tz_vocab_load_text(tz_vocab *v, const char *text) {
+    FILE *f = fmemopen((void *)text, strlen(text), "r");
+    if (!f) {
+        memset(v, 0, sizeof *v);
+        v->unk = v->eos = -1;
+        snprintf(load_error, sizeof load_error, "%s", *text ? "out of memory" : "line 1: not a tapezoo-vocab header");
+        return 0;
+    }
+    int ok = tz_vocab_load(v, f);
+    fclose(f);
+    return ok;
+}
+
+int tz_vocab_copy(tz_vocab *dst, const tz_vocab *src) {
+    char *text = tz_vocab_text(src);
+    int ok = tz_vocab_load_text(dst, text);
+    free(text);
+    return ok;
+}

@@ -56,6 +56,11 @@ char *tz_vocab_text(const tz_vocab *v);
 // [0, size) (or -1 for a token outside a vocabulary without <unk>, as tz_vocab_encode says).
 int tz_vocab_load(tz_vocab *v, FILE *f);
 const char *tz_vocab_error(void);
+// tz_vocab_load from the text tz_vocab_text made (a checkpoint's), with the same result.
+int tz_vocab_load_text(tz_vocab *v, const char *text);
+// dst becomes a vocabulary of its own with src's tokens and ids, as a checkpoint would restore
+// it (through the saved text). 1, or 0 as tz_vocab_load.
+int tz_vocab_copy(tz_vocab *dst, const tz_vocab *src);
 void tz_vocab_free(tz_vocab *v);
 
 #endif
