@@ -1,8 +1,8 @@
 # reverse_length.gp: exact match by string length of the RNN Encoder-Decoder and RNNsearch on
 # reversed digit strings, from the accuracy.dat that tools/experiments/reverse_length writes:
 # the synthetic analogue of Bahdanau et al. 2015, Figure 2 (score against sentence length).
-# Solid lines: exact match; dashed: the share of each target reproduced before the first wrong
-# digit. The shaded band is the lengths seen in training.
+# Solid lines: exact match; dashed: the share of each target's digits right until the first wrong
+# one. The shaded band is the lengths seen in training.
 #
 #   gnuplot -e "file='accuracy.dat'" tools/experiments/reverse_length.gp              -> accuracy.png
 #   gnuplot -e "file='accuracy.dat'; out='fig.png'; train_min=5; train_max=20" tools/experiments/reverse_length.gp
