@@ -27,10 +27,10 @@ set key at screen 0.65, graph 1 left top vertical Left reverse samplen 3 spacing
 stats file using 1 nooutput
 set xrange [STATS_min - 0.5:STATS_max + 0.5]
 set object 1 rectangle from train_min - 0.5, graph 0 to train_max + 0.5, graph 1 behind fillcolor rgb "#e8e8e8" fillstyle solid noborder
-set label 1 "training lengths" at (train_min + train_max) / 2.0, 50 center textcolor rgb "#707070"
 
 plot file using 1:4 with linespoints lw 2 pt 7 ps 0.7 lc rgb "#c0392b" title "RNNsearch, exact", \
      file using 1:3 with linespoints lw 2 pt 5 ps 0.7 lc rgb "#2c5d9e" title "RNNenc, exact", \
      file using 1:6 with lines lw 1.5 dt 2 lc rgb "#c0392b" title "RNNsearch, right until the first error", \
-     file using 1:5 with lines lw 1.5 dt 2 lc rgb "#2c5d9e" title "RNNenc, right until the first error"
+     file using 1:5 with lines lw 1.5 dt 2 lc rgb "#2c5d9e" title "RNNenc, right until the first error", \
+     NaN with boxes fillcolor rgb "#e8e8e8" fillstyle solid noborder title sprintf("training lengths (%d-%d)", train_min, train_max)
 print "reverse_length.gp: wrote " . out
