@@ -559,15 +559,17 @@ static void mock_free(void *m) { free(m); }
 static const tz_model_def mock_def = {.name = "gru", .paper = "mock", .keys = NULL, .pairs = 1,
                                       .mt_create = mock_create, .forward = mock_forward, .free = mock_free};
 
-// The trainer as the command runs it (tz_run_main), with the mock model (NULL: the cfg's),
-// quiet and on one thread: argv as on the command line. Returns the status.
-static int train_with(const tz_model_def *def, int argc, char **argv) {
-    FILE *quiet = fopen("/dev/null", "w");
-    tz_run_opts o = {def, quiet, 1};
+// The trainer as the command runs it (tz_run_main), with the mock model (NULL: the cfg's), its
+// print-out into out_path, on one thread: argv as on the command line. Returns the status.
+static int train_to(const tz_model_def *def, const char *out_path, int argc, char **argv) {
+    FILE *out = fopen(out_path, "w");
+    cr_assert(out, "%s", out_path);
+    tz_run_opts o = {def, out, 1};
     int status = tz_run_main(argc, argv, &o);
-    fclose(quiet);
+    fclose(out);
     return status;
 }
+static int train_with(const tz_model_def *def, int argc, char **argv) { return train_to(def, "/dev/null", argc, argv); }
 static int train_mock(int argc, char **argv) { return train_with(&mock_def, argc, argv); }
 
 // Line `step` of dir/log.csv without its timing columns (tokens/s, elapsed).
@@ -729,6 +731,49 @@ Test(pairs_task, transformer_mt_resumes_bit_exact) {
     cr_assert_str_eq(after_commas(lb, 7), after_commas(la, 7), "val_bleu, val_exact");
     rm_run(run_a);
     rm_run(run_b);
+    rmdir(dir);
+    unlink(cfg_path);
+}
+
+// The "test: ..." line of a print-out.
+static void test_line(const char *path, char *line, size_t size) {
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "%s", path);
+    line[0] = 0;
+    while (fgets(line, (int)size, f))
+        if (!strncmp(line, "test: ", 6)) break;
+    fclose(f);
+    cr_assert(!strncmp(line, "test: ", 6), "no test line in %s", path);
+}
+
+// [train] test_beam: the end of a run decodes the test set greedily and, by default, with beam 5
+// too; 0 leaves the beam out (the length experiment decodes greedily: the beam was most of its
+// time on an untrained model, whose hypotheses run to the longest length allowed).
+Test(pairs_task, test_beam_zero_decodes_the_test_set_greedily_only) {
+    char dir[64], cfg_path[64], a[96], b[96], run_a[80], run_b[80], out_a[96], out_b[96];
+    strcpy(dir, "/tmp/tapezoo-pairs-beam-XXXXXX");
+    cr_assert(mkdtemp(dir));
+    snprintf(a, sizeof a, "train.out_dir=%s/a", dir), snprintf(run_a, sizeof run_a, "%s/a", dir);
+    snprintf(b, sizeof b, "train.out_dir=%s/b", dir), snprintf(run_b, sizeof run_b, "%s/b", dir);
+    snprintf(out_a, sizeof out_a, "%s/a.out", dir), snprintf(out_b, sizeof out_b, "%s/b.out", dir);
+    strcpy(cfg_path, "/tmp/tapezoo-pairs-cfg-XXXXXX");
+    int fd = mkstemp(cfg_path);
+    dprintf(fd, "[model]\ntype = rnnsearch\nembed = 8\nhidden = 8\ndec_hidden = 8\nattn_dim = 8\n"
+                "[train]\nsteps = 2\nbatch = 8\n[data]\nkind = reverse\nmin_len = 3\nmax_len = 6\neval_size = 20\n");
+    close(fd);
+    char *r1[] = {"train", cfg_path, a};
+    cr_assert_eq(train_to(NULL, out_a, 3, r1), 0);
+    char *r2[] = {"train", cfg_path, b, "train.test_beam=0"};
+    cr_assert_eq(train_to(NULL, out_b, 4, r2), 0);
+    char la[512], lb[512];
+    test_line(out_a, la, sizeof la);
+    test_line(out_b, lb, sizeof lb);
+    cr_assert(strstr(la, " greedy, ") && strstr(la, " beam 5; exact "), "%s", la);
+    cr_assert(strstr(lb, " greedy; exact ") && !strstr(lb, "beam"), "%s", lb);
+    rm_run(run_a);
+    rm_run(run_b);
+    unlink(out_a);
+    unlink(out_b);
     rmdir(dir);
     unlink(cfg_path);
 }

@@ -26,6 +26,7 @@ const cfg_key tz_pair_keys[] = {
     {"data", "eval_size", CFG_INT, "1000", "reverse/copy: strings in each of the validation and test sets (held out)", 1, 10000000},
     {"data", "test_min_len", CFG_INT, "0", "reverse/copy: the test strings' shortest length (0: min_len)", 0, 1000},
     {"data", "test_max_len", CFG_INT, "0", "reverse/copy: the test strings' longest length (0: max_len)", 0, 1000},
+    {"train", "test_beam", CFG_INT, "5", "translation: the beam of the test BLEU printed at the end beside greedy's (0 or 1: greedy only)", 0, 100},
     {0},
 };
 
