@@ -22,6 +22,8 @@ const cfg_key tz_train_keys[] = {
     {"train", "eval_every", CFG_INT, "250", "validate every N steps (and at the end)", 1, BIG},
     {"train", "eval_tokens", CFG_INT, "0", "validate on the first N tokens of the validation split (0: all)", 0, INT_MAX},
     {"train", "patience", CFG_INT, "0", "stop after N validations without improvement (0: never)", 0, BIG},
+    {"train", "select", CFG_STR, "loss", "what 'best' means: loss (lowest val loss) or a task metric, highest wins (bleu, exact)", 0, 0},
+    {"train", "final", CFG_STR, "last", "weights of the end-of-run evaluation: last, or best (best.safetensors reloaded)", 0, 0},
     {"train", "log_every", CFG_INT, "10", "write a log line every N steps", 1, BIG},
     {"train", "sample_every", CFG_INT, "0", "print a sample every N steps (0: only at the end)", 0, BIG},
     {"train", "out_dir", CFG_STR, "", "run directory (default: runs/<model type>)", 0, 0},
