@@ -483,6 +483,8 @@ def main(argv):
     eps = c.float("optim", "eps") or 1e-8
     opt = torch.optim.Adam(params, lr=c.float("optim", "lr"), betas=(c.float("optim", "beta1"), c.float("optim", "beta2")),
                            eps=eps, **({"foreach": True} if foreach else {}))
+    if c.int("train", "patience") or c.str("train", "final") != "last":
+        raise CfgError("the translation reference trains a fixed number of steps (no patience, final = last)")
     clip = c.float("train", "clip")
     data_seed = c.int("data", "seed") or seed
     batcher = PairBatcher(data["train"], B, c.int("data", "bucket"), data_seed + 1)

@@ -40,7 +40,7 @@ import time
 DEFAULTS = {
     "train": {"steps": "2000", "batch": "64", "block": "64", "seed": "1337", "threads": "0", "clip": "0",
               "clip_value": "0", "eval_every": "250", "eval_tokens": "0", "patience": "0", "log_every": "10",
-              "sample_every": "0", "out_dir": ""},
+              "sample_every": "0", "out_dir": "", "select": "loss", "final": "last", "on_nonfinite": "stop"},
     "optim": {"name": "adam", "lr": "1e-3", "beta1": "0.9", "beta2": "0.999", "eps": "0", "weight_decay": "0",
               "no_decay_embeddings": "false", "momentum": "0", "nesterov": "false", "alpha": "0.99"},
     "schedule": {"kind": "constant", "warmup": "0", "decay_iters": "0", "min_lr": "0", "gamma": "0.5",
