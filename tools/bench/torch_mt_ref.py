@@ -199,7 +199,6 @@ class PairBatcher:
 
 def make_batch(torch, rows):
     """rows [(src ids, tgt ids)] -> src (B,S), lengths (B), x (B,T) = <bos> y, y (B,T) = y <eos>."""
-    B = len(rows)
     S = max(len(s) for s, _ in rows)
     T = max(len(t) for _, t in rows) + 1
     src = [s + [PAD] * (S - len(s)) for s, _ in rows]
