@@ -116,7 +116,8 @@ def bleu_selftest():
 # single spaces), vocabularies and batches as train/pairs.c and train/pair_batcher.c.
 
 def read_split(d, name):
-    """[(src tokens, ref tokens)] of RUN_DIR/name.src and name.ref, or None if absent."""
+    """([source lines], [reference lines]) of RUN_DIR/name.src and name.ref, or None if absent
+    (lines, not token lists: a str object per token would add ~100 MB to the peak RSS)."""
     a, b = os.path.join(d, name + ".src"), os.path.join(d, name + ".ref")
     if not os.path.exists(a) or not os.path.exists(b):
         return None
@@ -130,15 +131,15 @@ def read_split(d, name):
         ref.pop()
     if len(src) != len(ref):
         raise CfgError(f"{a} has {len(src)} lines but {b} has {len(ref)}")
-    return [(s.split(" "), r.split(" ")) for s, r in zip(src, ref)]
+    return src, ref
 
 
-def build_vocab(sents, min_count):
+def build_vocab(lines, min_count):
     """train/pairs.c build_words: specials, then words seen >= min_count times, most frequent
     first, ties in order of first appearance."""
     count = Counter()
-    for s in sents:
-        count.update(s)  # Counter keeps first-appearance order; sorted() below is stable
+    for line in lines:
+        count.update(line.split(" "))  # Counter keeps first-appearance order; sorted() below is stable
     words = sorted(count, key=lambda w: -count[w])
     vocab = list(SPECIALS)
     vocab += [w for w in words if count[w] >= min_count and w not in SPECIALS]
@@ -201,9 +202,9 @@ def make_batch(torch, rows):
     """rows [(src ids, tgt ids)] -> src (B,S), lengths (B), x (B,T) = <bos> y, y (B,T) = y <eos>."""
     S = max(len(s) for s, _ in rows)
     T = max(len(t) for _, t in rows) + 1
-    src = [s + [PAD] * (S - len(s)) for s, _ in rows]
-    x = [[BOS] + t + [PAD] * (T - 1 - len(t)) for _, t in rows]
-    y = [t + [EOS] + [IGNORE] * (T - 1 - len(t)) for _, t in rows]
+    src = [s + (PAD,) * (S - len(s)) for s, _ in rows]
+    x = [(BOS,) + t + (PAD,) * (T - 1 - len(t)) for _, t in rows]
+    y = [t + (EOS,) + (IGNORE,) * (T - 1 - len(t)) for _, t in rows]
     return (torch.tensor(src), torch.tensor([len(s) for s, _ in rows]), torch.tensor(x), torch.tensor(y))
 
 
@@ -263,8 +264,8 @@ def main(argv):
     for k in ("train", "val"):
         if split[k] is None:
             raise CfgError(f"{split_dir}: no {k}.src / {k}.ref (train ours with data.write_split=true)")
-    src_vocab = build_vocab((s for s, _ in split["train"]), min_count)
-    tgt_vocab = build_vocab((t for _, t in split["train"]), min_count)
+    src_vocab = build_vocab(split["train"][0], min_count)
+    tgt_vocab = build_vocab(split["train"][1], min_count)
     ckpt = None
     if check:
         ckpt_meta = {}
@@ -276,16 +277,16 @@ def main(argv):
                 raise CfgError(f"{check}: the {side} vocabulary ({len(saved)} words) differs from the one built from "
                                f"{split_dir}/train.* ({len(built)} words) at id {diff}")
 
-    def encode(vocab, toks):
+    def encode(vocab, lines):  # the ints are the dict's own objects: a tuple costs 8 bytes a token
         ids = {w: i for i, w in enumerate(vocab)}
-        return [[ids.get(w, UNK) for w in s] for s in toks]
+        return [tuple(ids.get(w, UNK) for w in line.split(" ")) for line in lines]
 
-    def encode_pairs(pairs):
-        if pairs is None:
-            return None
-        return list(zip(encode(src_vocab, [s for s, _ in pairs]), encode(tgt_vocab, [t for _, t in pairs])))
+    def encode_pairs(sides):
+        return None if sides is None else list(zip(encode(src_vocab, sides[0]), encode(tgt_vocab, sides[1])))
 
     data = {k: encode_pairs(v) for k, v in split.items()}
+    test_refs = [r.split(" ") for r in split["test"][1]] if split["test"] else None
+    del split  # only the ids are kept
     Vs, Vt = len(src_vocab), len(tgt_vocab)
     steps, B = c.int("train", "steps"), c.int("train", "batch")
     eval_every, log_every = c.int("train", "eval_every"), c.int("train", "log_every")
@@ -462,7 +463,7 @@ def main(argv):
                 hyps[j] = [tgt_vocab[t] for t in h]
         model.train()
         b = Bleu()
-        for h, (_, ref) in zip(hyps, texts):
+        for h, ref in zip(hyps, texts):
             b.add(h, ref)  # words, <unk> included (never matches), against the reference text
         return b.score()
 
@@ -471,7 +472,7 @@ def main(argv):
         ev = {"event": "check", "model": c.type, "checkpoint": check, "val_loss": round(evaluate(val), 6),
               "val_pairs": len(val), "val_tokens": val_tokens, "vocab": Vt, "src_vocab": Vs}
         if "--bleu" in opts and data["test"]:  # the trainer's test_bleu (greedy) of these weights
-            ev["test_bleu"] = round(test_bleu(data["test"], split["test"]), 4)
+            ev["test_bleu"] = round(test_bleu(data["test"], test_refs), 4)
         print(json.dumps(ev), flush=True)
         return 0
 
@@ -548,7 +549,7 @@ def main(argv):
            "best_val_loss": round(best_val, 6), "best_step": best_step}
     if data["test"] and status == 0:
         out["test_loss"] = round(evaluate(data["test"]), 6)
-        out["test_bleu"] = round(test_bleu(data["test"], split["test"]), 4)
+        out["test_bleu"] = round(test_bleu(data["test"], test_refs), 4)
         out["test_pairs"] = len(data["test"])
     out.update({"wall_s": round(time.perf_counter() - t_start, 2),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
