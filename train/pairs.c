@@ -22,6 +22,7 @@ const cfg_key tz_pair_keys[] = {
     {"data", "val_split", CFG_FLOAT, "0.05", "pairs: fraction of distinct sources for validation (split: training; the rest: test)", 0, 0.5},
     {"data", "seed", CFG_INT, "0", "pairs: seed of the split; reverse/copy: of the strings (0: [train] seed)", 0, INT_MAX},
     {"data", "bucket", CFG_INT, "50", "pairs: batches per pool sorted by length (1: no bucketing)", 1, 100000},
+    {"data", "write_split", CFG_BOOL, "false", "pairs: the run dir also gets train.src/.ref and val.src/.ref (as test.src/.ref)", 0, 0},
     {"data", "train_size", CFG_INT, "0", "reverse/copy: a fixed training set of N strings (0: fresh strings every batch)", 0, 100000000},
     {"data", "eval_size", CFG_INT, "1000", "reverse/copy: strings in each of the validation and test sets (held out)", 1, 10000000},
     {"data", "test_min_len", CFG_INT, "0", "reverse/copy: the test strings' shortest length (0: min_len)", 0, 1000},

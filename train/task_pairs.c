@@ -1,7 +1,7 @@
 // task_pairs.c: the translation task: a paired corpus or a synthetic pair task (pairs.h,
 // synth.h), length-bucketed batches of padded pairs, validation cross-entropy per real target
 // token (padding skipped), checkpoints with both vocabularies, the test split kept in the run
-// directory (test.src, test.ref). Each validation also decodes the validation pairs greedily and
+// directory (test.src, test.ref; with [data] write_split also train.* and val.*). Each validation also decodes the validation pairs greedily and
 // reports corpus BLEU and exact match (metrics "bleu", "exact"); the end of a run reports the
 // test loss, test BLEU greedy and with beam [train] test_beam (5), BLEU by source length (1-4,
 // 5-7, 8-10 words) and exact match. BLEU compares the decoded words (<unk> included) with the
@@ -264,4 +264,14 @@ void tz_task_pairs_open(tz_task *t, const tz_task_args *a) {
 void tz_task_pairs_keep_split(tz_task *t, const char *dir) {
     pairs_task *s = t->self;
     if (s->data.set[SPLIT_TEST].n) tz_pairs_write_test(&s->data, dir);
+    // [data] write_split: the training and validation pairs too, so that another implementation
+    // (tools/bench/torch_mt_ref.py) trains and validates on exactly this split.
+    if (s->data.kind != TZ_DATA_PAIRS || !cfg_bool(s->c, "data", "write_split")) return;
+    static const char *names[2] = {"train", "val"};
+    for (int k = 0; k < 2; k++) {
+        char a[PATH_MAX + 16], b[PATH_MAX + 16];
+        snprintf(a, sizeof a, "%s/%s.src", dir, names[k]);
+        snprintf(b, sizeof b, "%s/%s.ref", dir, names[k]);
+        tz_pairset_write(&s->data.set[k == 0 ? SPLIT_TRAIN : SPLIT_VAL], a, b);
+    }
 }

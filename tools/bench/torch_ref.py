@@ -40,16 +40,22 @@ import time
 DEFAULTS = {
     "train": {"steps": "2000", "batch": "64", "block": "64", "seed": "1337", "threads": "0", "clip": "0",
               "clip_value": "0", "eval_every": "250", "eval_tokens": "0", "patience": "0", "log_every": "10",
-              "sample_every": "0", "out_dir": ""},
+              "sample_every": "0", "out_dir": "", "select": "loss", "final": "last", "on_nonfinite": "stop"},
     "optim": {"name": "adam", "lr": "1e-3", "beta1": "0.9", "beta2": "0.999", "eps": "0", "weight_decay": "0",
               "no_decay_embeddings": "false", "momentum": "0", "nesterov": "false", "alpha": "0.99"},
     "schedule": {"kind": "constant", "warmup": "0", "decay_iters": "0", "min_lr": "0", "gamma": "0.5",
                  "every": "1000", "start": "0", "d_model": "0"},
     "data": {"path": None, "valid": "", "test": "", "split": "0.9", "tokenizer": "char", "min_count": "1",
-             "bpe_merges": "256"},
+             "bpe_merges": "256",
+             # paired data (train/pairs.c tz_pair_keys), read by torch_mt_ref.py
+             "kind": "text", "lowercase": "true", "split_punct": "true", "min_len": "1", "max_len": "10",
+             "val_split": "0.05", "seed": "0", "bucket": "50", "write_split": "false", "train_size": "0",
+             "eval_size": "1000", "test_min_len": "0", "test_max_len": "0"},
     "sample": {"prompt": "\n", "tokens": "200", "temperature": "0.8", "top_k": "0"},
 }
 
+_S2S = {"embed": "128", "hidden": "256", "dec_hidden": "256", "form": "cudnn", "readout": "linear",
+        "maxout_units": "256", "dropout": "0", "skip_padding": "false"}
 _RECURRENT = {"dropout": "0", "residual": "false", "init": "default", "init_scale": "0"}
 MODEL_DEFAULTS = {
     "mlp": {"context": "16", "embed": "32", "hidden": "512", "direct": "false", "batchnorm": "false", "dropout": "0"},
@@ -59,7 +65,11 @@ MODEL_DEFAULTS = {
     "transformer": {"layers": "4", "heads": "4", "d_model": "128", "d_ff": "512", "ffn": "gelu", "pre_ln": "true",
                     "positions": "learned", "dropout": "0", "bias": "true", "tie": "true", "init_std": "0.02"},
     "hybrid": {"embed": "64", "hidden": "256", "layers": "1", **_RECURRENT, "cell": "gru", "heads": "4"},
+    # translation (models/seq2seq.h S2S_KEYS; the reference is torch_mt_ref.py)
+    "rnnsearch": {**_S2S, "score": "additive", "attn_dim": "256"},
+    "rnnenc": dict(_S2S),
 }
+MT_MODELS = {"rnnsearch", "rnnenc"}  # paired data: tools/bench/torch_mt_ref.py
 STREAM_MODELS = {"rnn", "lstm", "gru", "hybrid"}  # contiguous streams, state carried (model.h: stream = 1)
 
 
@@ -190,7 +200,8 @@ def encode(torch, data, lut):
 # `--check CKPT` evaluates our trained weights with the PyTorch model, which must give the
 # trainer's val loss (the two implement the same function).
 
-def read_safetensors(torch, path):
+def read_safetensors(torch, path, meta=None):
+    """{name: float32 tensor}; the header's __metadata__ strings go into `meta` if given."""
     import struct
     with open(path, "rb") as f:
         blob = f.read()
@@ -198,6 +209,8 @@ def read_safetensors(torch, path):
     header = json.loads(blob[8:8 + n])
     base, out = 8 + n, {}
     for name, t in header.items():
+        if name == "__metadata__" and meta is not None:
+            meta.update(t)
         if name == "__metadata__" or t.get("dtype") != "F32":
             continue
         a, b = t["data_offsets"]
@@ -318,6 +331,8 @@ def main(argv):
         if "=" not in a:
             raise CfgError(f"'{a}' is not section.key=value")
     c = Cfg(cfg_path, overrides)
+    if c.type in MT_MODELS:
+        raise CfgError(f"[model] type = {c.type} translates: its reference is tools/bench/torch_mt_ref.py")
     t_start = time.perf_counter()
 
     import torch
