@@ -13,14 +13,14 @@
 static cfg c, d; // large: not on the stack
 
 // Writes c as cfg text, reads it back into d and checks every value came back.
-static void roundtrip(const cfg_key *const *schemas) {
+static void roundtrip(const tz_model_def *def) {
     char *text;
     size_t len;
     FILE *f = open_memstream(&text, &len);
     if (!f) return;
     cfg_write(&c, f);
     fclose(f);
-    cfg_init(&d, schemas, 3);
+    tz_cfg_init(&d, def);
     FUZZ_TRY { cfg_read_string(&d, text, len, "written"); }
     else {
         fprintf(stderr, "cfg_write wrote what cfg_read_string rejects: %s\n%s", tz_last_error(), text);
@@ -52,15 +52,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     // Against one model's schema whatever the text's type says, then write, read, compare.
     int n_models;
     const tz_model_def *const *models = tz_models(&n_models);
-    const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, models[(len ? data[0] : 0) % n_models]->keys};
+    const tz_model_def *def = models[(len ? data[0] : 0) % n_models];
     volatile int ok = 0;
     FUZZ_TRY {
-        cfg_init(&c, schemas, 3);
+        tz_cfg_init(&c, def);
         cfg_read_string(&c, text, len, "fuzz.cfg");
         for (int i = 0; i < n_over; i++) cfg_override(&c, over[i], i + 1);
         ok = 1;
     }
-    if (ok) roundtrip(schemas);
+    if (ok) roundtrip(def);
     tz_set_error_handler(NULL);
     free(copy);
     return 0;

@@ -9,7 +9,6 @@
 #include "recurrent_lm.h"
 
 static const cfg_key keys[] = {
-    RECURRENT_LM_KEYS("64", "256", "1"),
     {"model", "cell", CFG_STR, "gru", "the recurrent cell: gru or lstm", 0, 0},
     {"model", "heads", CFG_INT, "4", "attention heads", 1, 4096},
     {0},
@@ -102,6 +101,7 @@ static void destroy(void *vm) {
 const tz_model_def tz_model_hybrid = {
     .name = "hybrid",
     .paper = "recurrent states + causal self-attention (cf. Cheng et al. 2016, LSTM-Networks)",
+    .family_keys = recurrent_lm_keys,
     .keys = keys,
     .stream = 1,
     .create = create,

@@ -31,6 +31,9 @@ typedef struct tz_model_def {
     const char *name;  // the cfg's [model] type
     const char *paper; // what it reproduces, for the config print-out
     const cfg_key *keys; // its [model] keys (array ending in {0})
+    // The [model] keys its family shares (NULL: none), read before keys: a key in both takes
+    // the model's own entry (e.g. another default).
+    const cfg_key *family_keys;
     // 1: contiguous streams with the hidden state carried across batches (truncated BPTT);
     // 0: independent random windows.
     int stream;

@@ -6,22 +6,9 @@
 #include "model.h"
 #include "nn.h"
 
-// The [model] keys every recurrent LM has; each model file adds its own and sets defaults.
-#define RECURRENT_LM_KEYS(embed, hidden, layers)                                                            \
-    {"model", "embed", CFG_INT, embed, "embedding size", 1, 65536},                                                   \
-    {"model", "hidden", CFG_INT, hidden, "hidden units per layer", 1, 65536},                                         \
-    {"model", "layers", CFG_INT, layers, "stacked recurrent layers", 1, 1024},                                       \
-    {"model", "dropout", CFG_FLOAT, "0", "dropout on embeddings, between layers and before the output", 0, 0.99},    \
-    {"model", "residual", CFG_BOOL, "false", "residual connections between layers", 0, 0},                        \
-    {"model", "init", CFG_STR, "default", "weight init: default (PyTorch's), uniform, normal, xavier_uniform, orthogonal, ...", 0, 0}, \
-    {"model", "init_scale", CFG_FLOAT, "0", "range/std/gain of the init (0: the init's own default)", 0, 1e6}
-
-// The definition of a recurrent LM of the zoo: its own name, paper, keys and create function;
-// the rest (streams, forward, state, free) is this file's.
-#define RECURRENT_LM_DEF(NAME, PAPER)                                                         \
-    {.name = NAME, .paper = PAPER, .keys = keys, .stream = 1, .create = create,               \
-     .forward = recurrent_lm_forward, .reset = recurrent_lm_reset, .carried = recurrent_lm_carried,     \
-     .free = recurrent_lm_free}
+// The [model] keys every recurrent LM has (a tz_model_def's family_keys); a model's own table
+// may repeat one with another default (e.g. layers).
+extern const cfg_key recurrent_lm_keys[];
 
 void *recurrent_lm_create(const cfg *c, int V, tz_params *P, tz_rng *r, nn_recurrent_config rc);
 // Embeddings and the recurrent layer only (no output layer), for models that add their own head.

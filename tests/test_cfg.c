@@ -33,15 +33,16 @@ Test(cfg, every_number_key_of_every_schema_has_a_range_that_fits_its_type) {
     int n;
     const tz_model_def *const *all = tz_models(&n);
     for (int m = 0; m < n; m++) {
-        const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, all[m]->keys};
-        for (int s = 0; s < 3; s++)
+        const cfg_key *schemas[TZ_SCHEMAS];
+        int n_schemas = tz_schemas(all[m], schemas);
+        for (int s = 0; s < n_schemas; s++)
             for (const cfg_key *k = schemas[s]; k->section; k++) {
                 if (k->type != CFG_INT && k->type != CFG_FLOAT) continue;
                 cr_assert(k->min < k->max, "[%s] %s of %s has no range", k->section, k->key, all[m]->name);
                 if (k->type == CFG_INT) cr_assert(k->min >= INT_MIN && k->max <= INT_MAX, "[%s] %s", k->section, k->key);
             }
         static cfg c; // and cfg_init accepts it (defaults inside their ranges)
-        cfg_init(&c, schemas, 3);
+        cfg_init(&c, schemas, n_schemas);
     }
 }
 
@@ -97,21 +98,21 @@ Test(cfg, sizes_that_cannot_fit_fail_before_allocating) {
 }
 
 // Writes c as cfg text and reads it back into d (same schemas).
-static void write_and_read(const cfg *c, cfg *d, const cfg_key *const *schemas) {
+static void write_and_read(const cfg *c, cfg *d, const tz_model_def *def) {
     char *text;
     size_t len;
     FILE *f = open_memstream(&text, &len);
     cfg_write(c, f);
     fclose(f);
-    cfg_init(d, schemas, 3);
+    tz_cfg_init(d, def);
     cfg_read_string(d, text, len, "written");
     free(text);
 }
 
 Test(cfg, every_value_survives_a_write_and_a_read) {
-    const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, tz_model_find("rnn")->keys};
+    const tz_model_def *rnn = tz_model_find("rnn");
     static cfg c, d;
-    cfg_init(&c, schemas, 3);
+    tz_cfg_init(&c, rnn);
     char all[256];
     for (int i = 1; i < 256; i++) all[i - 1] = (char)i; // every byte but NUL
     all[255] = 0;
@@ -120,7 +121,7 @@ Test(cfg, every_value_survives_a_write_and_a_read) {
     for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
         cfg_set(&c, "sample", "prompt", values[i], "test");
         cfg_set(&c, "data", "path", values[i], "test");
-        write_and_read(&c, &d, schemas);
+        write_and_read(&c, &d, rnn);
         cr_assert_str_eq(cfg_str(&d, "sample", "prompt"), values[i], "value %zu", i);
         cr_assert_str_eq(cfg_str(&d, "data", "path"), values[i], "value %zu", i);
     }
@@ -132,15 +133,14 @@ Test(cfg, every_value_survives_a_write_and_a_read) {
         for (int i = 0; i < n; i++) s[i] = (char)(1 + tz_rng_below(&r, 255));
         s[n] = 0;
         cfg_set(&c, "sample", "prompt", s, "test");
-        write_and_read(&c, &d, schemas);
+        write_and_read(&c, &d, rnn);
         cr_assert_str_eq(cfg_str(&d, "sample", "prompt"), s, "trial %d", trial);
     }
 }
 
 Test(cfg, the_default_prompt_is_written_quoted) {
-    const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, tz_model_find("rnn")->keys};
     static cfg c;
-    cfg_init(&c, schemas, 3);
+    tz_cfg_init(&c, tz_model_find("rnn"));
     char *text;
     size_t len;
     FILE *f = open_memstream(&text, &len);
@@ -227,4 +227,22 @@ Test(cfg, json_is_valid_and_escapes_through_json_c) {
     cr_assert_float_eq(json_get(&j, "train.steps")->number, 7, 0);
     json_free(&j);
     free(text);
+}
+
+// A model's own [model] key over its family's: the recurrent LMs share their keys
+// (recurrent_lm_keys), and LSTM and GRU stack two layers by default where the RNN has one.
+Test(cfg, a_models_own_key_takes_the_place_of_its_familys) {
+    static cfg c;
+    const char *names[] = {"rnn", "lstm", "gru", "hybrid"};
+    const int layers[] = {1, 2, 2, 1};
+    for (int i = 0; i < 4; i++) {
+        const tz_model_def *def = tz_model_find(names[i]);
+        cr_assert(def->family_keys, "%s has the recurrent LMs' keys", names[i]);
+        tz_cfg_init(&c, def);
+        cr_assert_eq(cfg_int(&c, "model", "layers"), layers[i], "%s", names[i]);
+        cr_assert_eq(cfg_int(&c, "model", "hidden"), 256, "%s", names[i]);
+        int n = 0;
+        for (int k = 0; k < c.n; k++) n += !strcmp(c.v[k].key->section, "model") && !strcmp(c.v[k].key->key, "layers");
+        cr_assert_eq(n, 1, "%s: one [model] layers", names[i]);
+    }
 }

@@ -490,3 +490,36 @@ Test(cli, a_full_disk_keeps_the_previous_checkpoint) {
     cr_assert_eq(st3, 1);
     cr_assert(strstr(err, "disk/run2") && strstr(err, "Read-only file system"), "%s", err);
 }
+
+// train.select = bleu: 'best' is the highest validation BLEU (best.safetensors, best_step,
+// patience), and train.final = best evaluates the test split with those weights.
+Test(cli, select_by_bleu_and_test_the_best_weights) {
+    write_cfg("rev.cfg", "[model]\ntype = rnnsearch\nembed = 8\nhidden = 12\ndec_hidden = 12\nattn_dim = 8\n"
+                         "[data]\nkind = reverse\nmin_len = 2\nmax_len = 4\neval_size = 40\n"
+                         "[train]\nsteps = 60\nbatch = 8\neval_every = 10\nselect = bleu\nfinal = best\n[optim]\nlr = 0.03\n");
+    char *out, *err;
+    cr_assert_eq(run("rev.cfg --json train.out_dir=run", &out, &err), 0, "%s", err);
+    double best = -1;
+    long best_step = -1;
+    for (const char *p = strstr(out, "{\"event\":\"val\""); p; p = strstr(p + 1, "{\"event\":\"val\"")) {
+        double b = atof(strstr(p, "\"val_bleu\":") + 11);
+        if (b > best) best = b, best_step = atol(strstr(p, "\"step\":") + 7);
+        cr_assert_float_eq(atof(strstr(p, "\"best_val_bleu\":") + 16), best, 1e-6, "best so far at %.60s", p);
+    }
+    cr_assert_float_eq(field(out, "summary", "best_val_bleu"), best, 1e-6);
+    cr_assert_eq(field(out, "summary", "best_step"), best_step);
+    cr_assert_lt(best_step, 60, "this seed's best BLEU comes before the last step, so 'final = best' is exercised");
+    // The test split decoded greedily with best.safetensors gives the exact matches the run printed.
+    double exact = field(out, "summary", "test_exact");
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cd %s && %s run --checkpoint best --beam 1 --file run/test.src > hyp.txt && "
+             "paste -d '\\t' hyp.txt run/test.ref | awk -F '\\t' '$1 == $2 {n++} END {printf \"%%.4f\\n\", 100 * n / NR}' > exact.txt",
+             dir, TZ_TRANSLATE_EXE);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_float_eq(atof(slurp("exact.txt")), exact, 1e-3, "exact %% of best.safetensors vs the run's %g", exact);
+    cr_assert_eq(run("rev.cfg train.out_dir=run2 train.select=exact", &out, &err), 0, "%s", err);
+    cr_assert_eq(run("rev.cfg train.out_dir=run3 train.select=perplexity", &out, &err), 1);
+    cr_assert(strstr(err, "[train] select = 'perplexity' (this task has: loss, bleu, exact)"), "%s", err);
+    cr_assert_eq(run("rev.cfg train.out_dir=run4 train.final=first", &out, &err), 1);
+    cr_assert(strstr(err, "[train] final = 'first' (want last or best)"), "%s", err);
+}

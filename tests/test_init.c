@@ -177,7 +177,7 @@ Test(init, names) {
     for (int k = NN_INIT_DEFAULT; k <= NN_INIT_PYTORCH; k++) {
         nn_init_kind got = NN_INIT_ZEROS;
         cr_assert(nn_init_parse(nn_init_name((nn_init_kind)k), &got), "%s", nn_init_name((nn_init_kind)k));
-        cr_assert_eq(got, k);
+        cr_assert_eq((int)got, k);
     }
     nn_init_kind kind = NN_INIT_ONES;
     cr_assert_eq(nn_init_parse("glorot", &kind), 0);

@@ -26,8 +26,7 @@ typedef struct {
 static void make(mt_model *mm, const char *type, int Vs, int Vt, uint64_t seed, const char *const *over) {
     mm->def = tz_model_find(type);
     cr_assert(mm->def && mm->def->pairs, "%s is a translation model", type);
-    const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, mm->def->keys};
-    cfg_init(&mm->c, schemas, 3);
+    tz_cfg_init(&mm->c, mm->def);
     char buf[128];
     snprintf(buf, sizeof buf, "model.type=%s", type);
     cfg_override(&mm->c, buf, 0);

@@ -188,8 +188,8 @@ int main(int argc, char **argv) {
         o.B = malloc(sizeof(float) * (size_t)c->k * c->n);
         o.C = malloc(sizeof(float) * (size_t)c->m * c->n);
         if (!o.A || !o.B || !o.C) { fprintf(stderr, "bench-gemm: out of memory\n"); return 1; }
-        for (long i = 0; i < (long)c->m * c->k; i++) o.A[i] = 2.0f * rand() / RAND_MAX - 1.0f;
-        for (long i = 0; i < (long)c->k * c->n; i++) o.B[i] = 2.0f * rand() / RAND_MAX - 1.0f;
+        for (long i = 0; i < (long)c->m * c->k; i++) o.A[i] = 2.0f * (float)rand() / (float)RAND_MAX - 1.0f;
+        for (long i = 0; i < (long)c->k * c->n; i++) o.B[i] = 2.0f * (float)rand() / (float)RAND_MAX - 1.0f;
         check(&o);
         double g = measure(run_tz, &o, reps, batch_s);
         printf("{\"m\":%d,\"n\":%d,\"k\":%d,\"ta\":%d,\"tb\":%d,\"gflops\":%.1f", c->m, c->n, c->k, c->ta, c->tb, g);

@@ -25,6 +25,7 @@ static void fail_schema(const cfg_key *k, const char *what) {
 
 static int is_number(const cfg_key *k) { return k->type == CFG_INT || k->type == CFG_FLOAT; }
 static const char *check_value(const cfg_key *k, const char *text, char *range, size_t size);
+static struct cfg_value *find(const cfg *c, const char *section, const char *key);
 
 void cfg_init(cfg *c, const cfg_key *const *schemas, int n_schemas) {
     memset(c, 0, sizeof *c);
@@ -36,7 +37,9 @@ void cfg_init(cfg *c, const cfg_key *const *schemas, int n_schemas) {
             if (k->type == CFG_INT && (k->min < INT_MIN || k->max > INT_MAX)) fail_schema(k, "an int range beyond int");
             char range[128];
             if (k->def && check_value(k, k->def, range, sizeof range)) fail_schema(k, "the default is not a valid value");
-            cfg_value *v = &c->v[c->n++];
+            // The same key again (a model's own [model] key over its family's): the later one wins.
+            cfg_value *v = find(c, k->section, k->key);
+            if (!v) v = &c->v[c->n++];
             v->key = k;
             snprintf(v->text, sizeof v->text, "%s", k->def ? k->def : "");
             snprintf(v->where, sizeof v->where, "%s", k->def ? "default" : "unset");

@@ -54,6 +54,7 @@ typedef struct cfg {
 
 // Starts a configuration with the defaults of one or more schemas (arrays ending in {0}).
 // Fails if a schema is malformed (a number key without a range, a default outside it).
+// A key that is in two schemas takes the later schema's entry (its type, default and range).
 void cfg_init(cfg *c, const cfg_key *const *schemas, int n_schemas);
 // Reads a file into c. Fails (tz_fail) on any error, naming file:line.
 void cfg_read_file(cfg *c, const char *path);

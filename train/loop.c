@@ -151,11 +151,24 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     long steps = cfg_int(c, "train", "steps"), eval_every = cfg_int(c, "train", "eval_every");
     long log_every = cfg_int(c, "train", "log_every"), sample_every = cfg_int(c, "train", "sample_every");
     long patience = cfg_int(c, "train", "patience");
+    // 'best' (best.safetensors, patience) by the validation loss, lowest wins, or by a task
+    // metric such as BLEU, highest wins: sel = -1 or the metric's index.
+    const char *select = cfg_str(c, "train", "select"), *final = cfg_str(c, "train", "final");
+    int sel = -1;
+    for (int k = 0; k < t->n_metrics; k++)
+        if (!strcmp(select, t->metric_names[k])) sel = k;
+    if (sel < 0 && strcmp(select, "loss")) {
+        char names[128] = "loss";
+        for (int k = 0; k < t->n_metrics; k++) snprintf(names + strlen(names), sizeof names - strlen(names), ", %s", t->metric_names[k]);
+        tz_fail("%s: [train] select = '%s' (this task has: %s)", c->path, select, names);
+    }
+    if (strcmp(final, "last") && strcmp(final, "best")) tz_fail("%s: [train] final = '%s' (want last or best)", c->path, final);
+    const char *sel_name = sel < 0 ? "loss" : t->metric_names[sel];
     double clip = cfg_float(c, "train", "clip"), clip_value = cfg_float(c, "train", "clip_value");
     uint64_t seed = (uint64_t)cfg_int(c, "train", "seed");
     int skip_nonfinite = !strcmp(cfg_str(c, "train", "on_nonfinite"), "skip");
     const tz_model_def *def = t->def;
-    loop_state s = {.r = r, .t = t, .P = P, .best_step = -1, .saved_step = -1, .best_val = INFINITY};
+    loop_state s = {.r = r, .t = t, .P = P, .best_step = -1, .saved_step = -1, .best_val = sel < 0 ? INFINITY : -INFINITY};
     nn_optim_config oc = tz_optim_config(c);
     nn_optim_init(&s.opt, P, &oc);
     nn_schedule sched = tz_schedule_config(c);
@@ -282,15 +295,16 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
                     status = stop_numbers(&s, s.step, "%s; this step is not saved", what);
                     break;
                 }
-                int improved = last_val < s.best_val;
-                if (improved) s.best_val = last_val, s.best_step = s.step, bad_evals = 0;
+                double score = sel < 0 ? last_val : ev.metric[sel];
+                int improved = sel < 0 ? score < s.best_val : score > s.best_val;
+                if (improved) s.best_val = score, s.best_step = s.step, bad_evals = 0;
                 else bad_evals++;
                 if (improved) save(&s, r->best, what, sizeof what);
                 save(&s, r->last, what, sizeof what);
                 if (js) {
                     fprintf(js, "{\"event\":\"val\",\"step\":%ld,\"val_loss\":%.6f,\"val_count\":%ld", s.step, last_val, ev.count);
                     for (int k = 0; k < t->n_metrics; k++) fprintf(js, ",\"val_%s\":%.6f", t->metric_names[k], ev.metric[k]);
-                    fprintf(js, ",\"best_val_loss\":%.6f,\"best_step\":%ld}\n", s.best_val, s.best_step);
+                    fprintf(js, ",\"best_val_%s\":%.6f,\"best_step\":%ld}\n", sel_name, s.best_val, s.best_step);
                 }
             }
             char val[32] = "";
@@ -312,14 +326,15 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
                 if (do_eval) {
                     fprintf(out, " val %.4f", last_val);
                     for (int k = 0; k < t->n_metrics; k++) fprintf(out, " %s %.4f", t->metric_names[k], ev.metric[k]);
-                    fprintf(out, " (best %.4f at %ld)\n", s.best_val, s.best_step);
+                    fprintf(out, " (best %s%s%.4f at %ld)\n", sel < 0 ? "" : sel_name, sel < 0 ? "" : " ", s.best_val, s.best_step);
                 }
             }
             fflush(out);
             if (js) fflush(js);
             sum_loss = 0, n_loss = 0;
             if (do_eval && patience > 0 && bad_evals >= patience) {
-                fprintf(out, "early stop: no improvement in %ld validations (best %.4f at step %ld)\n", bad_evals, s.best_val, s.best_step);
+                fprintf(out, "early stop: no improvement in %ld validations (best %s %.4f at step %ld)\n", bad_evals, sel_name, s.best_val,
+                        s.best_step);
                 early = 1;
                 break;
             }
@@ -340,7 +355,13 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     size_t extra_len = 0;
     FILE *xj = open_memstream(&extra, &extra_len);
     if (!xj) tz_fail("train: out of memory");
-    if (status == 0 && steps > 0) t->finish(t, g, out, js ? xj : NULL);
+    if (status == 0 && steps > 0) {
+        if (!strcmp(final, "best") && s.best_step >= 0 && s.best_step != s.step) {
+            tz_ckpt_load(r->best, P, NULL);
+            fprintf(out, "final evaluation with the best weights: step %ld (%s)\n", s.best_step, r->best);
+        }
+        t->finish(t, g, out, js ? xj : NULL);
+    }
     if (skipped) fprintf(xj, ",\"skipped_steps\":%ld", skipped);
     if (fclose(xj)) tz_fail("train: out of memory");
     if (!timed_steps && s.step > start_step) { // too short for a warm-up: every step counts
@@ -351,15 +372,15 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     if (js) {
         fprintf(js, "{\"event\":\"summary\",\"model\":\"%s\",\"params\":%zu,\"steps\":%ld,\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f,"
                     "\"ms_forward\":%.3f,\"ms_backward\":%.3f,\"ms_optimizer\":%.3f,\"final_train_loss\":%.6f,\"final_val_loss\":%.6f,"
-                    "\"best_val_loss\":%.6f,\"best_step\":%ld,\"wall_s\":%.2f,\"peak_rss_mb\":%.1f,\"threads\":%d,\"status\":%d,"
+                    "\"best_val_%s\":%.6f,\"best_step\":%ld,\"wall_s\":%.2f,\"peak_rss_mb\":%.1f,\"threads\":%d,\"status\":%d,"
                     "\"stop\":\"%s\"%s}\n",
                 def->name, P->n, s.step, tps, ms, timed_steps ? 1e3 * t_fwd / timed_steps : 0, timed_steps ? 1e3 * t_bwd / timed_steps : 0,
-                timed_steps ? 1e3 * t_opt / timed_steps : 0, last_train, last_val, s.best_val, s.best_step, wall, peak_rss_mb(),
+                timed_steps ? 1e3 * t_opt / timed_steps : 0, last_train, last_val, sel_name, s.best_val, s.best_step, wall, peak_rss_mb(),
                 tz_get_threads(), status, stop_name(status, stop_sig, early), extra);
     }
     free(extra);
-    fprintf(out, "done: %ld steps, train %.4f, val %.4f (best %.4f at step %ld), %.0f tokens/s, %.2f ms/step, %.1f s, peak RSS %.0f MB\n",
-            s.step, last_train, last_val, s.best_val, s.best_step, tps, ms, wall, peak_rss_mb());
+    fprintf(out, "done: %ld steps, train %.4f, val %.4f (best %s%s%.4f at step %ld), %.0f tokens/s, %.2f ms/step, %.1f s, peak RSS %.0f MB\n",
+            s.step, last_train, last_val, sel < 0 ? "" : sel_name, sel < 0 ? "" : " ", s.best_val, s.best_step, tps, ms, wall, peak_rss_mb());
     if (r->profile) {
         tz_profile_print(g, out, timed_steps);
         fprintf(out, "%-22s %9s %9s %9s %7.3f (clip, optimiser, schedule)\n", "optimiser", "", "", "",

@@ -22,6 +22,8 @@ const cfg_key tz_train_keys[] = {
     {"train", "eval_every", CFG_INT, "250", "validate every N steps (and at the end)", 1, BIG},
     {"train", "eval_tokens", CFG_INT, "0", "validate on the first N tokens of the validation split (0: all)", 0, INT_MAX},
     {"train", "patience", CFG_INT, "0", "stop after N validations without improvement (0: never)", 0, BIG},
+    {"train", "select", CFG_STR, "loss", "what 'best' means: loss (lowest val loss) or a task metric, highest wins (bleu, exact)", 0, 0},
+    {"train", "final", CFG_STR, "last", "weights of the end-of-run evaluation: last, or best (best.safetensors reloaded)", 0, 0},
     {"train", "log_every", CFG_INT, "10", "write a log line every N steps", 1, BIG},
     {"train", "sample_every", CFG_INT, "0", "print a sample every N steps (0: only at the end)", 0, BIG},
     {"train", "out_dir", CFG_STR, "", "run directory (default: runs/<model type>)", 0, 0},
@@ -57,10 +59,25 @@ static double memory_bytes(void) {
     return pages > 0 && page > 0 ? (double)pages * (double)page : 0;
 }
 
+int tz_schemas(const tz_model_def *def, const cfg_key **schemas) {
+    int n = 0;
+    schemas[n++] = tz_train_keys, schemas[n++] = tz_data_keys, schemas[n++] = tz_pair_keys;
+    if (def->family_keys) schemas[n++] = def->family_keys;
+    schemas[n++] = def->keys;
+    return n;
+}
+
+void tz_cfg_init(cfg *c, const tz_model_def *def) {
+    const cfg_key *schemas[TZ_SCHEMAS];
+    cfg_init(c, schemas, tz_schemas(def, schemas));
+}
+
 // A [model] int key's value, or 0 if the model has no such key.
 static double model_int(const cfg *c, const tz_model_def *def, const char *key) {
-    for (const cfg_key *k = def->keys; k->section; k++)
-        if (!strcmp(k->key, key) && k->type == CFG_INT) return cfg_int(c, "model", key);
+    const cfg_key *tables[2] = {def->family_keys, def->keys};
+    for (int i = 0; i < 2; i++)
+        for (const cfg_key *k = tables[i]; k && k->section; k++)
+            if (!strcmp(k->key, key) && k->type == CFG_INT) return cfg_int(c, "model", key);
     return 0;
 }
 
@@ -123,8 +140,7 @@ static const tz_model_def *model_of(const char *path, const char *text, size_t l
 static const tz_model_def *load(cfg *c, const char *path, const char *text, size_t len, const char *name,
                                 char *const *overrides, int n_overrides) {
     const tz_model_def *def = model_of(path, text, len, name, overrides, n_overrides);
-    const cfg_key *schemas[4] = {tz_train_keys, tz_data_keys, tz_pair_keys, def->keys};
-    cfg_init(c, schemas, 4);
+    tz_cfg_init(c, def);
     if (path) cfg_read_file(c, path);
     else cfg_read_string(c, text, len, name);
     for (int i = 0; i < n_overrides; i++) cfg_override(c, overrides[i], i + 1);

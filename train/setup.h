@@ -10,6 +10,14 @@
 
 extern const cfg_key tz_train_keys[];
 
+// The whole schema of a run of def: the trainer's keys, the data keys (streams and pairs), the
+// keys of the model's family (def->family_keys) and the model's own, in that order. Returns
+// how many tables it put in schemas[TZ_SCHEMAS].
+enum { TZ_SCHEMAS = 5 };
+int tz_schemas(const tz_model_def *def, const cfg_key **schemas);
+// cfg_init(c) with that schema: the defaults of every key a run of def has.
+void tz_cfg_init(cfg *c, const tz_model_def *def);
+
 // Reads path (model.type first, to know the model's keys), applies the overrides, checks that
 // every required key is set. Returns the model's definition.
 // Also fails, before anything is allocated, on sizes that cannot work (activations beyond int,

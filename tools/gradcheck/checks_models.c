@@ -20,8 +20,7 @@ typedef struct {
 static void *model_setup(tz_params *P, tz_rng *r, const char *type, const char *const *over) {
     model_in *s = calloc(1, sizeof *s);
     s->def = tz_model_find(type);
-    const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, s->def->keys};
-    cfg_init(&s->c, schemas, 3);
+    tz_cfg_init(&s->c, s->def);
     char buf[128];
     snprintf(buf, sizeof buf, "model.type=%s", type);
     cfg_override(&s->c, buf, 0);
@@ -76,8 +75,7 @@ typedef struct {
 static void *mt_setup(tz_params *P, tz_rng *r, const char *type, const char *const *over) {
     mt_in *s = calloc(1, sizeof *s);
     s->def = tz_model_find(type);
-    const cfg_key *schemas[3] = {tz_train_keys, tz_data_keys, s->def->keys};
-    cfg_init(&s->c, schemas, 3);
+    tz_cfg_init(&s->c, s->def);
     char buf[128];
     snprintf(buf, sizeof buf, "model.type=%s", type);
     cfg_override(&s->c, buf, 0);

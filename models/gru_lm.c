@@ -1,17 +1,17 @@
-// gru.c: a GRU language model with the gated recurrent unit of Cho et al. 2014, "Learning Phrase
+// gru_lm.c: a GRU language model with the gated recurrent unit of Cho et al. 2014, "Learning Phrase
 // Representations using RNN Encoder-Decoder for Statistical Machine Translation"
 // (h~ = tanh(W x + U (r * h))), or PyTorch/cuDNN's variant (r applied after U) by one key.
 #include <string.h>
 
 #include "recurrent_lm.h"
 
-static const cfg_key keys[] = {
-    RECURRENT_LM_KEYS("64", "256", "2"),
+static const cfg_key gru_keys[] = {
+    {"model", "layers", CFG_INT, "2", "stacked recurrent layers", 1, 1024},
     {"model", "form", CFG_STR, "cho", "cho (Cho 2014: U (r*h)) or cudnn (PyTorch: r*(U h + b))", 0, 0},
     {0},
 };
 
-static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
+static void *gru_create(const cfg *c, int V, tz_params *P, tz_rng *r) {
     nn_recurrent_config rc = nn_recurrent_defaults(NN_CELL_GRU, 0, 0);
     const char *form = cfg_str(c, "model", "form");
     if (strcmp(form, "cho") && strcmp(form, "cudnn")) tz_fail("%s: [model] form = '%s' (want cho or cudnn)", c->path, form);
@@ -19,4 +19,15 @@ static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
     return recurrent_lm_create(c, V, P, r, rc);
 }
 
-const tz_model_def tz_model_gru = RECURRENT_LM_DEF("gru", "Cho et al. 2014, Learning Phrase Representations using RNN Encoder-Decoder");
+const tz_model_def tz_model_gru = {
+    .name = "gru",
+    .paper = "Cho et al. 2014, Learning Phrase Representations using RNN Encoder-Decoder",
+    .family_keys = recurrent_lm_keys,
+    .keys = gru_keys,
+    .stream = 1,
+    .create = gru_create,
+    .forward = recurrent_lm_forward,
+    .reset = recurrent_lm_reset,
+    .carried = recurrent_lm_carried,
+    .free = recurrent_lm_free,
+};

@@ -1,4 +1,4 @@
-// transformer.c: a decoder-only Transformer language model (Vaswani et al. 2017, "Attention Is
+// transformer_lm.c: a decoder-only Transformer language model (Vaswani et al. 2017, "Attention Is
 // All You Need", the decoder without cross-attention), in the GPT-2 arrangement nanoGPT uses:
 // pre-LN blocks, GELU, learned positions, a final LayerNorm, output weights tied to the token
 // embedding (Press & Wolf 2017), N(0, 0.02) init.
