@@ -1,8 +1,9 @@
 // arena.c: step-scoped memory. Allocation is a pointer bump; reset rewinds. When a step needs
 // more than the arena holds, a new block is chained on; at the next reset all blocks are
-// merged into one of the peak size, so from then on a step runs in one block, with no malloc.
+// merged into one of (at least) the peak size, so from then on a step runs in one block, with no malloc.
 #include "tz.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,15 +47,29 @@ void *tz_arena_alloc(tz_arena *a, size_t bytes) {
 
 void *tz_arena_calloc(tz_arena *a, size_t bytes) { return memset(tz_arena_alloc(a, bytes), 0, bytes); }
 
+int tz_arena_pop(tz_arena *a, const void *p, size_t bytes) {
+    tz_arena_block *b = a->head;
+    size_t need = (bytes + ALIGN - 1) / ALIGN * ALIGN;
+    if (b->used < need || (uintptr_t)p != (uintptr_t)(b->mem + b->used - need)) return 0;
+    b->used -= need;
+    a->used -= need;
+    return 1;
+}
+
 void tz_arena_reset(tz_arena *a) {
     if (a->head->prev) { // the last step overflowed: replace the chain by one block of the peak
-        tz_arena_block *b = a->head;
+        // The newest block is the largest (sizes double); when it holds the peak it is kept, so
+        // its pages, already touched, are not given back and faulted in again (a decoder's
+        // batches grow one after another).
+        int keep = a->head->size >= a->peak;
+        tz_arena_block *b = keep ? a->head->prev : a->head;
         while (b) {
             tz_arena_block *prev = b->prev;
             free(b);
             b = prev;
         }
-        a->head = block_new(a->peak + a->peak / 4, NULL);
+        if (keep) a->head->prev = NULL;
+        else a->head = block_new(a->peak + a->peak / 4, NULL);
     }
     a->head->used = 0;
     a->used = 0;

@@ -56,6 +56,10 @@ void tz_arena_init(tz_arena *a, size_t initial_bytes);
 void *tz_arena_alloc(tz_arena *a, size_t bytes); // 64-byte aligned, uninitialised
 void *tz_arena_calloc(tz_arena *a, size_t bytes);
 void tz_arena_reset(tz_arena *a);
+// Gives back p's `bytes` if they were the arena's last allocation (returns 1), else does nothing
+// (returns 0): a loop that keeps its state but not its large last result (a decoder's logits)
+// stays small.
+int tz_arena_pop(tz_arena *a, const void *p, size_t bytes);
 size_t tz_arena_capacity(const tz_arena *a); // bytes owned (grows only when a step needs more)
 void tz_arena_free(tz_arena *a);
 

@@ -50,8 +50,8 @@ typedef struct s2s {
     {"model", "readout", CFG_STR, "linear", "linear ([s; c; E y] -> vocabulary) or maxout (Bahdanau's deep output)", 0, 0}, \
     {"model", "maxout_units", CFG_INT, "256", "maxout readout: units after the max over pairs", 1, 65536},                \
     {"model", "dropout", CFG_FLOAT, "0", "dropout on the embeddings and the readout's input", 0, 0.99},                    \
-    {"model", "skip_padding", CFG_BOOL, "false",                                                                 \
-     "readout only at real targets: logits (N,V) with b->targets compacted (same loss, less work)", 0, 0}
+    {"model", "skip_padding", CFG_BOOL, "true",                                                                  \
+     "readout only at real targets: logits (N,V) with b->targets compacted (same loss, less work; false: (B*T,V))", 0, 0}
 
 // Reads the shared keys and declares the embeddings, the encoder (bidirectional if attention),
 // the decoder GRU, the initial-state layer and the readout. Fails naming the key on bad values.

@@ -43,10 +43,13 @@ static void unmake(mt_model *mm) {
     tz_params_free(&mm->P);
 }
 
-static const char *const small[] = {"model.embed=8", "model.hidden=6", "model.dec_hidden=7", "model.attn_dim=5", NULL};
-static const char *const small_enc[] = {"model.embed=8", "model.hidden=6", "model.dec_hidden=7", NULL};
+// The tests below index logits by (b, t): the full (B*T, V) layout (skip_padding has its own test).
+static const char *const small[] = {"model.embed=8", "model.hidden=6", "model.dec_hidden=7", "model.attn_dim=5",
+                                    "model.skip_padding=false", NULL};
+static const char *const small_enc[] = {"model.embed=8", "model.hidden=6", "model.dec_hidden=7", "model.skip_padding=false", NULL};
 static const char *const small_dot[] = {"model.embed=8", "model.hidden=4", "model.dec_hidden=8", "model.score=dot",
-                                        "model.form=cho", "model.readout=maxout", "model.maxout_units=5", NULL};
+                                        "model.form=cho", "model.readout=maxout", "model.maxout_units=5",
+                                        "model.skip_padding=false", NULL};
 
 enum { VS = 11, VT = 9 };
 
@@ -328,12 +331,13 @@ Test(seq2seq, rnnsearch_learns_to_reverse) {
 
 // skip_padding: the readout leaves out padded positions; the kept rows and the loss are the same.
 static void check_skip(const char *type, const char *const *over) {
-    const char *with[16];
+    const char *with[16], *without[16];
     int k = 0;
-    for (; over[k]; k++) with[k] = over[k];
+    for (; over[k]; k++) with[k] = without[k] = over[k];
     with[k] = "model.skip_padding=true", with[k + 1] = NULL;
+    without[k] = "model.skip_padding=false", without[k + 1] = NULL;
     mt_model all, skip;
-    make(&all, type, VS, VT, 9, over);
+    make(&all, type, VS, VT, 9, without);
     make(&skip, type, VS, VT, 9, with);
     tz_graph g;
     tz_graph_init(&g, 1 << 20);

@@ -152,6 +152,21 @@ Test(tape, arena_aligns_and_rewinds) {
     tz_arena_free(&a);
 }
 
+// tz_arena_pop gives back the last allocation only (what a decoder does with its logits).
+Test(tape, arena_pops_only_the_last_allocation) {
+    tz_arena a;
+    tz_arena_init(&a, 1 << 16);
+    void *p = tz_arena_alloc(&a, 100), *q = tz_arena_alloc(&a, 1000);
+    size_t used = a.used;
+    cr_assert_eq(tz_arena_pop(&a, p, 100), 0, "not the last one: kept");
+    cr_assert_eq(tz_arena_pop(&a, q, 999), 1);
+    cr_assert_lt(a.used, used);
+    cr_assert_eq(tz_arena_alloc(&a, 1000), q, "its memory is reused");
+    cr_assert_eq(tz_arena_pop(&a, q, 1000), 1);
+    cr_assert_eq(tz_arena_pop(&a, q, 1000), 0, "popped twice");
+    tz_arena_free(&a);
+}
+
 // A 2-16-2 tanh MLP learns which side of a circle a point is on: 1,000 SGD steps on fresh
 // random batches. After the first steps, the arena and the tape never grow again.
 Test(tape, mlp_trains_without_memory_growth) {

@@ -110,7 +110,7 @@ typedef struct set_scores {
 } set_scores;
 
 // Decodes every source of set (beam 1: greedy) and scores the translations against its references.
-static set_scores set_translate(tz_task *t, const tz_pairset *set, int beam) {
+static set_scores set_translate(tz_task *t, tz_graph *g, const tz_pairset *set, int beam) {
     pairs_task *s = t->self;
     set_scores r = {0};
     int n = (int)set->n;
@@ -121,7 +121,7 @@ static set_scores set_translate(tz_task *t, const tz_pairset *set, int beam) {
     if (!src || !len || !h) tz_fail("train: out of memory for %d translations", n);
     for (int i = 0; i < n; i++) src[i] = set->src + set->src_off[i], len[i] = tz_pair_src_len(set, i);
     tz_decode_opts o = tz_decode_defaults();
-    o.beam = beam, o.n_best = 1;
+    o.beam = beam, o.n_best = 1, o.graph = g; // the trainer's arena: no second one beside it
     if (o.batch > s->B) o.batch = s->B;
     tz_translate(t->def, t->model, &o, src, len, n, h);
     tz_bleu_stats all = {0}, bucket[N_BUCKETS] = {{0}};
@@ -151,7 +151,7 @@ static void pairs_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
     pairs_task *s = t->self;
     e->count = set_loss(t, g, &s->val, &e->sum_loss);
     if (!s->decodes) return;
-    set_scores v = set_translate(t, &s->val, 1);
+    set_scores v = set_translate(t, g, &s->val, 1);
     e->metric[0] = v.bleu, e->metric[1] = v.exact;
 }
 
@@ -187,8 +187,8 @@ static void pairs_finish(tz_task *t, tz_graph *g, FILE *out, FILE *json) {
         return;
     }
     int beam_width = (int)cfg_int(s->c, "train", "test_beam");
-    set_scores greedy = set_translate(t, test, 1), beam = {0};
-    if (beam_width > 1) beam = set_translate(t, test, beam_width);
+    set_scores greedy = set_translate(t, g, test, 1), beam = {0};
+    if (beam_width > 1) beam = set_translate(t, g, test, beam_width);
     fprintf(out, "test: %ld pairs, loss %.4f per target token, BLEU %.2f greedy", test->n, sum / n, greedy.bleu);
     if (beam_width > 1) fprintf(out, ", %.2f beam %d", beam.bleu, beam_width);
     fprintf(out, "; exact %.2f%% greedy\n", greedy.exact);

@@ -223,6 +223,9 @@ static void decode_batch(decoder *d, tz_graph *g, const int *const *src, const i
             step_source(d, b, t, logits->data, V, attn ? attn->data : NULL, S);
             open += !d->done[b];
         }
+        // The logits (rows, V) are most of a step's memory and the last thing it made: give them
+        // back, so the arena holds the encoding and the small per-step states only.
+        tz_arena_pop(&g->arena, logits->data, sizeof(real) * (size_t)logits->n);
         double *ts = d->score; d->score = d->nscore, d->nscore = ts;
         int *tt = d->tok; d->tok = d->ntok, d->ntok = tt;
         real *th = d->hist; d->hist = d->nhist, d->nhist = th;
@@ -278,16 +281,19 @@ void tz_translate(const tz_model_def *def, void *m, const tz_decode_opts *o, con
     int *idx = xmalloc(sizeof(int) * B);
     decoder d;
     decoder_init(&d, def, m, o, B, T, S);
-    tz_graph g;
-    tz_graph_init(&g, 1 << 20);
-    g.training = 0;
-    tz_no_grad_begin(&g);
+    tz_graph own, *g = o->graph ? o->graph : &own;
+    if (!o->graph) tz_graph_init(&own, 1 << 20);
+    int was_training = g->training;
+    g->training = 0;
+    tz_no_grad_begin(g);
     for (int start = 0; start < m_n; start += B) {
         int nb = m_n - start < B ? m_n - start : B;
         for (int b = 0; b < nb; b++) idx[b] = order[start + b].i;
-        decode_batch(&d, &g, src, src_len, idx, nb, out);
+        decode_batch(&d, g, src, src_len, idx, nb, out);
     }
-    tz_graph_free(&g);
+    tz_no_grad_end(g);
+    g->training = was_training;
+    if (!o->graph) tz_graph_free(&own);
     decoder_free(&d);
     free(idx);
     free(order);

@@ -26,9 +26,11 @@ typedef struct tz_decode_opts {
     double max_len_a, max_len_b; // Lmax = floor(a * |src| + b), at least 1
     int batch;             // sources decoded together (rows = batch * beam)
     int attention;         // keep the attention matrix of each returned hypothesis
+    tz_graph *graph;       // decode in this graph (its arena reused, reset per batch; the trainer's,
+                           // so a run's peak memory is not the sum of both), or NULL: one of its own
 } tz_decode_opts;
 
-// beam 5, alpha 0.6, n_best 1, Lmax = 2 |src| + 10, batch 64, no attention.
+// beam 5, alpha 0.6, n_best 1, Lmax = 2 |src| + 10, batch 64, no attention, a graph of its own.
 tz_decode_opts tz_decode_defaults(void);
 
 typedef struct tz_hyp {
