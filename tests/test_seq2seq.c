@@ -13,35 +13,8 @@
 #include "helpers.h"
 #include "model.h"
 #include "nn.h"
+#include "mt_helpers.h"
 #include "setup.h"
-
-typedef struct {
-    const tz_model_def *def;
-    void *m;
-    tz_params P;
-    cfg c;
-} mt_model;
-
-// A model of the given type with [model] overrides (NULL-terminated), seeded.
-static void make(mt_model *mm, const char *type, int Vs, int Vt, uint64_t seed, const char *const *over) {
-    mm->def = tz_model_find(type);
-    cr_assert(mm->def && mm->def->pairs, "%s is a translation model", type);
-    tz_cfg_init(&mm->c, mm->def);
-    char buf[128];
-    snprintf(buf, sizeof buf, "model.type=%s", type);
-    cfg_override(&mm->c, buf, 0);
-    cfg_override(&mm->c, "data.path=unused", 0);
-    for (int i = 0; over && over[i]; i++) cfg_override(&mm->c, over[i], i + 1);
-    tz_params_init(&mm->P);
-    tz_rng r;
-    tz_rng_seed(&r, seed);
-    mm->m = mm->def->mt_create(&mm->c, Vs, Vt, &mm->P, &r);
-}
-
-static void unmake(mt_model *mm) {
-    mm->def->free(mm->m);
-    tz_params_free(&mm->P);
-}
 
 // The tests below index logits by (b, t): the full (B*T, V) layout (skip_padding has its own test).
 static const char *const small[] = {"model.embed=8", "model.hidden=6", "model.dec_hidden=7", "model.attn_dim=5",
@@ -53,30 +26,16 @@ static const char *const small_dot[] = {"model.embed=8", "model.hidden=4", "mode
 
 enum { VS = 11, VT = 9 };
 
-// A batch of B pairs with the given source and target lengths (targets count <eos>), padded to
-// S and T; words drawn from r. Arrays are the caller's (B*S, B, B*T, B*T).
-static void make_pairs(tz_rng *r, int B, int S, int T, const int *slen, const int *tlen, int *src, int *len, int *x,
-                       int *y) {
-    for (int b = 0; b < B; b++) {
-        len[b] = slen[b];
-        for (int t = 0; t < S; t++) src[b * S + t] = t < slen[b] ? 4 + (int)tz_rng_below(r, VS - 4) : TZ_PAD;
-        for (int t = 0; t < T; t++) {
-            y[b * T + t] = t < tlen[b] - 1 ? 4 + (int)tz_rng_below(r, VT - 4) : t == tlen[b] - 1 ? TZ_EOS : TZ_IGNORE;
-            x[b * T + t] = t == 0 ? TZ_BOS : t < tlen[b] ? y[b * T + t - 1] : TZ_PAD;
-        }
-    }
-}
-
 static void check_shapes(const char *type, const char *const *over) {
     mt_model mm;
-    make(&mm, type, VS, VT, 1, over);
+    mt_make(&mm, type, VS, VT, 1, over);
     tz_graph g;
     tz_graph_init(&g, 1 << 20);
     tz_rng r;
     tz_rng_seed(&r, 2);
     enum { B = 3, S = 6, T = 5 };
     int src[B * S], len[B], x[B * T], y[B * T];
-    make_pairs(&r, B, S, T, (const int[]){6, 1, 3}, (const int[]){2, 5, 1}, src, len, x, y);
+    mt_make_pairs(&r, VS, VT, B, S, T, (const int[]){6, 1, 3}, (const int[]){2, 5, 1}, src, len, x, y);
     tz_batch b = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len};
     tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
     cr_assert_eq(logits->ndim, 2);
@@ -89,7 +48,7 @@ static void check_shapes(const char *type, const char *const *over) {
     tz_params_zero_grad(&mm.P);
     tz_backward(&g, loss);
     tz_graph_free(&g);
-    unmake(&mm);
+    mt_unmake(&mm);
 }
 
 Test(seq2seq, forward_shapes) {
@@ -102,14 +61,14 @@ Test(seq2seq, forward_shapes) {
 // targets ignored): padding reaches neither the encoder states that matter nor attention.
 static void check_padding(const char *type, const char *const *over) {
     mt_model mm;
-    make(&mm, type, VS, VT, 3, over);
+    mt_make(&mm, type, VS, VT, 3, over);
     tz_graph g;
     tz_graph_init(&g, 1 << 20);
     tz_rng r;
     tz_rng_seed(&r, 4);
     enum { B = 3, S = 7, T = 6, S1 = 3, T1 = 2 };
     int src[B * S], len[B], x[B * T], y[B * T];
-    make_pairs(&r, B, S, T, (const int[]){7, S1, 5}, (const int[]){6, T1, 4}, src, len, x, y);
+    mt_make_pairs(&r, VS, VT, B, S, T, (const int[]){7, S1, 5}, (const int[]){6, T1, 4}, src, len, x, y);
     // The middle pair alone, unpadded.
     int src1[S1], x1[T1], y1[T1], len1 = S1;
     memcpy(src1, src + S, sizeof src1);
@@ -124,7 +83,7 @@ static void check_padding(const char *type, const char *const *over) {
     cr_assert_float_eq(l->data[0], l1->data[0], 1e-5, "%s: alone %.7f, batched %.7f", type, (double)l1->data[0],
                        (double)l->data[0]);
     tz_graph_free(&g);
-    unmake(&mm);
+    mt_unmake(&mm);
 }
 
 Test(seq2seq, padding_invariance) {
@@ -136,14 +95,14 @@ Test(seq2seq, padding_invariance) {
 // Greedy-style decoding fed the reference prefix (teacher forcing) reproduces forward's logits.
 static void check_teacher_forcing(const char *type, const char *const *over) {
     mt_model mm;
-    make(&mm, type, VS, VT, 5, over);
+    mt_make(&mm, type, VS, VT, 5, over);
     tz_graph g;
     tz_graph_init(&g, 1 << 20);
     tz_rng r;
     tz_rng_seed(&r, 6);
     enum { B = 3, S = 5, T = 4 };
     int src[B * S], len[B], x[B * T], y[B * T];
-    make_pairs(&r, B, S, T, (const int[]){2, 5, 4}, (const int[]){4, 2, 3}, src, len, x, y);
+    mt_make_pairs(&r, VS, VT, B, S, T, (const int[]){2, 5, 4}, (const int[]){4, 2, 3}, src, len, x, y);
     tz_no_grad_begin(&g);
     tz_batch b = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len};
     tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
@@ -175,7 +134,7 @@ static void check_teacher_forcing(const char *type, const char *const *over) {
     }
     tz_no_grad_end(&g);
     tz_graph_free(&g);
-    unmake(&mm);
+    mt_unmake(&mm);
 }
 
 Test(seq2seq, decoding_matches_forward) {
@@ -188,14 +147,14 @@ Test(seq2seq, decoding_matches_forward) {
 // (parent) and another step, each row's logits equal a single-row decode of its own history.
 static void check_beam(const char *type, const char *const *over) {
     mt_model mm;
-    make(&mm, type, VS, VT, 7, over);
+    mt_make(&mm, type, VS, VT, 7, over);
     tz_graph g;
     tz_graph_init(&g, 1 << 20);
     tz_rng r;
     tz_rng_seed(&r, 8);
     enum { B = 2, S = 4, K = 3, R = B * K };
     int src[B * S], len[B], x[B * 2], y[B * 2];
-    make_pairs(&r, B, S, 2, (const int[]){4, 2}, (const int[]){2, 2}, src, len, x, y);
+    mt_make_pairs(&r, VS, VT, B, S, 2, (const int[]){4, 2}, (const int[]){2, 2}, src, len, x, y);
     const int w1[R] = {4, 5, 6, 7, 8, 4}, parent[R] = {2, 2, 0, 4, 3, 5}, w2[R] = {5, 6, 7, 8, 4, 5};
     int bos[R];
     for (int i = 0; i < R; i++) bos[i] = TZ_BOS;
@@ -223,7 +182,7 @@ static void check_beam(const char *type, const char *const *over) {
     cr_assert(strstr(tz_last_error(), "parent[2] = 3"), "%s", tz_last_error());
     tz_no_grad_end(&g);
     tz_graph_free(&g);
-    unmake(&mm);
+    mt_unmake(&mm);
 }
 
 Test(seq2seq, beam_rows_follow_parents) {
@@ -234,11 +193,11 @@ Test(seq2seq, beam_rows_follow_parents) {
 Test(seq2seq, bad_config) {
     mt_model mm;
     const char *const dot_mismatch[] = {"model.hidden=4", "model.dec_hidden=7", "model.score=dot", NULL};
-    cr_assert(EXPECT_FAIL(make(&mm, "rnnsearch", VS, VT, 1, dot_mismatch)));
+    cr_assert(EXPECT_FAIL(mt_make(&mm, "rnnsearch", VS, VT, 1, dot_mismatch)));
     cr_assert(strstr(tz_last_error(), "score = dot needs dec_hidden (7) = 2 * hidden (8)"), "%s", tz_last_error());
     tz_params_free(&mm.P);
     const char *const bad_form[] = {"model.form=lstm", NULL};
-    cr_assert(EXPECT_FAIL(make(&mm, "rnnenc", VS, VT, 1, bad_form)));
+    cr_assert(EXPECT_FAIL(mt_make(&mm, "rnnenc", VS, VT, 1, bad_form)));
     cr_assert(strstr(tz_last_error(), "form = 'lstm' (want cho or cudnn)"), "%s", tz_last_error());
     tz_params_free(&mm.P);
 }
@@ -246,52 +205,11 @@ Test(seq2seq, bad_config) {
 // ---------------------------------------------------------------------------------------------
 // Bahdanau's mechanism at work on a toy: reverse strings of digits (ids 4..13), lengths 3..7.
 
-enum { RV = 14, RB = 32, RMIN = 3, RMAX = 7, RS = RMAX, RT = RMAX + 1 };
-
-// A batch of RB strings of lengths lo..RMAX, digits uniform.
-static void reverse_batch(tz_rng *r, int lo, int *src, int *len, int *x, int *y) {
-    for (int b = 0; b < RB; b++) {
-        int n = lo + (int)tz_rng_below(r, RMAX - lo + 1);
-        len[b] = n;
-        for (int t = 0; t < RS; t++) src[b * RS + t] = t < n ? 4 + (int)tz_rng_below(r, 10) : TZ_PAD;
-        for (int t = 0; t < RT; t++) {
-            y[b * RT + t] = t < n ? src[b * RS + n - 1 - t] : t == n ? TZ_EOS : TZ_IGNORE;
-            x[b * RT + t] = t == 0 ? TZ_BOS : t <= n ? y[b * RT + t - 1] : TZ_PAD;
-        }
-    }
-}
-
-// Greedy decoding of a batch: the fraction of rows whose output (up to <eos>) is the reverse.
-static double exact_match(tz_graph *g, const mt_model *mm, const int *src, const int *len) {
-    tz_graph_reset(g);
-    tz_no_grad_begin(g);
-    int prev[RB], done[RB] = {0}, ok[RB];
-    for (int b = 0; b < RB; b++) prev[b] = TZ_BOS, ok[b] = 1;
-    mm->def->mt_encode(g, mm->m, src, len, RB, RS, 1);
-    for (int t = 0; t < RT + 2; t++) {
-        tz_tensor *l = mm->def->mt_step(g, mm->m, prev, NULL, NULL);
-        for (int b = 0; b < RB; b++) {
-            int best = 0;
-            for (int v = 1; v < RV; v++)
-                if (l->data[b * RV + v] > l->data[b * RV + best]) best = v;
-            prev[b] = best;
-            if (done[b]) continue;
-            int want = t < len[b] ? src[b * RS + len[b] - 1 - t] : TZ_EOS;
-            if (best != want) ok[b] = 0;
-            if (best == TZ_EOS || best != want) done[b] = 1;
-        }
-    }
-    tz_no_grad_end(g);
-    int n = 0;
-    for (int b = 0; b < RB; b++) n += ok[b] && done[b];
-    return (double)n / RB;
-}
-
 Test(seq2seq, rnnsearch_learns_to_reverse) {
     mt_model mm;
     const char *const over[] = {"model.embed=16", "model.hidden=32", "model.dec_hidden=32", "model.attn_dim=32", NULL};
     tz_set_threads(1); // tiny products: one thread is faster, and the test must not wait on a busy machine
-    make(&mm, "rnnsearch", RV, RV, 11, over);
+    mt_make(&mm, "rnnsearch", MT_RV, MT_RV, 11, over);
     nn_optim_config oc = nn_optim_defaults(NN_OPTIM_ADAM);
     nn_optim o;
     nn_optim_init(&o, &mm.P, &oc);
@@ -299,13 +217,13 @@ Test(seq2seq, rnnsearch_learns_to_reverse) {
     tz_graph_init(&g, 1 << 20);
     tz_rng r;
     tz_rng_seed(&r, 12);
-    int src[RB * RS], len[RB], x[RB * RT], y[RB * RT];
+    int src[MT_RB * MT_RS], len[MT_RB], x[MT_RB * MT_RT], y[MT_RB * MT_RT];
     double loss = 0;
     for (int step = 0; step < 300; step++) {
-        reverse_batch(&r, RMIN, src, len, x, y);
+        mt_reverse_batch(&r, MT_RMIN, src, len, x, y);
         tz_graph_reset(&g);
         g.training = 1;
-        tz_batch b = {.B = RB, .T = RT, .x = x, .y = y, .S = RS, .src = src, .src_len = len};
+        tz_batch b = {.B = MT_RB, .T = MT_RT, .x = x, .y = y, .S = MT_RS, .src = src, .src_len = len};
         tz_tensor *logits = mm.def->forward(&g, mm.m, &b); // sets b.targets
         tz_tensor *l = tz_cross_entropy(&g, logits, b.targets, TZ_IGNORE);
         loss = l->data[0];
@@ -319,13 +237,13 @@ Test(seq2seq, rnnsearch_learns_to_reverse) {
     // 128 fresh strings of 7 digits: training saw ~1,900 of the 10^7 such strings, so these are
     // unseen (p ~ 2e-4 each); a model that memorised its short strings would fail here.
     for (int k = 0; k < 4; k++) {
-        reverse_batch(&r, RMAX, src, len, x, y);
-        acc += exact_match(&g, &mm, src, len) / 4;
+        mt_reverse_batch(&r, MT_RMAX, src, len, x, y);
+        acc += mt_reverse_exact(&g, &mm, src, len) / 4;
     }
     cr_assert(acc >= 0.9, "exact match %.3f after 300 steps (last loss %.4f)", acc, loss);
     nn_optim_free(&o);
     tz_graph_free(&g);
-    unmake(&mm);
+    mt_unmake(&mm);
     tz_set_threads(0);
 }
 
@@ -337,15 +255,15 @@ static void check_skip(const char *type, const char *const *over) {
     with[k] = "model.skip_padding=true", with[k + 1] = NULL;
     without[k] = "model.skip_padding=false", without[k + 1] = NULL;
     mt_model all, skip;
-    make(&all, type, VS, VT, 9, without);
-    make(&skip, type, VS, VT, 9, with);
+    mt_make(&all, type, VS, VT, 9, without);
+    mt_make(&skip, type, VS, VT, 9, with);
     tz_graph g;
     tz_graph_init(&g, 1 << 20);
     tz_rng r;
     tz_rng_seed(&r, 10);
     enum { B = 3, S = 4, T = 5 };
     int src[B * S], len[B], x[B * T], y[B * T];
-    make_pairs(&r, B, S, T, (const int[]){4, 2, 3}, (const int[]){5, 1, 3}, src, len, x, y);
+    mt_make_pairs(&r, VS, VT, B, S, T, (const int[]){4, 2, 3}, (const int[]){5, 1, 3}, src, len, x, y);
     tz_batch ba = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len}, bs = ba;
     tz_tensor *la = all.def->forward(&g, all.m, &ba), *ls = skip.def->forward(&g, skip.m, &bs);
     cr_assert_eq(bs.n_targets, 9);
@@ -360,8 +278,8 @@ static void check_skip(const char *type, const char *const *over) {
     double l2 = tz_cross_entropy(&g, ls, bs.targets, TZ_IGNORE)->data[0];
     cr_assert_float_eq(l1, l2, 1e-6);
     tz_graph_free(&g);
-    unmake(&all);
-    unmake(&skip);
+    mt_unmake(&all);
+    mt_unmake(&skip);
 }
 
 Test(seq2seq, skip_padding_keeps_the_loss) {

@@ -12,32 +12,8 @@
 #include "helpers.h"
 #include "model.h"
 #include "nn.h"
+#include "mt_helpers.h"
 #include "setup.h"
-
-typedef struct {
-    const tz_model_def *def;
-    void *m;
-    tz_params P;
-    cfg c;
-} mt_model;
-
-static void make(mt_model *mm, int Vs, int Vt, uint64_t seed, const char *const *over) {
-    mm->def = tz_model_find("transformer_mt");
-    cr_assert(mm->def && mm->def->pairs);
-    tz_cfg_init(&mm->c, mm->def);
-    cfg_override(&mm->c, "model.type=transformer_mt", 0);
-    cfg_override(&mm->c, "data.path=unused", 0);
-    for (int i = 0; over && over[i]; i++) cfg_override(&mm->c, over[i], i + 1);
-    tz_params_init(&mm->P);
-    tz_rng r;
-    tz_rng_seed(&r, seed);
-    mm->m = mm->def->mt_create(&mm->c, Vs, Vt, &mm->P, &r);
-}
-
-static void unmake(mt_model *mm) {
-    mm->def->free(mm->m);
-    tz_params_free(&mm->P);
-}
 
 // Post-LN (the paper) and pre-LN, untied with GELU; dropout 0 except where a test wants it.
 static const char *const post[] = {"model.layers=2", "model.heads=2", "model.d_model=8", "model.d_ff=12", "model.dropout=0",
@@ -49,22 +25,10 @@ static const char *const skip[] = {"model.layers=2", "model.heads=2", "model.d_m
 
 enum { VS = 11, VT = 9 };
 
-// B pairs with the given source and target lengths (targets count <eos>), padded to S and T.
-static void make_pairs(tz_rng *r, int B, int S, int T, const int *slen, const int *tlen, int *src, int *len, int *x,
-                       int *y) {
-    for (int b = 0; b < B; b++) {
-        len[b] = slen[b];
-        for (int t = 0; t < S; t++) src[b * S + t] = t < slen[b] ? 4 + (int)tz_rng_below(r, VS - 4) : TZ_PAD;
-        for (int t = 0; t < T; t++) {
-            y[b * T + t] = t < tlen[b] - 1 ? 4 + (int)tz_rng_below(r, VT - 4) : t == tlen[b] - 1 ? TZ_EOS : TZ_IGNORE;
-            x[b * T + t] = t == 0 ? TZ_BOS : t < tlen[b] ? y[b * T + t - 1] : TZ_PAD;
-        }
-    }
-}
 
 static void check_shapes(const char *const *over, int skipping) {
     mt_model mm;
-    make(&mm, VS, VT, 1, over);
+    mt_make(&mm, "transformer_mt", VS, VT, 1, over);
     tz_graph g;
     tz_graph_init(&g, 1 << 20);
     g.training = 1;
@@ -72,7 +36,7 @@ static void check_shapes(const char *const *over, int skipping) {
     tz_rng_seed(&r, 2);
     enum { B = 3, S = 6, T = 5 };
     int src[B * S], len[B], x[B * T], y[B * T];
-    make_pairs(&r, B, S, T, (const int[]){6, 1, 3}, (const int[]){2, 5, 1}, src, len, x, y);
+    mt_make_pairs(&r, VS, VT, B, S, T, (const int[]){6, 1, 3}, (const int[]){2, 5, 1}, src, len, x, y);
     tz_batch b = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len};
     tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
     int n = skipping ? 2 + 5 + 1 : B * T;
@@ -86,7 +50,7 @@ static void check_shapes(const char *const *over, int skipping) {
     tz_params_zero_grad(&mm.P);
     tz_backward(&g, loss);
     tz_graph_free(&g);
-    unmake(&mm);
+    mt_unmake(&mm);
 }
 
 Test(transformer_mt, forward_shapes) {
@@ -100,14 +64,14 @@ Test(transformer_mt, forward_shapes) {
 // decoder never sees the target padding.
 static void check_padding(const char *const *over) {
     mt_model mm;
-    make(&mm, VS, VT, 3, over);
+    mt_make(&mm, "transformer_mt", VS, VT, 3, over);
     tz_graph g;
     tz_graph_init(&g, 1 << 20);
     tz_rng r;
     tz_rng_seed(&r, 4);
     enum { B = 3, S = 7, T = 6, S1 = 3, T1 = 2 };
     int src[B * S], len[B], x[B * T], y[B * T];
-    make_pairs(&r, B, S, T, (const int[]){7, S1, 5}, (const int[]){6, T1, 4}, src, len, x, y);
+    mt_make_pairs(&r, VS, VT, B, S, T, (const int[]){7, S1, 5}, (const int[]){6, T1, 4}, src, len, x, y);
     int src1[S1], x1[T1], y1[T1], len1 = S1;
     memcpy(src1, src + S, sizeof src1);
     memcpy(x1, x + T, sizeof x1);
@@ -122,7 +86,7 @@ static void check_padding(const char *const *over) {
     tz_tensor *l = tz_cross_entropy(&g, o, b.targets, TZ_IGNORE);
     cr_assert_float_eq(l->data[0], l1->data[0], 1e-5, "alone %.7f, batched %.7f", (double)l1->data[0], (double)l->data[0]);
     tz_graph_free(&g);
-    unmake(&mm);
+    mt_unmake(&mm);
 }
 
 Test(transformer_mt, padding_invariance) {
@@ -135,14 +99,14 @@ Test(transformer_mt, padding_invariance) {
 // weights are a distribution over the real source words.
 static void check_teacher_forcing(const char *const *over) {
     mt_model mm;
-    make(&mm, VS, VT, 5, over);
+    mt_make(&mm, "transformer_mt", VS, VT, 5, over);
     tz_graph g;
     tz_graph_init(&g, 1 << 20);
     tz_rng r;
     tz_rng_seed(&r, 6);
     enum { B = 3, S = 5, T = 4 };
     int src[B * S], len[B], x[B * T], y[B * T];
-    make_pairs(&r, B, S, T, (const int[]){2, 5, 4}, (const int[]){4, 2, 3}, src, len, x, y);
+    mt_make_pairs(&r, VS, VT, B, S, T, (const int[]){2, 5, 4}, (const int[]){4, 2, 3}, src, len, x, y);
     tz_no_grad_begin(&g);
     tz_batch b = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len};
     tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
@@ -169,7 +133,7 @@ static void check_teacher_forcing(const char *const *over) {
     }
     tz_no_grad_end(&g);
     tz_graph_free(&g);
-    unmake(&mm);
+    mt_unmake(&mm);
 }
 
 Test(transformer_mt, decoding_matches_forward) {
@@ -182,14 +146,14 @@ Test(transformer_mt, decoding_matches_forward) {
 // than the cache's first guess (2 |src| + 11 positions) grows it and still matches forward.
 Test(transformer_mt, beam_rows_follow_parents) {
     mt_model mm;
-    make(&mm, VS, VT, 7, post);
+    mt_make(&mm, "transformer_mt", VS, VT, 7, post);
     tz_graph g;
     tz_graph_init(&g, 1 << 20);
     tz_rng r;
     tz_rng_seed(&r, 8);
     enum { B = 2, S = 4, K = 3, R = B * K };
     int src[B * S], len[B], x[B * 2], y[B * 2];
-    make_pairs(&r, B, S, 2, (const int[]){4, 2}, (const int[]){2, 2}, src, len, x, y);
+    mt_make_pairs(&r, VS, VT, B, S, 2, (const int[]){4, 2}, (const int[]){2, 2}, src, len, x, y);
     const int w1[R] = {4, 5, 6, 7, 8, 4}, parent[R] = {2, 2, 0, 4, 3, 5}, w2[R] = {5, 6, 7, 8, 4, 5};
     int bos[R];
     for (int i = 0; i < R; i++) bos[i] = TZ_BOS;
@@ -229,72 +193,29 @@ Test(transformer_mt, beam_rows_follow_parents) {
     }
     tz_no_grad_end(&g);
     tz_graph_free(&g);
-    unmake(&mm);
+    mt_unmake(&mm);
 }
 
 Test(transformer_mt, bad_config) {
     mt_model mm;
     const char *const heads[] = {"model.d_model=10", "model.heads=4", NULL};
-    cr_assert(EXPECT_FAIL(make(&mm, VS, VT, 1, heads)));
+    cr_assert(EXPECT_FAIL(mt_make(&mm, "transformer_mt", VS, VT, 1, heads)));
     cr_assert(strstr(tz_last_error(), "d_model = 10 is not divisible by heads = 4"), "%s", tz_last_error());
     tz_params_free(&mm.P);
     const char *const ffn[] = {"model.ffn=tanh", NULL};
-    cr_assert(EXPECT_FAIL(make(&mm, VS, VT, 1, ffn)));
+    cr_assert(EXPECT_FAIL(mt_make(&mm, "transformer_mt", VS, VT, 1, ffn)));
     cr_assert(strstr(tz_last_error(), "ffn = 'tanh' (want relu, gelu or swiglu)"), "%s", tz_last_error());
     tz_params_free(&mm.P);
-    cr_assert(EXPECT_FAIL(make(&mm, 3, VT, 1, NULL)));
+    cr_assert(EXPECT_FAIL(mt_make(&mm, "transformer_mt", 3, VT, 1, NULL)));
     cr_assert(strstr(tz_last_error(), "vocabularies of 3 (source)"), "%s", tz_last_error());
     tz_params_free(&mm.P);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Reverse strings of digits (ids 4..13), lengths 3..7, as RNNsearch does in test_seq2seq.c.
-
-enum { RV = 14, RB = 32, RMIN = 3, RMAX = 7, RS = RMAX, RT = RMAX + 1 };
-
-static void reverse_batch(tz_rng *r, int *src, int *len, int *x, int *y) {
-    for (int b = 0; b < RB; b++) {
-        int n = RMIN + (int)tz_rng_below(r, RMAX - RMIN + 1);
-        len[b] = n;
-        for (int t = 0; t < RS; t++) src[b * RS + t] = t < n ? 4 + (int)tz_rng_below(r, 10) : TZ_PAD;
-        for (int t = 0; t < RT; t++) {
-            y[b * RT + t] = t < n ? src[b * RS + n - 1 - t] : t == n ? TZ_EOS : TZ_IGNORE;
-            x[b * RT + t] = t == 0 ? TZ_BOS : t <= n ? y[b * RT + t - 1] : TZ_PAD;
-        }
-    }
-}
-
-// Greedy decoding of a batch: the fraction of rows whose output (up to <eos>) is the reverse.
-static double exact_match(tz_graph *g, const mt_model *mm, const int *src, const int *len) {
-    tz_graph_reset(g);
-    tz_no_grad_begin(g);
-    int prev[RB], done[RB] = {0}, ok[RB];
-    for (int b = 0; b < RB; b++) prev[b] = TZ_BOS, ok[b] = 1;
-    mm->def->mt_encode(g, mm->m, src, len, RB, RS, 1);
-    for (int t = 0; t < RT + 2; t++) {
-        tz_tensor *l = mm->def->mt_step(g, mm->m, prev, NULL, NULL);
-        for (int b = 0; b < RB; b++) {
-            int best = 0;
-            for (int v = 1; v < RV; v++)
-                if (l->data[b * RV + v] > l->data[b * RV + best]) best = v;
-            prev[b] = best;
-            if (done[b]) continue;
-            int want = t < len[b] ? src[b * RS + len[b] - 1 - t] : TZ_EOS;
-            if (best != want) ok[b] = 0;
-            if (best == TZ_EOS || best != want) done[b] = 1;
-        }
-    }
-    tz_no_grad_end(g);
-    int n = 0;
-    for (int b = 0; b < RB; b++) n += ok[b] && done[b];
-    return (double)n / RB;
 }
 
 Test(transformer_mt, learns_to_reverse) {
     mt_model mm;
     const char *const over[] = {"model.layers=2", "model.heads=2", "model.d_model=32", "model.d_ff=64", "model.dropout=0", NULL};
     tz_set_threads(1); // tiny products: one thread, no waiting on a busy machine
-    make(&mm, RV, RV, 11, over);
+    mt_make(&mm, "transformer_mt", MT_RV, MT_RV, 11, over);
     nn_optim_config oc = nn_optim_defaults(NN_OPTIM_ADAM);
     oc.beta2 = 0.98, oc.eps = 1e-9;
     nn_optim o;
@@ -304,13 +225,13 @@ Test(transformer_mt, learns_to_reverse) {
     tz_graph_init(&g, 1 << 20);
     tz_rng r;
     tz_rng_seed(&r, 12);
-    int src[RB * RS], len[RB], x[RB * RT], y[RB * RT];
+    int src[MT_RB * MT_RS], len[MT_RB], x[MT_RB * MT_RT], y[MT_RB * MT_RT];
     double loss = 0;
     for (int step = 0; step < 500; step++) {
-        reverse_batch(&r, src, len, x, y);
+        mt_reverse_batch(&r, MT_RMIN, src, len, x, y);
         tz_graph_reset(&g);
         g.training = 1;
-        tz_batch b = {.B = RB, .T = RT, .x = x, .y = y, .S = RS, .src = src, .src_len = len};
+        tz_batch b = {.B = MT_RB, .T = MT_RT, .x = x, .y = y, .S = MT_RS, .src = src, .src_len = len};
         tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
         tz_tensor *l = tz_cross_entropy_smooth(&g, logits, b.targets, TZ_IGNORE, 0.1);
         loss = l->data[0];
@@ -322,13 +243,13 @@ Test(transformer_mt, learns_to_reverse) {
     g.training = 0;
     double acc = 0;
     for (int k = 0; k < 4; k++) { // 128 held-out strings (fresh draws)
-        reverse_batch(&r, src, len, x, y);
-        acc += exact_match(&g, &mm, src, len) / 4;
+        mt_reverse_batch(&r, MT_RMIN, src, len, x, y);
+        acc += mt_reverse_exact(&g, &mm, src, len) / 4;
     }
     cr_assert(acc >= 0.9, "exact match %.3f after 500 steps (last loss %.4f)", acc, loss);
     nn_optim_free(&o);
     tz_graph_free(&g);
-    unmake(&mm);
+    mt_unmake(&mm);
     tz_set_threads(0);
 }
 

@@ -1,0 +1,31 @@
+// mt_helpers.h: what the translation models' tests share (test_seq2seq.c, test_transformer_mt.c):
+// a model built from its cfg keys, random padded pair batches, and the digit-reversal toy task.
+#ifndef TZ_MT_HELPERS_H
+#define TZ_MT_HELPERS_H
+
+#include "model.h"
+#include "nn.h"
+
+typedef struct {
+    const tz_model_def *def;
+    void *m;
+    tz_params P;
+    cfg c;
+} mt_model;
+
+// A translation model of the given type with [model] overrides (NULL-terminated), seeded.
+void mt_make(mt_model *mm, const char *type, int Vs, int Vt, uint64_t seed, const char *const *over);
+void mt_unmake(mt_model *mm);
+
+// B pairs with the given source and target lengths (targets count <eos>), padded to S and T;
+// words drawn from r among ids 4..Vs-1 and 4..Vt-1. Arrays are the caller's (B*S, B, B*T, B*T).
+void mt_make_pairs(tz_rng *r, int Vs, int Vt, int B, int S, int T, const int *slen, const int *tlen, int *src, int *len,
+                   int *x, int *y);
+
+// The reversal toy: strings of digits (ids 4..13) of lengths lo..MT_RMAX, RB of them a batch.
+enum { MT_RV = 14, MT_RB = 32, MT_RMIN = 3, MT_RMAX = 7, MT_RS = MT_RMAX, MT_RT = MT_RMAX + 1 };
+void mt_reverse_batch(tz_rng *r, int lo, int *src, int *len, int *x, int *y);
+// Greedy decoding of a batch: the fraction of rows whose output (up to <eos>) is the reverse.
+double mt_reverse_exact(tz_graph *g, const mt_model *mm, const int *src, const int *len);
+
+#endif
