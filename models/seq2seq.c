@@ -11,7 +11,6 @@
 #include "seq2seq.h"
 
 static const cfg_key keys[] = {
-    S2S_KEYS,
     {"model", "score", CFG_STR, "additive", "attention scores: additive (Bahdanau), dot or general (Luong 2015)", 0, 0},
     {"model", "attn_dim", CFG_INT, "256", "additive attention: units of W_a s + U_a h", 1, 65536},
     {0},
@@ -107,6 +106,7 @@ static tz_tensor *mt_step(tz_graph *g, void *vm, const int *prev, const int *par
 const tz_model_def tz_model_rnnsearch = {
     .name = "rnnsearch",
     .paper = "Bahdanau, Cho & Bengio 2015, Neural Machine Translation by Jointly Learning to Align and Translate",
+    .family_keys = s2s_keys,
     .keys = keys,
     .stream = 0,
     .forward = forward,

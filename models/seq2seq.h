@@ -41,17 +41,8 @@ typedef struct s2s {
     tz_tensor *s;          // (rows,D) the decoder state
 } s2s;
 
-// The [model] keys both models have (defaults: the benchmark config).
-#define S2S_KEYS                                                                                                \
-    {"model", "embed", CFG_INT, "128", "embedding size (source and target)", 1, 65536},                                   \
-    {"model", "hidden", CFG_INT, "256", "encoder GRU units (per direction for RNNsearch)", 1, 65536},                       \
-    {"model", "dec_hidden", CFG_INT, "256", "decoder GRU units", 1, 65536},                                                \
-    {"model", "form", CFG_STR, "cudnn", "GRU form: cho (Cho 2014: U (r*h)) or cudnn (PyTorch: r*(U h + b))", 0, 0},    \
-    {"model", "readout", CFG_STR, "linear", "linear ([s; c; E y] -> vocabulary) or maxout (Bahdanau's deep output)", 0, 0}, \
-    {"model", "maxout_units", CFG_INT, "256", "maxout readout: units after the max over pairs", 1, 65536},                \
-    {"model", "dropout", CFG_FLOAT, "0", "dropout on the embeddings and the readout's input", 0, 0.99},                    \
-    {"model", "skip_padding", CFG_BOOL, "true",                                                                  \
-     "readout only at real targets: logits (N,V) with b->targets compacted (same loss, less work; false: (B*T,V))", 0, 0}
+// The [model] keys both models have (defaults: the benchmark config); their defs' family_keys.
+extern const cfg_key s2s_keys[];
 
 // Reads the shared keys and declares the embeddings, the encoder (bidirectional if attention),
 // the decoder GRU, the initial-state layer and the readout. Fails naming the key on bad values.

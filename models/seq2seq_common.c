@@ -5,6 +5,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+const cfg_key s2s_keys[] = {
+    {"model", "embed", CFG_INT, "128", "embedding size (source and target)", 1, 65536},
+    {"model", "hidden", CFG_INT, "256", "encoder GRU units (per direction for RNNsearch)", 1, 65536},
+    {"model", "dec_hidden", CFG_INT, "256", "decoder GRU units", 1, 65536},
+    {"model", "form", CFG_STR, "cudnn", "GRU form: cho (Cho 2014: U (r*h)) or cudnn (PyTorch: r*(U h + b))", 0, 0},
+    {"model", "readout", CFG_STR, "linear", "linear ([s; c; E y] -> vocabulary) or maxout (Bahdanau's deep output)", 0, 0},
+    {"model", "maxout_units", CFG_INT, "256", "maxout readout: units after the max over pairs", 1, 65536},
+    {"model", "dropout", CFG_FLOAT, "0", "dropout on the embeddings and the readout's input", 0, 0.99},
+    {"model", "skip_padding", CFG_BOOL, "true",
+     "readout only at real targets: logits (N,V) with b->targets compacted (same loss, less work; false: (B*T,V))", 0, 0},
+    {0},
+};
+
 void s2s_init(s2s *m, const cfg *c, int attention, int Vs, int Vt, tz_params *P, tz_rng *r) {
     memset(m, 0, sizeof *m);
     m->attention = attention;

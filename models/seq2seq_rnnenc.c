@@ -9,10 +9,7 @@
 
 #include "seq2seq.h"
 
-static const cfg_key keys[] = {
-    S2S_KEYS,
-    {0},
-};
+static const cfg_key keys[] = {{0}}; // the family's keys only (s2s_keys)
 
 static void *mt_create(const cfg *c, int Vs, int Vt, tz_params *P, tz_rng *r) {
     s2s t, *m;
@@ -68,6 +65,7 @@ static tz_tensor *mt_step(tz_graph *g, void *vm, const int *prev, const int *par
 const tz_model_def tz_model_rnnenc = {
     .name = "rnnenc",
     .paper = "Cho et al. 2014, Learning Phrase Representations using RNN Encoder-Decoder (RNN Encoder-Decoder)",
+    .family_keys = s2s_keys,
     .keys = keys,
     .stream = 0,
     .forward = forward,
