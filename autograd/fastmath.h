@@ -31,10 +31,12 @@ static inline real tz_ftanh(real x) { return tanh(x); }
 static inline float tz_fexp(float xin) {
     float under = xin < -87.0f ? 0.0f : 1.0f;
     float x = xin > -87.0f ? xin : -87.0f; // NaN fails the test and becomes -87: no undefined
-    x = x < 88.0f ? x : 88.0f;             // conversion below
+    x = x < 88.0f ? x : 88.0f; // conversion below
     float n = (x * 1.44269504f + 12582912.0f) - 12582912.0f; // round to nearest: 1.5 * 2^23 trick
     float r = x - n * 0.693145752f - n * 1.42860677e-6f;
-    float p = 1.0f + r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f + r * (0.00833333377f + r * 0.00138888892f)))));
+    float p =
+        1.0f +
+        r * (1.0f + r * (0.5f + r * (0.166666672f + r * (0.0416666679f + r * (0.00833333377f + r * 0.00138888892f)))));
     uint32_t bits = (uint32_t)(int32_t)(n + 127.0f) << 23; // n + 127 is in [1, 254]
     float scale;
     memcpy(&scale, &bits, sizeof scale);
@@ -63,7 +65,9 @@ static inline void tz_fnormal(real x, real *Phi, real *phi) {
     *phi = 0.5 * M_2_SQRTPI * M_SQRT1_2 * exp(-0.5 * x * x);
 #else
     float a = fabsf(x) * (float)M_SQRT1_2, t = 1.0f / (1.0f + 0.3275911f * a), e = tz_fexp(-a * a);
-    float y = 1.0f - t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f)))) * e;
+    float y =
+        1.0f -
+        t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f)))) * e;
     *Phi = 0.5f * (1.0f + (x < 0 ? -y : y));
     *phi = (float)(0.5 * M_2_SQRTPI * M_SQRT1_2) * e;
 #endif

@@ -26,24 +26,24 @@
 
 // Micro-kernel contract (see gemm_avx512.c): C(m,n) tile = alpha*Ap*Bp + beta*C (beta 0: no
 // read) + bias (a row of n, added to every row; NULL: none).
-typedef void (*ukr_fn)(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
-                       float alpha, float beta, const float *bias);
+typedef void (*ukr_fn)(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc, float alpha,
+                       float beta, const float *bias);
 #if defined(__x86_64__) || defined(__i386__)
 #define TZ_X86 1
-void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
-                   float alpha, float beta, const float *bias);
+void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc, float alpha,
+                   float beta, const float *bias);
 void tz_ukr_avx512_rows(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
                         float alpha, float beta, const float *bias);
-void tz_ukr_avx2(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
-                 float alpha, float beta, const float *bias);
+void tz_ukr_avx2(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc, float alpha,
+                 float beta, const float *bias);
 void tz_pack_t_avx2(int rows, int kc, const float *src, long ld, float *dst, int P);
 #endif
 
 typedef struct {
     const char *name;
-    int mr, nr;   // register tile; nr is a multiple of the vector width
-    int kc, nc;   // cache blocks: MR x KC in L1, KC x NC in L2
-    int simd;     // may use the AVX2 transposing pack
+    int mr, nr; // register tile; nr is a multiple of the vector width
+    int kc, nc; // cache blocks: MR x KC in L1, KC x NC in L2
+    int simd; // may use the AVX2 transposing pack
     ukr_fn ukr;
     ukr_fn ukr_rows; // the same reading a row-major op(A) in place (sa = lda), or NULL
 } kernel;
@@ -53,8 +53,8 @@ typedef struct {
 #define PNR 16
 // C(m,n) tile, m <= 4, n <= 16. Ap/Bp are zero-padded, so the full 4x16 tile is computed and
 // only m x n stored; the fixed-size loops let the compiler vectorise whatever ISA it targets.
-static void ukr_portable(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C,
-                         long ldc, float alpha, float beta, const float *bias) {
+static void ukr_portable(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
+                         float alpha, float beta, const float *bias) {
     float acc[PMR][PNR] = {{0}};
     // One short j loop per row: plain loops the vectoriser maps onto the target's vectors.
     // (Nested i/j loops made GCC interleave k steps with shuffles, 3x slower.)
@@ -169,8 +169,8 @@ static float *grow(float **p, size_t *cap, size_t n) {
 // Full panels (w == P) of the kernels' widths get a copy loop of constant length, which the
 // compiler turns into a few vector moves per k; a memcpy call per 48-128 bytes costs more than
 // the copy itself and made packing dominate small-M products.
-static inline __attribute__((always_inline)) void copy_fixed(int kc, const float *src, long ld,
-                                                             float *dst, const int P) {
+static inline __attribute__((always_inline)) void copy_fixed(int kc, const float *src, long ld, float *dst,
+                                                             const int P) {
     for (int k = 0; k < kc; k++, src += ld, dst += P)
         for (int c = 0; c < P; c++) dst[c] = src[c];
 }
@@ -178,12 +178,12 @@ static inline __attribute__((always_inline)) void copy_fixed(int kc, const float
 static void pack_copy(int w, int kc, const float *src, long ld, float *dst, int P) {
     if (w == P) {
         switch (P) {
-        case 32: copy_fixed(kc, src, ld, dst, 32); return;
-        case 16: copy_fixed(kc, src, ld, dst, 16); return;
-        case 12: copy_fixed(kc, src, ld, dst, 12); return;
-        case 6: copy_fixed(kc, src, ld, dst, 6); return;
-        case 4: copy_fixed(kc, src, ld, dst, 4); return;
-        default: break;
+            case 32: copy_fixed(kc, src, ld, dst, 32); return;
+            case 16: copy_fixed(kc, src, ld, dst, 16); return;
+            case 12: copy_fixed(kc, src, ld, dst, 12); return;
+            case 6: copy_fixed(kc, src, ld, dst, 6); return;
+            case 4: copy_fixed(kc, src, ld, dst, 4); return;
+            default: break;
         }
     }
     for (int k = 0; k < kc; k++, src += ld, dst += P) {
@@ -193,11 +193,9 @@ static void pack_copy(int w, int kc, const float *src, long ld, float *dst, int 
 }
 
 // Transposing pack: dst[k*P + r] = src[r*ld + k] for r < rows, zeros for rows <= r < P.
-static void pack_trans(const kernel *K, int rows, int kc, const float *src, long ld, float *dst,
-                       int P) {
+static void pack_trans(const kernel *K, int rows, int kc, const float *src, long ld, float *dst, int P) {
 #ifdef TZ_X86
-    if (K->simd)
-        tz_pack_t_avx2(rows, kc, src, ld, dst, P);
+    if (K->simd) tz_pack_t_avx2(rows, kc, src, ld, dst, P);
     else
 #endif
     {
@@ -222,7 +220,7 @@ typedef struct {
     float *C;
     const float *bias; // (N) or NULL, added by the first K block
     const float *Bpre; // op(B) packed by tz_sgemm_pack_b (then B is unused), or NULL
-    long Npad;         // N rounded up to the kernel's NR: the row length of a packed K block
+    long Npad; // N rounded up to the kernel's NR: the row length of a packed K block
     long lda, ldb, ldc;
     int split_m; // 1: threads split M, 0: split N
     int nthreads;
@@ -266,7 +264,8 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
             // Pack B(pc:+kc, j0+jc:+nc) as nc/NR panels of kc x NR (packed already: find them).
             if (J->Bpre) Bp = (float *)J->Bpre + (long)pc * J->Npad + (long)(j0 + jc) * kc;
             for (int jr = 0; !J->Bpre && jr < nc; jr += NR)
-                pack_b_panel(K, J->tb, J->B, J->ldb, pc, kc, j0 + jc + jr, nc - jr < NR ? nc - jr : NR, Bp + (long)jr * kc);
+                pack_b_panel(K, J->tb, J->B, J->ldb, pc, kc, j0 + jc + jr, nc - jr < NR ? nc - jr : NR,
+                             Bp + (long)jr * kc);
             // The first K block applies beta and the bias; later ones accumulate into what it wrote.
             float beta = pc == 0 ? J->beta : 1.0f;
             const float *bias = pc == 0 && J->bias ? J->bias + j0 + jc : NULL;
@@ -280,14 +279,10 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
                 const float *a = Ap;
                 long sa = MR;
                 ukr_fn ukr = K->ukr;
-                if (!J->ta && K->ukr_rows)
-                    a = J->A + row * J->lda + pc, sa = J->lda, ukr = K->ukr_rows;
-                else if (!J->ta)
-                    pack_trans(K, m, kc, J->A + row * J->lda + pc, J->lda, Ap, MR);
-                else if (K->simd)
-                    a = J->A + (long)pc * J->lda + row, sa = J->lda;
-                else
-                    pack_copy(m, kc, J->A + (long)pc * J->lda + row, J->lda, Ap, MR);
+                if (!J->ta && K->ukr_rows) a = J->A + row * J->lda + pc, sa = J->lda, ukr = K->ukr_rows;
+                else if (!J->ta) pack_trans(K, m, kc, J->A + row * J->lda + pc, J->lda, Ap, MR);
+                else if (K->simd) a = J->A + (long)pc * J->lda + row, sa = J->lda;
+                else pack_copy(m, kc, J->A + (long)pc * J->lda + row, J->lda, Ap, MR);
                 float *c = J->C + row * J->ldc + j0 + jc;
                 for (int jr = 0; jr < nc; jr += NR) {
                     int n = nc - jr < NR ? nc - jr : NR;
@@ -358,8 +353,8 @@ static void run_job(job *J) {
 }
 
 // Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C (+ bias); see gemm.h.
-void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                   const float *B, int ldb, float beta, float *C, int ldc, const float *bias) {
+void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc, const float *bias) {
     if (M <= 0 || N <= 0) return;
     init();
     if (K <= 0 || alpha == 0.0f) {
@@ -392,8 +387,8 @@ void tz_sgemm_pack_b(int tb, int K, int N, const float *B, int ldb, float *Bp) {
     }
 }
 
-void tz_sgemm_packed(int ta, int M, int N, int K, float alpha, const float *A, int lda, const float *Bp,
-                     float beta, float *C, int ldc) {
+void tz_sgemm_packed(int ta, int M, int N, int K, float alpha, const float *A, int lda, const float *Bp, float beta,
+                     float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     init();
     if (K <= 0 || alpha == 0.0f) {
@@ -405,16 +400,16 @@ void tz_sgemm_packed(int ta, int M, int N, int K, float alpha, const float *A, i
     run_job(&J);
 }
 
-void tz_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-              const float *B, int ldb, float beta, float *C, int ldc) {
+void tz_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc) {
     tz_sgemm_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
 // Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C (+ bias) in double: i-k-j
 // loops, so the inner loop runs along rows of B and C (or along K for both operands when B is
 // transposed).
-void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
-                   const double *B, int ldb, double beta, double *C, int ldc, const double *bias) {
+void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda, const double *B,
+                   int ldb, double beta, double *C, int ldc, const double *bias) {
     for (int i = 0; i < M; i++) {
         double *c = C + (long)i * ldc;
         for (int j = 0; j < N; j++) c[j] = beta == 0.0 ? 0.0 : beta * c[j];
@@ -440,8 +435,8 @@ void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const doub
     }
 }
 
-void tz_dgemm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
-              const double *B, int ldb, double beta, double *C, int ldc) {
+void tz_dgemm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda, const double *B, int ldb,
+              double beta, double *C, int ldc) {
     tz_dgemm_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
@@ -453,7 +448,7 @@ void tz_dgemm_pack_b(int tb, int K, int N, const double *B, int ldb, double *Bp)
         for (int j = 0; j < N; j++) Bp[(long)k * N + j] = tb ? B[(long)j * ldb + k] : B[(long)k * ldb + j];
 }
 
-void tz_dgemm_packed(int ta, int M, int N, int K, double alpha, const double *A, int lda, const double *Bp,
-                     double beta, double *C, int ldc) {
+void tz_dgemm_packed(int ta, int M, int N, int K, double alpha, const double *A, int lda, const double *Bp, double beta,
+                     double *C, int ldc) {
     tz_dgemm(ta, 0, M, N, K, alpha, A, lda, Bp, N, beta, C, ldc);
 }

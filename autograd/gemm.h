@@ -11,16 +11,16 @@
 
 #include <stddef.h>
 
-void tz_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-              const float *B, int ldb, float beta, float *C, int ldc);
-void tz_dgemm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
-              const double *B, int ldb, double beta, double *C, int ldc);
+void tz_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+              float beta, float *C, int ldc);
+void tz_dgemm(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda, const double *B, int ldb,
+              double beta, double *C, int ldc);
 // The same, plus bias (N) added to every row of C after the product (NULL: none): a Linear
 // layer's bias costs no extra pass over C.
-void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,
-                   const float *B, int ldb, float beta, float *C, int ldc, const float *bias);
-void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda,
-                   const double *B, int ldb, double beta, double *C, int ldc, const double *bias);
+void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc, const float *bias);
+void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda, const double *B,
+                   int ldb, double beta, double *C, int ldc, const double *bias);
 
 // Many products with one B (a recurrent weight, at every timestep of a sequence): pack op(B)
 // (K,N) once into Bp (tz_sgemm_packed_size floats, 64-byte aligned; the layout belongs to the
@@ -28,12 +28,12 @@ void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const doub
 // A sub-matrix of B is packed by passing its corner and B's ldb.
 size_t tz_sgemm_packed_size(int K, int N);
 void tz_sgemm_pack_b(int tb, int K, int N, const float *B, int ldb, float *Bp);
-void tz_sgemm_packed(int ta, int M, int N, int K, float alpha, const float *A, int lda, const float *Bp,
-                     float beta, float *C, int ldc);
+void tz_sgemm_packed(int ta, int M, int N, int K, float alpha, const float *A, int lda, const float *Bp, float beta,
+                     float *C, int ldc);
 size_t tz_dgemm_packed_size(int K, int N);
 void tz_dgemm_pack_b(int tb, int K, int N, const double *B, int ldb, double *Bp);
-void tz_dgemm_packed(int ta, int M, int N, int K, double alpha, const double *A, int lda, const double *Bp,
-                     double beta, double *C, int ldc);
+void tz_dgemm_packed(int ta, int M, int N, int K, double alpha, const double *A, int lda, const double *Bp, double beta,
+                     double *C, int ldc);
 
 // The gemm of the engine's element type `real` (float64 in the gradient check's build), for
 // code compiled in both builds: tz_gemm, tz_gemm_bias, tz_gemm_packed and the packing.

@@ -20,13 +20,14 @@
 #define NV 2 // vectors of 8 floats per row of the tile
 #define NR (8 * NV)
 
-void tz_ukr_avx2(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
-                 float alpha, float beta, const float *bias);
+void tz_ukr_avx2(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc, float alpha,
+                 float beta, const float *bias);
 void tz_pack_t_avx2(int rows, int kc, const float *src, long ld, float *dst, int P);
 
-static inline __attribute__((always_inline)) void
-tile(const int m, const int nv, int kc, const float *restrict Ap, long sa, const float *restrict Bp,
-     float *restrict C, long ldc, float alpha, float beta, const float *restrict bias, __m256i last) {
+static inline __attribute__((always_inline)) void tile(const int m, const int nv, int kc, const float *restrict Ap,
+                                                       long sa, const float *restrict Bp, float *restrict C, long ldc,
+                                                       float alpha, float beta, const float *restrict bias,
+                                                       __m256i last) {
     __m256 acc[MR][NV];
 #pragma GCC unroll 8
     for (int i = 0; i < m; i++) {
@@ -53,7 +54,9 @@ tile(const int m, const int nv, int kc, const float *restrict Ap, long sa, const
     __m256 bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < nv; v++)
-        bv[v] = !bias ? _mm256_setzero_ps() : v == nv - 1 && partial ? _mm256_maskload_ps(bias + 8 * v, last) : _mm256_loadu_ps(bias + 8 * v);
+        bv[v] = !bias                    ? _mm256_setzero_ps()
+                : v == nv - 1 && partial ? _mm256_maskload_ps(bias + 8 * v, last)
+                                         : _mm256_loadu_ps(bias + 8 * v);
 #pragma GCC unroll 8
     for (int i = 0; i < m; i++) {
         float *c = C + i * ldc;
@@ -75,23 +78,27 @@ tile(const int m, const int nv, int kc, const float *restrict Ap, long sa, const
 }
 
 #define RM(x) ((x) < MR ? (x) : MR)
-#define ROWS(NVV)                                                                              \
-    switch (m) {                                                                               \
-    case 1: tile(RM(1), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 2: tile(RM(2), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 3: tile(RM(3), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 4: tile(RM(4), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 5: tile(RM(5), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    default: tile(RM(6), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                   \
+#define ROWS(NVV) \
+    switch (m) { \
+        case 1: tile(RM(1), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 2: tile(RM(2), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 3: tile(RM(3), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 4: tile(RM(4), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 5: tile(RM(5), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        default: tile(RM(6), NVV, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
     }
 
 // C(m,n) tile: m in [1,MR], n in [1,NR]; Ap (kc x MR) and Bp (kc x NR) packed, Bp 32-byte aligned.
-void tz_ukr_avx2(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
-                 float alpha, float beta, const float *bias) {
+void tz_ukr_avx2(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc, float alpha,
+                 float beta, const float *bias) {
     int nv = (n + 7) / 8;
     int rem = n - 8 * (nv - 1); // lanes used in the last vector, 1..8
     __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    if (nv >= 2) { ROWS(2) } else { ROWS(1) }
+    if (nv >= 2) {
+        ROWS(2)
+    } else {
+        ROWS(1)
+    }
 }
 
 // 8x8 transpose in registers: r[i] holds row i on entry, column i on exit.

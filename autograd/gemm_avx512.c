@@ -24,16 +24,17 @@
 #define NV 2 // vectors of 16 floats per row of the tile
 #define NR (16 * NV)
 
-void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
-                   float alpha, float beta, const float *bias);
+void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc, float alpha,
+                   float beta, const float *bias);
 void tz_ukr_avx512_rows(int m, int n, int kc, const float *A, long lda, const float *Bp, float *C, long ldc,
                         float alpha, float beta, const float *bias);
 
 // One (m, nv) instance: m rows, nv vectors per row, the last vector masked by `last`.
 // always_inline + constant m/nv: the compiler unrolls everything and keeps acc in registers.
-static inline __attribute__((always_inline)) void
-tile(const int m, const int nv, const int rows, int kc, const float *restrict Ap, long sa, const float *restrict Bp,
-     float *restrict C, long ldc, float alpha, float beta, const float *restrict bias, __mmask16 last) {
+static inline __attribute__((always_inline)) void tile(const int m, const int nv, const int rows, int kc,
+                                                       const float *restrict Ap, long sa, const float *restrict Bp,
+                                                       float *restrict C, long ldc, float alpha, float beta,
+                                                       const float *restrict bias, __mmask16 last) {
     // rows: op(A) is row-major A read in place, a(i,k) = Ap[i*sa + k] (sa = lda), through three
     // row pointers and the offsets 0, lda, 2 lda, 3 lda (x86 addressing does the rest).
     const float *a4 = Ap + 4 * sa, *a8 = Ap + 8 * sa;
@@ -66,7 +67,8 @@ tile(const int m, const int nv, const int rows, int kc, const float *restrict Ap
     __m512 bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < nv; v++)
-        bv[v] = bias ? _mm512_maskz_loadu_ps(v == nv - 1 ? last : (__mmask16)0xFFFF, bias + 16 * v) : _mm512_setzero_ps();
+        bv[v] =
+            bias ? _mm512_maskz_loadu_ps(v == nv - 1 ? last : (__mmask16)0xFFFF, bias + 16 * v) : _mm512_setzero_ps();
 #pragma GCC unroll 16
     for (int i = 0; i < m; i++) {
         float *c = C + i * ldc;
@@ -84,28 +86,32 @@ tile(const int m, const int nv, const int rows, int kc, const float *restrict Ap
 
 // Rows beyond MR cannot happen; the MIN keeps the dead cases of the switch in bounds.
 #define RM(x) ((x) < MR ? (x) : MR)
-#define ROWS(NVV, RW)                                                                          \
-    switch (m) {                                                                               \
-    case 1: tile(RM(1), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 2: tile(RM(2), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 3: tile(RM(3), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 4: tile(RM(4), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 5: tile(RM(5), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 6: tile(RM(6), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 7: tile(RM(7), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 8: tile(RM(8), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 9: tile(RM(9), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                    \
-    case 10: tile(RM(10), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                  \
-    case 11: tile(RM(11), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                  \
-    default: tile(RM(12), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break;                  \
+#define ROWS(NVV, RW) \
+    switch (m) { \
+        case 1: tile(RM(1), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 2: tile(RM(2), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 3: tile(RM(3), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 4: tile(RM(4), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 5: tile(RM(5), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 6: tile(RM(6), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 7: tile(RM(7), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 8: tile(RM(8), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 9: tile(RM(9), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 10: tile(RM(10), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 11: tile(RM(11), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        default: tile(RM(12), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
     }
 
 // C(m,n) tile: m in [1,MR], n in [1,NR]; Ap (kc x MR) and Bp (kc x NR) packed, Bp 64-byte aligned.
-void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
-                   float alpha, float beta, const float *bias) {
+void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc, float alpha,
+                   float beta, const float *bias) {
     int nv = (n + 15) / 16;
     __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - n));
-    if (nv >= 2) { ROWS(2, 0) } else { ROWS(1, 0) }
+    if (nv >= 2) {
+        ROWS(2, 0)
+    } else {
+        ROWS(1, 0)
+    }
 }
 
 // The same with op(A) = A row-major in place (no packing): a(i,k) = A[i*lda + k].
@@ -113,7 +119,11 @@ void tz_ukr_avx512_rows(int m, int n, int kc, const float *Ap, long sa, const fl
                         float alpha, float beta, const float *bias) {
     int nv = (n + 15) / 16;
     __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - n));
-    if (nv >= 2) { ROWS(2, 1) } else { ROWS(1, 1) }
+    if (nv >= 2) {
+        ROWS(2, 1)
+    } else {
+        ROWS(1, 1)
+    }
 }
 
 #ifdef __clang__

@@ -127,8 +127,7 @@ static tz_tensor *grad_owner(const tz_graph *g, tz_tensor *t) {
 // consumer whose op does not follow the contract, a view (it may cover part of the buffer), the
 // seed, or no consumer at all (its own backward reads it).
 void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
-    if (!out->requires_grad)
-        tz_fail("backward: the tensor does not depend on anything that needs a gradient");
+    if (!out->requires_grad) tz_fail("backward: the tensor does not depend on anything that needs a gradient");
     int last = out->node;
     unsigned char *zero = tz_arena_calloc(&g->arena, (size_t)last + 1); // by node: zero up front
     unsigned char *made = tz_arena_calloc(&g->arena, (size_t)last + 1); // by node: buffer made now

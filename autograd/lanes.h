@@ -16,48 +16,48 @@
 // lanes, the last N % TZ_LANES elements in one scalar chain added at the end, then the lanes
 // pairwise in a fixed order. (Indexing a lane by a run-time value would keep the lanes in
 // memory instead of a register.) TYPE is the accumulator's type: real, or double for long sums.
-#define TZ_LANE_SUM_AS(TYPE, out, N, J, EXPR)                                                \
-    do {                                                                                     \
-        TYPE lane_[TZ_LANES] = {0}, tail_ = 0;                                               \
-        const long n_ = (N), full_ = n_ - n_ % TZ_LANES;                                     \
-        for (long b_ = 0; b_ < full_; b_ += TZ_LANES)                                        \
-            for (int l_ = 0; l_ < TZ_LANES; l_++) {                                          \
-                const long J = b_ + l_;                                                      \
-                lane_[l_] += (EXPR);                                                         \
-            }                                                                                \
-        for (long J = full_; J < n_; J++) tail_ += (EXPR);                                   \
-        for (int w_ = TZ_LANES / 2; w_ >= 1; w_ /= 2)                                        \
-            for (int l_ = 0; l_ < w_; l_++) lane_[l_] += lane_[l_ + w_];                     \
-        (out) = lane_[0] + tail_;                                                            \
+#define TZ_LANE_SUM_AS(TYPE, out, N, J, EXPR) \
+    do { \
+        TYPE lane_[TZ_LANES] = {0}, tail_ = 0; \
+        const long n_ = (N), full_ = n_ - n_ % TZ_LANES; \
+        for (long b_ = 0; b_ < full_; b_ += TZ_LANES) \
+            for (int l_ = 0; l_ < TZ_LANES; l_++) { \
+                const long J = b_ + l_; \
+                lane_[l_] += (EXPR); \
+            } \
+        for (long J = full_; J < n_; J++) tail_ += (EXPR); \
+        for (int w_ = TZ_LANES / 2; w_ >= 1; w_ /= 2) \
+            for (int l_ = 0; l_ < w_; l_++) lane_[l_] += lane_[l_ + w_]; \
+        (out) = lane_[0] + tail_; \
     } while (0)
 #define TZ_LANE_SUM(out, N, J, EXPR) TZ_LANE_SUM_AS(real, out, N, J, EXPR)
 
 // out = max of EXPR over J in [0, N), N >= 1 (max is exact, so lanes change nothing but speed:
 // a compare chain per element otherwise, which the compiler does not vectorise without
 // -ffast-math). A NaN may or may not win; softmax's callers still end up with NaN, through exp.
-#define TZ_LANE_MAX(out, N, J, EXPR)                                                         \
-    do {                                                                                     \
-        const int n_ = (N), full_ = n_ - n_ % TZ_LANES;                                      \
-        real lane_[TZ_LANES], m_;                                                            \
-        {                                                                                    \
-            const int J = 0;                                                                 \
-            m_ = (EXPR);                                                                     \
-        }                                                                                    \
-        for (int l_ = 0; l_ < TZ_LANES; l_++) lane_[l_] = m_;                                \
-        for (int b_ = 0; b_ < full_; b_ += TZ_LANES)                                         \
-            for (int l_ = 0; l_ < TZ_LANES; l_++) {                                          \
-                const int J = b_ + l_;                                                       \
-                const real v_ = (EXPR);                                                      \
-                lane_[l_] = v_ > lane_[l_] ? v_ : lane_[l_];                                 \
-            }                                                                                \
-        for (int w_ = TZ_LANES / 2; w_ >= 1; w_ /= 2)                                        \
+#define TZ_LANE_MAX(out, N, J, EXPR) \
+    do { \
+        const int n_ = (N), full_ = n_ - n_ % TZ_LANES; \
+        real lane_[TZ_LANES], m_; \
+        { \
+            const int J = 0; \
+            m_ = (EXPR); \
+        } \
+        for (int l_ = 0; l_ < TZ_LANES; l_++) lane_[l_] = m_; \
+        for (int b_ = 0; b_ < full_; b_ += TZ_LANES) \
+            for (int l_ = 0; l_ < TZ_LANES; l_++) { \
+                const int J = b_ + l_; \
+                const real v_ = (EXPR); \
+                lane_[l_] = v_ > lane_[l_] ? v_ : lane_[l_]; \
+            } \
+        for (int w_ = TZ_LANES / 2; w_ >= 1; w_ /= 2) \
             for (int l_ = 0; l_ < w_; l_++) lane_[l_] = lane_[l_ + w_] > lane_[l_] ? lane_[l_ + w_] : lane_[l_]; \
-        m_ = lane_[0];                                                                       \
-        for (int J = full_; J < n_; J++) {                                                   \
-            const real v_ = (EXPR);                                                          \
-            m_ = v_ > m_ ? v_ : m_;                                                          \
-        }                                                                                    \
-        (out) = m_;                                                                          \
+        m_ = lane_[0]; \
+        for (int J = full_; J < n_; J++) { \
+            const real v_ = (EXPR); \
+            m_ = v_ > m_ ? v_ : m_; \
+        } \
+        (out) = m_; \
     } while (0)
 
 // Column sums: out[J] += sum over the int R in [0, ROWS) of EXPR (reads R and the long J), for
@@ -66,27 +66,27 @@
 // made that 4x slower). Each column still adds its rows in order, so the bits do not depend on
 // how columns are split over threads.
 #define TZ_COLS 32
-#define TZ_COLUMN_SUMS(out, LO, HI, ROWS, R, J, EXPR)                                        \
-    do {                                                                                     \
-        const long hi_ = (HI);                                                               \
-        const int rows_ = (ROWS);                                                            \
-        for (long j0_ = (LO); j0_ < hi_; j0_ += TZ_COLS) {                                   \
-            real col_[TZ_COLS] = {0};                                                        \
-            const int w_ = hi_ - j0_ < TZ_COLS ? (int)(hi_ - j0_) : TZ_COLS;                 \
-            if (w_ == TZ_COLS)                                                               \
-                for (int R = 0; R < rows_; R++)                                              \
-                    for (int c_ = 0; c_ < TZ_COLS; c_++) {                                   \
-                        const long J = j0_ + c_;                                             \
-                        col_[c_] += (EXPR);                                                  \
-                    }                                                                        \
-            else                                                                             \
-                for (int R = 0; R < rows_; R++)                                              \
-                    for (int c_ = 0; c_ < w_; c_++) {                                        \
-                        const long J = j0_ + c_;                                             \
-                        col_[c_] += (EXPR);                                                  \
-                    }                                                                        \
-            for (int c_ = 0; c_ < w_; c_++) (out)[j0_ + c_] += col_[c_];                     \
-        }                                                                                    \
+#define TZ_COLUMN_SUMS(out, LO, HI, ROWS, R, J, EXPR) \
+    do { \
+        const long hi_ = (HI); \
+        const int rows_ = (ROWS); \
+        for (long j0_ = (LO); j0_ < hi_; j0_ += TZ_COLS) { \
+            real col_[TZ_COLS] = {0}; \
+            const int w_ = hi_ - j0_ < TZ_COLS ? (int)(hi_ - j0_) : TZ_COLS; \
+            if (w_ == TZ_COLS) \
+                for (int R = 0; R < rows_; R++) \
+                    for (int c_ = 0; c_ < TZ_COLS; c_++) { \
+                        const long J = j0_ + c_; \
+                        col_[c_] += (EXPR); \
+                    } \
+            else \
+                for (int R = 0; R < rows_; R++) \
+                    for (int c_ = 0; c_ < w_; c_++) { \
+                        const long J = j0_ + c_; \
+                        col_[c_] += (EXPR); \
+                    } \
+            for (int c_ = 0; c_ < w_; c_++) (out)[j0_ + c_] += col_[c_]; \
+        } \
     } while (0)
 
 #endif

@@ -29,15 +29,22 @@ enum { ADD, SUB, MUL };
 // Same-shape operands, elements [lo, hi): forward y = a op b; backward ga (=|+=) dy/da * gy and
 // gb likewise (over_*: the gradient is fresh, store instead of adding; a before b, so when a and
 // b are one tensor the store comes first).
-typedef struct { const real *a, *b, *gy; real *y, *ga, *gb; int kind, over_a, over_b; } same_args;
+typedef struct {
+    const real *a, *b, *gy;
+    real *y, *ga, *gb;
+    int kind, over_a, over_b;
+} same_args;
 
 static void same_fw(void *arg, long lo, long hi) {
     const same_args *s = arg;
     const real *restrict a = s->a, *restrict b = s->b;
     real *restrict y = s->y;
-    if (s->kind == ADD) for (long i = lo; i < hi; i++) y[i] = a[i] + b[i];
-    if (s->kind == SUB) for (long i = lo; i < hi; i++) y[i] = a[i] - b[i];
-    if (s->kind == MUL) for (long i = lo; i < hi; i++) y[i] = a[i] * b[i];
+    if (s->kind == ADD)
+        for (long i = lo; i < hi; i++) y[i] = a[i] + b[i];
+    if (s->kind == SUB)
+        for (long i = lo; i < hi; i++) y[i] = a[i] - b[i];
+    if (s->kind == MUL)
+        for (long i = lo; i < hi; i++) y[i] = a[i] * b[i];
 }
 
 static void same_bw(void *arg, long lo, long hi) {
@@ -45,18 +52,28 @@ static void same_bw(void *arg, long lo, long hi) {
     const real *restrict gy = s->gy, *a = s->a, *b = s->b;
     real *ga = s->ga, *gb = s->gb; // may be one buffer
     if (ga) {
-        if (s->kind == MUL && s->over_a) for (long i = lo; i < hi; i++) ga[i] = gy[i] * b[i];
-        else if (s->kind == MUL) for (long i = lo; i < hi; i++) ga[i] += gy[i] * b[i];
-        else if (s->over_a) for (long i = lo; i < hi; i++) ga[i] = gy[i];
-        else for (long i = lo; i < hi; i++) ga[i] += gy[i];
+        if (s->kind == MUL && s->over_a)
+            for (long i = lo; i < hi; i++) ga[i] = gy[i] * b[i];
+        else if (s->kind == MUL)
+            for (long i = lo; i < hi; i++) ga[i] += gy[i] * b[i];
+        else if (s->over_a)
+            for (long i = lo; i < hi; i++) ga[i] = gy[i];
+        else
+            for (long i = lo; i < hi; i++) ga[i] += gy[i];
     }
     if (gb) {
-        if (s->kind == MUL && s->over_b) for (long i = lo; i < hi; i++) gb[i] = gy[i] * a[i];
-        else if (s->kind == MUL) for (long i = lo; i < hi; i++) gb[i] += gy[i] * a[i];
-        else if (s->kind == SUB && s->over_b) for (long i = lo; i < hi; i++) gb[i] = -gy[i];
-        else if (s->kind == SUB) for (long i = lo; i < hi; i++) gb[i] -= gy[i];
-        else if (s->over_b) for (long i = lo; i < hi; i++) gb[i] = gy[i];
-        else for (long i = lo; i < hi; i++) gb[i] += gy[i];
+        if (s->kind == MUL && s->over_b)
+            for (long i = lo; i < hi; i++) gb[i] = gy[i] * a[i];
+        else if (s->kind == MUL)
+            for (long i = lo; i < hi; i++) gb[i] += gy[i] * a[i];
+        else if (s->kind == SUB && s->over_b)
+            for (long i = lo; i < hi; i++) gb[i] = -gy[i];
+        else if (s->kind == SUB)
+            for (long i = lo; i < hi; i++) gb[i] -= gy[i];
+        else if (s->over_b)
+            for (long i = lo; i < hi; i++) gb[i] = gy[i];
+        else
+            for (long i = lo; i < hi; i++) gb[i] += gy[i];
     }
 }
 
@@ -79,17 +96,13 @@ static void binary_backward(tz_graph *g, tz_node *n) {
     // Broadcast: a repeated operand's gradient is a sum, so it is added into (zeroed if fresh).
     real *ga = a->grad ? tz_grad_accumulate(a) : NULL, *gb = b->grad ? tz_grad_accumulate(b) : NULL;
     switch (n->iarg[0]) {
-    case ADD:
-        TZ_BCAST_FOR(bc, if (ga) ga[ia] += gy[o]; if (gb) gb[ib] += gy[o];);
-        break;
-    case SUB:
-        TZ_BCAST_FOR(bc, if (ga) ga[ia] += gy[o]; if (gb) gb[ib] -= gy[o];);
-        break;
-    case MUL: {
-        const real *ad = a->data, *bd = b->data;
-        TZ_BCAST_FOR(bc, if (ga) ga[ia] += gy[o] * bd[ib]; if (gb) gb[ib] += gy[o] * ad[ia];);
-        break;
-    }
+        case ADD: TZ_BCAST_FOR(bc, if (ga) ga[ia] += gy[o]; if (gb) gb[ib] += gy[o];); break;
+        case SUB: TZ_BCAST_FOR(bc, if (ga) ga[ia] += gy[o]; if (gb) gb[ib] -= gy[o];); break;
+        case MUL: {
+            const real *ad = a->data, *bd = b->data;
+            TZ_BCAST_FOR(bc, if (ga) ga[ia] += gy[o] * bd[ib]; if (gb) gb[ib] += gy[o] * ad[ia];);
+            break;
+        }
     }
 }
 static const tz_op op_add = {"add", binary_backward, 1};
@@ -101,8 +114,7 @@ static tz_tensor *binary(tz_graph *g, tz_tensor *a, tz_tensor *b, int kind, cons
     int nd;
     if (!tz_bcast_init(&bc, a, b, &nd)) {
         tz_shape_bufs s;
-        tz_fail("%s: shapes a %s and b %s do not broadcast", op->name, tz_shape_str(a, s.a),
-                tz_shape_str(b, s.b));
+        tz_fail("%s: shapes a %s and b %s do not broadcast", op->name, tz_shape_str(a, s.a), tz_shape_str(b, s.b));
     }
     tz_tensor *in[2] = {a, b};
     tz_tensor *y = tz_op_output(g, nd, bc.shape + 4 - nd, in, 2);

@@ -20,8 +20,19 @@
 
 // Saved for backward: per row the target (or ignore) and the log-sum-exp (the probabilities are
 // recomputed: rows x vocab would be the largest tensor).
-typedef struct { int *targets; real *lse, *xsum; int count, ignore; real eps; } ces_saved;
-typedef struct { const real *x; real *g; const ces_saved *s; real scale; int V, over; } ces_args;
+typedef struct {
+    int *targets;
+    real *lse, *xsum;
+    int count, ignore;
+    real eps;
+} ces_saved;
+typedef struct {
+    const real *x;
+    real *g;
+    const ces_saved *s;
+    real scale;
+    int V, over;
+} ces_args;
 
 // Rows [lo, hi) of the forward: each counted row's log-sum-exp and sum of logits.
 static void ces_fw_rows(void *arg, long lo, long hi) {

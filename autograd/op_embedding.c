@@ -24,8 +24,7 @@ tz_tensor *tz_embedding(tz_graph *g, tz_tensor *w, const int *ids, int n) {
     int V = w->shape[0], D = w->shape[1];
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= V)
-            tz_fail("embedding: id %d at position %d is outside [0,%d) for table %s", ids[i], i, V,
-                    tz_shape_str(w, s));
+            tz_fail("embedding: id %d at position %d is outside [0,%d) for table %s", ids[i], i, V, tz_shape_str(w, s));
     tz_tensor *in[1] = {w};
     int shape[2] = {n, D};
     tz_tensor *y = tz_op_output(g, 2, shape, in, 1);

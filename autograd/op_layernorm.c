@@ -49,7 +49,8 @@ static void ln_bw_cols(void *arg, long lo, long hi) {
     const int D = a->D, rows = tz_rows(a->x);
     const real *restrict x = a->x->data, *restrict gy = a->y->grad, *restrict st = a->stats;
     if (a->gamma && a->gamma->grad)
-        TZ_COLUMN_SUMS(a->gamma->grad, lo, hi, rows, r, j, gy[(long)r * D + j] * ((x[(long)r * D + j] - st[2 * r]) * st[2 * r + 1]));
+        TZ_COLUMN_SUMS(a->gamma->grad, lo, hi, rows, r, j,
+                       gy[(long)r * D + j] * ((x[(long)r * D + j] - st[2 * r]) * st[2 * r + 1]));
     if (a->beta && a->beta->grad) TZ_COLUMN_SUMS(a->beta->grad, lo, hi, rows, r, j, gy[(long)r * D + j]);
 }
 

@@ -18,8 +18,7 @@ tz_tensor *tz_masked_fill(tz_graph *g, tz_tensor *x, const tz_tensor *mask, real
     int nd;
     if (!tz_bcast_init(&bc, x, mask, &nd) || nd != x->ndim || tz_numel(nd, bc.shape + 4 - nd) != x->n) {
         tz_shape_bufs s;
-        tz_fail("masked_fill: mask %s does not broadcast to input %s", tz_shape_str(mask, s.a),
-                tz_shape_str(x, s.b));
+        tz_fail("masked_fill: mask %s does not broadcast to input %s", tz_shape_str(mask, s.a), tz_shape_str(x, s.b));
     }
     tz_tensor *in[1] = {x};
     tz_tensor *y = tz_op_output(g, x->ndim, x->shape, in, 1);

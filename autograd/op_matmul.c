@@ -48,7 +48,8 @@ static void mm_run(mm_job *j) {
 
 static void matmul_backward(tz_graph *g, tz_node *n) {
     (void)g;
-    mm_job j = {n->in[0], n->in[1], n->out, n->iarg[1], n->iarg[2], n->iarg[3], n->iarg[4], n->iarg[5], n->iarg[0], 1, 0, 0, 0, 1, 1};
+    mm_job j = {n->in[0],   n->in[1], n->out, n->iarg[1], n->iarg[2], n->iarg[3], n->iarg[4], n->iarg[5],
+                n->iarg[0], 1,        0,      0,          0,          1,          1};
     j.sa = (long)j.M * j.K, j.sb = j.b->ndim > 2 ? (long)j.K * j.N : 0, j.sc = (long)j.M * j.N;
     // Every batch writes its whole block of each gradient: a fresh buffer is overwritten. (a and
     // b may be one tensor: then only the first product overwrites.)
@@ -95,8 +96,8 @@ tz_tensor *tz_matmul(tz_graph *g, tz_tensor *a, tz_tensor *b, int ta, int tb) {
     }
     return c;
 bad:
-    tz_fail("matmul: cannot multiply a %s%s by b %s%s", tz_shape_str(a, s.a), ta ? "^T" : "",
-            tz_shape_str(b, s.b), tb ? "^T" : "");
+    tz_fail("matmul: cannot multiply a %s%s by b %s%s", tz_shape_str(a, s.a), ta ? "^T" : "", tz_shape_str(b, s.b),
+            tb ? "^T" : "");
 }
 
 // x (R,I) as rows, w (O,I), bias (O): y (R,O) = x w^T + bias.
@@ -117,8 +118,7 @@ tz_tensor *tz_linear(tz_graph *g, tz_tensor *x, tz_tensor *w, tz_tensor *bias) {
                 tz_shape_str(w, s.b), w->ndim == 2 ? w->shape[1] : -1);
     int I = w->shape[1], O = w->shape[0], R = x->n / I;
     if (bias && (bias->ndim != 1 || bias->shape[0] != O))
-        tz_fail("linear: bias %s does not fit weight %s (want (%d))", tz_shape_str(bias, s.a),
-                tz_shape_str(w, s.b), O);
+        tz_fail("linear: bias %s does not fit weight %s (want (%d))", tz_shape_str(bias, s.a), tz_shape_str(w, s.b), O);
     int shape[TZ_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = O;

@@ -66,8 +66,7 @@ static const tz_op op_concat = {"concat", concat_backward, 0};
 tz_tensor *tz_concat(tz_graph *g, tz_tensor **xs, int n, int dim) {
     tz_shape_bufs s;
     if (n < 1) tz_fail("concat: no tensors");
-    if (dim < 0 || dim >= xs[0]->ndim)
-        tz_fail("concat: dim %d out of range for %s", dim, tz_shape_str(xs[0], s.a));
+    if (dim < 0 || dim >= xs[0]->ndim) tz_fail("concat: dim %d out of range for %s", dim, tz_shape_str(xs[0], s.a));
     int shape[TZ_MAX_DIMS];
     memcpy(shape, xs[0]->shape, sizeof shape);
     shape[dim] = 0;
@@ -75,8 +74,8 @@ tz_tensor *tz_concat(tz_graph *g, tz_tensor **xs, int n, int dim) {
         int ok = xs[k]->ndim == xs[0]->ndim;
         for (int i = 0; ok && i < xs[0]->ndim; i++) ok = i == dim || xs[k]->shape[i] == xs[0]->shape[i];
         if (!ok)
-            tz_fail("concat: tensor %d %s does not match tensor 0 %s outside dim %d", k,
-                    tz_shape_str(xs[k], s.a), tz_shape_str(xs[0], s.b), dim);
+            tz_fail("concat: tensor %d %s does not match tensor 0 %s outside dim %d", k, tz_shape_str(xs[k], s.a),
+                    tz_shape_str(xs[0], s.b), dim);
         shape[dim] += xs[k]->shape[dim];
     }
     tz_tensor *y = tz_op_output(g, xs[0]->ndim, shape, xs, n);
@@ -141,16 +140,15 @@ static void permuted_strides(const tz_tensor *x, const int *perm, int oshape[4],
     }
 }
 
-#define PERMUTE_FOR(sh, st, BODY)                                                             \
-    do {                                                                                      \
-        int o = 0;                                                                            \
-        for (int i0 = 0; i0 < sh[0]; i0++)                                                    \
-            for (int i1 = 0; i1 < sh[1]; i1++)                                                \
-                for (int i2 = 0; i2 < sh[2]; i2++)                                            \
-                    for (int i3 = 0, ix = i0 * st[0] + i1 * st[1] + i2 * st[2]; i3 < sh[3];   \
-                         i3++, o++, ix += st[3]) {                                            \
-                        BODY                                                                  \
-                    }                                                                         \
+#define PERMUTE_FOR(sh, st, BODY) \
+    do { \
+        int o = 0; \
+        for (int i0 = 0; i0 < sh[0]; i0++) \
+            for (int i1 = 0; i1 < sh[1]; i1++) \
+                for (int i2 = 0; i2 < sh[2]; i2++) \
+                    for (int i3 = 0, ix = i0 * st[0] + i1 * st[1] + i2 * st[2]; i3 < sh[3]; i3++, o++, ix += st[3]) { \
+                        BODY \
+                    } \
     } while (0)
 
 static void permute_backward(tz_graph *g, tz_node *n) {
@@ -168,8 +166,7 @@ tz_tensor *tz_permute(tz_graph *g, tz_tensor *x, const int *perm) {
     for (int i = 0; i < x->ndim; i++) {
         if (perm[i] < 0 || perm[i] >= x->ndim || (seen >> perm[i] & 1)) {
             char s[64];
-            tz_fail("permute: perm[%d] = %d is not a permutation of the dims of %s", i, perm[i],
-                    tz_shape_str(x, s));
+            tz_fail("permute: perm[%d] = %d is not a permutation of the dims of %s", i, perm[i], tz_shape_str(x, s));
         }
         seen |= 1 << perm[i];
         shape[i] = x->shape[perm[i]];

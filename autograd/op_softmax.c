@@ -16,8 +16,7 @@ static real row_exp_sum(const real *restrict x, real *restrict e, int V, real *m
     if (e) {
         for (int j = 0; j < V; j++) e[j] = EXP(x[j] - mx);
         TZ_LANE_SUM(s, V, j, e[j]);
-    } else
-        TZ_LANE_SUM(s, V, j, EXP(x[j] - mx));
+    } else TZ_LANE_SUM(s, V, j, EXP(x[j] - mx));
     *max = mx;
     return s;
 }
@@ -29,7 +28,11 @@ static real row_logsumexp(const real *x, int V) {
 }
 
 // Rows [lo, hi) of a row-wise pass: x (rows, V) in, y out; gy and gx for backward.
-typedef struct { const real *x, *y, *gy; real *out; int V; } rows_args;
+typedef struct {
+    const real *x, *y, *gy;
+    real *out;
+    int V;
+} rows_args;
 
 static void softmax_bw_rows(void *arg, long lo, long hi) {
     const rows_args *a = arg;
@@ -99,11 +102,21 @@ tz_tensor *tz_log_softmax(tz_graph *g, tz_tensor *x) {
 
 // Saved for backward: per row the target (or ignore_index) and the log-sum-exp, so the
 // probabilities are recomputed instead of stored (rows x vocab would be the largest tensor).
-typedef struct { int *targets; real *lse; int count, ignore; } ce_saved;
+typedef struct {
+    int *targets;
+    real *lse;
+    int count, ignore;
+} ce_saved;
 
 // out: the logits' gradient in backward, the rows' log-sum-exp in forward.
 // over: the gradient is fresh, store (zeros for ignored rows) instead of adding.
-typedef struct { const real *x; real *out; const ce_saved *s; real scale; int V, over; } ce_args;
+typedef struct {
+    const real *x;
+    real *out;
+    const ce_saved *s;
+    real scale;
+    int V, over;
+} ce_args;
 
 static void ce_bw_rows(void *arg, long lo, long hi) {
     const ce_args *a = arg;

@@ -8,37 +8,41 @@
 #include <math.h>
 
 // What a chunk of an elementwise pass reads and writes.
-typedef struct { const real *x, *y, *gy; real *out; int over; } unary_args;
+typedef struct {
+    const real *x, *y, *gy;
+    real *out;
+    int over;
+} unary_args;
 
 // A forward kernel y[i] = f(x[i]) and a backward kernel gx[i] (+)= gy[i] * f'(x[i], y[i]), each
 // over [lo, hi), written once per function by these two macros.
-#define UNARY_FORWARD(name, expr)                                                             \
-    static void name(void *arg, long lo, long hi) {                                           \
-        const unary_args *a = arg;                                                            \
-        const real *restrict x = a->x;                                                        \
-        real *restrict y = a->out;                                                            \
-        for (long i = lo; i < hi; i++) {                                                      \
-            real v = x[i];                                                                    \
-            y[i] = (expr);                                                                    \
-        }                                                                                     \
+#define UNARY_FORWARD(name, expr) \
+    static void name(void *arg, long lo, long hi) { \
+        const unary_args *a = arg; \
+        const real *restrict x = a->x; \
+        real *restrict y = a->out; \
+        for (long i = lo; i < hi; i++) { \
+            real v = x[i]; \
+            y[i] = (expr); \
+        } \
     }
-#define UNARY_BACKWARD(name, deriv)                                                           \
-    static void name(void *arg, long lo, long hi) {                                           \
-        const unary_args *a = arg;                                                            \
-        const real *restrict x = a->x, *restrict y = a->y, *restrict gy = a->gy;              \
-        real *restrict gx = a->out;                                                           \
-        (void)x, (void)y;                                                                     \
-        if (a->over)                                                                          \
-            for (long i = lo; i < hi; i++) gx[i] = gy[i] * (deriv);                           \
-        else                                                                                  \
-            for (long i = lo; i < hi; i++) gx[i] += gy[i] * (deriv);                          \
+#define UNARY_BACKWARD(name, deriv) \
+    static void name(void *arg, long lo, long hi) { \
+        const unary_args *a = arg; \
+        const real *restrict x = a->x, *restrict y = a->y, *restrict gy = a->gy; \
+        real *restrict gx = a->out; \
+        (void)x, (void)y; \
+        if (a->over) \
+            for (long i = lo; i < hi; i++) gx[i] = gy[i] * (deriv); \
+        else \
+            for (long i = lo; i < hi; i++) gx[i] += gy[i] * (deriv); \
     }
 
 UNARY_FORWARD(tanh_fw, tz_ftanh(v))
 UNARY_FORWARD(sigmoid_fw, tz_fsigmoid(v))
 UNARY_FORWARD(relu_fw, v > 0 ? v : 0)
 UNARY_FORWARD(exp_fw, tz_fexp(v < TZ_EXP_MAX ? v : TZ_EXP_MAX)) // clamped: the result stays finite
-UNARY_FORWARD(log_fw, tz_real_log(v > TZ_LOG_MIN ? v : TZ_LOG_MIN))      // clamped: log(0) is finite
+UNARY_FORWARD(log_fw, tz_real_log(v > TZ_LOG_MIN ? v : TZ_LOG_MIN)) // clamped: log(0) is finite
 
 UNARY_BACKWARD(tanh_bw, 1 - y[i] * y[i])
 UNARY_BACKWARD(sigmoid_bw, y[i] * (1 - y[i]))
@@ -49,7 +53,11 @@ UNARY_BACKWARD(log_bw, x[i] > TZ_LOG_MIN ? 1 / x[i] : 0)
 // Work per element, for the threading decision: transcendental functions cost more.
 enum { CHEAP = 1, COSTLY = 8 };
 
-typedef struct { tz_op op; void (*fw)(void *, long, long), (*bw)(void *, long, long); int cost; } unary_def;
+typedef struct {
+    tz_op op;
+    void (*fw)(void *, long, long), (*bw)(void *, long, long);
+    int cost;
+} unary_def;
 
 static void unary_backward(tz_graph *g, tz_node *n);
 static const unary_def defs[] = {
@@ -88,7 +96,10 @@ tz_tensor *tz_log(tz_graph *g, tz_tensor *x) { return unary(g, x, &defs[4]); }
 // is at hand, so backward is one multiply per element instead of an erf and an exp again (that
 // was 60% of GELU's time):  y = x Phi(x),  dy/dx = Phi(x) + x phi(x).
 // Forward: a->x in, a->out = y, d (the derivative; NULL when nothing will be recorded).
-typedef struct { unary_args a; real *d; } gelu_args;
+typedef struct {
+    unary_args a;
+    real *d;
+} gelu_args;
 static void gelu_fw(void *arg, long lo, long hi) {
     const gelu_args *ga = arg;
     const real *restrict x = ga->a.x;
@@ -114,7 +125,8 @@ static const tz_op op_gelu = {"gelu", gelu_backward, 1};
 tz_tensor *tz_gelu(tz_graph *g, tz_tensor *x) {
     tz_tensor *in[1] = {x};
     tz_tensor *y = tz_op_output(g, x->ndim, x->shape, in, 1);
-    gelu_args a = {{x->data, NULL, NULL, y->data, 0}, y->requires_grad ? tz_arena_alloc(&g->arena, sizeof(real) * (size_t)x->n) : NULL};
+    gelu_args a = {{x->data, NULL, NULL, y->data, 0},
+                   y->requires_grad ? tz_arena_alloc(&g->arena, sizeof(real) * (size_t)x->n) : NULL};
     tz_parallel_for(x->n, COSTLY, gelu_fw, &a);
     tz_node *n = tz_op_record(g, &op_gelu, y, in, 1);
     if (n) n->aux = a.d;

@@ -37,7 +37,11 @@ static void zero_range(void *arg, long lo, long hi) { memset((real *)arg + lo, 0
 
 void tz_parallel_zero(real *p, long n) { tz_parallel_for(n, 1, zero_range, p); }
 
-typedef struct { const real *m; real *out; int rows, cols; } col_sums;
+typedef struct {
+    const real *m;
+    real *out;
+    int rows, cols;
+} col_sums;
 static void col_sums_range(void *arg, long lo, long hi) {
     const col_sums *a = arg;
     const real *restrict m = a->m;

@@ -17,7 +17,8 @@ void tz_params_check_size(size_t n) {
     double need = (double)n * COPIES * sizeof(real), have = (double)pages * (double)page;
     if (need > have)
         tz_fail("model needs %zu parameters (%.1f GiB with gradients and optimiser state) - more than this machine's "
-                "memory (%.1f GiB)", n, need / (1 << 30), have / (1 << 30));
+                "memory (%.1f GiB)",
+                n, need / (1 << 30), have / (1 << 30));
 }
 
 // Re-points every tensor into the (possibly moved) blocks.
@@ -32,7 +33,7 @@ tz_tensor *tz_param(tz_params *P, const char *name, int ndim, const int *shape) 
     if (tz_params_find(P, name)) tz_fail("params: '%s' is declared twice", name);
     tz_tensor tmp = {0};
     tz_tensor_set_shape(&tmp, ndim, shape); // may fail: before anything is allocated
-    tz_tensor *t = calloc(1, sizeof *t);    // a header only: its data lives in the block
+    tz_tensor *t = calloc(1, sizeof *t); // a header only: its data lives in the block
     if (!t) tz_fail("params: out of memory");
     *t = tmp;
     t->node = -1;

@@ -15,7 +15,7 @@
 typedef struct {
     const char *name;
     double fwd, bwd; // seconds
-    long nodes;      // recorded nodes
+    long nodes; // recorded nodes
 } prof_row;
 
 struct tz_profile {
@@ -79,5 +79,6 @@ void tz_profile_print(tz_graph *g, FILE *f, long steps) {
         fprintf(f, "%-22s %9.1f %9.3f %9.3f %7.3f %6.1f%%\n", r->name, (double)r->nodes / steps, 1e3 * r->fwd / steps,
                 1e3 * r->bwd / steps, 1e3 * (r->fwd + r->bwd) / steps, 100 * (r->fwd + r->bwd) / all);
     }
-    fprintf(f, "%-22s %9s %9.3f %9.3f %7.3f\n", "all", "", 1e3 * fwd / steps, 1e3 * bwd / steps, 1e3 * (fwd + bwd) / steps);
+    fprintf(f, "%-22s %9s %9.3f %9.3f %7.3f\n", "all", "", 1e3 * fwd / steps, 1e3 * bwd / steps,
+            1e3 * (fwd + bwd) / steps);
 }

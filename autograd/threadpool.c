@@ -29,16 +29,16 @@ typedef struct {
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    atomic_uint go;      // bumped once per task handed to this worker
+    atomic_uint go; // bumped once per task handed to this worker
     atomic_int sleeping; // 1 while the worker is (about to be) in cond_wait
-    tz_task_fn fn;       // the task: written by the caller before `go` is bumped
+    tz_task_fn fn; // the task: written by the caller before `go` is bumped
     void *arg;
     int task, ntasks;
 } worker;
 
-static worker W[POOL_MAX];  // W[0] unused: task 0 runs on the caller
-static int nworkers;        // workers started (guarded by run_lock)
-static atomic_int pending;  // tasks of the current region not finished by workers
+static worker W[POOL_MAX]; // W[0] unused: task 0 runs on the caller
+static int nworkers; // workers started (guarded by run_lock)
+static atomic_int pending; // tasks of the current region not finished by workers
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static _Thread_local int in_task; // > 0 while this thread runs a task of tz_pool_run

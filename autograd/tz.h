@@ -37,11 +37,13 @@ double tz_now(void);
 // ---------------------------------------------------------------------------------------------
 // Random numbers: xoshiro256** seeded through splitmix64 (Blackman & Vigna 2018). Documented
 // and ours, so a seed gives the same numbers on every machine.
-typedef struct tz_rng { uint64_t s[4]; } tz_rng;
+typedef struct tz_rng {
+    uint64_t s[4];
+} tz_rng;
 void tz_rng_seed(tz_rng *r, uint64_t seed);
 uint64_t tz_rng_u64(tz_rng *r);
-double tz_rng_uniform(tz_rng *r);             // [0, 1), 53 random bits
-double tz_rng_normal(tz_rng *r);              // N(0, 1), Box-Muller
+double tz_rng_uniform(tz_rng *r); // [0, 1), 53 random bits
+double tz_rng_normal(tz_rng *r); // N(0, 1), Box-Muller
 uint32_t tz_rng_below(tz_rng *r, uint32_t n); // uniform in [0, n), unbiased
 
 // ---------------------------------------------------------------------------------------------
@@ -49,8 +51,8 @@ uint32_t tz_rng_below(tz_rng *r, uint32_t n); // uniform in [0, n), unbiased
 // and after the first step (when the arena learns its size) no step calls malloc.
 typedef struct tz_arena_block tz_arena_block;
 typedef struct tz_arena {
-    tz_arena_block *head;  // block being filled (newest)
-    size_t used, peak;     // bytes handed out since reset; most ever handed out in one step
+    tz_arena_block *head; // block being filled (newest)
+    size_t used, peak; // bytes handed out since reset; most ever handed out in one step
 } tz_arena;
 void tz_arena_init(tz_arena *a, size_t initial_bytes);
 void *tz_arena_alloc(tz_arena *a, size_t bytes); // 64-byte aligned, uninitialised
@@ -67,13 +69,13 @@ void tz_arena_free(tz_arena *a);
 // Tensors: dense, row-major, up to 4 dims. ndim == 0 is a scalar (n == 1).
 typedef struct tz_tensor {
     real *data;
-    real *grad;        // NULL until backward needs it (or for tensors that need no gradient)
+    real *grad; // NULL until backward needs it (or for tensors that need no gradient)
     int ndim;
     int shape[TZ_MAX_DIMS];
-    int n;             // number of elements
+    int n; // number of elements
     int requires_grad; // a gradient flows into this tensor
-    int node;          // index of the tape node that made it, -1 for leaves
-    int grad_fresh;    // backward: grad is allocated but not yet written (see tz_grad_overwrite)
+    int node; // index of the tape node that made it, -1 for leaves
+    int grad_fresh; // backward: grad is allocated but not yet written (see tz_grad_overwrite)
 } tz_tensor;
 
 // A tensor on the heap, for setup code (parameters, fixed inputs); never in a step loop.
@@ -91,19 +93,19 @@ int tz_rows(const tz_tensor *t);
 // Parameters: all weights of a model in one contiguous block (values) and a second one
 // (gradients), so optimisers, clipping, zeroing and save/load are single loops.
 enum {
-    TZ_PARAM_NO_DECAY = 1,  // never weight-decayed (AdamW); 1-D params (biases, norms) never are
+    TZ_PARAM_NO_DECAY = 1, // never weight-decayed (AdamW); 1-D params (biases, norms) never are
     TZ_PARAM_EMBEDDING = 2, // an embedding table (optimisers may exclude it from decay)
-    TZ_PARAM_BUFFER = 4,    // state saved with the weights but not trained (BatchNorm's running
-                            // statistics): its gradient stays zero, so optimisers leave it alone
+    TZ_PARAM_BUFFER = 4, // state saved with the weights but not trained (BatchNorm's running
+    // statistics): its gradient stays zero, so optimisers leave it alone
 };
 typedef struct tz_params {
-    tz_tensor **t;     // the parameter tensors, in declaration order
+    tz_tensor **t; // the parameter tensors, in declaration order
     char **names;
-    unsigned *flags;   // TZ_PARAM_* per tensor
+    unsigned *flags; // TZ_PARAM_* per tensor
     int count, cap_count;
     real *data, *grad; // the blocks; t[i]->data == data + off[i]
     size_t *off;
-    size_t n, cap;     // elements used, elements allocated
+    size_t n, cap; // elements used, elements allocated
 } tz_params;
 void tz_params_init(tz_params *P);
 // Declares a parameter (zero-filled). Pointers stay valid: growing the block re-points them.
@@ -138,20 +140,20 @@ typedef struct tz_op {
 struct tz_node {
     const tz_op *op;
     tz_tensor *out;
-    tz_tensor **in;          // n_in inputs (arena)
+    tz_tensor **in; // n_in inputs (arena)
     int n_in;
-    int iarg[TZ_NODE_INTS];  // small integer arguments (dims, flags)
-    real farg[2];            // scalar arguments
-    void *aux;               // saved state for backward (arena): indices, masks, statistics
+    int iarg[TZ_NODE_INTS]; // small integer arguments (dims, flags)
+    real farg[2]; // scalar arguments
+    void *aux; // saved state for backward (arena): indices, masks, statistics
 };
 
 struct tz_graph {
     tz_arena arena;
     tz_node *nodes;
     int n_nodes, cap_nodes;
-    int no_grad;   // > 0: ops record nothing (evaluation, sampling)
-    int training;  // dropout is active only when set
-    tz_rng rng;    // dropout masks and other step randomness
+    int no_grad; // > 0: ops record nothing (evaluation, sampling)
+    int training; // dropout is active only when set
+    tz_rng rng; // dropout masks and other step randomness
     tz_profile *prof; // per-op timing when not NULL (tz_profile_start)
 };
 
@@ -213,8 +215,8 @@ tz_tensor *tz_tanh(tz_graph *g, tz_tensor *x);
 tz_tensor *tz_sigmoid(tz_graph *g, tz_tensor *x);
 tz_tensor *tz_relu(tz_graph *g, tz_tensor *x);
 tz_tensor *tz_gelu(tz_graph *g, tz_tensor *x); // exact: 0.5 x (1 + erf(x / sqrt 2))
-tz_tensor *tz_exp(tz_graph *g, tz_tensor *x);  // input clamped so the result is finite
-tz_tensor *tz_log(tz_graph *g, tz_tensor *x);  // input clamped to the smallest normal > 0
+tz_tensor *tz_exp(tz_graph *g, tz_tensor *x); // input clamped so the result is finite
+tz_tensor *tz_log(tz_graph *g, tz_tensor *x); // input clamped to the smallest normal > 0
 
 // Over the last dim, max-subtracted.
 tz_tensor *tz_softmax(tz_graph *g, tz_tensor *x);

@@ -29,7 +29,8 @@ static void roundtrip(const tz_model_def *def) {
     free(text);
     for (int i = 0; i < c.n; i++)
         if (strcmp(c.v[i].text, d.v[i].text)) {
-            fprintf(stderr, "[%s] %s = '%s' came back as '%s'\n", c.v[i].key->section, c.v[i].key->key, c.v[i].text, d.v[i].text);
+            fprintf(stderr, "[%s] %s = '%s' came back as '%s'\n", c.v[i].key->section, c.v[i].key->key, c.v[i].text,
+                    d.v[i].text);
             abort();
         }
 }
@@ -44,7 +45,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(copy, data, size);
     copy[size] = 0;
     int n_over = 0;
-    for (size_t p = len + 1; nul && p <= size && n_over < MAX_OVERRIDES; p += strlen(copy + p) + 1) over[n_over++] = copy + p;
+    for (size_t p = len + 1; nul && p <= size && n_over < MAX_OVERRIDES; p += strlen(copy + p) + 1)
+        over[n_over++] = copy + p;
 
     // As the trainer loads: model.type from the text or an override, then everything.
     FUZZ_TRY { tz_cfg_load_text(&c, text, len, "fuzz.cfg", over, n_over); }

@@ -30,7 +30,6 @@ static void fuzz_on_error(const char *msg) {
 }
 #define FUZZ_TRY if ((tz_set_error_handler(fuzz_on_error), setjmp(fuzz_jmp) == 0))
 
-
 // The round trips every tokenizer harness checks (abort() is the finding). What they allocate is
 // held in fuzz_rt, so a tz_fail that jumps out of them leaves it reachable, not leaked; the
 // harness calls fuzz_roundtrip_free after FUZZ_TRY.
@@ -63,7 +62,8 @@ static inline void fuzz_check_decode(const tz_vocab *v, const int *ids, long n, 
 // the same ids.
 static inline void fuzz_check_reload(const tz_vocab *v, const char *text, size_t len) {
     tz_vocab *w = &fuzz_rt.w;
-    if (!tz_vocab_copy(w, v) || w->size != v->size || w->n_merges != v->n_merges || w->unk != v->unk || w->eos != v->eos)
+    if (!tz_vocab_copy(w, v) || w->size != v->size || w->n_merges != v->n_merges || w->unk != v->unk ||
+        w->eos != v->eos)
         abort(); // what was saved does not load back as itself
     for (int i = 0; i < v->size; i++)
         if (w->len[i] != v->len[i] || memcmp(w->tok[i], v->tok[i], v->len[i])) abort();

@@ -14,7 +14,8 @@ static const cfg_key gru_keys[] = {
 static void *gru_create(const cfg *c, int V, tz_params *P, tz_rng *r) {
     nn_recurrent_config rc = nn_recurrent_defaults(NN_CELL_GRU, 0, 0);
     const char *form = cfg_str(c, "model", "form");
-    if (strcmp(form, "cho") && strcmp(form, "cudnn")) tz_fail("%s: [model] form = '%s' (want cho or cudnn)", c->path, form);
+    if (strcmp(form, "cho") && strcmp(form, "cudnn"))
+        tz_fail("%s: [model] form = '%s' (want cho or cudnn)", c->path, form);
     rc.gru_cho = !strcmp(form, "cho");
     return recurrent_lm_create(c, V, P, r, rc);
 }

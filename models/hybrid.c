@@ -15,8 +15,8 @@ static const cfg_key keys[] = {
 };
 
 typedef struct {
-    void *rlm;    // embeddings -> recurrent layer, without an output layer (recurrent_lm_create_body)
-    nn_mha attn;  // causal self-attention over the recurrent states
+    void *rlm; // embeddings -> recurrent layer, without an output layer (recurrent_lm_create_body)
+    nn_mha attn; // causal self-attention over the recurrent states
     nn_layernorm ln;
     nn_linear out; // the model's one output layer
     int H;
@@ -32,7 +32,8 @@ static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
     if (!m) tz_fail("hybrid: out of memory");
     nn_cell_kind cell;
     const char *name = cfg_str(c, "model", "cell");
-    if (!nn_cell_parse(name, &cell) || cell == NN_CELL_RNN) tz_fail("%s: [model] cell = '%s' (want gru or lstm)", c->path, name);
+    if (!nn_cell_parse(name, &cell) || cell == NN_CELL_RNN)
+        tz_fail("%s: [model] cell = '%s' (want gru or lstm)", c->path, name);
     nn_recurrent_config rc = nn_recurrent_defaults(cell, 0, 0);
     if (cell == NN_CELL_LSTM) rc.forget_bias = 1;
     m->rlm = recurrent_lm_create_body(c, V, P, r, rc);
@@ -50,8 +51,8 @@ static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
 // x (B,T) -> logits (B*T, V), batch-major.
 static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
     hybrid *m = vm;
-    tz_tensor *h = recurrent_lm_states(g, m->rlm, b);                            // (T,B,H)
-    h = tz_transpose(g, h, 0, 1);                                               // (B,T,H)
+    tz_tensor *h = recurrent_lm_states(g, m->rlm, b); // (T,B,H)
+    h = tz_transpose(g, h, 0, 1); // (B,T,H)
     tz_tensor *a = nn_mha_forward(g, &m->attn, h, NULL, NULL, 1, NULL);
     h = nn_layernorm_forward(g, &m->ln, tz_add(g, h, tz_dropout(g, a, m->dropout)));
     h = tz_reshape(g, h, 2, (const int[]){b->B * b->T, m->H});
@@ -68,7 +69,8 @@ static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
 static tz_tensor *decode(tz_graph *g, void *vm, const int *ids, int n, int reset) {
     hybrid *m = vm;
     int H = m->H;
-    if (!m->win && !(m->win = malloc(sizeof(real) * (size_t)m->block * H))) tz_fail("hybrid: out of memory for the decoding window");
+    if (!m->win && !(m->win = malloc(sizeof(real) * (size_t)m->block * H)))
+        tz_fail("hybrid: out of memory for the decoding window");
     if (reset) recurrent_lm_reset(m->rlm, 1), m->win_n = 0;
     tz_tensor *out = NULL;
     for (int i = 0; i < n; i++) {
@@ -77,8 +79,8 @@ static tz_tensor *decode(tz_graph *g, void *vm, const int *ids, int n, int reset
         if (m->win_n == m->block) memmove(m->win, m->win + H, sizeof(real) * (size_t)(m->block - 1) * H), m->win_n--;
         memcpy(m->win + (size_t)m->win_n * H, h->data, sizeof(real) * H);
         m->win_n++;
-        tz_tensor *kv = tz_wrap(g, m->win, NULL, 3, (const int[]){1, m->win_n, H});           // (1,W,H)
-        tz_tensor *a = nn_mha_forward(g, &m->attn, h, kv, NULL, 0, NULL);                    // (1,1,H)
+        tz_tensor *kv = tz_wrap(g, m->win, NULL, 3, (const int[]){1, m->win_n, H}); // (1,W,H)
+        tz_tensor *a = nn_mha_forward(g, &m->attn, h, kv, NULL, 0, NULL); // (1,1,H)
         tz_tensor *y = nn_layernorm_forward(g, &m->ln, tz_add(g, h, a));
         tz_tensor *logits = nn_linear_forward(g, &m->out, tz_reshape(g, y, 2, (const int[]){1, H})); // (1,V)
         int V = tz_cols(logits);

@@ -12,7 +12,7 @@
 
 typedef struct tz_batch {
     int B, T;
-    const int *x, *y;   // (B,T) inputs and next tokens
+    const int *x, *y; // (B,T) inputs and next tokens
     const int *targets; // set by forward: the targets of the logits' rows
     int n_targets;
     // Translation (models with pairs = 1): B pairs, sources (B,S) padded with TZ_PAD and their
@@ -28,7 +28,7 @@ enum { TZ_PAD = 0, TZ_BOS = 1, TZ_EOS = 2, TZ_UNK = 3 };
 #define TZ_IGNORE (-1) // a target the loss skips (padding)
 
 typedef struct tz_model_def {
-    const char *name;  // the cfg's [model] type
+    const char *name; // the cfg's [model] type
     const char *paper; // what it reproduces, for the config print-out
     const cfg_key *keys; // its [model] keys (array ending in {0})
     // The [model] keys its family shares (NULL: none), read before keys: a key in both takes

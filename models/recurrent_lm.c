@@ -10,8 +10,8 @@ typedef struct {
     nn_recurrent rnn;
     nn_linear out;
     real dropout;
-    int B, L, H;  // the carried state is (L, B, H)
-    real *h, *c;  // one buffer (h then c), reallocated only when the batch size changes
+    int B, L, H; // the carried state is (L, B, H)
+    real *h, *c; // one buffer (h then c), reallocated only when the batch size changes
 } rlm;
 
 const cfg_key recurrent_lm_keys[] = {
@@ -20,7 +20,8 @@ const cfg_key recurrent_lm_keys[] = {
     {"model", "layers", CFG_INT, "1", "stacked recurrent layers", 1, 1024},
     {"model", "dropout", CFG_FLOAT, "0", "dropout on embeddings, between layers and before the output", 0, 0.99},
     {"model", "residual", CFG_BOOL, "false", "residual connections between layers", 0, 0},
-    {"model", "init", CFG_STR, "default", "weight init: default (PyTorch's), uniform, normal, xavier_uniform, orthogonal, ...", 0, 0},
+    {"model", "init", CFG_STR, "default",
+     "weight init: default (PyTorch's), uniform, normal, xavier_uniform, orthogonal, ...", 0, 0},
     {"model", "init_scale", CFG_FLOAT, "0", "range/std/gain of the init (0: the init's own default)", 0, 1e6},
     {0},
 };
@@ -29,7 +30,8 @@ nn_init recurrent_lm_init_of(const cfg *c) {
     nn_init init = {NN_INIT_DEFAULT, cfg_float(c, "model", "init_scale")};
     if (!nn_init_parse(cfg_str(c, "model", "init"), &init.kind))
         tz_fail("%s: [model] init = '%s' is not an initialiser (uniform, normal, xavier_uniform, xavier_normal, "
-                "kaiming_uniform, kaiming_normal, orthogonal, pytorch, default)", c->path, cfg_str(c, "model", "init"));
+                "kaiming_uniform, kaiming_normal, orthogonal, pytorch, default)",
+                c->path, cfg_str(c, "model", "init"));
     return init;
 }
 
@@ -97,7 +99,8 @@ tz_tensor *recurrent_lm_states(tz_graph *g, void *vm, const tz_batch *b) {
     x = tz_dropout(g, x, m->dropout);
     int lstm = m->rnn.c.cell == NN_CELL_LSTM;
     tz_tensor *h_n, *c_n;
-    tz_tensor *y = nn_recurrent_forward(g, &m->rnn, x, state_in(g, m, m->h), lstm ? state_in(g, m, m->c) : NULL, &h_n, &c_n);
+    tz_tensor *y =
+        nn_recurrent_forward(g, &m->rnn, x, state_in(g, m, m->h), lstm ? state_in(g, m, m->c) : NULL, &h_n, &c_n);
     memcpy(m->h, h_n->data, sizeof(real) * h_n->n);
     if (lstm) memcpy(m->c, c_n->data, sizeof(real) * c_n->n);
     return y;

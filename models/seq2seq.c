@@ -28,8 +28,8 @@ static void *mt_create(const cfg *c, int Vs, int Vt, tz_params *P, tz_rng *r) {
     } else if (!strcmp(score, "dot") || !strcmp(score, "general")) {
         m->score = !strcmp(score, "dot") ? S2S_DOT : S2S_GENERAL;
         if (m->score == S2S_DOT && m->D != m->C)
-            tz_fail("%s: [model] score = dot needs dec_hidden (%d) = 2 * hidden (%d), the annotations' size", c->path, m->D,
-                    m->C);
+            tz_fail("%s: [model] score = dot needs dec_hidden (%d) = 2 * hidden (%d), the annotations' size", c->path,
+                    m->D, m->C);
         nn_luong_init(&m->luong, P, "attention", m->score == S2S_DOT ? NN_LUONG_DOT : NN_LUONG_GENERAL, m->D, m->C,
                       (nn_init){0}, r);
     } else {
@@ -71,7 +71,8 @@ static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
     tz_tensor **sc = tz_arena_alloc(&g->arena, sizeof(tz_tensor *) * T);
     for (int t = 0; t < T; t++) {
         tz_tensor *c = attend(g, m, s, ann, keys, b->src_len, NULL);
-        tz_tensor *xg = tz_add(g, tz_reshape(g, tz_slice(g, xe, 0, t, 1), 2, (const int[]){B, G}), tz_linear(g, c, w_c, NULL));
+        tz_tensor *xg =
+            tz_add(g, tz_reshape(g, tz_slice(g, xe, 0, t, 1), 2, (const int[]){B, G}), tz_linear(g, c, w_c, NULL));
         s = nn_gru_cell(g, xg, s, p->w_hh, p->b_hh, m->cho);
         tz_tensor *pair[2] = {s, c};
         sc[t] = tz_concat(g, pair, 2, 1); // [s_i; c_i] (B, D+C)

@@ -14,31 +14,31 @@
 typedef enum { S2S_ADDITIVE, S2S_DOT, S2S_GENERAL } s2s_score;
 
 typedef struct s2s {
-    int attention;   // RNNsearch: annotations + attention; 0: RNNenc (fixed c)
-    int E, H, D, C;  // embeddings, encoder hidden (per direction), decoder hidden, context (2H or H)
-    int Vs, Vt;      // source and target vocabularies
-    int cho;         // GRU form: Cho 2014 (1) or cuDNN/PyTorch (0)
-    real dropout;    // on embeddings and on the readout's input (while training)
+    int attention; // RNNsearch: annotations + attention; 0: RNNenc (fixed c)
+    int E, H, D, C; // embeddings, encoder hidden (per direction), decoder hidden, context (2H or H)
+    int Vs, Vt; // source and target vocabularies
+    int cho; // GRU form: Cho 2014 (1) or cuDNN/PyTorch (0)
+    real dropout; // on embeddings and on the readout's input (while training)
     int skip_padding; // forward: readout rows only where the target is real
     nn_embedding src_emb, tgt_emb;
     nn_recurrent enc; // bidirectional when attention
     nn_recurrent dec; // input [E y_{i-1}; c_i] (E + C), hidden D
-    nn_linear init;   // s_0 = tanh(W_s h<-_1) (RNNsearch) or tanh(V c) (RNNenc)
+    nn_linear init; // s_0 = tanh(W_s h<-_1) (RNNsearch) or tanh(V c) (RNNenc)
     s2s_score score;
     nn_bahdanau bahd;
     nn_luong luong;
-    int maxout;       // readout units after maxout (0: a plain linear readout)
-    nn_linear pre;    // maxout: [s; c; E y] -> 2 * maxout
-    nn_linear out;    // -> target vocabulary
+    int maxout; // readout units after maxout (0: a plain linear readout)
+    nn_linear pre; // maxout: [s; c; E y] -> 2 * maxout
+    nn_linear out; // -> target vocabulary
 
     // Decoding state (mt_encode .. mt_step), tensors in the caller's graph.
     int rows, beam;
-    int *row_len;         // (rows) source length of each row
-    int *row_idx;         // (rows) scratch ids
+    int *row_len; // (rows) source length of each row
+    int *row_idx; // (rows) scratch ids
     int cap_rows;
     tz_tensor *ann, *keys; // (rows,S,C), (rows,S,A) or NULL (RNNsearch)
-    tz_tensor *ctx;        // (rows,C) the fixed summary (RNNenc)
-    tz_tensor *s;          // (rows,D) the decoder state
+    tz_tensor *ctx; // (rows,C) the fixed summary (RNNenc)
+    tz_tensor *s; // (rows,D) the decoder state
 } s2s;
 
 // The [model] keys both models have (defaults: the benchmark config); their defs' family_keys.
@@ -52,8 +52,8 @@ void s2s_free(void *vm);
 // src (B,S) ids, lengths (B) -> the annotations (B,S,C) (RNNsearch; NULL for RNNenc), the
 // fixed summary (B,C) (RNNenc: the encoder's state at each sentence's last real word; NULL for
 // RNNsearch), and s_0 (B,D).
-void s2s_encode(tz_graph *g, s2s *m, const int *src, const int *len, int B, int S, tz_tensor **ann,
-                tz_tensor **summary, tz_tensor **s0);
+void s2s_encode(tz_graph *g, s2s *m, const int *src, const int *len, int B, int S, tz_tensor **ann, tz_tensor **summary,
+                tz_tensor **s0);
 // One GRU step of the decoder: e (B,E), c (B,C), s (B,D) -> s' (B,D) (decoding: one row set at
 // a time; forward projects the embeddings of all steps at once instead).
 tz_tensor *s2s_gru_step(tz_graph *g, const s2s *m, tz_tensor *e, tz_tensor *c, tz_tensor *s);

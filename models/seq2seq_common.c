@@ -10,11 +10,13 @@ const cfg_key s2s_keys[] = {
     {"model", "hidden", CFG_INT, "256", "encoder GRU units (per direction for RNNsearch)", 1, 65536},
     {"model", "dec_hidden", CFG_INT, "256", "decoder GRU units", 1, 65536},
     {"model", "form", CFG_STR, "cudnn", "GRU form: cho (Cho 2014: U (r*h)) or cudnn (PyTorch: r*(U h + b))", 0, 0},
-    {"model", "readout", CFG_STR, "linear", "linear ([s; c; E y] -> vocabulary) or maxout (Bahdanau's deep output)", 0, 0},
+    {"model", "readout", CFG_STR, "linear", "linear ([s; c; E y] -> vocabulary) or maxout (Bahdanau's deep output)", 0,
+     0},
     {"model", "maxout_units", CFG_INT, "256", "maxout readout: units after the max over pairs", 1, 65536},
     {"model", "dropout", CFG_FLOAT, "0", "dropout on the embeddings and the readout's input", 0, 0.99},
     {"model", "skip_padding", CFG_BOOL, "true",
-     "readout only at real targets: logits (N,V) with b->targets compacted (same loss, less work; false: (B*T,V))", 0, 0},
+     "readout only at real targets: logits (N,V) with b->targets compacted (same loss, less work; false: (B*T,V))", 0,
+     0},
     {0},
 };
 
@@ -30,10 +32,11 @@ void s2s_init(s2s *m, const cfg *c, int attention, int Vs, int Vt, tz_params *P,
     for (int i = 0; i < 3; i++)
         if (vals[i] < 1) tz_fail("%s: [model] %s = %d must be >= 1", c->path, keys[i], vals[i]);
     if (Vs <= TZ_UNK || Vt <= TZ_UNK)
-        tz_fail("%s: vocabularies of %d (source) and %d (target) words: each needs <pad> <bos> <eos> <unk> and more", c->path,
-                Vs, Vt);
+        tz_fail("%s: vocabularies of %d (source) and %d (target) words: each needs <pad> <bos> <eos> <unk> and more",
+                c->path, Vs, Vt);
     const char *form = cfg_str(c, "model", "form");
-    if (strcmp(form, "cho") && strcmp(form, "cudnn")) tz_fail("%s: [model] form = '%s' (want cho or cudnn)", c->path, form);
+    if (strcmp(form, "cho") && strcmp(form, "cudnn"))
+        tz_fail("%s: [model] form = '%s' (want cho or cudnn)", c->path, form);
     m->cho = !strcmp(form, "cho");
     const char *readout = cfg_str(c, "model", "readout");
     if (strcmp(readout, "linear") && strcmp(readout, "maxout"))
@@ -44,7 +47,8 @@ void s2s_init(s2s *m, const cfg *c, int attention, int Vs, int Vt, tz_params *P,
     }
     m->dropout = (real)cfg_float(c, "model", "dropout");
     m->skip_padding = cfg_bool(c, "model", "skip_padding");
-    if (!(m->dropout >= 0 && m->dropout < 1)) tz_fail("%s: [model] dropout = %g must be in [0,1)", c->path, (double)m->dropout);
+    if (!(m->dropout >= 0 && m->dropout < 1))
+        tz_fail("%s: [model] dropout = %g must be in [0,1)", c->path, (double)m->dropout);
     m->C = attention ? 2 * m->H : m->H;
 
     nn_embedding_init(&m->src_emb, P, "src_embed", Vs, m->E, (nn_init){0}, r);
@@ -79,8 +83,8 @@ static tz_tensor *enc_gru(tz_graph *g, const s2s *m, tz_tensor *x, int dir) {
 }
 
 // src (B,S), len (B) -> *ann (B,S,2H) or *summary (B,H); *s0 (B,D)
-void s2s_encode(tz_graph *g, s2s *m, const int *src, const int *len, int B, int S, tz_tensor **ann,
-                tz_tensor **summary, tz_tensor **s0) {
+void s2s_encode(tz_graph *g, s2s *m, const int *src, const int *len, int B, int S, tz_tensor **ann, tz_tensor **summary,
+                tz_tensor **s0) {
     if (B < 1 || S < 1) tz_fail("seq2seq: a batch of %d sources of length %d (want >= 1 each)", B, S);
     for (int b = 0; b < B; b++)
         if (len[b] < 1 || len[b] > S) tz_fail("seq2seq: source length src_len[%d] = %d outside [1, %d]", b, len[b], S);
@@ -89,7 +93,7 @@ void s2s_encode(tz_graph *g, s2s *m, const int *src, const int *len, int B, int 
     for (int t = 0; t < S; t++)
         for (int b = 0; b < B; b++) ids[t * B + b] = src[b * S + t];
     tz_tensor *x = tz_dropout(g, nn_embedding_forward(g, &m->src_emb, ids, n), m->dropout); // (S*B,E)
-    tz_tensor *fwd = enc_gru(g, m, tz_reshape(g, x, 3, (const int[]){S, B, E}), 0);          // (S,B,H)
+    tz_tensor *fwd = enc_gru(g, m, tz_reshape(g, x, 3, (const int[]){S, B, E}), 0); // (S,B,H)
     int *idx = tz_arena_alloc(&g->arena, sizeof(int) * n);
     if (!m->attention) {
         // Cho et al. 2014: c is the encoder's state after the last real word of each sentence
@@ -108,8 +112,8 @@ void s2s_encode(tz_graph *g, s2s *m, const int *src, const int *len, int B, int 
         for (int b = 0; b < B; b++) idx[t * B + b] = (t < len[b] ? len[b] - 1 - t : t) * B + b;
     tz_tensor *xr = tz_reshape(g, tz_embedding(g, x, idx, n), 3, (const int[]){S, B, E});
     tz_tensor *br = enc_gru(g, m, xr, 1);
-    tz_tensor *bwd = tz_reshape(g, tz_embedding(g, tz_reshape(g, br, 2, (const int[]){n, H}), idx, n), 3,
-                                (const int[]){S, B, H});
+    tz_tensor *bwd =
+        tz_reshape(g, tz_embedding(g, tz_reshape(g, br, 2, (const int[]){n, H}), idx, n), 3, (const int[]){S, B, H});
     tz_tensor *both[2] = {fwd, bwd};
     *ann = tz_transpose(g, tz_concat(g, both, 2, 2), 0, 1); // h_j = [h->_j; h<-_j]: (B,S,2H)
     *summary = NULL;
@@ -171,7 +175,8 @@ tz_tensor *s2s_readout_tm(tz_graph *g, const s2s *m, tz_tensor *feat, tz_batch *
 }
 
 const int *s2s_decode_rows(s2s *m, const int *len, int B, int S, int beam) {
-    if (B < 1 || S < 1 || beam < 1) tz_fail("seq2seq: mt_encode of %d sources of length %d, beam %d (want >= 1 each)", B, S, beam);
+    if (B < 1 || S < 1 || beam < 1)
+        tz_fail("seq2seq: mt_encode of %d sources of length %d, beam %d (want >= 1 each)", B, S, beam);
     int rows = B * beam;
     if (rows > m->cap_rows) {
         int *a = realloc(m->row_len, sizeof(int) * rows), *b = a ? realloc(m->row_idx, sizeof(int) * rows) : NULL;

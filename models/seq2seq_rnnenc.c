@@ -34,7 +34,7 @@ static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
     tz_tensor *ann, *c, *s0;
     s2s_encode(g, m, b->src, b->src_len, B, b->S, &ann, &c, &s0);
     tz_tensor *ey = s2s_target_embed(g, m, b->x, B, T); // (T,B,E)
-    tz_tensor *cT = repeat(g, c, T);                     // (T,B,C)
+    tz_tensor *cT = repeat(g, c, T); // (T,B,C)
     tz_tensor *in[2] = {ey, cT};
     const nn_recurrent_weights *p = &m->dec.p[0][0];
     tz_tensor *h = tz_gru_seq(g, tz_concat(g, in, 2, 2), s0, p->w_ih, p->w_hh, p->b_ih, p->b_hh, m->cho, 0); // (T,B,D)

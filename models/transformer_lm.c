@@ -46,7 +46,10 @@ static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
     m->tie = cfg_bool(c, "model", "tie");
     m->dropout = (real)cfg_float(c, "model", "dropout");
     const char *pos = cfg_str(c, "model", "positions");
-    m->pos = !strcmp(pos, "learned") ? POS_LEARNED : !strcmp(pos, "sinusoidal") ? POS_SINUSOIDAL : !strcmp(pos, "rope") ? POS_ROPE : -1;
+    m->pos = !strcmp(pos, "learned")      ? POS_LEARNED
+             : !strcmp(pos, "sinusoidal") ? POS_SINUSOIDAL
+             : !strcmp(pos, "rope")       ? POS_ROPE
+                                          : -1;
     if (m->pos < 0) tz_fail("%s: [model] positions = '%s' (want learned, sinusoidal or rope)", c->path, pos);
     if (m->L < 1) tz_fail("%s: [model] layers = %d must be >= 1", c->path, m->L);
     nn_block_config bc = nn_block_defaults(m->C, (int)cfg_int(c, "model", "heads"), (int)cfg_int(c, "model", "d_ff"));
@@ -76,7 +79,8 @@ static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
     transformer *m = vm;
     if (b->T > m->T && m->pos == POS_LEARNED)
         tz_fail("transformer: %d positions but the learned table has %d ([train] block)", b->T, m->T);
-    tz_tensor *x = tz_reshape(g, nn_embedding_forward(g, &m->wte, b->x, b->B * b->T), 3, (const int[]){b->B, b->T, m->C});
+    tz_tensor *x =
+        tz_reshape(g, nn_embedding_forward(g, &m->wte, b->x, b->B * b->T), 3, (const int[]){b->B, b->T, m->C});
     if (m->pos == POS_LEARNED) x = nn_learned_pos_forward(g, &m->wpe, x, 0);
     if (m->pos == POS_SINUSOIDAL) x = nn_sinusoidal_forward(g, x, 0);
     x = tz_dropout(g, x, m->dropout);

@@ -26,8 +26,10 @@ static const cfg_key keys[] = {
     {"model", "d_ff", CFG_INT, "1024", "feed-forward width", 1, 262144},
     {"model", "ffn", CFG_STR, "relu", "relu (Vaswani), gelu or swiglu", 0, 0},
     {"model", "pre_ln", CFG_BOOL, "false", "pre-LN blocks (Xiong et al. 2020) instead of post-LN (the paper)", 0, 0},
-    {"model", "dropout", CFG_FLOAT, "0.1", "dropout on the embedding sums, sublayer outputs and FFN hidden (P_drop)", 0, 0.99},
-    {"model", "attn_dropout", CFG_FLOAT, "0", "dropout on the attention weights (tensor2tensor; slower, unfused)", 0, 0.99},
+    {"model", "dropout", CFG_FLOAT, "0.1", "dropout on the embedding sums, sublayer outputs and FFN hidden (P_drop)", 0,
+     0.99},
+    {"model", "attn_dropout", CFG_FLOAT, "0", "dropout on the attention weights (tensor2tensor; slower, unfused)", 0,
+     0.99},
     {"model", "tie", CFG_BOOL, "true", "output projection = the target embedding matrix", 0, 0},
     {"model", "skip_padding", CFG_BOOL, "true",
      "output projection only at real targets: logits (N,V) with b->targets compacted (same loss, less work)", 0, 0},
@@ -41,13 +43,13 @@ typedef struct {
     nn_encoder_block *enc;
     nn_decoder_block *dec;
     nn_layernorm enc_ln, dec_ln; // pre-LN only: after the last block of each stack
-    nn_linear out;               // when not tied
+    nn_linear out; // when not tied
 
     // Decoding state (mt_encode .. mt_step): tensors in the caller's graph.
     int rows, beam, cap_rows, pos; // pos: the next target position
-    int *row_len, *row_idx;        // (rows) source length and source index of each row
-    nn_mha_memory *mem;            // (L) cross-attention keys and values of each layer (rows,S,C)
-    nn_kv_cache cache;             // self-attention keys and values of the decoder (L, rows, ...)
+    int *row_len, *row_idx; // (rows) source length and source index of each row
+    nn_mha_memory *mem; // (L) cross-attention keys and values of each layer (rows,S,C)
+    nn_kv_cache cache; // self-attention keys and values of the decoder (L, rows, ...)
 } tmt;
 
 static void tmt_free(void *vm) {
@@ -66,8 +68,8 @@ static void *mt_create(const cfg *c, int Vs, int Vt, tz_params *P, tz_rng *r) {
         tz_fail("%s: [model] layers = %d, d_model = %d, heads = %d, d_ff = %d must be >= 1", c->path, L, C, H, F);
     if (C % H) tz_fail("%s: [model] d_model = %d is not divisible by heads = %d", c->path, C, H);
     if (Vs <= TZ_UNK || Vt <= TZ_UNK)
-        tz_fail("%s: vocabularies of %d (source) and %d (target) words: each needs <pad> <bos> <eos> <unk> and more", c->path,
-                Vs, Vt);
+        tz_fail("%s: vocabularies of %d (source) and %d (target) words: each needs <pad> <bos> <eos> <unk> and more",
+                c->path, Vs, Vt);
     nn_block_config bc = nn_block_defaults(C, H, F);
     bc.pre_ln = cfg_bool(c, "model", "pre_ln");
     if (!nn_ffn_parse(cfg_str(c, "model", "ffn"), &bc.ffn))
@@ -121,7 +123,8 @@ static tz_tensor *embed(tz_graph *g, const tmt *m, const nn_embedding *e, const 
 static void check_sources(const int *len, int B, int S) {
     if (B < 1 || S < 1) tz_fail("transformer_mt: a batch of %d sources of length %d (want >= 1 each)", B, S);
     for (int b = 0; b < B; b++)
-        if (len[b] < 1 || len[b] > S) tz_fail("transformer_mt: source length src_len[%d] = %d outside [1, %d]", b, len[b], S);
+        if (len[b] < 1 || len[b] > S)
+            tz_fail("transformer_mt: source length src_len[%d] = %d outside [1, %d]", b, len[b], S);
 }
 
 // src (B,S), len (B) -> the encoder's output (B,S,C)
@@ -148,7 +151,8 @@ static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
     y = tz_reshape(g, y, 2, (const int[]){B * T, m->C});
     b->targets = b->y, b->n_targets = B * T;
     if (m->skip_padding) { // the output projection over the target vocabulary is the largest product
-        int *idx = tz_arena_alloc(&g->arena, sizeof(int) * B * T), *kept = tz_arena_alloc(&g->arena, sizeof(int) * B * T), n = 0;
+        int *idx = tz_arena_alloc(&g->arena, sizeof(int) * B * T),
+            *kept = tz_arena_alloc(&g->arena, sizeof(int) * B * T), n = 0;
         for (int i = 0; i < B * T; i++)
             if (b->y[i] != TZ_IGNORE) idx[n] = i, kept[n++] = b->y[i];
         if (n == 0) idx[0] = 0, kept[0] = TZ_IGNORE, n = 1; // nothing to predict: one row the loss ignores
@@ -195,12 +199,13 @@ static tz_tensor *mt_step(tz_graph *g, void *vm, const int *prev, const int *par
     if (parent) {
         for (int r = 0; r < m->rows; r++)
             if (parent[r] < 0 || parent[r] >= m->rows || parent[r] / m->beam != r / m->beam)
-                tz_fail("transformer_mt: mt_step parent[%d] = %d is not a row of the same source (rows %d..%d)", r, parent[r],
-                        r / m->beam * m->beam, r / m->beam * m->beam + m->beam - 1);
+                tz_fail("transformer_mt: mt_step parent[%d] = %d is not a row of the same source (rows %d..%d)", r,
+                        parent[r], r / m->beam * m->beam, r / m->beam * m->beam + m->beam - 1);
         nn_kv_cache_gather(&m->cache, parent);
     }
     for (int r = 0; r < m->rows; r++)
-        if (prev[r] < 0 || prev[r] >= m->Vt) tz_fail("transformer_mt: mt_step prev[%d] = %d outside [0, %d)", r, prev[r], m->Vt);
+        if (prev[r] < 0 || prev[r] >= m->Vt)
+            tz_fail("transformer_mt: mt_step prev[%d] = %d outside [0, %d)", r, prev[r], m->Vt);
     if (m->pos >= m->cache.Tmax) // doubling: a few allocations however long the target
         nn_kv_cache_reserve(&m->cache, m->L, m->rows, m->H, 2 * m->cache.Tmax, m->C / m->H);
     tz_tensor *x = embed(g, m, &m->tgt_emb, prev, m->rows, 1, m->pos);

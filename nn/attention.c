@@ -10,12 +10,12 @@
 static void set_name(char *dst, size_t cap, const char *name) { snprintf(dst, cap, "%s", name ? name : ""); }
 
 // A query s (B,Dq) and annotations h (B,T,Dk) of the recurrent-era layers.
-static void check_query_keys(const char *layer, const char *name, const tz_tensor *s, int dq,
-                             const tz_tensor *h, int dk) {
+static void check_query_keys(const char *layer, const char *name, const tz_tensor *s, int dq, const tz_tensor *h,
+                             int dk) {
     char a[64], b[64];
     if (s->ndim != 2 || h->ndim != 3 || s->shape[0] != h->shape[0] || s->shape[1] != dq || h->shape[2] != dk)
-        tz_fail("%s '%s': query %s and keys %s do not fit (B,%d) and (B,T,%d)", layer, name,
-                tz_shape_str(s, a), tz_shape_str(h, b), dq, dk);
+        tz_fail("%s '%s': query %s and keys %s do not fit (B,%d) and (B,T,%d)", layer, name, tz_shape_str(s, a),
+                tz_shape_str(h, b), dq, dk);
 }
 
 // Every row must keep a key: a fully masked row would attend uniformly to padding.
@@ -45,8 +45,7 @@ static tz_tensor *attend(tz_graph *g, tz_tensor *scores, tz_tensor *h, const int
 // ---------------------------------------------------------------------------------------------
 // Bahdanau et al. 2015, appendix A.1.2: e_ij = v_a^T tanh(W_a s_{i-1} + U_a h_j).
 
-void nn_bahdanau_init(nn_bahdanau *a, tz_params *P, const char *name, int dq, int dk, int da,
-                      nn_init init, tz_rng *r) {
+void nn_bahdanau_init(nn_bahdanau *a, tz_params *P, const char *name, int dq, int dk, int da, nn_init init, tz_rng *r) {
     if (dq <= 0 || dk <= 0 || da <= 0)
         tz_fail("bahdanau '%s': sizes dq = %d, dk = %d, da = %d must be > 0", name, dq, dk, da);
     memset(a, 0, sizeof *a);
@@ -70,8 +69,8 @@ tz_tensor *nn_bahdanau_keys(tz_graph *g, const nn_bahdanau *a, tz_tensor *h) {
 }
 
 // s (B,Dq), h (B,T,Dk), keys (B,T,A) or NULL -> (B,Dk)
-tz_tensor *nn_bahdanau_forward(tz_graph *g, const nn_bahdanau *a, tz_tensor *s, tz_tensor *h,
-                               tz_tensor *keys, const int *lengths, tz_tensor **weights) {
+tz_tensor *nn_bahdanau_forward(tz_graph *g, const nn_bahdanau *a, tz_tensor *s, tz_tensor *h, tz_tensor *keys,
+                               const int *lengths, tz_tensor **weights) {
     check_query_keys("bahdanau", a->name, s, a->dq, h, a->dk);
     int B = h->shape[0], T = h->shape[1];
     check_lengths("bahdanau", a->name, B, T, lengths);
@@ -88,8 +87,8 @@ tz_tensor *nn_bahdanau_forward(tz_graph *g, const nn_bahdanau *a, tz_tensor *s, 
 // ---------------------------------------------------------------------------------------------
 // Luong et al. 2015, eq. 8: score(h_t, h_s) = h_t^T h_s (dot) or h_t^T W_a h_s (general).
 
-void nn_luong_init(nn_luong *a, tz_params *P, const char *name, nn_luong_score score, int dq, int dk,
-                   nn_init init, tz_rng *r) {
+void nn_luong_init(nn_luong *a, tz_params *P, const char *name, nn_luong_score score, int dq, int dk, nn_init init,
+                   tz_rng *r) {
     if (dq <= 0 || dk <= 0 || (unsigned)score > NN_LUONG_GENERAL)
         tz_fail("luong '%s': sizes dq = %d, dk = %d must be > 0, score %d", name, dq, dk, (int)score);
     if (score == NN_LUONG_DOT && dq != dk)
@@ -105,8 +104,8 @@ void nn_luong_init(nn_luong *a, tz_params *P, const char *name, nn_luong_score s
 }
 
 // s (B,Dq), h (B,T,Dk) -> (B,Dk)
-tz_tensor *nn_luong_forward(tz_graph *g, const nn_luong *a, tz_tensor *s, tz_tensor *h,
-                            const int *lengths, tz_tensor **weights) {
+tz_tensor *nn_luong_forward(tz_graph *g, const nn_luong *a, tz_tensor *s, tz_tensor *h, const int *lengths,
+                            tz_tensor **weights) {
     check_query_keys("luong", a->name, s, a->dq, h, a->dk);
     int B = h->shape[0], T = h->shape[1];
     check_lengths("luong", a->name, B, T, lengths);
@@ -145,8 +144,8 @@ tz_tensor *nn_attn_mask(tz_graph *g, int B, int Tq, int Tk, const int *lengths, 
 }
 
 // q (..,Tq,D), k (..,Tk,D), v (..,Tk,Dv) -> (..,Tq,Dv)
-tz_tensor *nn_sdpa(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor *v, const tz_tensor *mask,
-                   int causal, real dropout, tz_tensor **weights) {
+tz_tensor *nn_sdpa(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor *v, const tz_tensor *mask, int causal,
+                   real dropout, tz_tensor **weights) {
     int nd = q->ndim, ok = (nd == 3 || nd == 4) && k->ndim == nd && v->ndim == nd;
     for (int i = 0; ok && i < nd - 2; i++) ok = q->shape[i] == k->shape[i] && k->shape[i] == v->shape[i];
     if (ok) ok = q->shape[nd - 1] == k->shape[nd - 1] && k->shape[nd - 2] == v->shape[nd - 2];
@@ -169,12 +168,9 @@ tz_tensor *nn_sdpa(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor *v, const 
 // ---------------------------------------------------------------------------------------------
 // Multi-head attention (Vaswani et al. 2017, 3.2.2).
 
-void nn_mha_init(nn_mha *m, tz_params *P, const char *name, int d_model, int heads, int bias,
-                 nn_init init, tz_rng *r) {
-    if (d_model <= 0 || heads <= 0)
-        tz_fail("mha '%s': d_model = %d, heads = %d must be > 0", name, d_model, heads);
-    if (d_model % heads)
-        tz_fail("mha '%s': d_model %d not divisible by heads %d", name, d_model, heads);
+void nn_mha_init(nn_mha *m, tz_params *P, const char *name, int d_model, int heads, int bias, nn_init init, tz_rng *r) {
+    if (d_model <= 0 || heads <= 0) tz_fail("mha '%s': d_model = %d, heads = %d must be > 0", name, d_model, heads);
+    if (d_model % heads) tz_fail("mha '%s': d_model %d not divisible by heads %d", name, d_model, heads);
     memset(m, 0, sizeof *m);
     set_name(m->name, sizeof m->name, name);
     m->d_model = d_model, m->heads = heads, m->d_head = d_model / heads;
@@ -226,15 +222,16 @@ static void check_x(const nn_mha *m, const char *what, const tz_tensor *x) {
 }
 
 // x (B,Tq,C), kv (B,Tk,C) or NULL -> (B,Tq,C)
-tz_tensor *nn_mha_forward(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor *kv,
-                          const int *kv_lengths, int causal, tz_tensor **weights) {
+tz_tensor *nn_mha_forward(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor *kv, const int *kv_lengths, int causal,
+                          tz_tensor **weights) {
     check_x(m, "query", x);
     if (!kv) kv = x;
     check_x(m, "key/value", kv);
     int B = x->shape[0], Tq = x->shape[1], Tk = kv->shape[1];
     if (kv->shape[0] != B) {
         char a[64], b[64];
-        tz_fail("mha '%s': query %s and key/value %s differ in batch", m->name, tz_shape_str(x, a), tz_shape_str(kv, b));
+        tz_fail("mha '%s': query %s and key/value %s differ in batch", m->name, tz_shape_str(x, a),
+                tz_shape_str(kv, b));
     }
     if (causal && Tq > Tk) tz_fail("mha '%s': causal attention with %d queries over %d keys", m->name, Tq, Tk);
     check_lengths("mha", m->name, B, Tk, kv_lengths);
@@ -244,8 +241,10 @@ tz_tensor *nn_mha_forward(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor 
             tz_tensor *qkv = tz_linear(g, x, tz_concat(g, w, 3, 0), m->q.b ? tz_concat(g, b, 3, 0) : NULL);
             return nn_linear_forward(g, &m->o, nn_attention_fused_qkv(g, qkv, m->heads, kv_lengths, causal, weights));
         }
-        return nn_linear_forward(g, &m->o, nn_attention_fused(g, nn_linear_forward(g, &m->q, x), nn_linear_forward(g, &m->k, kv),
-                                                              nn_linear_forward(g, &m->v, kv), m->heads, kv_lengths, causal, weights));
+        return nn_linear_forward(g, &m->o,
+                                 nn_attention_fused(g, nn_linear_forward(g, &m->q, x), nn_linear_forward(g, &m->k, kv),
+                                                    nn_linear_forward(g, &m->v, kv), m->heads, kv_lengths, causal,
+                                                    weights));
     }
     tz_tensor *q = split_heads(g, nn_linear_forward(g, &m->q, x), m->heads);
     tz_tensor *k = split_heads(g, nn_linear_forward(g, &m->k, kv), m->heads);
@@ -272,7 +271,8 @@ tz_tensor *nn_mha_forward_memory(tz_graph *g, const nn_mha *m, tz_tensor *x, con
     int B = x->shape[0], S = mem->k->shape[1];
     if (mem->k->shape[0] != B || mem->v->shape[0] != B || mem->v->shape[1] != S) {
         char a[64], b[64];
-        tz_fail("mha '%s': query %s and memory keys %s differ in batch", m->name, tz_shape_str(x, a), tz_shape_str(mem->k, b));
+        tz_fail("mha '%s': query %s and memory keys %s differ in batch", m->name, tz_shape_str(x, a),
+                tz_shape_str(mem->k, b));
     }
     check_lengths("mha", m->name, B, S, lengths);
     tz_tensor *q = nn_linear_forward(g, &m->q, x);
@@ -280,8 +280,8 @@ tz_tensor *nn_mha_forward_memory(tz_graph *g, const nn_mha *m, tz_tensor *x, con
     if (m->dropout == 0 || !g->training)
         return nn_linear_forward(g, &m->o, nn_attention_fused(g, q, mem->k, mem->v, m->heads, lengths, 0, weights));
     tz_tensor *mask = nn_attn_mask(g, B, x->shape[1], S, lengths, 0);
-    tz_tensor *y = nn_sdpa(g, split_heads(g, q, m->heads), split_heads(g, mem->k, m->heads), split_heads(g, mem->v, m->heads),
-                           mask, 0, m->dropout, weights);
+    tz_tensor *y = nn_sdpa(g, split_heads(g, q, m->heads), split_heads(g, mem->k, m->heads),
+                           split_heads(g, mem->v, m->heads), mask, 0, m->dropout, weights);
     return nn_linear_forward(g, &m->o, merge_heads(g, y));
 }
 
@@ -290,8 +290,8 @@ tz_tensor *nn_mha_forward_memory(tz_graph *g, const nn_mha *m, tz_tensor *x, con
 
 void nn_kv_cache_init(nn_kv_cache *c, int layers, int B, int heads, int Tmax, int d_head) {
     if (layers <= 0 || B <= 0 || heads <= 0 || Tmax <= 0 || d_head <= 0)
-        tz_fail("kv_cache: layers = %d, B = %d, heads = %d, Tmax = %d, d_head = %d must be > 0", layers, B,
-                heads, Tmax, d_head);
+        tz_fail("kv_cache: layers = %d, B = %d, heads = %d, Tmax = %d, d_head = %d must be > 0", layers, B, heads, Tmax,
+                d_head);
     memset(c, 0, sizeof *c);
     c->layers = layers, c->B = B, c->heads = heads, c->Tmax = Tmax, c->d_head = d_head;
     size_t n = (size_t)layers * B * heads * Tmax * d_head;
@@ -303,8 +303,8 @@ void nn_kv_cache_init(nn_kv_cache *c, int layers, int B, int heads, int Tmax, in
 }
 void nn_kv_cache_reserve(nn_kv_cache *c, int layers, int B, int heads, int Tmax, int d_head) {
     if (layers <= 0 || B <= 0 || heads <= 0 || Tmax <= 0 || d_head <= 0)
-        tz_fail("kv_cache: layers = %d, B = %d, heads = %d, Tmax = %d, d_head = %d must be > 0", layers, B,
-                heads, Tmax, d_head);
+        tz_fail("kv_cache: layers = %d, B = %d, heads = %d, Tmax = %d, d_head = %d must be > 0", layers, B, heads, Tmax,
+                d_head);
     int same = c->k && c->layers == layers && c->B == B && c->heads == heads && c->d_head == d_head;
     if (same && Tmax <= c->Tmax) return;
     size_t n = (size_t)layers * B * heads * Tmax * d_head;
@@ -397,15 +397,15 @@ static tz_tensor *cache_append(tz_graph *g, const nn_kv_cache *c, real *buf, int
 }
 
 // x (B,t,C) -> (B,t,C)
-tz_tensor *nn_mha_forward_cached(tz_graph *g, const nn_mha *m, tz_tensor *x, nn_kv_cache *c,
-                                 int layer, tz_tensor **weights) {
+tz_tensor *nn_mha_forward_cached(tz_graph *g, const nn_mha *m, tz_tensor *x, nn_kv_cache *c, int layer,
+                                 tz_tensor **weights) {
     check_x(m, "query", x);
     if (layer < 0 || layer >= c->layers || c->B != x->shape[0] || c->heads != m->heads || c->d_head != m->d_head)
         tz_fail("mha '%s': cache (layers %d, B %d, heads %d, d_head %d) does not fit layer %d, B %d, heads %d, "
-                "d_head %d", m->name, c->layers, c->B, c->heads, c->d_head, layer, x->shape[0], m->heads, m->d_head);
+                "d_head %d",
+                m->name, c->layers, c->B, c->heads, c->d_head, layer, x->shape[0], m->heads, m->d_head);
     int t = x->shape[1], L0 = c->len[layer];
-    if (L0 + t > c->Tmax)
-        tz_fail("mha '%s': KV cache full: %d + %d positions > Tmax %d", m->name, L0, t, c->Tmax);
+    if (L0 + t > c->Tmax) tz_fail("mha '%s': KV cache full: %d + %d positions > Tmax %d", m->name, L0, t, c->Tmax);
     tz_tensor *q = split_heads(g, nn_linear_forward(g, &m->q, x), m->heads);
     tz_tensor *k = split_heads(g, nn_linear_forward(g, &m->k, x), m->heads);
     tz_tensor *v = split_heads(g, nn_linear_forward(g, &m->v, x), m->heads);

@@ -29,15 +29,14 @@ typedef struct nn_bahdanau {
     int dq, dk, da;
     char name[48];
 } nn_bahdanau;
-void nn_bahdanau_init(nn_bahdanau *a, tz_params *P, const char *name, int dq, int dk, int da,
-                      nn_init init, tz_rng *r);
+void nn_bahdanau_init(nn_bahdanau *a, tz_params *P, const char *name, int dq, int dk, int da, nn_init init, tz_rng *r);
 // U h_j for all j: h (B,T,Dk) -> (B,T,A). Depends only on the encoder, so a decoder computes it
 // once per sequence and passes it to every step.
 tz_tensor *nn_bahdanau_keys(tz_graph *g, const nn_bahdanau *a, tz_tensor *h);
 // s (B,Dq), h (B,T,Dk), keys (B,T,A) from nn_bahdanau_keys or NULL (computed here), lengths (B)
 // or NULL -> context (B,Dk); *weights (B,T).
-tz_tensor *nn_bahdanau_forward(tz_graph *g, const nn_bahdanau *a, tz_tensor *s, tz_tensor *h,
-                               tz_tensor *keys, const int *lengths, tz_tensor **weights);
+tz_tensor *nn_bahdanau_forward(tz_graph *g, const nn_bahdanau *a, tz_tensor *s, tz_tensor *h, tz_tensor *keys,
+                               const int *lengths, tz_tensor **weights);
 
 // Luong: dot (Dq == Dk, no parameters) or general "<name>.W.weight" (Dk,Dq), as OpenNMT's
 // linear_in: score_j = (W s) . h_j = s^T W^T h_j, the bilinear form of the paper.
@@ -48,11 +47,11 @@ typedef struct nn_luong {
     int dq, dk;
     char name[48];
 } nn_luong;
-void nn_luong_init(nn_luong *a, tz_params *P, const char *name, nn_luong_score score, int dq, int dk,
-                   nn_init init, tz_rng *r);
+void nn_luong_init(nn_luong *a, tz_params *P, const char *name, nn_luong_score score, int dq, int dk, nn_init init,
+                   tz_rng *r);
 // s (B,Dq), h (B,T,Dk), lengths (B) or NULL -> context (B,Dk); *weights (B,T).
-tz_tensor *nn_luong_forward(tz_graph *g, const nn_luong *a, tz_tensor *s, tz_tensor *h,
-                            const int *lengths, tz_tensor **weights);
+tz_tensor *nn_luong_forward(tz_graph *g, const nn_luong *a, tz_tensor *s, tz_tensor *h, const int *lengths,
+                            tz_tensor **weights);
 
 // ---------------------------------------------------------------------------------------------
 // Scaled dot-product attention (Vaswani et al. 2017, eq. 1).
@@ -66,8 +65,8 @@ tz_tensor *nn_attn_mask(tz_graph *g, int B, int Tq, int Tk, const int *lengths, 
 // q (B,H,Tq,D), k (B,H,Tk,D), v (B,H,Tk,Dv) (or 3-D, (B,T,D)); mask broadcastable to the scores
 // (B,H,Tq,Tk) or NULL; causal as in nn_attn_mask; dropout on the weights (when g->training)
 // -> (B,H,Tq,Dv); *weights (B,H,Tq,Tk), before dropout.
-tz_tensor *nn_sdpa(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor *v, const tz_tensor *mask,
-                   int causal, real dropout, tz_tensor **weights);
+tz_tensor *nn_sdpa(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor *v, const tz_tensor *mask, int causal,
+                   real dropout, tz_tensor **weights);
 
 // Multi-head attention of projected q (B,Tq,C), k, v (B,Tk,C) as one fused node: heads read in
 // place, masks applied by index (causal: queries are the last Tq of the Tk positions; lengths (B)
@@ -87,13 +86,12 @@ tz_tensor *nn_attention_fused_qkv(tz_graph *g, tz_tensor *qkv, int heads, const 
 typedef struct nn_mha {
     nn_linear q, k, v, o;
     int d_model, heads, d_head;
-    real dropout;   // on the attention weights while training (PyTorch's `dropout`); 0 at init
-    int rope;       // rotate q and k with RoPE (Su et al. 2021) before the scores; 0 at init
+    real dropout; // on the attention weights while training (PyTorch's `dropout`); 0 at init
+    int rope; // rotate q and k with RoPE (Su et al. 2021) before the scores; 0 at init
     real rope_base; // 10000
     char name[48];
 } nn_mha;
-void nn_mha_init(nn_mha *m, tz_params *P, const char *name, int d_model, int heads, int bias,
-                 nn_init init, tz_rng *r);
+void nn_mha_init(nn_mha *m, tz_params *P, const char *name, int d_model, int heads, int bias, nn_init init, tz_rng *r);
 // PyTorch's in_proj_weight (3C,C), in_proj_bias (3C), out_proj.weight (C,C), out_proj.bias (C).
 // Biases may be NULL (then the layer's are zeroed); a layer without biases ignores them.
 void nn_mha_load_pytorch(const nn_mha *m, const real *in_proj_weight, const real *in_proj_bias,
@@ -102,12 +100,14 @@ void nn_mha_load_pytorch(const nn_mha *m, const real *in_proj_weight, const real
 // x (B,Tq,C) queries; kv (B,Tk,C) keys and values, or NULL for self-attention (kv = x);
 // kv_lengths (B) or NULL (key padding); causal -> (B,Tq,C); *weights (B,H,Tq,Tk) (arena: valid
 // until tz_graph_reset), for plotting.
-tz_tensor *nn_mha_forward(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor *kv,
-                          const int *kv_lengths, int causal, tz_tensor **weights);
+tz_tensor *nn_mha_forward(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor *kv, const int *kv_lengths, int causal,
+                          tz_tensor **weights);
 
 // Cross-attention over a memory that stays fixed while a decoder runs step by step (the encoder's
 // output): its keys and values projected once, k = mem Wk^T + bk and v = mem Wv^T + bv (B,S,C).
-typedef struct nn_mha_memory { tz_tensor *k, *v; } nn_mha_memory;
+typedef struct nn_mha_memory {
+    tz_tensor *k, *v;
+} nn_mha_memory;
 nn_mha_memory nn_mha_memory_project(tz_graph *g, const nn_mha *m, tz_tensor *mem);
 // x (B,Tq,C) queries over a projected memory, lengths (B) or NULL (key padding) -> (B,Tq,C);
 // *weights (B,H,Tq,S). The same function as nn_mha_forward(g, m, x, mem, lengths, 0, weights).
@@ -119,10 +119,10 @@ tz_tensor *nn_mha_forward_memory(tz_graph *g, const nn_mha *m, tz_tensor *x, con
 // its t positions and attends over all of them; nothing is allocated but the graph's arena.
 typedef struct nn_kv_cache {
     int layers, B, heads, Tmax, d_head;
-    int *len;    // positions filled, per layer
+    int *len; // positions filled, per layer
     real *k, *v; // (layers, B, H, Tmax, D) each
-    size_t cap;  // values allocated in k and in v (nn_kv_cache_reserve reuses them)
-    real *tmp;   // nn_kv_cache_gather's scratch, tmp_cap values
+    size_t cap; // values allocated in k and in v (nn_kv_cache_reserve reuses them)
+    real *tmp; // nn_kv_cache_gather's scratch, tmp_cap values
     size_t tmp_cap;
 } nn_kv_cache;
 void nn_kv_cache_init(nn_kv_cache *c, int layers, int B, int heads, int Tmax, int d_head);
@@ -139,7 +139,7 @@ void nn_kv_cache_free(nn_kv_cache *c);
 // Causal self-attention of x (B,t,C), the next t positions, over the cache of `layer` plus x:
 // appends x's keys and values (after RoPE at their positions) to the cache, -> (B,t,C).
 // Gradients reach this step's q, k, v but not the cached past (decoding is inference).
-tz_tensor *nn_mha_forward_cached(tz_graph *g, const nn_mha *m, tz_tensor *x, nn_kv_cache *c,
-                                 int layer, tz_tensor **weights);
+tz_tensor *nn_mha_forward_cached(tz_graph *g, const nn_mha *m, tz_tensor *x, nn_kv_cache *c, int layer,
+                                 tz_tensor **weights);
 
 #endif

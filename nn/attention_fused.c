@@ -16,13 +16,12 @@
 #include "lanes.h"
 #include "parallel.h"
 
-
 typedef struct {
     int B, H, Tq, Tk, C, D, causal;
     const int *lengths; // (B) or NULL
     real scale;
-    real *P;            // (B,H,Tq,Tk) attention weights, saved for backward
-    real *dP;           // backward scratch, same shape
+    real *P; // (B,H,Tq,Tk) attention weights, saved for backward
+    real *dP; // backward scratch, same shape
     // q, k, v: data and (in backward) gradients of rows of C values, ld apart (C for three
     // tensors, 3C for one packed [q k v] tensor); o (B,Tq,C).
     const real *q, *k, *v;
@@ -143,8 +142,17 @@ tz_tensor *nn_attention_fused(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor
                 tz_shape_str(q, a), tz_shape_str(k, b), tz_shape_str(v, c), heads);
     }
     int C = q->shape[2];
-    fused_attn a = {.B = q->shape[0], .H = heads, .Tq = q->shape[1], .Tk = k->shape[1], .C = C, .D = C / heads,
-                    .causal = causal, .q = q->data, .k = k->data, .v = v->data, .ld = C};
+    fused_attn a = {.B = q->shape[0],
+                    .H = heads,
+                    .Tq = q->shape[1],
+                    .Tk = k->shape[1],
+                    .C = C,
+                    .D = C / heads,
+                    .causal = causal,
+                    .q = q->data,
+                    .k = k->data,
+                    .v = v->data,
+                    .ld = C};
     tz_tensor *in[3] = {q, k, v};
     return fused(g, a, in, 3, lengths, weights);
 }
@@ -153,11 +161,21 @@ tz_tensor *nn_attention_fused_qkv(tz_graph *g, tz_tensor *qkv, int heads, const 
                                   tz_tensor **weights) {
     if (qkv->ndim != 3 || qkv->shape[2] % 3 || heads <= 0 || (qkv->shape[2] / 3) % heads) {
         char s[64];
-        tz_fail("attention_fused: packed qkv %s is not (B,T,3C) with C divisible by %d heads", tz_shape_str(qkv, s), heads);
+        tz_fail("attention_fused: packed qkv %s is not (B,T,3C) with C divisible by %d heads", tz_shape_str(qkv, s),
+                heads);
     }
     int C = qkv->shape[2] / 3;
-    fused_attn a = {.B = qkv->shape[0], .H = heads, .Tq = qkv->shape[1], .Tk = qkv->shape[1], .C = C, .D = C / heads,
-                    .causal = causal, .q = qkv->data, .k = qkv->data + C, .v = qkv->data + 2 * C, .ld = 3L * C};
+    fused_attn a = {.B = qkv->shape[0],
+                    .H = heads,
+                    .Tq = qkv->shape[1],
+                    .Tk = qkv->shape[1],
+                    .C = C,
+                    .D = C / heads,
+                    .causal = causal,
+                    .q = qkv->data,
+                    .k = qkv->data + C,
+                    .v = qkv->data + 2 * C,
+                    .ld = 3L * C};
     tz_tensor *in[1] = {qkv};
     return fused(g, a, in, 1, lengths, weights);
 }

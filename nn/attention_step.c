@@ -12,7 +12,7 @@
 
 typedef struct {
     real *u, *a; // (B,S,A) tanh(ws + keys), (B,S) weights
-    int *len;    // (B) keys per row
+    int *len; // (B) keys per row
     int B, S, A, C;
 } step_saved;
 

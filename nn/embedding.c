@@ -3,8 +3,7 @@
 
 #include <stdio.h>
 
-void nn_embedding_init(nn_embedding *e, tz_params *P, const char *name, int vocab, int dim,
-                       nn_init init, tz_rng *r) {
+void nn_embedding_init(nn_embedding *e, tz_params *P, const char *name, int vocab, int dim, nn_init init, tz_rng *r) {
     if (vocab <= 0 || dim <= 0) tz_fail("embedding '%s': vocab = %d, dim = %d must be > 0", name, vocab, dim);
     char key[256];
     snprintf(key, sizeof key, "%s.weight", name);

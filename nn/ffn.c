@@ -36,8 +36,8 @@ int nn_ffn_parse(const char *name, nn_ffn_kind *kind) {
     return 0;
 }
 
-void nn_ffn_init(nn_ffn *f, tz_params *P, const char *name, nn_ffn_kind kind, int d_model, int d_ff,
-                 int bias, nn_init init, tz_rng *r) {
+void nn_ffn_init(nn_ffn *f, tz_params *P, const char *name, nn_ffn_kind kind, int d_model, int d_ff, int bias,
+                 nn_init init, tz_rng *r) {
     if (d_model <= 0 || d_ff <= 0 || (unsigned)kind > NN_FFN_SWIGLU)
         tz_fail("ffn '%s': d_model = %d, d_ff = %d must be > 0, kind %d", name, d_model, d_ff, (int)kind);
     char key[256];
@@ -61,9 +61,9 @@ tz_tensor *nn_ffn_forward(tz_graph *g, const nn_ffn *f, tz_tensor *x) {
     }
     tz_tensor *h = nn_linear_forward(g, &f->w1, x);
     switch (f->kind) {
-    case NN_FFN_RELU: h = tz_relu(g, h); break;
-    case NN_FFN_GELU: h = tz_gelu(g, h); break;
-    case NN_FFN_SWIGLU: h = tz_mul(g, tz_silu(g, h), nn_linear_forward(g, &f->w3, x)); break;
+        case NN_FFN_RELU: h = tz_relu(g, h); break;
+        case NN_FFN_GELU: h = tz_gelu(g, h); break;
+        case NN_FFN_SWIGLU: h = tz_mul(g, tz_silu(g, h), nn_linear_forward(g, &f->w3, x)); break;
     }
     if (f->dropout > 0) h = tz_dropout(g, h, f->dropout);
     return nn_linear_forward(g, &f->w2, h);

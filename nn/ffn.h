@@ -21,8 +21,8 @@ typedef struct nn_ffn {
     real dropout; // on the hidden activations (as PyTorch's TransformerEncoderLayer); 0 at init
 } nn_ffn;
 // bias: whether the linears have biases (Vaswani: yes; SwiGLU as in LLaMA: no).
-void nn_ffn_init(nn_ffn *f, tz_params *P, const char *name, nn_ffn_kind kind, int d_model, int d_ff,
-                 int bias, nn_init init, tz_rng *r);
+void nn_ffn_init(nn_ffn *f, tz_params *P, const char *name, nn_ffn_kind kind, int d_model, int d_ff, int bias,
+                 nn_init init, tz_rng *r);
 // x (.., d_model) -> (.., d_model)
 tz_tensor *nn_ffn_forward(tz_graph *g, const nn_ffn *f, tz_tensor *x);
 

@@ -8,13 +8,12 @@
 #include "gemm.h"
 #include "recurrent.h"
 
-
 // Backward of one row at one step: dh = dout + dh_next; the gradients of z and n's
 // pre-activations into dx = d[x-side r z n] and dhh = d[U h-side r z n]; cuDNN's r too (Cho's r
 // waits for d(r h), gru_cho_r_row). a is the saved hn (cuDNN) or r h (Cho).
 static void gru_grad_row(int H, const real *restrict gates, const real *restrict hp, const real *restrict a,
-                         const real *restrict dout, const real *restrict dh_next, real *restrict dh,
-                         real *restrict dx, real *restrict dhh, int cho) {
+                         const real *restrict dout, const real *restrict dh_next, real *restrict dh, real *restrict dx,
+                         real *restrict dhh, int cho) {
     const real *gr = gates, *gz = gates + H, *gn = gates + 2 * H;
     for (int j = 0; j < H; j++) {
         real r = gr[j], z = gz[j], n = gn[j], d = dout[j] + dh_next[j];
@@ -44,7 +43,11 @@ static void gru_cho_r_row(int H, const real *restrict gates, const real *restric
 
 // Saved (arena): activated gates r,z,n (T,B,3H) and, per step, hn = U_n h + b_hn (cuDNN form) or
 // rh = r h (Cho form) (T,B,H).
-typedef struct { real *gates, *aux; seq_dims d; int cho, reverse; } gru_saved;
+typedef struct {
+    real *gates, *aux;
+    seq_dims d;
+    int cho, reverse;
+} gru_saved;
 
 // What the backward's time loop over a slice of the batch reads and writes.
 typedef struct {
@@ -67,8 +70,8 @@ static void gru_bw_rows(void *arg, int b0, int b1) {
         real *dx_t = j->dxp + r0 * G, *dh_t = j->dhh + r0 * G;
         int want_prev = tp >= 0 || j->h0_grad;
         for (int b = 0; b < nb; b++)
-            gru_grad_row(H, gt + (long)b * G, hp + (long)b * H, at + (long)b * H, dout + (long)b * H, dh_next + (long)b * H,
-                         dh + (long)b * H, dx_t + (long)b * G, dh_t + (long)b * G, cho);
+            gru_grad_row(H, gt + (long)b * G, hp + (long)b * H, at + (long)b * H, dout + (long)b * H,
+                         dh_next + (long)b * H, dh + (long)b * H, dx_t + (long)b * G, dh_t + (long)b * G, cho);
         if (!cho) {
             // dh_{t-1} = dh z + dhh_t W_hh
             if (want_prev) {
@@ -79,8 +82,8 @@ static void gru_bw_rows(void *arg, int b0, int b1) {
             // d(r h) = dn U_n; dr = d(rh) h; dh_{t-1} = dh z + d(rh) r + [dr dz] U_rz
             tz_gemm_packed(0, nb, H, H, 1, dh_t + 2 * H, G, j->wn, 0, drh, H);
             for (int b = 0; b < nb; b++)
-                gru_cho_r_row(H, gt + (long)b * G, hp + (long)b * H, drh + (long)b * H, dh + (long)b * H, dx_t + (long)b * G,
-                              dh_t + (long)b * G, dh_next + (long)b * H);
+                gru_cho_r_row(H, gt + (long)b * G, hp + (long)b * H, drh + (long)b * H, dh + (long)b * H,
+                              dx_t + (long)b * G, dh_t + (long)b * G, dh_next + (long)b * H);
             if (want_prev) tz_gemm_packed(0, nb, H, 2 * H, 1, dh_t, G, j->wp, 1, dh_next, H);
         }
     }
@@ -121,7 +124,8 @@ static const tz_op op_gru = {"gru_seq", gru_backward, 0};
 // One row's r and z (in place in g = [r z n]) and what the candidate needs from the recurrence:
 // r h (Cho) or U_n h + b_hn (cuDNN) into a. Separate functions with restrict pointers, so the
 // compiler vectorises the loops over j.
-static void gru_gates_row(int H, real *restrict g, const real *restrict hh, const real *restrict hp, real *restrict a, int cho) {
+static void gru_gates_row(int H, real *restrict g, const real *restrict hh, const real *restrict hp, real *restrict a,
+                          int cho) {
     for (int j = 0; j < H; j++) g[j] = tz_fsigmoid(g[j] + hh[j]), g[H + j] = tz_fsigmoid(g[H + j] + hh[H + j]);
     if (cho)
         for (int j = 0; j < H; j++) a[j] = g[j] * hp[j];
@@ -130,7 +134,8 @@ static void gru_gates_row(int H, real *restrict g, const real *restrict hh, cons
 }
 
 // n = tanh(x_n + (Cho: U_n (r h) + b_hn, in hn | cuDNN: r (U_n h + b_hn))), h = (1 - z) n + z h_prev.
-static void gru_state_row(int H, real *restrict g, const real *restrict hn, const real *restrict hp, real *restrict h, int cho) {
+static void gru_state_row(int H, real *restrict g, const real *restrict hn, const real *restrict hp, real *restrict h,
+                          int cho) {
     for (int j = 0; j < H; j++) {
         real n = tz_ftanh(g[2 * H + j] + (cho ? hn[j] : g[j] * hn[j])), z = g[H + j];
         g[2 * H + j] = n;
@@ -142,7 +147,7 @@ static void gru_state_row(int H, real *restrict g, const real *restrict hn, cons
 typedef struct {
     gru_saved *s;
     const real *h0, *b_hh, *zeros, *up, *un; // up: W_hh^T (cuDNN) or U_rz^T (Cho); un: U_n^T (Cho)
-    real *hh, *out;                          // hh (B, 3H): this step's U h + b_hh
+    real *hh, *out; // hh (B, 3H): this step's U h + b_hh
 } gru_fw_job;
 
 static void gru_fw_rows(void *arg, int b0, int b1) {
@@ -160,15 +165,16 @@ static void gru_fw_rows(void *arg, int b0, int b1) {
         // cuDNN: all three blocks of U h at once; Cho: r and z first, U_n waits for r h.
         if (hprev) tz_gemm_packed(0, nb, cho ? 2 * H : G, H, 1, hprev, H, j->up, 1, hh, G);
         const real *hp = hprev ? hprev : j->zeros;
-        for (int b = 0; b < nb; b++) gru_gates_row(H, gt + (long)b * G, hh + (long)b * G, hp + (long)b * H, at + (long)b * H, cho);
+        for (int b = 0; b < nb; b++)
+            gru_gates_row(H, gt + (long)b * G, hh + (long)b * G, hp + (long)b * H, at + (long)b * H, cho);
         if (cho && hprev) tz_gemm_packed(0, nb, H, H, 1, at, H, j->un, 1, hh + 2 * H, G);
         for (int b = 0; b < nb; b++)
             gru_state_row(H, gt + (long)b * G, hh + (long)b * G + 2 * H, hp + (long)b * H, ht + (long)b * H, cho);
     }
 }
 
-tz_tensor *tz_gru_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih, tz_tensor *w_hh,
-                      tz_tensor *b_ih, tz_tensor *b_hh, int cho, int reverse) {
+tz_tensor *tz_gru_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih, tz_tensor *w_hh, tz_tensor *b_ih,
+                      tz_tensor *b_hh, int cho, int reverse) {
     seq_dims d = seq_check("gru", 3, x, h0, NULL, w_ih, w_hh, b_ih, b_hh);
     int T = d.T, B = d.B, H = d.H, G = d.G;
     tz_tensor *in[6] = {x, h0, w_ih, w_hh, b_ih, b_hh};
@@ -179,10 +185,14 @@ tz_tensor *tz_gru_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih,
     s->aux = tz_arena_alloc(&g->arena, sizeof(real) * T * B * H);
     seq_input_proj(g, s->gates, &d, x, w_ih, b_ih, NULL);
     // W_hh^T: all three blocks (cuDNN), or U_rz^T (H, 2H) and U_n^T (H, H) (Cho).
-    gru_fw_job j = {s, h0 ? h0->data : NULL, b_hh ? b_hh->data : NULL,
+    gru_fw_job j = {s,
+                    h0 ? h0->data : NULL,
+                    b_hh ? b_hh->data : NULL,
                     tz_arena_calloc(&g->arena, sizeof(real) * B * H) /* h_{-1} without h0 */,
-                    seq_packed(g, w_hh, 0, cho ? 2 * H : G, 1), cho ? seq_packed(g, w_hh, 2 * H, H, 1) : NULL,
-                    tz_arena_alloc(&g->arena, sizeof(real) * B * G), out->data};
+                    seq_packed(g, w_hh, 0, cho ? 2 * H : G, 1),
+                    cho ? seq_packed(g, w_hh, 2 * H, H, 1) : NULL,
+                    tz_arena_alloc(&g->arena, sizeof(real) * B * G),
+                    out->data};
     seq_run_rows(B, gru_fw_rows, &j);
     tz_node *n = tz_op_record(g, &op_gru, out, in, 6);
     if (n) n->aux = s;

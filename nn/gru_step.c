@@ -15,7 +15,10 @@
 #include "gemm.h"
 #include "parallel.h"
 
-typedef struct { real *gates, *aux; int B, H, cho; } cell_saved; // gates [r z n] (B,3H), aux (B,H)
+typedef struct {
+    real *gates, *aux;
+    int B, H, cho;
+} cell_saved; // gates [r z n] (B,3H), aux (B,H)
 
 static void cell_backward(tz_graph *g, tz_node *n) {
     tz_tensor *xg = n->in[0], *h = n->in[1], *w_hh = n->in[2], *b_hh = n->in[3];
@@ -24,7 +27,8 @@ static void cell_backward(tz_graph *g, tz_node *n) {
     const real *dout = n->out->grad;
     real *dx = tz_arena_alloc(&g->arena, sizeof(real) * B * G), *dhh = tz_arena_alloc(&g->arena, sizeof(real) * B * G);
     for (int b = 0; b < B; b++) {
-        const real *gt = s->gates + (long)b * G, *hp = h->data + (long)b * H, *a = s->aux + (long)b * H, *d = dout + (long)b * H;
+        const real *gt = s->gates + (long)b * G, *hp = h->data + (long)b * H, *a = s->aux + (long)b * H,
+                   *d = dout + (long)b * H;
         real *x = dx + (long)b * G, *u = dhh + (long)b * G;
         for (int j = 0; j < H; j++) {
             real r = gt[j], z = gt[H + j], nn = gt[2 * H + j];
@@ -91,7 +95,9 @@ tz_tensor *nn_gru_cell(tz_graph *g, tz_tensor *xg, tz_tensor *h, tz_tensor *w_hh
         for (int j = 0; j < 2 * H; j++) gt[j] = tz_fsigmoid(x[j] + u[j]);
         for (int j = 0; j < H; j++) a[j] = cho ? gt[j] * hp[j] : u[2 * H + j];
     }
-    if (cho) tz_gemm_bias(0, 1, B, H, H, 1, s->aux, H, w_hh->data + (long)2 * H * H, H, 0, hh + 2 * H, G, bias ? bias + 2 * H : NULL);
+    if (cho)
+        tz_gemm_bias(0, 1, B, H, H, 1, s->aux, H, w_hh->data + (long)2 * H * H, H, 0, hh + 2 * H, G,
+                     bias ? bias + 2 * H : NULL);
     for (int b = 0; b < B; b++) {
         real *gt = s->gates + (long)b * G, *o = out->data + (long)b * H;
         const real *x = xg->data + (long)b * G, *u = hh + (long)b * G, *hp = h->data + (long)b * H;

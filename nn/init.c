@@ -35,9 +35,7 @@ int nn_init_parse(const char *name, nn_init_kind *kind) {
     return 0;
 }
 
-const char *nn_init_name(nn_init_kind kind) {
-    return (int)kind >= 0 && (int)kind < N_KINDS ? names[kind] : "unknown";
-}
+const char *nn_init_name(nn_init_kind kind) { return (int)kind >= 0 && (int)kind < N_KINDS ? names[kind] : "unknown"; }
 
 nn_init nn_init_or(nn_init init, nn_init fallback) { return init.kind == NN_INIT_DEFAULT ? fallback : init; }
 
@@ -94,37 +92,37 @@ void nn_init_apply(tz_tensor *w, nn_init init, int fan_in, int fan_out, int bloc
         tz_fail("init %s: fan_in = %d, fan_out = %d must be > 0", name, fan_in, fan_out);
     // Every kind but orthogonal draws i.i.d., so filling block by block is filling the whole.
     switch (init.kind) {
-    case NN_INIT_ZEROS: memset(w->data, 0, sizeof(real) * w->n); break;
-    case NN_INIT_ONES:
-        for (int i = 0; i < w->n; i++) w->data[i] = 1;
-        break;
-    case NN_INIT_CONSTANT:
-        for (int i = 0; i < w->n; i++) w->data[i] = (real)a;
-        break;
-    case NN_INIT_UNIFORM: fill_uniform(w->data, w->n, a ? a : 1, r); break;
-    case NN_INIT_NORMAL: fill_normal(w->data, w->n, a ? a : 1, r); break;
-    case NN_INIT_XAVIER_UNIFORM: // Glorot & Bengio 2010, eq. 16: U(+-sqrt(6 / (fan_in + fan_out)))
-        fill_uniform(w->data, w->n, (a ? a : 1) * sqrt(6.0 / ((double)fan_in + fan_out)), r);
-        break;
-    case NN_INIT_XAVIER_NORMAL:
-        fill_normal(w->data, w->n, (a ? a : 1) * sqrt(2.0 / ((double)fan_in + fan_out)), r);
-        break;
-    case NN_INIT_KAIMING_UNIFORM: // He et al. 2015: Var = gain^2 / fan_in; U(+-b) has Var b^2/3
-        fill_uniform(w->data, w->n, (a ? a : sqrt(2.0)) * sqrt(3.0 / fan_in), r);
-        break;
-    case NN_INIT_KAIMING_NORMAL: fill_normal(w->data, w->n, (a ? a : sqrt(2.0)) / sqrt((double)fan_in), r); break;
-    case NN_INIT_PYTORCH: fill_uniform(w->data, w->n, 1 / sqrt((double)fan_in), r); break;
-    case NN_INIT_ORTHOGONAL: {
-        if (w->ndim < 2) tz_fail("init orthogonal: needs a matrix, got a %d-D tensor of %d", w->ndim, w->n);
-        int br = rows / blocks;
-        double *scratch = malloc(sizeof(double) * (size_t)br * cols);
-        if (!scratch) tz_fail("init orthogonal: out of memory for a (%d,%d) block", br, cols);
-        for (int b = 0; b < blocks; b++) fill_orthogonal(w->data + (size_t)b * br * cols, br, cols, a ? a : 1, scratch, r);
-        free(scratch);
-        break;
-    }
-    case NN_INIT_DEFAULT:
-        tz_fail("init default: must be resolved by the layer (nn_init_or) before nn_init_apply");
-    default: tz_fail("init: unknown kind %d", (int)init.kind);
+        case NN_INIT_ZEROS: memset(w->data, 0, sizeof(real) * w->n); break;
+        case NN_INIT_ONES:
+            for (int i = 0; i < w->n; i++) w->data[i] = 1;
+            break;
+        case NN_INIT_CONSTANT:
+            for (int i = 0; i < w->n; i++) w->data[i] = (real)a;
+            break;
+        case NN_INIT_UNIFORM: fill_uniform(w->data, w->n, a ? a : 1, r); break;
+        case NN_INIT_NORMAL: fill_normal(w->data, w->n, a ? a : 1, r); break;
+        case NN_INIT_XAVIER_UNIFORM: // Glorot & Bengio 2010, eq. 16: U(+-sqrt(6 / (fan_in + fan_out)))
+            fill_uniform(w->data, w->n, (a ? a : 1) * sqrt(6.0 / ((double)fan_in + fan_out)), r);
+            break;
+        case NN_INIT_XAVIER_NORMAL:
+            fill_normal(w->data, w->n, (a ? a : 1) * sqrt(2.0 / ((double)fan_in + fan_out)), r);
+            break;
+        case NN_INIT_KAIMING_UNIFORM: // He et al. 2015: Var = gain^2 / fan_in; U(+-b) has Var b^2/3
+            fill_uniform(w->data, w->n, (a ? a : sqrt(2.0)) * sqrt(3.0 / fan_in), r);
+            break;
+        case NN_INIT_KAIMING_NORMAL: fill_normal(w->data, w->n, (a ? a : sqrt(2.0)) / sqrt((double)fan_in), r); break;
+        case NN_INIT_PYTORCH: fill_uniform(w->data, w->n, 1 / sqrt((double)fan_in), r); break;
+        case NN_INIT_ORTHOGONAL: {
+            if (w->ndim < 2) tz_fail("init orthogonal: needs a matrix, got a %d-D tensor of %d", w->ndim, w->n);
+            int br = rows / blocks;
+            double *scratch = malloc(sizeof(double) * (size_t)br * cols);
+            if (!scratch) tz_fail("init orthogonal: out of memory for a (%d,%d) block", br, cols);
+            for (int b = 0; b < blocks; b++)
+                fill_orthogonal(w->data + (size_t)b * br * cols, br, cols, a ? a : 1, scratch, r);
+            free(scratch);
+            break;
+        }
+        case NN_INIT_DEFAULT: tz_fail("init default: must be resolved by the layer (nn_init_or) before nn_init_apply");
+        default: tz_fail("init: unknown kind %d", (int)init.kind);
     }
 }

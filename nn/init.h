@@ -6,18 +6,18 @@
 #include "tz.h"
 
 typedef enum {
-    NN_INIT_DEFAULT,         // the layer's own default (PyTorch's, see below)
+    NN_INIT_DEFAULT, // the layer's own default (PyTorch's, see below)
     NN_INIT_ZEROS,
     NN_INIT_ONES,
-    NN_INIT_CONSTANT,        // every element = a
-    NN_INIT_UNIFORM,         // U(-a, a)
-    NN_INIT_NORMAL,          // N(0, a^2)
-    NN_INIT_XAVIER_UNIFORM,  // Glorot & Bengio 2010: U(-b, b), b = a * sqrt(6 / (fan_in + fan_out)), a = gain (1)
-    NN_INIT_XAVIER_NORMAL,   // N(0, a^2 * 2 / (fan_in + fan_out))
+    NN_INIT_CONSTANT, // every element = a
+    NN_INIT_UNIFORM, // U(-a, a)
+    NN_INIT_NORMAL, // N(0, a^2)
+    NN_INIT_XAVIER_UNIFORM, // Glorot & Bengio 2010: U(-b, b), b = a * sqrt(6 / (fan_in + fan_out)), a = gain (1)
+    NN_INIT_XAVIER_NORMAL, // N(0, a^2 * 2 / (fan_in + fan_out))
     NN_INIT_KAIMING_UNIFORM, // He et al. 2015, fan_in mode: U(-b, b), b = a * sqrt(3 / fan_in), a = gain (sqrt 2)
-    NN_INIT_KAIMING_NORMAL,  // N(0, a^2 / fan_in)
-    NN_INIT_ORTHOGONAL,      // Saxe et al. 2014: each (rows/blocks, cols) block orthogonal, times a (gain 1)
-    NN_INIT_PYTORCH,         // U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's Linear/RNN/LSTM/GRU default
+    NN_INIT_KAIMING_NORMAL, // N(0, a^2 / fan_in)
+    NN_INIT_ORTHOGONAL, // Saxe et al. 2014: each (rows/blocks, cols) block orthogonal, times a (gain 1)
+    NN_INIT_PYTORCH, // U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's Linear/RNN/LSTM/GRU default
 } nn_init_kind;
 
 typedef struct nn_init {

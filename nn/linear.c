@@ -4,8 +4,7 @@
 #include <math.h>
 #include <stdio.h>
 
-void nn_linear_init(nn_linear *l, tz_params *P, const char *name, int in, int out, int bias,
-                    nn_init init, tz_rng *r) {
+void nn_linear_init(nn_linear *l, tz_params *P, const char *name, int in, int out, int bias, nn_init init, tz_rng *r) {
     if (in <= 0 || out <= 0) tz_fail("linear '%s': sizes in = %d, out = %d must be > 0", name, in, out);
     char key[256];
     l->in = in, l->out = out;

@@ -10,14 +10,13 @@
 #include "parallel.h"
 #include "recurrent.h"
 
-
 // Backward of one row of the cell at one step: from dh (dout + dh_next) and dc_next, the gate
 // pre-activation gradients into dg = [di df dg do] and dc_{t-1} into dc_next. p = [p_i; p_f; p_o]
 // (zeros without peepholes; their gradients are column sums taken after the loop).
 // Branch-free, so it vectorises.
 static void lstm_grad_row(int H, const real *restrict gates, const real *restrict cp, const real *restrict tc,
-                          const real *restrict dout, const real *restrict dh_next, real *restrict dc_next, real *restrict dg,
-                          const real *restrict p) {
+                          const real *restrict dout, const real *restrict dh_next, real *restrict dc_next,
+                          real *restrict dg, const real *restrict p) {
     const real *gi = gates, *gf = gates + H, *gg = gates + 2 * H, *go = gates + 3 * H;
     for (int j = 0; j < H; j++) {
         real i = gi[j], f = gf[j], g = gg[j], o = go[j], t = tc[j];
@@ -31,7 +30,11 @@ static void lstm_grad_row(int H, const real *restrict gates, const real *restric
 }
 
 // Saved for backward (arena): activated gates i,f,g,o (T,B,4H), cell states and tanh(c) (T,B,H).
-typedef struct { real *gates, *cs, *tc; seq_dims d; int reverse; } lstm_saved;
+typedef struct {
+    real *gates, *cs, *tc;
+    seq_dims d;
+    int reverse;
+} lstm_saved;
 
 // What the backward's time loop over a slice of the batch reads and writes.
 typedef struct {
@@ -61,7 +64,11 @@ static void lstm_bw_rows(void *arg, int b0, int b1) {
 // Peephole gradients, columns [lo, hi) of H: p_i += sum di c_{t-1}, p_f += sum df c_{t-1},
 // p_o += sum do c_t over all steps and rows, in (t, b) order. Blocks of TZ_COLS columns are
 // summed in registers down all the rows (lanes.h's reason).
-typedef struct { const lstm_saved *s; const real *dgates, *c0; real *gp; } peep_job;
+typedef struct {
+    const lstm_saved *s;
+    const real *dgates, *c0;
+    real *gp;
+} peep_job;
 static void peep_cols(void *arg, long lo, long hi) {
     const peep_job *a = arg;
     const lstm_saved *s = a->s;
@@ -91,8 +98,11 @@ static void lstm_backward(tz_graph *g, tz_node *n) {
     lstm_saved *s = n->aux;
     seq_dims d = s->d;
     int T = d.T, B = d.B, H = d.H, G = d.G;
-    lstm_bw_job j = {.s = s, .dout = out->grad, .wp = seq_packed(g, w_hh, 0, G, 0) /* W_hh (G, H) */,
-                     .c0 = c0 ? c0->data : NULL, .h0_grad = h0 && h0->grad};
+    lstm_bw_job j = {.s = s,
+                     .dout = out->grad,
+                     .wp = seq_packed(g, w_hh, 0, G, 0) /* W_hh (G, H) */,
+                     .c0 = c0 ? c0->data : NULL,
+                     .h0_grad = h0 && h0->grad};
     j.zeros = tz_arena_calloc(&g->arena, sizeof(real) * B * H); // c_{-1} without c0
     j.dgates = tz_arena_alloc(&g->arena, sizeof(real) * T * B * G);
     j.dh_next = tz_arena_calloc(&g->arena, sizeof(real) * B * H);
@@ -161,8 +171,8 @@ static void lstm_fw_rows(void *arg, int b0, int b1) {
     }
 }
 
-tz_tensor *tz_lstm_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *c0, tz_tensor *w_ih,
-                       tz_tensor *w_hh, tz_tensor *b_ih, tz_tensor *b_hh, tz_tensor *peep, int reverse) {
+tz_tensor *tz_lstm_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *c0, tz_tensor *w_ih, tz_tensor *w_hh,
+                       tz_tensor *b_ih, tz_tensor *b_hh, tz_tensor *peep, int reverse) {
     seq_dims d = seq_check("lstm", 4, x, h0, c0, w_ih, w_hh, b_ih, b_hh);
     int T = d.T, B = d.B, H = d.H, G = d.G;
     if (peep && (peep->ndim != 2 || peep->shape[0] != 3 || peep->shape[1] != H)) {
@@ -178,9 +188,15 @@ tz_tensor *tz_lstm_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *c0, 
     s->tc = tz_arena_alloc(&g->arena, sizeof(real) * T * B * H);
     seq_input_proj(g, s->gates, &d, x, w_ih, b_ih, b_hh);
     const real *pi = peep ? peep->data : NULL;
-    lstm_fw_job j = {s, seq_packed(g, w_hh, 0, G, 1) /* W_hh^T (H, 4H) */, h0 ? h0->data : NULL, c0 ? c0->data : NULL,
-                     pi, pi ? pi + H : NULL, pi ? pi + 2 * H : NULL,
-                     tz_arena_calloc(&g->arena, sizeof(real) * B * H) /* c_{-1} without c0 */, out->data};
+    lstm_fw_job j = {s,
+                     seq_packed(g, w_hh, 0, G, 1) /* W_hh^T (H, 4H) */,
+                     h0 ? h0->data : NULL,
+                     c0 ? c0->data : NULL,
+                     pi,
+                     pi ? pi + H : NULL,
+                     pi ? pi + 2 * H : NULL,
+                     tz_arena_calloc(&g->arena, sizeof(real) * B * H) /* c_{-1} without c0 */,
+                     out->data};
     seq_run_rows(B, lstm_fw_rows, &j);
     memcpy(out->data + (long)T * B * H, s->cs + (long)(reverse ? 0 : T - 1) * B * H, sizeof(real) * B * H);
     tz_node *n = tz_op_record(g, &op_lstm, out, in, 8);

@@ -83,8 +83,8 @@ tz_tensor *nn_rmsnorm_forward(tz_graph *g, const nn_rmsnorm *l, tz_tensor *x) { 
 
 void nn_batchnorm_init(nn_batchnorm *l, tz_params *P, const char *name, int dim, real eps, real momentum) {
     if (dim <= 0 || !(eps >= 0) || !(momentum >= 0 && momentum <= 1))
-        tz_fail("batchnorm '%s': dim = %d must be > 0, eps = %g >= 0, momentum = %g in [0,1]", name, dim,
-                (double)eps, (double)momentum);
+        tz_fail("batchnorm '%s': dim = %d must be > 0, eps = %g >= 0, momentum = %g in [0,1]", name, dim, (double)eps,
+                (double)momentum);
     l->dim = dim, l->eps = eps, l->momentum = momentum;
     l->w = ones_param(P, name, "weight", dim, 1);
     l->b = ones_param(P, name, "bias", dim, 0);

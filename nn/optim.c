@@ -56,19 +56,19 @@ void nn_optim_init(nn_optim *o, const tz_params *P, const nn_optim_config *c) {
     o->n = P->n;
     o->count = P->count;
     switch (c->kind) {
-    case NN_OPTIM_SGD:
-        if (c->momentum > 0) o->state_name[o->n_state++] = "momentum_buffer";
-        break;
-    case NN_OPTIM_ADAGRAD: o->state_name[o->n_state++] = "sum"; break;
-    case NN_OPTIM_RMSPROP:
-        o->state_name[o->n_state++] = "square_avg";
-        if (c->momentum > 0) o->state_name[o->n_state++] = "momentum_buffer";
-        break;
-    case NN_OPTIM_ADAM:
-    case NN_OPTIM_ADAMW:
-        o->state_name[o->n_state++] = "exp_avg";
-        o->state_name[o->n_state++] = "exp_avg_sq";
-        break;
+        case NN_OPTIM_SGD:
+            if (c->momentum > 0) o->state_name[o->n_state++] = "momentum_buffer";
+            break;
+        case NN_OPTIM_ADAGRAD: o->state_name[o->n_state++] = "sum"; break;
+        case NN_OPTIM_RMSPROP:
+            o->state_name[o->n_state++] = "square_avg";
+            if (c->momentum > 0) o->state_name[o->n_state++] = "momentum_buffer";
+            break;
+        case NN_OPTIM_ADAM:
+        case NN_OPTIM_ADAMW:
+            o->state_name[o->n_state++] = "exp_avg";
+            o->state_name[o->n_state++] = "exp_avg_sq";
+            break;
     }
     for (int k = 0; k < o->n_state; k++) {
         o->state[k] = calloc(o->n ? o->n : 1, sizeof(real));
@@ -94,8 +94,8 @@ void nn_optim_free(nn_optim *o) {
 // The per-step scalars, computed once in double and rounded to real.
 typedef struct step_consts {
     real lr, mom, alpha, b1, b2, eps;
-    real c_alpha, c_b1, c_b2;            // 1 - alpha, 1 - beta1, 1 - beta2 (rounded from double:
-                                         // 1 - (float)0.999 is off by 1.3e-5 relative)
+    real c_alpha, c_b1, c_b2; // 1 - alpha, 1 - beta1, 1 - beta2 (rounded from double:
+        // 1 - (float)0.999 is off by 1.3e-5 relative)
     real step_size, bc2_sqrt, decay_mul; // Adam: lr / bc1, sqrt(bc2); AdamW: 1 - lr wd
 } step_consts;
 
@@ -103,52 +103,56 @@ typedef struct step_consts {
 static void update(const nn_optim *o, const step_consts *k, real wd, size_t n, real *w, const real *gr, real *s0,
                    real *s1) {
     switch (o->c.kind) {
-    case NN_OPTIM_SGD: // buf = momentum buf + g; step with buf, or g + momentum buf (Nesterov)
-        for (size_t j = 0; j < n; j++) {
-            real g = gr[j] + wd * w[j];
-            if (s0) {
-                s0[j] = k->mom * s0[j] + g;
-                g = o->c.nesterov ? g + k->mom * s0[j] : s0[j];
+        case NN_OPTIM_SGD: // buf = momentum buf + g; step with buf, or g + momentum buf (Nesterov)
+            for (size_t j = 0; j < n; j++) {
+                real g = gr[j] + wd * w[j];
+                if (s0) {
+                    s0[j] = k->mom * s0[j] + g;
+                    g = o->c.nesterov ? g + k->mom * s0[j] : s0[j];
+                }
+                w[j] -= k->lr * g;
             }
-            w[j] -= k->lr * g;
+            break;
+        case NN_OPTIM_ADAGRAD: // Duchi et al. 2011: G += g^2; θ -= lr g / (sqrt(G) + eps)
+            for (size_t j = 0; j < n; j++) {
+                real g = gr[j] + wd * w[j];
+                s0[j] += g * g;
+                w[j] -= k->lr * g / (tz_real_sqrt(s0[j]) + k->eps);
+            }
+            break;
+        case NN_OPTIM_RMSPROP: // Tieleman & Hinton 2012: v = α v + (1-α) g^2; θ -= lr g / (sqrt(v) + eps)
+            for (size_t j = 0; j < n; j++) {
+                real g = gr[j] + wd * w[j];
+                s0[j] = k->alpha * s0[j] + k->c_alpha * g * g;
+                real u = g / (tz_real_sqrt(s0[j]) + k->eps);
+                if (s1) u = s1[j] = k->mom * s1[j] + u; // PyTorch: buf = momentum buf + g / avg
+                w[j] -= k->lr * u;
+            }
+            break;
+        case NN_OPTIM_ADAM:
+        case NN_OPTIM_ADAMW: { // Kingma & Ba 2015, Alg. 1 in PyTorch's arrangement of the bias corrections
+            // Constants in locals, so the compiler knows the stores to w, s0, s1 cannot change them
+            // and vectorises the loop. decay_mul is 1 for Adam: AdamW's decoupled decay (Loshchilov
+            // & Hutter 2019) costs Adam nothing.
+            const real b1 = k->b1, b2 = k->b2, c_b1 = k->c_b1, c_b2 = k->c_b2, eps = k->eps;
+            const real inv_bc2_sqrt = 1 / k->bc2_sqrt, step_size = k->step_size;
+            const real decay_mul = o->c.kind == NN_OPTIM_ADAMW ? k->decay_mul : 1;
+            for (size_t j = 0; j < n; j++) {
+                real g = gr[j] + wd * w[j];
+                real m = b1 * s0[j] + c_b1 * g, v = b2 * s1[j] + c_b2 * g * g;
+                s0[j] = m, s1[j] = v;
+                w[j] = w[j] * decay_mul - step_size * m / (tz_real_sqrt(v) * inv_bc2_sqrt + eps);
+            }
+            break;
         }
-        break;
-    case NN_OPTIM_ADAGRAD: // Duchi et al. 2011: G += g^2; θ -= lr g / (sqrt(G) + eps)
-        for (size_t j = 0; j < n; j++) {
-            real g = gr[j] + wd * w[j];
-            s0[j] += g * g;
-            w[j] -= k->lr * g / (tz_real_sqrt(s0[j]) + k->eps);
-        }
-        break;
-    case NN_OPTIM_RMSPROP: // Tieleman & Hinton 2012: v = α v + (1-α) g^2; θ -= lr g / (sqrt(v) + eps)
-        for (size_t j = 0; j < n; j++) {
-            real g = gr[j] + wd * w[j];
-            s0[j] = k->alpha * s0[j] + k->c_alpha * g * g;
-            real u = g / (tz_real_sqrt(s0[j]) + k->eps);
-            if (s1) u = s1[j] = k->mom * s1[j] + u; // PyTorch: buf = momentum buf + g / avg
-            w[j] -= k->lr * u;
-        }
-        break;
-    case NN_OPTIM_ADAM:
-    case NN_OPTIM_ADAMW: { // Kingma & Ba 2015, Alg. 1 in PyTorch's arrangement of the bias corrections
-        // Constants in locals, so the compiler knows the stores to w, s0, s1 cannot change them
-        // and vectorises the loop. decay_mul is 1 for Adam: AdamW's decoupled decay (Loshchilov
-        // & Hutter 2019) costs Adam nothing.
-        const real b1 = k->b1, b2 = k->b2, c_b1 = k->c_b1, c_b2 = k->c_b2, eps = k->eps;
-        const real inv_bc2_sqrt = 1 / k->bc2_sqrt, step_size = k->step_size;
-        const real decay_mul = o->c.kind == NN_OPTIM_ADAMW ? k->decay_mul : 1;
-        for (size_t j = 0; j < n; j++) {
-            real g = gr[j] + wd * w[j];
-            real m = b1 * s0[j] + c_b1 * g, v = b2 * s1[j] + c_b2 * g * g;
-            s0[j] = m, s1[j] = v;
-            w[j] = w[j] * decay_mul - step_size * m / (tz_real_sqrt(v) * inv_bc2_sqrt + eps);
-        }
-        break;
-    }
     }
 }
 
-typedef struct { const nn_optim *o; const step_consts *k; tz_params *P; } step_args;
+typedef struct {
+    const nn_optim *o;
+    const step_consts *k;
+    tz_params *P;
+} step_args;
 
 // Elements [lo, hi) of the parameter block, tensor by tensor (each has its own decay rule). The
 // block is split in element ranges so both cores share the work evenly, however the tensors'
@@ -180,10 +184,18 @@ void nn_optim_step(nn_optim *o, tz_params *P, double lr) {
     o->step++;
     double bc1 = 1 - pow(c->beta1, (double)o->step), bc2 = 1 - pow(c->beta2, (double)o->step);
     step_consts k = {
-        .lr = (real)lr, .mom = (real)c->momentum, .alpha = (real)c->alpha,
-        .b1 = (real)c->beta1, .b2 = (real)c->beta2, .eps = (real)c->eps,
-        .c_alpha = (real)(1 - c->alpha), .c_b1 = (real)(1 - c->beta1), .c_b2 = (real)(1 - c->beta2),
-        .step_size = (real)(lr / bc1), .bc2_sqrt = (real)sqrt(bc2), .decay_mul = (real)(1 - lr * c->weight_decay),
+        .lr = (real)lr,
+        .mom = (real)c->momentum,
+        .alpha = (real)c->alpha,
+        .b1 = (real)c->beta1,
+        .b2 = (real)c->beta2,
+        .eps = (real)c->eps,
+        .c_alpha = (real)(1 - c->alpha),
+        .c_b1 = (real)(1 - c->beta1),
+        .c_b2 = (real)(1 - c->beta2),
+        .step_size = (real)(lr / bc1),
+        .bc2_sqrt = (real)sqrt(bc2),
+        .decay_mul = (real)(1 - lr * c->weight_decay),
     };
     step_args a = {o, &k, P};
     tz_parallel_for((long)P->n, 12, step_range, &a);
@@ -192,7 +204,12 @@ void nn_optim_step(nn_optim *o, tz_params *P, double lr) {
 // Sums of squares of fixed blocks of the gradient (the blocks depend only on its size, so the
 // norm is the same bits whatever the thread count), computed on both cores.
 #define NORM_BLOCKS 256
-typedef struct { const real *g; size_t n, block; double part[NORM_BLOCKS]; real scale; } norm_args;
+typedef struct {
+    const real *g;
+    size_t n, block;
+    double part[NORM_BLOCKS];
+    real scale;
+} norm_args;
 
 static void norm_blocks(void *arg, long lo, long hi) {
     norm_args *a = arg;

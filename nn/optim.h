@@ -12,12 +12,12 @@ typedef enum { NN_OPTIM_SGD, NN_OPTIM_ADAGRAD, NN_OPTIM_RMSPROP, NN_OPTIM_ADAM, 
 
 typedef struct nn_optim_config {
     nn_optim_kind kind;
-    double momentum;         // SGD, RMSProp: 0 = none (dampening is always 0)
-    int nesterov;            // SGD: g + momentum * buf (needs momentum > 0)
-    double alpha;            // RMSProp smoothing of g^2
-    double beta1, beta2;     // Adam, AdamW
-    double eps;              // Adagrad, RMSProp, Adam, AdamW
-    double weight_decay;     // AdamW: decoupled (θ *= 1 - lr wd); the others: L2 (g += wd θ)
+    double momentum; // SGD, RMSProp: 0 = none (dampening is always 0)
+    int nesterov; // SGD: g + momentum * buf (needs momentum > 0)
+    double alpha; // RMSProp smoothing of g^2
+    double beta1, beta2; // Adam, AdamW
+    double eps; // Adagrad, RMSProp, Adam, AdamW
+    double weight_decay; // AdamW: decoupled (θ *= 1 - lr wd); the others: L2 (g += wd θ)
     int no_decay_embeddings; // also exempt TZ_PARAM_EMBEDDING tensors from decay
 } nn_optim_config;
 
@@ -36,9 +36,9 @@ int nn_optim_decays(const tz_params *P, int i, int no_decay_embeddings);
 
 typedef struct nn_optim {
     nn_optim_config c;
-    size_t n;       // elements of the block it was made for (P->n)
-    int count;      // tensors of that block (P->count)
-    long step;      // steps taken (Adam's t; Adagrad/RMSProp/SGD keep it too)
+    size_t n; // elements of the block it was made for (P->n)
+    int count; // tensors of that block (P->count)
+    long step; // steps taken (Adam's t; Adagrad/RMSProp/SGD keep it too)
     // The state for checkpoints: n_state arrays of n elements parallel to P->data, named as in
     // PyTorch's state_dict: SGD "momentum_buffer" (if momentum); Adagrad "sum"; RMSProp
     // "square_avg" (+ "momentum_buffer" if momentum); Adam(W) "exp_avg", "exp_avg_sq".

@@ -25,10 +25,9 @@ tz_tensor *nn_sinusoidal_forward(tz_graph *g, tz_tensor *x, int offset) {
     return tz_add(g, x, pe);
 }
 
-void nn_learned_pos_init(nn_learned_pos *p, tz_params *P, const char *name, int max_len, int dim,
-                         nn_init init, tz_rng *r) {
-    if (max_len <= 0 || dim <= 0)
-        tz_fail("learned_pos '%s': max_len = %d, dim = %d must be > 0", name, max_len, dim);
+void nn_learned_pos_init(nn_learned_pos *p, tz_params *P, const char *name, int max_len, int dim, nn_init init,
+                         tz_rng *r) {
+    if (max_len <= 0 || dim <= 0) tz_fail("learned_pos '%s': max_len = %d, dim = %d must be > 0", name, max_len, dim);
     char key[256];
     snprintf(key, sizeof key, "%s.weight", name);
     p->max_len = max_len, p->dim = dim;
@@ -77,8 +76,8 @@ static const tz_op op_rope = {"rope", rope_backward, 0};
 tz_tensor *tz_rope(tz_graph *g, tz_tensor *x, int offset, real base) {
     char s[64];
     if (x->ndim < 2 || x->shape[x->ndim - 1] % 2 || offset < 0 || !(base > 1))
-        tz_fail("rope: input %s wants (.., T, D) with D even, offset %d >= 0, base %g > 1",
-                tz_shape_str(x, s), offset, (double)base);
+        tz_fail("rope: input %s wants (.., T, D) with D even, offset %d >= 0, base %g > 1", tz_shape_str(x, s), offset,
+                (double)base);
     int T = x->shape[x->ndim - 2], D = x->shape[x->ndim - 1], half = D / 2;
     real *cs = tz_arena_alloc(&g->arena, sizeof(real) * (size_t)T * D);
     for (int t = 0; t < T; t++)

@@ -18,9 +18,12 @@ void nn_sinusoidal_fill(real *pe, int T, int d, int offset);
 tz_tensor *nn_sinusoidal_forward(tz_graph *g, tz_tensor *x, int offset);
 
 // Learned absolute positions: "<name>.weight" (max_len, dim), default init N(0, 0.02) (GPT-2).
-typedef struct nn_learned_pos { tz_tensor *w; int max_len, dim; } nn_learned_pos;
-void nn_learned_pos_init(nn_learned_pos *p, tz_params *P, const char *name, int max_len, int dim,
-                         nn_init init, tz_rng *r);
+typedef struct nn_learned_pos {
+    tz_tensor *w;
+    int max_len, dim;
+} nn_learned_pos;
+void nn_learned_pos_init(nn_learned_pos *p, tz_params *P, const char *name, int max_len, int dim, nn_init init,
+                         tz_rng *r);
 // x (.., T, dim) -> x + W[offset .. offset+T); offset + T must not exceed max_len.
 tz_tensor *nn_learned_pos_forward(tz_graph *g, const nn_learned_pos *p, tz_tensor *x, int offset);
 

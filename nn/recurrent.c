@@ -10,7 +10,6 @@
 #include "parallel.h"
 #include "threadpool.h"
 
-
 seq_dims seq_check(const char *op, int G, const tz_tensor *x, const tz_tensor *h0, const tz_tensor *c0,
                    const tz_tensor *w_ih, const tz_tensor *w_hh, const tz_tensor *b_ih, const tz_tensor *b_hh) {
     char s1[64], s2[64], s3[64];
@@ -20,16 +19,16 @@ seq_dims seq_check(const char *op, int G, const tz_tensor *x, const tz_tensor *h
                 tz_shape_str(w_ih, s2), G);
     d.T = x->shape[0], d.B = x->shape[1], d.I = x->shape[2], d.H = w_ih->shape[0] / G, d.G = G * d.H;
     if (w_hh->shape[0] != d.G || w_hh->shape[1] != d.H)
-        tz_fail("%s: w_hh %s does not fit w_ih %s (want (%d,%d))", op, tz_shape_str(w_hh, s1),
-                tz_shape_str(w_ih, s2), d.G, d.H);
+        tz_fail("%s: w_hh %s does not fit w_ih %s (want (%d,%d))", op, tz_shape_str(w_hh, s1), tz_shape_str(w_ih, s2),
+                d.G, d.H);
     const tz_tensor *states[2] = {h0, c0}, *biases[2] = {b_ih, b_hh};
     for (int k = 0; k < 2; k++) {
         if (states[k] && (states[k]->n != d.B * d.H || tz_cols(states[k]) != d.H))
             tz_fail("%s: initial %s %s does not fit input %s and hidden %d (want (%d,%d))", op, k ? "c" : "h",
                     tz_shape_str(states[k], s1), tz_shape_str(x, s3), d.H, d.B, d.H);
         if (biases[k] && (biases[k]->ndim != 1 || biases[k]->shape[0] != d.G))
-            tz_fail("%s: %s %s does not fit w_ih %s (want (%d))", op, k ? "b_hh" : "b_ih",
-                    tz_shape_str(biases[k], s1), tz_shape_str(w_ih, s2), d.G);
+            tz_fail("%s: %s %s does not fit w_ih %s (want (%d))", op, k ? "b_hh" : "b_ih", tz_shape_str(biases[k], s1),
+                    tz_shape_str(w_ih, s2), d.G);
     }
     return d;
 }
@@ -41,7 +40,11 @@ real *seq_packed(tz_graph *g, const tz_tensor *w_hh, int r0, int rows, int tb) {
     return p;
 }
 
-typedef struct { void (*fn)(void *arg, int b0, int b1); void *arg; int B; } rows_job;
+typedef struct {
+    void (*fn)(void *arg, int b0, int b1);
+    void *arg;
+    int B;
+} rows_job;
 
 static void rows_task(void *arg, int t, int T) {
     const rows_job *j = arg;
@@ -84,8 +87,8 @@ void seq_input_grads(const real *dgates, const seq_dims *d, tz_tensor *x, tz_ten
     seq_bias_grad(b2, dgates, rows, d->G);
 }
 
-void seq_recurrent_grad(real *dW, int rows, const real *dg, int ldg, const real *hs, const real *h0,
-                        const seq_dims *d, int reverse) {
+void seq_recurrent_grad(real *dW, int rows, const real *dg, int ldg, const real *hs, const real *h0, const seq_dims *d,
+                        int reverse) {
     int T = d->T, B = d->B, H = d->H;
     // Steps with a previous step in the sequence pair up as two contiguous runs: forward, dg
     // rows 1..T-1 with hs rows 0..T-2; reverse, dg rows 0..T-2 with hs rows 1..T-1.
@@ -121,7 +124,8 @@ void nn_recurrent_init(nn_recurrent *m, tz_params *P, const char *name, const nn
     if (c->input <= 0 || c->hidden <= 0 || c->layers < 1 || c->layers > NN_RECURRENT_MAX_LAYERS)
         tz_fail("%s '%s': input = %d, hidden = %d must be > 0 and layers = %d in [1,%d]", cell, name, c->input,
                 c->hidden, c->layers, NN_RECURRENT_MAX_LAYERS);
-    if (!(c->dropout >= 0 && c->dropout < 1)) tz_fail("%s '%s': dropout = %g must be in [0,1)", cell, name, (double)c->dropout);
+    if (!(c->dropout >= 0 && c->dropout < 1))
+        tz_fail("%s '%s': dropout = %g must be in [0,1)", cell, name, (double)c->dropout);
     if (c->peephole && c->cell != NN_CELL_LSTM) tz_fail("%s '%s': peephole is for lstm only", cell, name);
     if (c->gru_cho && c->cell != NN_CELL_GRU) tz_fail("%s '%s': gru_cho is for gru only", cell, name);
     memset(m, 0, sizeof *m);
@@ -138,8 +142,8 @@ void nn_recurrent_init(nn_recurrent *m, tz_params *P, const char *name, const nn
             nn_recurrent_weights *p = &m->p[l][dir];
             int in = l == 0 ? c->input : dirs * H;
             const char *sfx = dir ? "_reverse" : "";
-#define PARAM(field, what, nd, ...)                                                                  \
-    snprintf(key, sizeof key, "%s.%s_l%d%s", name, what, l, sfx);                                   \
+#define PARAM(field, what, nd, ...) \
+    snprintf(key, sizeof key, "%s.%s_l%d%s", name, what, l, sfx); \
     p->field = tz_param(P, key, nd, (const int[]){__VA_ARGS__})
             PARAM(w_ih, "weight_ih", 2, G * H, in);
             PARAM(w_hh, "weight_hh", 2, G * H, H);
@@ -174,8 +178,8 @@ static tz_tensor *state_row(tz_graph *g, tz_tensor *s, int k, int B, int H) {
     return tz_reshape(g, tz_slice(g, s, 0, k, 1), 2, (const int[]){B, H});
 }
 
-tz_tensor *nn_recurrent_forward(tz_graph *g, const nn_recurrent *m, tz_tensor *x, tz_tensor *h0,
-                                tz_tensor *c0, tz_tensor **h_n, tz_tensor **c_n) {
+tz_tensor *nn_recurrent_forward(tz_graph *g, const nn_recurrent *m, tz_tensor *x, tz_tensor *h0, tz_tensor *c0,
+                                tz_tensor **h_n, tz_tensor **c_n) {
     const nn_recurrent_config *c = &m->c;
     int dirs = c->bidirectional ? 2 : 1, H = c->hidden, L = c->layers;
     char s1[64], s2[64];
@@ -198,8 +202,8 @@ tz_tensor *nn_recurrent_forward(tz_graph *g, const nn_recurrent *m, tz_tensor *x
             int k = l * dirs + dir;
             tz_tensor *hk = state_row(g, h0, k, B, H), *y;
             if (c->cell == NN_CELL_LSTM) {
-                tz_tensor *seq = tz_lstm_seq(g, in, hk, state_row(g, c0, k, B, H), p->w_ih, p->w_hh, p->b_ih,
-                                             p->b_hh, p->peep, dir);
+                tz_tensor *seq =
+                    tz_lstm_seq(g, in, hk, state_row(g, c0, k, B, H), p->w_ih, p->w_hh, p->b_ih, p->b_hh, p->peep, dir);
                 y = tz_slice(g, seq, 0, 0, T);
                 cs_last[k] = tz_slice(g, seq, 0, T, 1);
             } else if (c->cell == NN_CELL_GRU) {

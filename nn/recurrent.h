@@ -19,22 +19,22 @@
 // (the backward half of a bidirectional layer); outputs stay in time order.
 
 // Elman (1990) / Mikolov (2010): h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) -> (T,B,H)
-tz_tensor *tz_rnn_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih, tz_tensor *w_hh,
-                      tz_tensor *b_ih, tz_tensor *b_hh, int reverse);
+tz_tensor *tz_rnn_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih, tz_tensor *w_hh, tz_tensor *b_ih,
+                      tz_tensor *b_hh, int reverse);
 
 // LSTM (Hochreiter & Schmidhuber 1997, forget gate Gers 2000, peepholes Graves 2013):
 //   i = s(Wx + Uh + p_i c_{t-1}), f = s(Wx + Uh + p_f c_{t-1}), g = tanh(Wx + Uh),
 //   c = f c_{t-1} + i g, o = s(Wx + Uh + p_o c), h = o tanh(c)
 // peep (3,H) = [p_i; p_f; p_o] or NULL. -> (T+1,B,H): rows 0..T-1 are h_t, row T is the last
 // cell state (so the final c can carry a gradient; slice it off with tz_slice, a view).
-tz_tensor *tz_lstm_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *c0, tz_tensor *w_ih,
-                       tz_tensor *w_hh, tz_tensor *b_ih, tz_tensor *b_hh, tz_tensor *peep, int reverse);
+tz_tensor *tz_lstm_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *c0, tz_tensor *w_ih, tz_tensor *w_hh,
+                       tz_tensor *b_ih, tz_tensor *b_hh, tz_tensor *peep, int reverse);
 
 // GRU. cudnn form (PyTorch): n = tanh(W_n x + b_in + r (U_n h + b_hn)).
 //      Cho 2014 form:        n = tanh(W_n x + b_in + U_n (r h) + b_hn).
 // Both: r = s(W_r x + U_r h + b), z = s(W_z x + U_z h + b), h_t = (1 - z) n + z h_{t-1}.  -> (T,B,H)
-tz_tensor *tz_gru_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih, tz_tensor *w_hh,
-                      tz_tensor *b_ih, tz_tensor *b_hh, int cho, int reverse);
+tz_tensor *tz_gru_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih, tz_tensor *w_hh, tz_tensor *b_ih,
+                      tz_tensor *b_hh, int cho, int reverse);
 
 // ---------------------------------------------------------------------------------------------
 // The layer: stacked, optionally bidirectional, with dropout and residual connections between
@@ -46,15 +46,15 @@ typedef enum { NN_CELL_RNN, NN_CELL_LSTM, NN_CELL_GRU } nn_cell_kind;
 typedef struct nn_recurrent_config {
     nn_cell_kind cell;
     int input, hidden, layers; // layers >= 1
-    int bidirectional;         // outputs [forward; backward] along the feature dim
-    int bias;                  // b_ih and b_hh (PyTorch has both)
-    int peephole;              // LSTM only: Graves 2013 peepholes
-    int gru_cho;               // GRU only: Cho 2014 form instead of PyTorch's
-    int residual;              // x + layer(x) between layers of equal width
-    real dropout;              // on the outputs of every layer but the last (while training)
-    real forget_bias;          // LSTM: added to b_ih's forget block at init (Gers 2000: 1)
-    nn_init init;              // input weights and biases (default: PyTorch's U(+-1/sqrt(H)))
-    nn_init recurrent_init;    // recurrent weights (default: init); orthogonal is per gate block
+    int bidirectional; // outputs [forward; backward] along the feature dim
+    int bias; // b_ih and b_hh (PyTorch has both)
+    int peephole; // LSTM only: Graves 2013 peepholes
+    int gru_cho; // GRU only: Cho 2014 form instead of PyTorch's
+    int residual; // x + layer(x) between layers of equal width
+    real dropout; // on the outputs of every layer but the last (while training)
+    real forget_bias; // LSTM: added to b_ih's forget block at init (Gers 2000: 1)
+    nn_init init; // input weights and biases (default: PyTorch's U(+-1/sqrt(H)))
+    nn_init recurrent_init; // recurrent weights (default: init); orthogonal is per gate block
 } nn_recurrent_config;
 
 // Fills in the defaults PyTorch uses (bias on, forget_bias 0, one layer); set what differs.
@@ -62,7 +62,9 @@ nn_recurrent_config nn_recurrent_defaults(nn_cell_kind cell, int input, int hidd
 const char *nn_cell_name(nn_cell_kind cell);
 int nn_cell_parse(const char *name, nn_cell_kind *cell); // "rnn", "lstm", "gru"; 0 if unknown
 
-typedef struct nn_recurrent_weights { tz_tensor *w_ih, *w_hh, *b_ih, *b_hh, *peep; } nn_recurrent_weights;
+typedef struct nn_recurrent_weights {
+    tz_tensor *w_ih, *w_hh, *b_ih, *b_hh, *peep;
+} nn_recurrent_weights;
 
 typedef struct nn_recurrent {
     nn_recurrent_config c;
@@ -75,12 +77,14 @@ void nn_recurrent_init(nn_recurrent *m, tz_params *P, const char *name, const nn
 
 // x (T,B,input) -> (T,B,dirs*hidden). h0, c0 (layers*dirs, B, hidden) or NULL (zeros); c0 is
 // for LSTM only. h_n, c_n (may be NULL) receive the final states in the same layout.
-tz_tensor *nn_recurrent_forward(tz_graph *g, const nn_recurrent *m, tz_tensor *x, tz_tensor *h0,
-                                tz_tensor *c0, tz_tensor **h_n, tz_tensor **c_n);
+tz_tensor *nn_recurrent_forward(tz_graph *g, const nn_recurrent *m, tz_tensor *x, tz_tensor *h0, tz_tensor *c0,
+                                tz_tensor **h_n, tz_tensor **c_n);
 
 // ---------------------------------------------------------------------------------------------
 // Shared by the fused ops (recurrent.c).
-typedef struct seq_dims { int T, B, I, H, G; } seq_dims;
+typedef struct seq_dims {
+    int T, B, I, H, G;
+} seq_dims;
 // Checks x (T,B,I), h0/c0 (B,H), w_ih (G*H,I), w_hh (G*H,H), biases (G*H); fails naming op and shapes.
 seq_dims seq_check(const char *op, int G, const tz_tensor *x, const tz_tensor *h0, const tz_tensor *c0,
                    const tz_tensor *w_ih, const tz_tensor *w_hh, const tz_tensor *b_ih, const tz_tensor *b_hh);
@@ -105,7 +109,7 @@ void seq_input_grads(const real *dgates, const seq_dims *d, tz_tensor *x, tz_ten
                      tz_tensor *b2);
 // dW (rows, H) += sum_t dg_t^T hprev_t, where dg_t is (B, rows) at dg + t*B*ldg and hprev_t is
 // hs[prev(t)] (T,B,H) or h0 at the first step (skipped if h0 is NULL).
-void seq_recurrent_grad(real *dW, int rows, const real *dg, int ldg, const real *hs, const real *h0,
-                        const seq_dims *d, int reverse);
+void seq_recurrent_grad(real *dW, int rows, const real *dg, int ldg, const real *hs, const real *h0, const seq_dims *d,
+                        int reverse);
 
 #endif

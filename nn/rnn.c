@@ -3,15 +3,17 @@
 #include "gemm.h"
 #include "recurrent.h"
 
-
-typedef struct { seq_dims d; int reverse; } rnn_saved;
+typedef struct {
+    seq_dims d;
+    int reverse;
+} rnn_saved;
 
 // What the time loops over a slice of the batch read and write.
 typedef struct {
     const rnn_saved *s;
     const real *wp, *h0; // W_hh^T packed (forward) or W_hh packed (backward); h0 or NULL
-    real *out;           // forward: the pre-activations, made h in place
-    const real *dout;    // backward
+    real *out; // forward: the pre-activations, made h in place
+    const real *dout; // backward
     real *dpre, *dh_next;
     int h0_grad;
 } rnn_job;
@@ -36,8 +38,13 @@ static void rnn_backward(tz_graph *g, tz_node *n) {
     rnn_saved *s = n->aux;
     seq_dims d = s->d;
     int T = d.T, B = d.B, H = d.H;
-    rnn_job j = {s, seq_packed(g, w_hh, 0, H, 0) /* W_hh (H, H) */, h0 ? h0->data : NULL, out->data, out->grad,
-                 tz_arena_alloc(&g->arena, sizeof(real) * T * B * H), tz_arena_calloc(&g->arena, sizeof(real) * B * H),
+    rnn_job j = {s,
+                 seq_packed(g, w_hh, 0, H, 0) /* W_hh (H, H) */,
+                 h0 ? h0->data : NULL,
+                 out->data,
+                 out->grad,
+                 tz_arena_alloc(&g->arena, sizeof(real) * T * B * H),
+                 tz_arena_calloc(&g->arena, sizeof(real) * B * H),
                  h0 && h0->grad};
     seq_run_rows(B, rnn_bw_rows, &j);
     if (h0 && h0->grad)
@@ -59,8 +66,8 @@ static void rnn_fw_rows(void *arg, int b0, int b1) {
     }
 }
 
-tz_tensor *tz_rnn_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih, tz_tensor *w_hh,
-                      tz_tensor *b_ih, tz_tensor *b_hh, int reverse) {
+tz_tensor *tz_rnn_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih, tz_tensor *w_hh, tz_tensor *b_ih,
+                      tz_tensor *b_hh, int reverse) {
     seq_dims d = seq_check("rnn", 1, x, h0, NULL, w_ih, w_hh, b_ih, b_hh);
     int H = d.H;
     tz_tensor *in[6] = {x, h0, w_ih, w_hh, b_ih, b_hh};
@@ -68,7 +75,8 @@ tz_tensor *tz_rnn_seq(tz_graph *g, tz_tensor *x, tz_tensor *h0, tz_tensor *w_ih,
     seq_input_proj(g, out->data, &d, x, w_ih, b_ih, b_hh); // pre-activations, made h in place
     rnn_saved *s = tz_arena_alloc(&g->arena, sizeof *s);
     s->d = d, s->reverse = !!reverse;
-    rnn_job j = {s, seq_packed(g, w_hh, 0, H, 1) /* W_hh^T (H, H) */, h0 ? h0->data : NULL, out->data, NULL, NULL, NULL, 0};
+    rnn_job j = {s, seq_packed(g, w_hh, 0, H, 1) /* W_hh^T (H, H) */, h0 ? h0->data : NULL, out->data, NULL, NULL, NULL,
+                 0};
     seq_run_rows(d.B, rnn_fw_rows, &j);
     tz_node *n = tz_op_record(g, &op_rnn, out, in, 6);
     if (n) n->aux = s;

@@ -5,8 +5,15 @@
 #include <string.h>
 
 nn_block_config nn_block_defaults(int d_model, int heads, int d_ff) {
-    return (nn_block_config){.d_model = d_model, .heads = heads, .d_ff = d_ff, .pre_ln = 0, .ffn = NN_FFN_RELU,
-                             .bias = 1, .rope = 0, .dropout = (real)0.1, .attn_dropout = (real)0.1,
+    return (nn_block_config){.d_model = d_model,
+                             .heads = heads,
+                             .d_ff = d_ff,
+                             .pre_ln = 0,
+                             .ffn = NN_FFN_RELU,
+                             .bias = 1,
+                             .rope = 0,
+                             .dropout = (real)0.1,
+                             .attn_dropout = (real)0.1,
                              .ln_eps = (real)1e-5};
 }
 
@@ -20,8 +27,8 @@ static void check_config(const char *what, const char *name, const nn_block_conf
                 (double)c->dropout, (double)c->attn_dropout, (double)c->ln_eps);
 }
 
-static void init_mha(nn_mha *m, tz_params *P, const char *name, const char *part, const nn_block_config *c,
-                     int rope, nn_init init, tz_rng *r) {
+static void init_mha(nn_mha *m, tz_params *P, const char *name, const char *part, const nn_block_config *c, int rope,
+                     nn_init init, tz_rng *r) {
     char key[256];
     snprintf(key, sizeof key, "%s.%s", name, part);
     nn_mha_init(m, P, key, c->d_model, c->heads, c->bias, init, r);
@@ -51,8 +58,8 @@ static tz_tensor *sub_out(tz_graph *g, const nn_block_config *c, const nn_layern
     return c->pre_ln ? s : nn_layernorm_forward(g, ln, s);
 }
 
-void nn_encoder_block_init(nn_encoder_block *b, tz_params *P, const char *name, const nn_block_config *c,
-                           nn_init init, tz_rng *r) {
+void nn_encoder_block_init(nn_encoder_block *b, tz_params *P, const char *name, const nn_block_config *c, nn_init init,
+                           tz_rng *r) {
     check_config("encoder_block", name, c);
     memset(b, 0, sizeof *b);
     b->c = *c;
@@ -74,8 +81,8 @@ tz_tensor *nn_encoder_block_forward(tz_graph *g, const nn_encoder_block *b, tz_t
     return sub_out(g, c, &b->ln2, x, nn_ffn_forward(g, &b->ffn, h));
 }
 
-void nn_decoder_block_init(nn_decoder_block *b, tz_params *P, const char *name, const nn_block_config *c,
-                           int cross, nn_init init, tz_rng *r) {
+void nn_decoder_block_init(nn_decoder_block *b, tz_params *P, const char *name, const nn_block_config *c, int cross,
+                           nn_init init, tz_rng *r) {
     check_config("decoder_block", name, c);
     memset(b, 0, sizeof *b);
     b->c = *c;
@@ -129,8 +136,8 @@ tz_tensor *nn_decoder_block_forward(tz_graph *g, const nn_decoder_block *b, tz_t
 }
 
 // x (B,t,C) -> (B,t,C)
-tz_tensor *nn_decoder_block_step(tz_graph *g, const nn_decoder_block *b, tz_tensor *x, nn_kv_cache *cache,
-                                 int layer, tz_tensor *mem, const int *mem_lengths, nn_block_attn *attn) {
+tz_tensor *nn_decoder_block_step(tz_graph *g, const nn_decoder_block *b, tz_tensor *x, nn_kv_cache *cache, int layer,
+                                 tz_tensor *mem, const int *mem_lengths, nn_block_attn *attn) {
     check_mem(b, x, mem);
     const nn_block_config *c = &b->c;
     tz_tensor *w = NULL;
@@ -142,8 +149,10 @@ tz_tensor *nn_decoder_block_step(tz_graph *g, const nn_decoder_block *b, tz_tens
 
 // x (B,t,C), mem k, v (B,S,C) -> (B,t,C)
 tz_tensor *nn_decoder_block_step_memory(tz_graph *g, const nn_decoder_block *b, tz_tensor *x, nn_kv_cache *cache,
-                                        int layer, const nn_mha_memory *mem, const int *mem_lengths, nn_block_attn *attn) {
-    if (!b->cross || !mem) tz_fail("decoder_block '%s': a projected memory needs a block with cross-attention", b->name);
+                                        int layer, const nn_mha_memory *mem, const int *mem_lengths,
+                                        nn_block_attn *attn) {
+    if (!b->cross || !mem)
+        tz_fail("decoder_block '%s': a projected memory needs a block with cross-attention", b->name);
     const nn_block_config *c = &b->c;
     tz_tensor *w = NULL;
     tz_tensor *h = sub_in(g, c, &b->ln1, x);

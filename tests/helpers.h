@@ -10,15 +10,15 @@
 // when it failed as expected.
 extern jmp_buf tz_test_jmp;
 void tz_test_handler(const char *msg);
-#define EXPECT_FAIL(stmt)                                                                     \
-    ({                                                                                        \
-        volatile int failed_ = 0;                                                                     \
-        tz_set_error_handler(tz_test_handler);                                                \
-        if (setjmp(tz_test_jmp) == 0) {                                                       \
-            stmt;                                                                             \
-        } else failed_ = 1;                                                                   \
-        tz_set_error_handler(NULL);                                                           \
-        failed_;                                                                              \
+#define EXPECT_FAIL(stmt) \
+    ({ \
+        volatile int failed_ = 0; \
+        tz_set_error_handler(tz_test_handler); \
+        if (setjmp(tz_test_jmp) == 0) { \
+            stmt; \
+        } else failed_ = 1; \
+        tz_set_error_handler(NULL); \
+        failed_; \
     })
 
 // A tensor in g holding the given values.

@@ -94,7 +94,7 @@ void free(void *p) {
 enum { FIRST = 3, LAST = 10, STEPS = 12 };
 static const tz_model_def *real_def;
 static tz_model_def counted_def;
-static int forwards;           // training forwards so far
+static int forwards; // training forwards so far
 static long per_step[LAST + 1]; // allocations in step k (from its forward to the next one's)
 
 static tz_tensor *counted_forward(tz_graph *g, void *m, tz_batch *b) {
@@ -145,7 +145,8 @@ static void no_allocation_in_steps(const char *type, const char *model) {
     cr_assert_eq(status, 0);
     cr_assert_eq(forwards, STEPS, "%s: %d training forwards", type, forwards);
     cr_log_info("%s: allocations in steps 1 and 2: %ld, %ld", type, per_step[1], per_step[2]);
-    for (int k = FIRST; k <= LAST; k++) cr_expect_eq(per_step[k], 0, "%s: step %d allocated %ld times", type, k, per_step[k]);
+    for (int k = FIRST; k <= LAST; k++)
+        cr_expect_eq(per_step[k], 0, "%s: step %d allocated %ld times", type, k, per_step[k]);
     const char *files[] = {"log.csv", "config.cfg", "last.safetensors", "best.safetensors"};
     char path[160];
     for (int i = 0; i < 4; i++) snprintf(path, sizeof path, "%s/run/%s", dir, files[i]), unlink(path);

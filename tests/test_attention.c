@@ -185,17 +185,20 @@ Test(attention, bahdanau_by_hand) {
             const real *hj = h + (b * 3 + j) * 2, *sb = s + b * 2;
             e[j] = 0;
             for (int k = 0; k < 2; k++) // v_k tanh(W_k. s + U_k. h_j + Ub_k)
-                e[j] += v[k] * tanh(W[k * 2] * sb[0] + W[k * 2 + 1] * sb[1] + U[k * 2] * hj[0] + U[k * 2 + 1] * hj[1] + Ub[k]);
+                e[j] += v[k] *
+                        tanh(W[k * 2] * sb[0] + W[k * 2 + 1] * sb[1] + U[k * 2] * hj[0] + U[k * 2 + 1] * hj[1] + Ub[k]);
             if (e[j] > m) m = e[j];
         }
         for (int j = 0; j < lengths[b]; j++) z += exp(e[j] - m);
         for (int j = 0; j < 3; j++) {
             double aj = j < lengths[b] ? exp(e[j] - m) / z : 0;
-            cr_assert(fabs(wts->data[b * 3 + j] - aj) < 1e-6, "a[%d][%d] = %g, want %g", b, j, wts->data[b * 3 + j], aj);
+            cr_assert(fabs(wts->data[b * 3 + j] - aj) < 1e-6, "a[%d][%d] = %g, want %g", b, j, wts->data[b * 3 + j],
+                      aj);
             for (int k = 0; k < 2; k++) want[k] += aj * h[(b * 3 + j) * 2 + k];
         }
         for (int k = 0; k < 2; k++)
-            cr_assert(fabs(c->data[b * 2 + k] - want[k]) < 1e-6, "c[%d][%d] = %g, want %g", b, k, c->data[b * 2 + k], want[k]);
+            cr_assert(fabs(c->data[b * 2 + k] - want[k]) < 1e-6, "c[%d][%d] = %g, want %g", b, k, c->data[b * 2 + k],
+                      want[k]);
     }
     cr_assert_eq(wts->data[5], 0); // padded key: exactly 0
     expect_weights(wts, 2, lengths, 0);
@@ -209,7 +212,8 @@ Test(attention, bahdanau_by_hand) {
 Test(attention, luong_dot_and_general_by_hand) {
     // One sequence, h = [[1,0],[0,1],[1,1]], s = [2, 0]: dot scores [2, 0, 2].
     const real s[2] = {2, 0}, h[6] = {1, 0, 0, 1, 1, 1};
-    tz_tensor *st = tz_test_tensor(&g, 2, (const int[]){1, 2}, s), *ht = tz_test_tensor(&g, 3, (const int[]){1, 3, 2}, h);
+    tz_tensor *st = tz_test_tensor(&g, 2, (const int[]){1, 2}, s),
+              *ht = tz_test_tensor(&g, 3, (const int[]){1, 3, 2}, h);
     nn_luong dot, gen;
     nn_luong_init(&dot, &P, "dot", NN_LUONG_DOT, 2, 2, (nn_init){0}, &r);
     tz_tensor *w;
@@ -247,7 +251,8 @@ Test(attention, sdpa_by_hand) {
     cr_assert_float_eq(y->data[2], a1 * 1 + (1 - a1) * 3, 1e-6);
     cr_assert_float_eq(y->data[3], a1 * 2 + (1 - a1) * 4, 1e-6);
     // Causal: the first query sees only the first key.
-    y = nn_sdpa(&g, tz_test_tensor(&g, 4, sh, q), tz_test_tensor(&g, 4, sh, k), tz_test_tensor(&g, 4, sh, v), NULL, 1, 0, &w);
+    y = nn_sdpa(&g, tz_test_tensor(&g, 4, sh, q), tz_test_tensor(&g, 4, sh, k), tz_test_tensor(&g, 4, sh, v), NULL, 1,
+                0, &w);
     cr_assert_eq(w->data[0], 1);
     cr_assert_eq(w->data[1], 0);
     cr_assert_float_eq(y->data[0], 1, 1e-6);
@@ -367,7 +372,7 @@ static void kv_cache_case(int pre_ln, nn_ffn_kind ffn, int rope, int cross) {
         nn_kv_cache_reset(&cache);
         for (int t0 = 0; t0 < T;) {
             int t = t0 == 0 ? 3 : 1; // a prefill, then one position per step
-            tz_graph_reset(&g);      // the cache lives outside the arena
+            tz_graph_reset(&g); // the cache lives outside the arena
             cr_assert_eq(nn_kv_cache_len(&cache), t0);
             tz_tensor *xs = tz_empty(&g, 3, (const int[]){B, t, C});
             for (int b = 0; b < B; b++) memcpy(xs->data + b * t * C, x + (b * T + t0) * C, sizeof(real) * t * C);
@@ -380,8 +385,8 @@ static void kv_cache_case(int pre_ln, nn_ffn_kind ffn, int rope, int cross) {
             for (int b = 0; b < B; b++)
                 for (int i = 0; i < t * V; i++) {
                     real want = full[(b * T + t0) * V + i], got = lg->data[(b * t) * V + i];
-                    cr_assert(fabs(got - want) <= 1e-5, "b %d pos %d logit %d: cached %.7f, full %.7f", b,
-                              t0 + i / V, i % V, got, want);
+                    cr_assert(fabs(got - want) <= 1e-5, "b %d pos %d logit %d: cached %.7f, full %.7f", b, t0 + i / V,
+                              i % V, got, want);
                 }
             t0 += t;
         }
@@ -389,7 +394,8 @@ static void kv_cache_case(int pre_ln, nn_ffn_kind ffn, int rope, int cross) {
         else cr_assert_eq(tz_arena_capacity(&g.arena), capacity, "decoding grew the arena");
     }
     cr_assert(EXPECT_FAIL(nn_decoder_block_step(&g, &blocks[0], tz_zeros(&g, 3, (const int[]){B, 1, C}), &cache, 0,
-                                                cross ? tz_test_tensor(&g, 3, (const int[]){B, S, C}, mem) : NULL, ml, NULL)));
+                                                cross ? tz_test_tensor(&g, 3, (const int[]){B, S, C}, mem) : NULL, ml,
+                                                NULL)));
     cr_assert_str_eq(tz_last_error(), "mha 'h.0.self_attn': KV cache full: 7 + 1 positions > Tmax 7");
     nn_kv_cache_reset(&cache);
     cr_assert_eq(nn_kv_cache_len(&cache), 0);
@@ -405,28 +411,33 @@ Test(attention, kv_cache_equals_full_forward_postln_swiglu_cross) { kv_cache_cas
 // ---------------------------------------------------------------------------------------------
 // Errors: one line naming the layer and the values.
 
-#define EXPECT_ERROR(stmt, msg)                                                                \
-    do {                                                                                      \
-        cr_assert(EXPECT_FAIL(stmt), "no error from %s", #stmt);                              \
-        cr_assert_str_eq(tz_last_error(), msg);                                               \
+#define EXPECT_ERROR(stmt, msg) \
+    do { \
+        cr_assert(EXPECT_FAIL(stmt), "no error from %s", #stmt); \
+        cr_assert_str_eq(tz_last_error(), msg); \
     } while (0)
 
 Test(attention, bad_configuration_names_layer_and_values) {
     nn_mha m;
-    EXPECT_ERROR(nn_mha_init(&m, &P, "attn", 10, 3, 1, (nn_init){0}, &r), "mha 'attn': d_model 10 not divisible by heads 3");
-    EXPECT_ERROR(nn_mha_init(&m, &P, "attn", 0, 2, 1, (nn_init){0}, &r), "mha 'attn': d_model = 0, heads = 2 must be > 0");
+    EXPECT_ERROR(nn_mha_init(&m, &P, "attn", 10, 3, 1, (nn_init){0}, &r),
+                 "mha 'attn': d_model 10 not divisible by heads 3");
+    EXPECT_ERROR(nn_mha_init(&m, &P, "attn", 0, 2, 1, (nn_init){0}, &r),
+                 "mha 'attn': d_model = 0, heads = 2 must be > 0");
     nn_mha_init(&m, &P, "attn", 8, 2, 1, (nn_init){0}, &r);
     tz_tensor *x = tz_zeros(&g, 3, (const int[]){2, 3, 6});
     EXPECT_ERROR(nn_mha_forward(&g, &m, x, NULL, NULL, 0, NULL), "mha 'attn': query (2,3,6) is not (B,T,8)");
     x = tz_zeros(&g, 3, (const int[]){2, 3, 8});
     tz_tensor *kv = tz_zeros(&g, 3, (const int[]){3, 4, 8});
-    EXPECT_ERROR(nn_mha_forward(&g, &m, x, kv, NULL, 0, NULL), "mha 'attn': query (2,3,8) and key/value (3,4,8) differ in batch");
-    EXPECT_ERROR(nn_mha_forward(&g, &m, x, NULL, (const int[]){3, 0}, 0, NULL), "mha 'attn': lengths[1] = 0 outside [1, 3]");
+    EXPECT_ERROR(nn_mha_forward(&g, &m, x, kv, NULL, 0, NULL),
+                 "mha 'attn': query (2,3,8) and key/value (3,4,8) differ in batch");
+    EXPECT_ERROR(nn_mha_forward(&g, &m, x, NULL, (const int[]){3, 0}, 0, NULL),
+                 "mha 'attn': lengths[1] = 0 outside [1, 3]");
     EXPECT_ERROR(nn_attn_mask(&g, 2, 3, 3, (const int[]){4, 1}, 1), "attention mask: lengths[0] = 4 outside [1, 3]");
 
     nn_block_config c = nn_block_defaults(6, 4, 12);
     nn_encoder_block e;
-    EXPECT_ERROR(nn_encoder_block_init(&e, &P, "enc.0", &c, (nn_init){0}, &r), "encoder_block 'enc.0': d_model 6 not divisible by heads 4");
+    EXPECT_ERROR(nn_encoder_block_init(&e, &P, "enc.0", &c, (nn_init){0}, &r),
+                 "encoder_block 'enc.0': d_model 6 not divisible by heads 4");
     c = nn_block_defaults(8, 2, 0);
     nn_decoder_block d;
     EXPECT_ERROR(nn_decoder_block_init(&d, &P, "dec.0", &c, 1, (nn_init){0}, &r),
@@ -434,23 +445,27 @@ Test(attention, bad_configuration_names_layer_and_values) {
 
     c = nn_block_defaults(8, 2, 16);
     nn_decoder_block_init(&d, &P, "dec.1", &c, 1, (nn_init){0}, &r);
-    EXPECT_ERROR(nn_decoder_block_forward(&g, &d, x, NULL, NULL, NULL), "decoder_block 'dec.1': cross-attention needs the encoder's output");
+    EXPECT_ERROR(nn_decoder_block_forward(&g, &d, x, NULL, NULL, NULL),
+                 "decoder_block 'dec.1': cross-attention needs the encoder's output");
     EXPECT_ERROR(nn_decoder_block_forward(&g, &d, x, tz_zeros(&g, 3, (const int[]){3, 5, 8}), NULL, NULL),
                  "decoder_block 'dec.1': memory (3,5,8) does not fit input (2,3,8)");
 
     nn_bahdanau a;
-    EXPECT_ERROR(nn_bahdanau_init(&a, &P, "bah", 4, 0, 3, (nn_init){0}, &r), "bahdanau 'bah': sizes dq = 4, dk = 0, da = 3 must be > 0");
+    EXPECT_ERROR(nn_bahdanau_init(&a, &P, "bah", 4, 0, 3, (nn_init){0}, &r),
+                 "bahdanau 'bah': sizes dq = 4, dk = 0, da = 3 must be > 0");
     nn_bahdanau_init(&a, &P, "bah", 4, 6, 3, (nn_init){0}, &r);
-    EXPECT_ERROR(nn_bahdanau_forward(&g, &a, tz_zeros(&g, 2, (const int[]){2, 4}), tz_zeros(&g, 3, (const int[]){2, 5, 4}), NULL,
-                                     NULL, NULL),
+    EXPECT_ERROR(nn_bahdanau_forward(&g, &a, tz_zeros(&g, 2, (const int[]){2, 4}),
+                                     tz_zeros(&g, 3, (const int[]){2, 5, 4}), NULL, NULL, NULL),
                  "bahdanau 'bah': query (2,4) and keys (2,5,4) do not fit (B,4) and (B,T,6)");
     nn_luong l;
-    EXPECT_ERROR(nn_luong_init(&l, &P, "luong", NN_LUONG_DOT, 4, 6, (nn_init){0}, &r), "luong 'luong': dot scores need dq == dk, got dq = 4, dk = 6");
+    EXPECT_ERROR(nn_luong_init(&l, &P, "luong", NN_LUONG_DOT, 4, 6, (nn_init){0}, &r),
+                 "luong 'luong': dot scores need dq == dk, got dq = 4, dk = 6");
     EXPECT_ERROR(nn_sdpa(&g, tz_zeros(&g, 4, (const int[]){1, 2, 3, 4}), tz_zeros(&g, 4, (const int[]){1, 2, 5, 3}),
                          tz_zeros(&g, 4, (const int[]){1, 2, 5, 4}), NULL, 0, 0, NULL),
                  "sdpa: q (1,2,3,4), k (1,2,5,3), v (1,2,5,4) are not (..,Tq,D), (..,Tk,D), (..,Tk,Dv)");
     nn_ffn f;
-    EXPECT_ERROR(nn_ffn_init(&f, &P, "ffn", NN_FFN_GELU, 8, 0, 1, (nn_init){0}, &r), "ffn 'ffn': d_model = 8, d_ff = 0 must be > 0, kind 1");
+    EXPECT_ERROR(nn_ffn_init(&f, &P, "ffn", NN_FFN_GELU, 8, 0, 1, (nn_init){0}, &r),
+                 "ffn 'ffn': d_model = 8, d_ff = 0 must be > 0, kind 1");
     EXPECT_ERROR(tz_rope(&g, tz_zeros(&g, 2, (const int[]){3, 5}), 0, 10000),
                  "rope: input (3,5) wants (.., T, D) with D even, offset 0 >= 0, base 10000 > 1");
     nn_learned_pos p;
@@ -458,7 +473,8 @@ Test(attention, bad_configuration_names_layer_and_values) {
     EXPECT_ERROR(nn_learned_pos_forward(&g, &p, tz_zeros(&g, 3, (const int[]){1, 3, 8}), 2),
                  "learned_pos: positions [2, 5) outside max_len 4");
     nn_kv_cache kc;
-    EXPECT_ERROR(nn_kv_cache_init(&kc, 2, 1, 2, 0, 4), "kv_cache: layers = 2, B = 1, heads = 2, Tmax = 0, d_head = 4 must be > 0");
+    EXPECT_ERROR(nn_kv_cache_init(&kc, 2, 1, 2, 0, 4),
+                 "kv_cache: layers = 2, B = 1, heads = 2, Tmax = 0, d_head = 4 must be > 0");
 }
 
 // The fused node computes what nn_sdpa computes over split heads with the same masks.
@@ -478,8 +494,10 @@ Test(attention, fused_equals_sdpa_over_split_heads) {
         tz_tensor *sv = tz_permute(&g, tz_reshape(&g, v, 4, (const int[]){Bb, Tk, Hh, D}), (const int[]){0, 2, 1, 3});
         tz_tensor *ref = nn_sdpa(&g, sq, sk, sv, nn_attn_mask(&g, Bb, Tq, Tk, lengths, causal), 0, 0, &w2);
         ref = tz_permute(&g, ref, (const int[]){0, 2, 1, 3});
-        for (int i = 0; i < ref->n; i++) cr_assert_float_eq(fused->data[i], ref->data[i], 1e-5, "causal %d, output %d", causal, i);
-        for (int i = 0; i < w2->n; i++) cr_assert_float_eq(w1->data[i], w2->data[i], 1e-6, "causal %d, weight %d", causal, i);
+        for (int i = 0; i < ref->n; i++)
+            cr_assert_float_eq(fused->data[i], ref->data[i], 1e-5, "causal %d, output %d", causal, i);
+        for (int i = 0; i < w2->n; i++)
+            cr_assert_float_eq(w1->data[i], w2->data[i], 1e-6, "causal %d, weight %d", causal, i);
     }
     cr_assert(EXPECT_FAIL(nn_attention_fused(&g, q, k, v, 3, NULL, 0, NULL)));
     cr_assert(strstr(tz_last_error(), "divisible by 3 heads"), "%s", tz_last_error());
@@ -492,11 +510,13 @@ Test(attention, fused_qkv_equals_three_tensors) {
     tz_params Q;
     tz_params_init(&Q);
     tz_tensor *q = tz_param(&Q, "q", 3, (const int[]){Bb, T, C}), *k = tz_param(&Q, "k", 3, (const int[]){Bb, T, C});
-    tz_tensor *v = tz_param(&Q, "v", 3, (const int[]){Bb, T, C}), *qkv = tz_param(&Q, "qkv", 3, (const int[]){Bb, T, 3 * C});
+    tz_tensor *v = tz_param(&Q, "v", 3, (const int[]){Bb, T, C}),
+              *qkv = tz_param(&Q, "qkv", 3, (const int[]){Bb, T, 3 * C});
     tz_tensor *parts[3] = {q, k, v};
     for (int row = 0; row < Bb * T; row++)
         for (int p = 0; p < 3; p++)
-            for (int j = 0; j < C; j++) parts[p]->data[row * C + j] = qkv->data[row * 3 * C + p * C + j] = (real)tz_rng_normal(&r);
+            for (int j = 0; j < C; j++)
+                parts[p]->data[row * C + j] = qkv->data[row * 3 * C + p * C + j] = (real)tz_rng_normal(&r);
     real seed[Bb * T * C];
     for (int i = 0; i < Bb * T * C; i++) seed[i] = (real)tz_rng_normal(&r);
     static const int lengths[Bb] = {5, 3};
@@ -513,8 +533,8 @@ Test(attention, fused_qkv_equals_three_tensors) {
         for (int row = 0; row < Bb * T; row++)
             for (int p = 0; p < 3; p++)
                 for (int j = 0; j < C; j++)
-                    cr_assert_eq(parts[p]->grad[row * C + j], qkv->grad[row * 3 * C + p * C + j], "causal %d: part %d row %d col %d",
-                                 causal, p, row, j);
+                    cr_assert_eq(parts[p]->grad[row * C + j], qkv->grad[row * 3 * C + p * C + j],
+                                 "causal %d: part %d row %d col %d", causal, p, row, j);
         tz_graph_free(&g2);
         tz_graph_free(&g3);
     }

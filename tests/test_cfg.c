@@ -18,7 +18,7 @@ static const char *base = "[model]\ntype = rnn\n[data]\npath = x.txt\n";
 // The error of loading text (+ one override), or NULL if it loads.
 static const char *load_error(const char *text, const char *override) {
     static cfg c;
-    char *over[1] = {(char *)override};
+    char *over[1] = {(char *) override};
     int failed = EXPECT_FAIL(tz_cfg_load_text(&c, text, strlen(text), "t.cfg", over, override ? 1 : 0));
     return failed ? tz_last_error() : NULL;
 }
@@ -39,7 +39,8 @@ Test(cfg, every_number_key_of_every_schema_has_a_range_that_fits_its_type) {
             for (const cfg_key *k = schemas[s]; k->section; k++) {
                 if (k->type != CFG_INT && k->type != CFG_FLOAT) continue;
                 cr_assert(k->min < k->max, "[%s] %s of %s has no range", k->section, k->key, all[m]->name);
-                if (k->type == CFG_INT) cr_assert(k->min >= INT_MIN && k->max <= INT_MAX, "[%s] %s", k->section, k->key);
+                if (k->type == CFG_INT)
+                    cr_assert(k->min >= INT_MIN && k->max <= INT_MAX, "[%s] %s", k->section, k->key);
             }
         static cfg c; // and cfg_init accepts it (defaults inside their ranges)
         cfg_init(&c, schemas, n_schemas);
@@ -53,14 +54,19 @@ Test(cfg, out_of_range_and_overflowing_numbers_fail_at_read_time) {
                      "command line override 1: [train] batch = -4294967292: must be in [1, 65536]");
     cr_assert_str_eq(load_error(base, "train.steps=99999999999999999999999"),
                      "command line override 1: [train] steps = 99999999999999999999999: must be in [0, 1000000000]");
-    cr_assert_str_eq(load_error(with("[train]\nclip = -1\n"), NULL), "t.cfg:6: [train] clip = -1: must be in [0, 1e+30]");
-    cr_assert_str_eq(load_error(with("[optim]\nlr = 1e999\n"), NULL), "t.cfg:6: [optim] lr = 1e999: must be in [0, 1e+300]");
-    cr_assert_str_eq(load_error(with("[optim]\nlr = nan\n"), NULL), "t.cfg:6: [optim] lr = 'nan' is not a number (want a number)");
-    cr_assert_str_eq(load_error(with("[optim]\nlr = inf\n"), NULL), "t.cfg:6: [optim] lr = inf: must be in [0, 1e+300]");
-    const char *negative[] = {"train.clip_value=-1", "train.eval_tokens=-1", "train.patience=-1", "train.threads=-1",
-                              "sample.tokens=-100", "sample.temperature=-1", "sample.top_k=-1", "model.dropout=-0.5",
-                              "model.dropout=1", "train.eval_every=0", "train.log_every=0", "schedule.every=0",
-                              "sample.tokens=2147483647", "model.layers=100000", "model.layers=0"};
+    cr_assert_str_eq(load_error(with("[train]\nclip = -1\n"), NULL),
+                     "t.cfg:6: [train] clip = -1: must be in [0, 1e+30]");
+    cr_assert_str_eq(load_error(with("[optim]\nlr = 1e999\n"), NULL),
+                     "t.cfg:6: [optim] lr = 1e999: must be in [0, 1e+300]");
+    cr_assert_str_eq(load_error(with("[optim]\nlr = nan\n"), NULL),
+                     "t.cfg:6: [optim] lr = 'nan' is not a number (want a number)");
+    cr_assert_str_eq(load_error(with("[optim]\nlr = inf\n"), NULL),
+                     "t.cfg:6: [optim] lr = inf: must be in [0, 1e+300]");
+    const char *negative[] = {"train.clip_value=-1",      "train.eval_tokens=-1", "train.patience=-1",
+                              "train.threads=-1",         "sample.tokens=-100",   "sample.temperature=-1",
+                              "sample.top_k=-1",          "model.dropout=-0.5",   "model.dropout=1",
+                              "train.eval_every=0",       "train.log_every=0",    "schedule.every=0",
+                              "sample.tokens=2147483647", "model.layers=100000",  "model.layers=0"};
     for (size_t i = 0; i < sizeof negative / sizeof *negative; i++) {
         const char *e = load_error(base, negative[i]);
         cr_assert(e && strstr(e, ": must be in ["), "%s: %s", negative[i], e ? e : "accepted");
@@ -116,8 +122,9 @@ Test(cfg, every_value_survives_a_write_and_a_read) {
     char all[256];
     for (int i = 1; i < 256; i++) all[i - 1] = (char)i; // every byte but NUL
     all[255] = 0;
-    const char *values[] = {all, "Q; A #1", "\n", " leading and trailing ", "\"quoted\"", "back\\slash", "\\n", "#", "",
-                            "\t", "a\"b", "\"", "x # not a comment ; nor this"};
+    const char *values[] = {
+        all,  "Q; A #1", "\n", " leading and trailing ",      "\"quoted\"", "back\\slash", "\\n", "#", "",
+        "\t", "a\"b",    "\"", "x # not a comment ; nor this"};
     for (size_t i = 0; i < sizeof values / sizeof *values; i++) {
         cfg_set(&c, "sample", "prompt", values[i], "test");
         cfg_set(&c, "data", "path", values[i], "test");
@@ -161,10 +168,12 @@ Test(cfg, quoted_values_and_their_errors) {
     tz_cfg_load_text(&c, text, strlen(text), "t.cfg", over, 2);
     cr_assert_str_eq(cfg_str(&c, "sample", "prompt"), "  \"x\"  ");
     cr_assert_str_eq(cfg_str(&c, "data", "path"), "a;b#c", "overrides take the text as it is");
-    cr_assert_str_eq(load_error(with("[sample]\nprompt = \"abc\n"), NULL), "t.cfg:6: [sample] prompt: the value has no closing quote");
+    cr_assert_str_eq(load_error(with("[sample]\nprompt = \"abc\n"), NULL),
+                     "t.cfg:6: [sample] prompt: the value has no closing quote");
     cr_assert_str_eq(load_error(with("[sample]\nprompt = \"a\" b\n"), NULL),
                      "t.cfg:6: [sample] prompt: the value has text after the closing quote");
-    cr_assert(strstr(load_error(with("[sample]\nprompt = \"a\\q\"\n"), NULL), "t.cfg:6: [sample] prompt: the value has an unknown escape"));
+    cr_assert(strstr(load_error(with("[sample]\nprompt = \"a\\q\"\n"), NULL),
+                     "t.cfg:6: [sample] prompt: the value has an unknown escape"));
     cr_assert(strstr(load_error(with("[sample]\nprompt = \"\\x00\"\n"), NULL), "\\x00"));
     cr_assert(strstr(load_error(with("[sample]\nprompt = \"\\x4\"\n"), NULL), "two hex digits"));
 }
@@ -173,7 +182,9 @@ Test(cfg, text_from_memory_names_its_source) {
     static cfg c;
     const char *text = "[model]\ntype = rnn\n[data]\npath = x\n[train]\nsteps = many\n";
     cr_assert(EXPECT_FAIL(tz_cfg_load_text(&c, text, strlen(text), "runs/x/last.safetensors (saved cfg)", NULL, 0)));
-    cr_assert_str_eq(tz_last_error(), "runs/x/last.safetensors (saved cfg):6: [train] steps = 'many' is not an integer (want an integer)");
+    cr_assert_str_eq(
+        tz_last_error(),
+        "runs/x/last.safetensors (saved cfg):6: [train] steps = 'many' is not an integer (want an integer)");
     cr_assert(EXPECT_FAIL(tz_cfg_load_text(&c, "[data]\npath = x\n", 15, "saved", NULL, 0)));
     cr_assert_str_eq(tz_last_error(), "saved: [model] type is required (mlp, rnn, lstm, gru, transformer, hybrid)");
     // len bounds the text: what follows is not read.

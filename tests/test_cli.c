@@ -234,7 +234,8 @@ Test(cli, sampling_does_not_change_training) {
     snprintf(args, sizeof args, "gru.cfg --json %s train.out_dir=b", same);
     cr_assert_eq(run(args, &out, &err), 0, "%s", err);
     char cmd[256];
-    snprintf(cmd, sizeof cmd, "cd %s && cut -d, -f1-3 a/log.csv > a.txt && cut -d, -f1-3 b/log.csv > b.txt && cmp -s a.txt b.txt", dir);
+    snprintf(cmd, sizeof cmd,
+             "cd %s && cut -d, -f1-3 a/log.csv > a.txt && cut -d, -f1-3 b/log.csv > b.txt && cmp -s a.txt b.txt", dir);
     cr_assert_eq(system(cmd), 0, "losses differ between the run that samples and the one that does not");
 }
 
@@ -274,7 +275,9 @@ Test(cli, nan_stops_without_losing_the_checkpoint) {
     cr_assert_eq(run("gru.cfg train.steps=10 train.out_dir=run optim.name=sgd optim.lr=0.1", NULL, &err), 0, "%s", err);
     cr_assert_eq(sh("cp run/last.safetensors saved.safetensors"), 0);
     cr_assert_eq(run("--resume run train.steps=30 optim.lr=1e30 train.clip=0", NULL, &err), 3, "%s", err); // overflows
-    cr_assert(strstr(err, "train: step 1") && strstr(err, ": the loss is ") && strstr(err, "(weight 'embed.weight' is "), "%s", err);
+    cr_assert(strstr(err, "train: step 1") && strstr(err, ": the loss is ") &&
+                  strstr(err, "(weight 'embed.weight' is "),
+              "%s", err);
     cr_assert(strstr(err, "The last good checkpoint is run/last.safetensors (step 10)"), "%s", err);
     cr_assert_eq(sh("cmp -s run/last.safetensors saved.safetensors"), 0, "the good checkpoint is untouched");
     // A checkpoint of a different shape: resuming with another width names the tensor.
@@ -301,7 +304,8 @@ Test(cli, signals_save_and_exit_with_their_codes) {
 
 // The slow_io library makes each checkpoint's rename sleep: a second Ctrl-C while the Ctrl-C
 // checkpoint is being written neither cuts it short nor leaves a temporary file.
-static const char *slow = "LD_PRELOAD=" TZ_SLOW_IO " ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0 TZ_SLOW_RENAME=3 TZ_SLOW_MARK=saving";
+static const char *slow = "LD_PRELOAD=" TZ_SLOW_IO
+                          " ASAN_OPTIONS=verify_asan_link_order=0:detect_leaks=0 TZ_SLOW_RENAME=3 TZ_SLOW_MARK=saving";
 
 Test(cli, second_ctrl_c_during_the_save_does_not_cut_it) {
     write_cfg("gru.cfg", gru_cfg);
@@ -359,7 +363,8 @@ Test(cli, a_nonfinite_validation_step_saves_nothing) {
     cr_assert_eq(run("gru.cfg train.out_dir=run optim.lr=1e300 train.eval_every=1", NULL, &err), 3, "%s", err);
     cr_assert(strstr(err, "train: step 1: weight '"), "%s", err);
     cr_assert(strstr(err, "No checkpoint was written"), "%s", err);
-    cr_assert_eq(sh("test ! -e run/last.safetensors && test ! -e run/best.safetensors"), 0, "a non-finite checkpoint was written");
+    cr_assert_eq(sh("test ! -e run/last.safetensors && test ! -e run/best.safetensors"), 0,
+                 "a non-finite checkpoint was written");
 }
 
 // A finite but diverged run (loss ~1e31) stops with exit 3 and is never saved as best.
@@ -381,7 +386,8 @@ Test(cli, on_nonfinite_skip_skips_the_step) {
     char *out, *err;
     cr_assert_eq(run_env("TZ_TEST_NAN_AT=7", "gru.cfg --json train.out_dir=stop", &out, &err), 3, "%s", err);
     cr_assert(strstr(err, "train: step 7: the loss is nan"), "%s", err);
-    cr_assert_eq(run_env("TZ_TEST_NAN_AT=7", "gru.cfg --json train.out_dir=skip train.on_nonfinite=skip", &out, &err), 0, "%s", err);
+    cr_assert_eq(run_env("TZ_TEST_NAN_AT=7", "gru.cfg --json train.out_dir=skip train.on_nonfinite=skip", &out, &err),
+                 0, "%s", err);
     cr_assert(strstr(err, "train: step 7: the loss is nan") && strstr(err, "step skipped"), "%s", err);
     cr_assert_eq(field(out, "summary", "skipped_steps"), 1);
     cr_assert_eq(field(out, "summary", "steps"), 30);
@@ -398,7 +404,8 @@ Test(cli, an_existing_run_is_not_replaced_silently) {
     cr_assert_eq(run("gru.cfg train.steps=10 train.out_dir=run", NULL, &err), 0, "%s", err);
     cr_assert_eq(sh("cp run/log.csv saved.csv"), 0);
     cr_assert_eq(run("gru.cfg train.steps=5 train.out_dir=run", NULL, &err), 1);
-    cr_assert(strstr(err, "run already holds a run") && strstr(err, "--resume run") && strstr(err, "--force"), "%s", err);
+    cr_assert(strstr(err, "run already holds a run") && strstr(err, "--resume run") && strstr(err, "--force"), "%s",
+              err);
     cr_assert_eq(sh("cmp -s run/log.csv saved.csv"), 0, "the old run's log was touched");
     cr_assert_eq(run("gru.cfg train.steps=5 train.out_dir=run --force", NULL, &err), 0, "%s", err);
     cr_assert_eq(sh("test \"$(cut -d, -f1 run/log.csv | tr '\\n' ' ')\" = 'step 5 '"), 0, "%s", slurp("run/log.csv"));
@@ -436,17 +443,21 @@ Test(cli, validation_does_not_change_training) {
 // MLP with 4 tokens of context cannot predict the first 3.
 Test(cli, validation_covers_every_position) {
     write_cfg("gru.cfg", gru_cfg);
-    write_cfg("tf.cfg", "[model]\ntype = transformer\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\n[data]\npath = tiny.txt\n"
-                        "[train]\nsteps = 2\nbatch = 4\nblock = 16\n");
+    write_cfg("tf.cfg",
+              "[model]\ntype = transformer\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\n[data]\npath = tiny.txt\n"
+              "[train]\nsteps = 2\nbatch = 4\nblock = 16\n");
     write_cfg("mlp.cfg", "[model]\ntype = mlp\ncontext = 4\nembed = 8\nhidden = 16\n[data]\npath = tiny.txt\n"
                          "[train]\nsteps = 2\nbatch = 4\nblock = 16\n");
     const char *runs[][2] = {{"gru.cfg train.steps=2", "499"}, {"tf.cfg", "499"}, {"mlp.cfg", "496"}};
     for (int i = 0; i < 3; i++) {
-        for (int batch = 3; batch <= 7; batch += 4) { // streams of 167 and 72 with a short last one; windows with a tail
+        for (int batch = 3; batch <= 7;
+             batch += 4) { // streams of 167 and 72 with a short last one; windows with a tail
             char args[256], *out, *err;
-            snprintf(args, sizeof args, "%s --json train.eval_tokens=500 train.batch=%d train.out_dir=r%d_%d", runs[i][0], batch, i, batch);
+            snprintf(args, sizeof args, "%s --json train.eval_tokens=500 train.batch=%d train.out_dir=r%d_%d",
+                     runs[i][0], batch, i, batch);
             cr_assert_eq(run(args, &out, &err), 0, "%s", err);
-            cr_assert_eq(field(out, "val", "val_count"), atof(runs[i][1]), "%s: %g positions", args, field(out, "val", "val_count"));
+            cr_assert_eq(field(out, "val", "val_count"), atof(runs[i][1]), "%s: %g positions", args,
+                         field(out, "val", "val_count"));
         }
     }
 }
@@ -462,13 +473,15 @@ Test(cli, a_failed_checkpoint_write_keeps_the_previous_one) {
     cr_assert(strstr(err, "File too large") && strstr(err, "step 20 was not saved"), "%s", err);
     cr_assert_eq(strchr(err, '\n'), err + strlen(err) - 1, "one line: %s", err);
     cr_assert_eq(sh("cmp -s run/last.safetensors saved.safetensors"), 0, "the previous checkpoint changed");
-    cr_assert_eq(sh("test ! -e run/last.safetensors.tmp && test ! -e run/best.safetensors.tmp"), 0, "a temporary file was left");
+    cr_assert_eq(sh("test ! -e run/last.safetensors.tmp && test ! -e run/best.safetensors.tmp"), 0,
+                 "a temporary file was left");
 }
 
 // A full disk (a small tmpfs; skipped where mounting is not allowed), then a read-only run dir.
 Test(cli, a_full_disk_keeps_the_previous_checkpoint) {
     write_cfg("gru.cfg", gru_cfg);
-    if (sh("mkdir disk && mount -t tmpfs -o size=256k tmpfs disk 2>/dev/null")) cr_skip_test("cannot mount a tmpfs here");
+    if (sh("mkdir disk && mount -t tmpfs -o size=256k tmpfs disk 2>/dev/null"))
+        cr_skip_test("cannot mount a tmpfs here");
     char *err;
     int st = run("gru.cfg train.steps=10 train.log_every=1000 train.out_dir=disk/run", NULL, &err);
     // fill it but for 16 KB: room for the resumed run's small files, not for a checkpoint
@@ -494,9 +507,10 @@ Test(cli, a_full_disk_keeps_the_previous_checkpoint) {
 // train.select = bleu: 'best' is the highest validation BLEU (best.safetensors, best_step,
 // patience), and train.final = best evaluates the test split with those weights.
 Test(cli, select_by_bleu_and_test_the_best_weights) {
-    write_cfg("rev.cfg", "[model]\ntype = rnnsearch\nembed = 8\nhidden = 12\ndec_hidden = 12\nattn_dim = 8\n"
-                         "[data]\nkind = reverse\nmin_len = 2\nmax_len = 4\neval_size = 40\n"
-                         "[train]\nsteps = 60\nbatch = 8\neval_every = 10\nselect = bleu\nfinal = best\n[optim]\nlr = 0.03\n");
+    write_cfg("rev.cfg",
+              "[model]\ntype = rnnsearch\nembed = 8\nhidden = 12\ndec_hidden = 12\nattn_dim = 8\n"
+              "[data]\nkind = reverse\nmin_len = 2\nmax_len = 4\neval_size = 40\n"
+              "[train]\nsteps = 60\nbatch = 8\neval_every = 10\nselect = bleu\nfinal = best\n[optim]\nlr = 0.03\n");
     char *out, *err;
     cr_assert_eq(run("rev.cfg --json train.out_dir=run", &out, &err), 0, "%s", err);
     double best = -1;
@@ -512,8 +526,10 @@ Test(cli, select_by_bleu_and_test_the_best_weights) {
     // The test split decoded greedily with best.safetensors gives the exact matches the run printed.
     double exact = field(out, "summary", "test_exact");
     char cmd[512];
-    snprintf(cmd, sizeof cmd, "cd %s && %s run --checkpoint best --beam 1 --file run/test.src > hyp.txt && "
-             "paste -d '\\t' hyp.txt run/test.ref | awk -F '\\t' '$1 == $2 {n++} END {printf \"%%.4f\\n\", 100 * n / NR}' > exact.txt",
+    snprintf(cmd, sizeof cmd,
+             "cd %s && %s run --checkpoint best --beam 1 --file run/test.src > hyp.txt && "
+             "paste -d '\\t' hyp.txt run/test.ref | awk -F '\\t' '$1 == $2 {n++} END {printf \"%%.4f\\n\", 100 * n / "
+             "NR}' > exact.txt",
              dir, TZ_TRANSLATE_EXE);
     cr_assert_eq(system(cmd), 0);
     cr_assert_float_eq(atof(slurp("exact.txt")), exact, 1e-3, "exact %% of best.safetensors vs the run's %g", exact);

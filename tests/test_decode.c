@@ -12,10 +12,10 @@
 #include "translate.h"
 #include "vocab.h"
 
-#define V 7      // <pad> <bos> <eos> <unk> and three words
-#define MAXB 64  // sources
-#define MAXS 8   // source tokens
-#define MAXT 16  // prefix tokens kept
+#define V 7 // <pad> <bos> <eos> <unk> and three words
+#define MAXB 64 // sources
+#define MAXS 8 // source tokens
+#define MAXT 16 // prefix tokens kept
 #define MAXROWS 4096
 
 static uint64_t mix(uint64_t x) {
@@ -103,11 +103,19 @@ static tz_tensor *mock_step(tz_graph *g, void *vm, const int *prev, const int *p
 }
 
 static const tz_model_def mock_def = {
-    .name = "mock", .pairs = 1, .mt_create = mock_create, .mt_encode = mock_encode, .mt_step = mock_step, .free = mock_free,
+    .name = "mock",
+    .pairs = 1,
+    .mt_create = mock_create,
+    .mt_encode = mock_encode,
+    .mt_step = mock_step,
+    .free = mock_free,
 };
 
 // Brute force: every target up to Lmax words then <eos> (forced after Lmax), scored as the decoder does.
-typedef struct { int ids[MAXT], len; double logp, score; } seq;
+typedef struct {
+    int ids[MAXT], len;
+    double logp, score;
+} seq;
 static seq all[100000];
 static int n_all;
 static void enumerate(const int *src, int n, int *prefix, int plen, double logp, int lmax, double alpha) {
@@ -130,8 +138,8 @@ static int by_score(const void *a, const void *b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-static int sources[12][MAXS] = {{4}, {5, 6}, {4, 4, 4}, {6, 5, 4, 3}, {3}, {5, 5}, {6, 4, 6, 4, 6}, {4, 5},
-                                {6}, {5, 4, 6}, {3, 3}, {4, 6, 5, 4}};
+static int sources[12][MAXS] = {{4},    {5, 6}, {4, 4, 4}, {6, 5, 4, 3}, {3},         {5, 5}, {6, 4, 6, 4, 6},
+                                {4, 5}, {6},    {5, 4, 6}, {3, 3},       {4, 6, 5, 4}};
 static int lens[12] = {1, 2, 3, 4, 1, 2, 5, 2, 1, 3, 2, 4};
 
 static void check_exact(double alpha, int n_best, int batch, int lmax) {
@@ -149,8 +157,10 @@ static void check_exact(double alpha, int n_best, int batch, int lmax) {
         qsort(all, n_all, sizeof *all, by_score);
         for (int k = 0; k < n_best; k++) {
             const tz_hyp *x = &h[i * n_best + k];
-            cr_assert_eq(x->len, all[k].len, "alpha %g source %d hyp %d: length %d, brute force %d", alpha, i, k, x->len, all[k].len);
-            for (int j = 0; j < x->len; j++) cr_assert_eq(x->ids[j], all[k].ids[j], "alpha %g source %d hyp %d token %d", alpha, i, k, j);
+            cr_assert_eq(x->len, all[k].len, "alpha %g source %d hyp %d: length %d, brute force %d", alpha, i, k,
+                         x->len, all[k].len);
+            for (int j = 0; j < x->len; j++)
+                cr_assert_eq(x->ids[j], all[k].ids[j], "alpha %g source %d hyp %d token %d", alpha, i, k, j);
             cr_assert_float_eq(x->score, all[k].score, 1e-4);
             cr_assert_float_eq(x->logp, all[k].logp, 1e-4);
         }
@@ -246,7 +256,8 @@ Test(decode, attention_of_the_returned_hypotheses) {
         for (int t = 0; t <= h[i].len; t++) {
             double a[MAXS];
             mock_attn(sources[s], lens[s], h[i].ids, t, a);
-            for (int j = 0; j < lens[s]; j++) cr_assert_float_eq(h[i].attn[t * lens[s] + j], a[j], 1e-6, "hyp %d row %d col %d", i, t, j);
+            for (int j = 0; j < lens[s]; j++)
+                cr_assert_float_eq(h[i].attn[t * lens[s] + j], a[j], 1e-6, "hyp %d row %d col %d", i, t, j);
         }
     }
     tz_hyps_free(h, 36);
@@ -314,8 +325,9 @@ Test(decode, attention_file_plots) {
     fclose(f);
     cr_assert_eq(rows, h.len + 1);
     if (system("command -v gnuplot >/dev/null 2>&1") == 0) {
-        snprintf(cmd, sizeof cmd, "gnuplot -e \"file='%s/a \\\"b\\\".dat'; out='%s'\" %s/tools/plot_attention.gp >/dev/null 2>&1",
-                 dir, png, TZ_SOURCE_ROOT);
+        snprintf(cmd, sizeof cmd,
+                 "gnuplot -e \"file='%s/a \\\"b\\\".dat'; out='%s'\" %s/tools/plot_attention.gp >/dev/null 2>&1", dir,
+                 png, TZ_SOURCE_ROOT);
         cr_assert_eq(system(cmd), 0, "%s", cmd);
         f = fopen(png, "rb");
         cr_assert(f, "no %s", png);
@@ -328,7 +340,8 @@ Test(decode, attention_file_plots) {
     cr_assert_eq(system(cmd), 0);
     tz_hyps_free(&h, 1);
     mock_free(m);
-    if (system("command -v gnuplot >/dev/null 2>&1") != 0) cr_skip_test("gnuplot is not installed: the file was checked, not drawn");
+    if (system("command -v gnuplot >/dev/null 2>&1") != 0)
+        cr_skip_test("gnuplot is not installed: the file was checked, not drawn");
 }
 
 // Target text: words joined by single spaces.

@@ -78,13 +78,14 @@ static void check_case_bias(int ta, int tb, int M, int N, int K, int pad, float 
             double ref = alpha * s + (beta == 0.0f ? 0.0 : beta * (double)C0[(long)i * ldc + j]) + (bias ? bv[j] : 0.0);
             double got = C[(long)i * ldc + j];
             if (!(fabs(got - ref) <= tol))
-                cr_assert_fail("%s ta=%d tb=%d M=%d N=%d K=%d pad=%d alpha=%g beta=%g bias=%d: C[%d,%d] = %.9g, want %.9g",
-                         tz_gemm_kernel_name(), ta, tb, M, N, K, pad, alpha, beta, bias, i, j, got, ref);
+                cr_assert_fail(
+                    "%s ta=%d tb=%d M=%d N=%d K=%d pad=%d alpha=%g beta=%g bias=%d: C[%d,%d] = %.9g, want %.9g",
+                    tz_gemm_kernel_name(), ta, tb, M, N, K, pad, alpha, beta, bias, i, j, got, ref);
         }
         for (int j = N; j < ldc; j++)
             if (C[(long)i * ldc + j] != 12345.0f)
-                cr_assert_fail("%s ta=%d tb=%d M=%d N=%d K=%d: wrote past N at C[%d,%d]", tz_gemm_kernel_name(),
-                         ta, tb, M, N, K, i, j);
+                cr_assert_fail("%s ta=%d tb=%d M=%d N=%d K=%d: wrote past N at C[%d,%d]", tz_gemm_kernel_name(), ta, tb,
+                               M, N, K, i, j);
     }
     free(A);
     free(B);
@@ -130,7 +131,8 @@ ParameterizedTest(kparam *p, gemm, random_sizes) {
         if (M > 70) M = 70;
         if (N > 70) N = 70;
         if (K > 70) K = 70;
-        check_case_bias(c & 1, (c >> 1) & 1, M, N, K, c % 3 == 0 ? 0 : 1 + c % 5, ab[c % 5][0], ab[c % 5][1], c % 7 < 3);
+        check_case_bias(c & 1, (c >> 1) & 1, M, N, K, c % 3 == 0 ? 0 : 1 + c % 5, ab[c % 5][0], ab[c % 5][1],
+                        c % 7 < 3);
     }
 }
 
@@ -139,10 +141,9 @@ ParameterizedTestParameters(gemm, block_edges) { return cr_make_param_array(kpar
 // Sizes straddling the cache blocks (KC 256, NC 512) and the per-thread splits.
 ParameterizedTest(kparam *p, gemm, block_edges) {
     setup(p->kernel, p->threads);
-    static const int shapes[][3] = {{13, 17, 255}, {13, 17, 256}, {13, 17, 257}, {9, 33, 513},
-                                    {5, 511, 7},   {7, 512, 9},   {6, 513, 11},  {3, 1030, 5},
-                                    {97, 130, 300}, {130, 65, 70}, {64, 97, 129}, {1, 600, 600},
-                                    {600, 1, 300}};
+    static const int shapes[][3] = {{13, 17, 255}, {13, 17, 256}, {13, 17, 257}, {9, 33, 513},   {5, 511, 7},
+                                    {7, 512, 9},   {6, 513, 11},  {3, 1030, 5},  {97, 130, 300}, {130, 65, 70},
+                                    {64, 97, 129}, {1, 600, 600}, {600, 1, 300}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int t = 0; t < 4; t++)
             for (int bias = 0; bias < 2; bias++)
@@ -174,8 +175,8 @@ ParameterizedTestParameters(gemm, packed_b) { return cr_make_param_array(kparam,
 // sub-matrices of a larger B (padded ldb), K over several blocks and N off the panel width.
 ParameterizedTest(kparam *p, gemm, packed_b) {
     setup(p->kernel, p->threads);
-    static const int shapes[][3] = {{32, 1024, 256}, {32, 256, 1024}, {7, 45, 300}, {64, 768, 256}, {1, 33, 5},
-                                    {13, 100, 513}, {40, 16, 16}, {12, 1, 70}};
+    static const int shapes[][3] = {{32, 1024, 256}, {32, 256, 1024}, {7, 45, 300}, {64, 768, 256},
+                                    {1, 33, 5},      {13, 100, 513},  {40, 16, 16}, {12, 1, 70}};
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
         for (int t = 0; t < 4; t++) {
             int ta = t & 1, tb = t >> 1, M = shapes[c][0], N = shapes[c][1], K = shapes[c][2], pad = (int)c % 3 * 5;
@@ -240,29 +241,35 @@ Test(gemm, dgemm) {
                 for (int k = 0; k < K; k++) A[ta ? (long)k * lda + i : (long)i * lda + k] = (i * 7 + k * 3) % 11 - 5;
             for (int k = 0; k < K; k++)
                 for (int j = 0; j < N; j++) B[tb ? (long)j * ldb + k : (long)k * ldb + j] = (k * 5 + j) % 7 - 3;
-            double bias[64], *Bp = malloc(sizeof(double) * tz_dgemm_packed_size(K, N)), *C2 = malloc(sizeof(double) * M * ldc);
+            double bias[64], *Bp = malloc(sizeof(double) * tz_dgemm_packed_size(K, N)),
+                             *C2 = malloc(sizeof(double) * M * ldc);
             tz_dgemm_pack_b(tb, K, N, B, ldb, Bp);
             for (int j = 0; j < N; j++) bias[j] = j % 5 - 2;
             for (int beta = 0; beta < 4; beta++) { // beta 3: 1 with a bias row
                 for (int i = 0; i < M; i++)
                     for (int j = 0; j < N; j++) C[(long)i * ldc + j] = beta == 0 ? NAN : i - j;
                 memcpy(C2, C, sizeof(double) * M * ldc);
-                tz_dgemm_bias(ta, tb, M, N, K, 2.0, A, lda, B, ldb, beta == 2 ? 0.5 : beta == 3 ? 1 : beta, C, ldc,
-                              beta == 3 ? bias : NULL);
+                tz_dgemm_bias(ta, tb, M, N, K, 2.0, A, lda, B, ldb,
+                              beta == 2   ? 0.5
+                              : beta == 3 ? 1
+                                          : beta,
+                              C, ldc, beta == 3 ? bias : NULL);
                 if (beta < 3) { // the packed form of B gives the same numbers
                     tz_dgemm_packed(ta, M, N, K, 2.0, A, lda, Bp, beta == 2 ? 0.5 : beta, C2, ldc);
                     for (int i = 0; i < M; i++)
                         for (int j = 0; j < N; j++)
-                            cr_assert(C2[(long)i * ldc + j] == C[(long)i * ldc + j] || (isnan(C[(long)i * ldc + j]) && isnan(C2[(long)i * ldc + j])),
+                            cr_assert(C2[(long)i * ldc + j] == C[(long)i * ldc + j] ||
+                                          (isnan(C[(long)i * ldc + j]) && isnan(C2[(long)i * ldc + j])),
                                       "dgemm packed ta=%d tb=%d C[%d,%d]", ta, tb, i, j);
                 }
                 for (int i = 0; i < M; i++)
                     for (int j = 0; j < N; j++) {
                         double ref = 0;
                         for (int k = 0; k < K; k++) ref += (double)((i * 7 + k * 3) % 11 - 5) * ((k * 5 + j) % 7 - 3);
-                        ref = 2.0 * ref + (beta == 0 ? 0 : (beta == 2 ? 0.5 : 1.0) * (i - j)) + (beta == 3 ? bias[j] : 0);
-                        cr_assert_eq(C[(long)i * ldc + j], ref, "dgemm ta=%d tb=%d M=%d N=%d K=%d beta=%d C[%d,%d]",
-                                     ta, tb, M, N, K, beta, i, j);
+                        ref =
+                            2.0 * ref + (beta == 0 ? 0 : (beta == 2 ? 0.5 : 1.0) * (i - j)) + (beta == 3 ? bias[j] : 0);
+                        cr_assert_eq(C[(long)i * ldc + j], ref, "dgemm ta=%d tb=%d M=%d N=%d K=%d beta=%d C[%d,%d]", ta,
+                                     tb, M, N, K, beta, i, j);
                     }
             }
             free(A);

@@ -20,9 +20,9 @@ ParameterizedTest(int *i, gradcheck, each) {
     tz_check_result r;
     tz_check_run(c, &o, &r);
     cr_assert(r.checked > 0, "%s: nothing was compared", c->name);
-    cr_assert(r.ok, "%s: max relative error %.3e at %s[%ld]: numeric %.10g analytic %.10g", c->name,
-              r.max_err, r.worst_param[0] ? r.worst_param : "direction", r.worst_param[0] ? r.worst_offset : r.worst,
-              r.numeric, r.analytic);
+    cr_assert(r.ok, "%s: max relative error %.3e at %s[%ld]: numeric %.10g analytic %.10g", c->name, r.max_err,
+              r.worst_param[0] ? r.worst_param : "direction", r.worst_param[0] ? r.worst_offset : r.worst, r.numeric,
+              r.analytic);
 }
 
 // A deliberately wrong op: y = x^3 with backward 3x (should be 3x^2).

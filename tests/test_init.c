@@ -10,7 +10,9 @@
 #define ROWS 256
 #define COLS 512 // fan_in; fan_out = ROWS
 
-typedef struct stats { double mean, std, min, max; } stats;
+typedef struct stats {
+    double mean, std, min, max;
+} stats;
 
 static stats stats_of(const tz_tensor *w) {
     stats s = {0, 0, INFINITY, -INFINITY};
@@ -38,15 +40,15 @@ static void check_dist(nn_init init, double std, double bound) {
     cr_assert(fabs(s.std / std - 1) < 0.01, "%s: std %g, want %g", name, s.std, std);
     if (bound > 0) {
         cr_assert(s.min >= -bound && s.max <= bound, "%s: range [%g, %g], bound %g", name, s.min, s.max, bound);
-        cr_assert(s.min < -0.999 * bound && s.max > 0.999 * bound, "%s: range [%g, %g] does not reach %g", name,
-                  s.min, s.max, bound);
+        cr_assert(s.min < -0.999 * bound && s.max > 0.999 * bound, "%s: range [%g, %g] does not reach %g", name, s.min,
+                  s.max, bound);
     }
     tz_tensor_free(w);
 }
 
 Test(init, uniform_and_normal) {
     check_dist((nn_init){NN_INIT_UNIFORM, 0.1}, 0.1 / sqrt(3), 0.1); // U(-a,a): std a/sqrt(3)
-    check_dist((nn_init){NN_INIT_UNIFORM, 0}, 1 / sqrt(3), 1);       // default range 1
+    check_dist((nn_init){NN_INIT_UNIFORM, 0}, 1 / sqrt(3), 1); // default range 1
     check_dist((nn_init){NN_INIT_NORMAL, 0.02}, 0.02, 0);
     check_dist((nn_init){NN_INIT_NORMAL, 0}, 1, 0); // default std 1
 }
@@ -104,20 +106,20 @@ static void check_orthogonal(int rows, int cols, int blocks, double gain) {
     int br = rows / blocks;
     for (int b = 0; b < blocks; b++) {
         double err = ortho_err(w->data + b * br * cols, br, cols, br > cols, gain ? gain : 1);
-        cr_assert(err < 1e-5 * (gain ? gain * gain : 1), "(%d,%d) block %d of %d: max error %g", rows, cols, b,
-                  blocks, err);
+        cr_assert(err < 1e-5 * (gain ? gain * gain : 1), "(%d,%d) block %d of %d: max error %g", rows, cols, b, blocks,
+                  err);
     }
     tz_tensor_free(w);
 }
 
 Test(init, orthogonal_square_tall_wide) {
     check_orthogonal(64, 64, 1, 0);
-    check_orthogonal(64, 64, 1, 2);   // gain: W W^T = 4 I
-    check_orthogonal(128, 32, 4, 0);  // LSTM (4H, H): four orthogonal (H, H) gates
-    check_orthogonal(64, 16, 1, 0);   // tall: orthonormal columns
-    check_orthogonal(192, 16, 4, 0);  // tall blocks
-    check_orthogonal(16, 64, 1, 0);   // wide: orthonormal rows
-    check_orthogonal(48, 64, 3, 0);   // wide blocks
+    check_orthogonal(64, 64, 1, 2); // gain: W W^T = 4 I
+    check_orthogonal(128, 32, 4, 0); // LSTM (4H, H): four orthogonal (H, H) gates
+    check_orthogonal(64, 16, 1, 0); // tall: orthonormal columns
+    check_orthogonal(192, 16, 4, 0); // tall blocks
+    check_orthogonal(16, 64, 1, 0); // wide: orthonormal rows
+    check_orthogonal(48, 64, 3, 0); // wide blocks
 }
 
 Test(init, orthogonal_sign_is_pytorchs) {

@@ -71,8 +71,8 @@ Test(ops, unary_values_and_extremes) {
 }
 
 Test(ops, softmax_family) {
-    EXPECT(tz_softmax(&g, T(2, 3) V(1, 2, 3, 1000, 1000, 1000)), 1e-6, 0.09003057, 0.24472847, 0.66524096,
-           1. / 3, 1. / 3, 1. / 3);
+    EXPECT(tz_softmax(&g, T(2, 3) V(1, 2, 3, 1000, 1000, 1000)), 1e-6, 0.09003057, 0.24472847, 0.66524096, 1. / 3,
+           1. / 3, 1. / 3);
     EXPECT(tz_log_softmax(&g, T(3) V(1, 2, 3)), 1e-6, -2.4076059, -1.4076059, -0.4076059);
     EXPECT(tz_log_softmax(&g, T(2) V(-1e4, 1e4)), 1e-3, -2e4, 0);
 }
@@ -90,8 +90,8 @@ Test(ops, embedding_gathers_rows) {
 }
 
 Test(ops, layernorm) {
-    EXPECT(tz_layernorm(&g, T(2, 3) V(1, 2, 3, 1e4 + 1, 1e4 + 2, 1e4 + 3), NULL, NULL, 0), 1e-3,
-           -1.2247449, 0, 1.2247449, -1.2247449, 0, 1.2247449);
+    EXPECT(tz_layernorm(&g, T(2, 3) V(1, 2, 3, 1e4 + 1, 1e4 + 2, 1e4 + 3), NULL, NULL, 0), 1e-3, -1.2247449, 0,
+           1.2247449, -1.2247449, 0, 1.2247449);
     EXPECT(tz_layernorm(&g, T(3) V(1, 2, 3), T(3) V(2, 2, 2), T(3) V(1, 1, 1), 0), 1e-5, -1.4494897, 1, 3.4494897);
 }
 

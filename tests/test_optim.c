@@ -11,7 +11,11 @@
 #include "schedule.h"
 
 // The 2-parameter problem: one (1,2) matrix (so weight decay applies), θ = (1, -2).
-typedef struct problem { tz_params P; tz_tensor *w; nn_optim o; } problem;
+typedef struct problem {
+    tz_params P;
+    tz_tensor *w;
+    nn_optim o;
+} problem;
 
 static void setup(problem *p, nn_optim_config c) {
     tz_params_init(&p->P);
@@ -25,8 +29,8 @@ static void step(problem *p, double lr, double g0, double g1, double w0, double 
     p->w->grad[0] = (real)g0, p->w->grad[1] = (real)g1;
     nn_optim_step(&p->o, &p->P, lr);
     cr_assert(fabs(p->w->data[0] - w0) < 1e-6 && fabs(p->w->data[1] - w1) < 1e-6,
-              "%s step %ld: θ = (%.9g, %.9g), want (%.9g, %.9g)", nn_optim_name(p->o.c.kind), p->o.step,
-              p->w->data[0], p->w->data[1], w0, w1);
+              "%s step %ld: θ = (%.9g, %.9g), want (%.9g, %.9g)", nn_optim_name(p->o.c.kind), p->o.step, p->w->data[0],
+              p->w->data[1], w0, w1);
 }
 
 static void teardown(problem *p) {
@@ -211,7 +215,8 @@ Test(optim, decay_masks) {
     tz_params_set_flags(&P, N, TZ_PARAM_NO_DECAY);
     int want[2][4] = {{1, 0, 1, 0}, {1, 0, 0, 0}};
     for (int ne = 0; ne < 2; ne++)
-        for (int i = 0; i < 4; i++) cr_assert_eq(nn_optim_decays(&P, i, ne), want[ne][i], "%s, no_decay_embeddings %d", P.names[i], ne);
+        for (int i = 0; i < 4; i++)
+            cr_assert_eq(nn_optim_decays(&P, i, ne), want[ne][i], "%s, no_decay_embeddings %d", P.names[i], ne);
     // AdamW with zero gradients moves nothing but the decayed: θ *= 1 - lr wd = 1 - 0.1*0.5.
     for (size_t j = 0; j < P.n; j++) P.data[j] = 1;
     nn_optim_config c = nn_optim_defaults(NN_OPTIM_ADAMW);
@@ -292,8 +297,8 @@ Test(optim, names_and_errors) {
 
 static void expect_lr(const nn_schedule *s, long it, double want) {
     double got = nn_schedule_lr(s, it);
-    cr_assert(fabs(got - want) <= 1e-9 * fabs(want) + 1e-15, "%s at %ld: %.12g, want %.12g",
-              nn_schedule_name(s->kind), it, got, want);
+    cr_assert(fabs(got - want) <= 1e-9 * fabs(want) + 1e-15, "%s at %ld: %.12g, want %.12g", nn_schedule_name(s->kind),
+              it, got, want);
 }
 
 Test(schedule, constant_and_step) {
@@ -318,11 +323,11 @@ Test(schedule, constant_and_step) {
 Test(schedule, cosine_and_linear) {
     // nanoGPT: lr 1e-3, min 1e-4, warmup 100, decay at 2000.
     nn_schedule s = {.kind = NN_SCHED_COSINE, .lr = 1e-3, .min_lr = 1e-4, .warmup = 100, .decay_iters = 2000};
-    expect_lr(&s, 0, 1e-3 / 101);        // lr (0+1)/(100+1)
+    expect_lr(&s, 0, 1e-3 / 101); // lr (0+1)/(100+1)
     expect_lr(&s, 99, 1e-3 * 100 / 101);
-    expect_lr(&s, 100, 1e-3);            // ratio 0: coeff 1
+    expect_lr(&s, 100, 1e-3); // ratio 0: coeff 1
     expect_lr(&s, 575, 8.68198051534e-4); // ratio 1/4: coeff (1 + cos(pi/4))/2 = 0.853553390593
-    expect_lr(&s, 1050, 5.5e-4);         // ratio 1/2: halfway, 1e-4 + 0.5 * 9e-4
+    expect_lr(&s, 1050, 5.5e-4); // ratio 1/2: halfway, 1e-4 + 0.5 * 9e-4
     expect_lr(&s, 2000, 1e-4);
     expect_lr(&s, 5000, 1e-4);
     s.kind = NN_SCHED_LINEAR;
@@ -342,7 +347,8 @@ Test(schedule, noam) {
     expect_lr(&s, 0, 1 / sqrt(512.0) * pow(4000, -1.5));
     expect_lr(&s, 3999, 6.98771242968e-4);
     expect_lr(&s, 15999, 6.98771242968e-4 / 2);
-    cr_assert(nn_schedule_lr(&s, 3998) < nn_schedule_lr(&s, 3999) && nn_schedule_lr(&s, 4000) < nn_schedule_lr(&s, 3999));
+    cr_assert(nn_schedule_lr(&s, 3998) < nn_schedule_lr(&s, 3999) &&
+              nn_schedule_lr(&s, 4000) < nn_schedule_lr(&s, 3999));
 }
 
 Test(schedule, names_and_errors) {
@@ -355,7 +361,8 @@ Test(schedule, names_and_errors) {
     cr_assert_str_eq(tz_last_error(), "schedule: unknown schedule 'onecycle' (constant, step, cosine, linear, noam)");
     nn_schedule s = {.kind = NN_SCHED_COSINE, .lr = 1, .warmup = 100, .decay_iters = 100};
     cr_assert(EXPECT_FAIL(nn_schedule_lr(&s, 0)));
-    cr_assert_str_eq(tz_last_error(), "schedule cosine: need 0 <= warmup < decay_iters, got warmup = 100, decay_iters = 100");
+    cr_assert_str_eq(tz_last_error(),
+                     "schedule cosine: need 0 <= warmup < decay_iters, got warmup = 100, decay_iters = 100");
     s = (nn_schedule){.kind = NN_SCHED_STEP, .lr = 1, .gamma = 0.5};
     cr_assert(EXPECT_FAIL(nn_schedule_lr(&s, 0)));
     s = (nn_schedule){.kind = NN_SCHED_NOAM, .lr = 1, .d_model = 512};

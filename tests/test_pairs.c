@@ -83,11 +83,13 @@ Test(pairs, reader_skips_and_failures) {
     free(text);
     // Failures name the file and line.
     cr_assert_str_eq(parse_error("a\tb\nno tab here\n", &t), "f.tsv:2: no tab in the line (want source<TAB>target)");
-    cr_assert_str_eq(parse_error("a\tb\nc\tcaf\xe9\n", &t), "f.tsv:2: invalid UTF-8 at byte 6 of the line (want UTF-8 text)");
+    cr_assert_str_eq(parse_error("a\tb\nc\tcaf\xe9\n", &t),
+                     "f.tsv:2: invalid UTF-8 at byte 6 of the line (want UTF-8 text)");
     const char nul[] = "a\tb\0c\n";
     cr_assert(EXPECT_FAIL(tz_pairs_parse(&t, "f.tsv", nul, sizeof nul - 1, &bench, 1, 10)));
     cr_assert_str_eq(tz_last_error(), "f.tsv:1: a NUL byte at byte 4 of the line (want UTF-8 text)");
-    cr_assert(strstr(parse_error("\t\n \n", &t), "f.tsv: no pair with 1..10 tokens on both sides (2 lines: 1 blank, 1 with an empty side"));
+    cr_assert(strstr(parse_error("\t\n \n", &t),
+                     "f.tsv: no pair with 1..10 tokens on both sides (2 lines: 1 blank, 1 with an empty side"));
     cr_assert(parse_error("", &t) != NULL);
 }
 
@@ -95,7 +97,8 @@ Test(pairs, reader_skips_and_failures) {
 static char *many_sources(int n) {
     char *text = malloc(64 * n * 3 + 1), *p = text;
     for (int i = 0; i < n; i++)
-        for (int k = 0; k <= i % 3; k++) p += sprintf(p, "source %d w%d .\tcible %d v%d n%d .\n", i, i % 7, i, i % 5, k);
+        for (int k = 0; k <= i % 3; k++)
+            p += sprintf(p, "source %d w%d .\tcible %d v%d n%d .\n", i, i % 7, i, i % 5, k);
     *p = 0;
     return text;
 }
@@ -134,7 +137,8 @@ Test(pairs, split_by_distinct_source) {
         int src;
         cr_assert_eq(sscanf(tz_sent(&p.set[SPLIT_VAL].src_text, i), "source %d", &src), 1);
         int here = 0;
-        for (long j = 0; j < p.set[SPLIT_VAL].n; j++) here += !strcmp(tz_sent(&p.set[SPLIT_VAL].src_text, j), tz_sent(&p.set[SPLIT_VAL].src_text, i));
+        for (long j = 0; j < p.set[SPLIT_VAL].n; j++)
+            here += !strcmp(tz_sent(&p.set[SPLIT_VAL].src_text, j), tz_sent(&p.set[SPLIT_VAL].src_text, i));
         cr_assert_eq(here, 1 + src % 3);
     }
     // The vocabularies: specials at 0..3, words of the training split seen twice or more.
@@ -239,7 +243,8 @@ static double spread(int bucket) {
         tz_batch x;
         cr_assert(tz_pair_batcher_next(&b, &x));
         int lo = 99, hi = 0;
-        for (int r = 0; r < x.B; r++) lo = x.src_len[r] < lo ? x.src_len[r] : lo, hi = x.src_len[r] > hi ? x.src_len[r] : hi;
+        for (int r = 0; r < x.B; r++)
+            lo = x.src_len[r] < lo ? x.src_len[r] : lo, hi = x.src_len[r] > hi ? x.src_len[r] : hi;
         sum += hi - lo;
     }
     tz_pair_batcher_free(&b);
@@ -320,7 +325,8 @@ static const char *cfg_file(char *path, const char *data) {
     strcpy(path, "/tmp/tapezoo-pairs-XXXXXX");
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
-    dprintf(fd, "[model]\ntype = gru\n[train]\nseed = 3\n[data]\n%s%s", strstr(data, "path =") ? "" : "path = unused\n", data);
+    dprintf(fd, "[model]\ntype = gru\n[train]\nseed = 3\n[data]\n%s%s", strstr(data, "path =") ? "" : "path = unused\n",
+            data);
     close(fd);
     return path;
 }
@@ -357,12 +363,15 @@ Test(pairs, synthetic_reverse_and_copy) {
             int n = tz_pair_src_len(set, i);
             cr_assert(n >= 5 && n <= 9);
             cr_assert_eq(tz_pair_tgt_len(set, i), n);
-            for (int t = 0; t < n; t++) cr_assert_eq(set->tgt[set->tgt_off[i] + t], set->src[set->src_off[i] + n - 1 - t]);
+            for (int t = 0; t < n; t++)
+                cr_assert_eq(set->tgt[set->tgt_off[i] + t], set->src[set->src_off[i] + n - 1 - t]);
             cr_assert_eq(set->src[set->src_off[i]], tz_sent(&set->src_text, i)[0] - '0' + 4);
-            if (s == SPLIT_TRAIN) cr_assert_lt(tz_vocab_find(&p.held_out, tz_sent(&set->src_text, i)), 0, "a held-out string in train");
+            if (s == SPLIT_TRAIN)
+                cr_assert_lt(tz_vocab_find(&p.held_out, tz_sent(&set->src_text, i)), 0, "a held-out string in train");
         }
     }
-    for (long i = 0; i < p.set[SPLIT_VAL].n; i++) cr_assert_not(in_set(&p.set[SPLIT_TEST].src_text, tz_sent(&p.set[SPLIT_VAL].src_text, i)));
+    for (long i = 0; i < p.set[SPLIT_VAL].n; i++)
+        cr_assert_not(in_set(&p.set[SPLIT_TEST].src_text, tz_sent(&p.set[SPLIT_VAL].src_text, i)));
     // Held-out strings never come out of fresh draws either: lengths 4..4 hold 10,000 strings,
     // 2,000 of them held out, so about a fifth of the draws hit one.
     tz_pairs_free(&p);
@@ -398,8 +407,9 @@ Test(pairs, synthetic_reverse_and_copy) {
     // Too few strings to hold out.
     load_cfg(&c, "kind = reverse\nmin_len = 1\nmax_len = 2\n");
     cr_assert(EXPECT_FAIL(tz_pairs_load(&p, &c, NULL, NULL, NULL)));
-    cr_assert(strstr(tz_last_error(), "min_len..max_len = 1..2 hold 110 strings, too few to hold out 2 x eval_size = 2000"),
-              "%s", tz_last_error());
+    cr_assert(
+        strstr(tz_last_error(), "min_len..max_len = 1..2 hold 110 strings, too few to hold out 2 x eval_size = 2000"),
+        "%s", tz_last_error());
     cr_assert(cfg_rejects(&c, "kind = copy\nmin_len = 0\n")); // the cfg's range
     cr_assert(strstr(tz_last_error(), "min_len = 0: must be in [1, 1000]"), "%s", tz_last_error());
     load_cfg(&c, "kind = copy\nmin_len = 12\nmax_len = 11\n");
@@ -481,11 +491,13 @@ Test(pairs, cfg_load_resume_and_test_files) {
     cr_assert(EXPECT_FAIL(tz_pairs_load(&p, &c, NULL, NULL, NULL)));
     cr_assert(strstr(tz_last_error(), "[data] tokenizer = 'char': pairs want word or bpe"), "%s", tz_last_error());
     cr_assert(cfg_rejects(&c, "kind = pair\n"), "the cfg reader knows the kinds");
-    cr_assert(strstr(tz_last_error(), "[data] kind = 'pair' (want text, pairs, reverse or copy)"), "%s", tz_last_error());
+    cr_assert(strstr(tz_last_error(), "[data] kind = 'pair' (want text, pairs, reverse or copy)"), "%s",
+              tz_last_error());
     snprintf(lines, sizeof lines, "kind = pairs\npath = %s\nsplit = 0.97\n", data);
     load_cfg(&c, lines);
     cr_assert(EXPECT_FAIL(tz_pairs_load(&p, &c, NULL, NULL, NULL)));
-    cr_assert(strstr(tz_last_error(), "val_split = 0.05 must be >= 0 with split + val_split <= 1"), "%s", tz_last_error());
+    cr_assert(strstr(tz_last_error(), "val_split = 0.05 must be >= 0 with split + val_split <= 1"), "%s",
+              tz_last_error());
     unlink(data);
 }
 
@@ -500,7 +512,8 @@ Test(pairs, eng_fra_counts) {
     tz_pairs p;
     tz_pairs_load(&p, &c, NULL, NULL, NULL);
     cr_assert_eq(p.st[SPLIT_TRAIN].kept, 119411);
-    cr_assert_eq(p.groups[SPLIT_TRAIN] + p.groups[SPLIT_VAL] + p.groups[SPLIT_TEST], 81719, "distinct English sentences");
+    cr_assert_eq(p.groups[SPLIT_TRAIN] + p.groups[SPLIT_VAL] + p.groups[SPLIT_TEST], 81719,
+                 "distinct English sentences");
     cr_assert_eq(p.groups[SPLIT_VAL], 4086);
     cr_assert(p.src_vocab.size > 7500 && p.src_vocab.size < 7900, "English types %d", p.src_vocab.size);
     cr_assert(p.tgt_vocab.size > 13400 && p.tgt_vocab.size < 13800, "French types %d", p.tgt_vocab.size);
@@ -518,7 +531,10 @@ Test(pairs, eng_fra_counts) {
 #include "run.h"
 #include "task.h"
 
-typedef struct mock { tz_tensor *es, *et, *w; int D, Vt; } mock;
+typedef struct mock {
+    tz_tensor *es, *et, *w;
+    int D, Vt;
+} mock;
 
 static void *mock_create(const cfg *c, int Vs, int Vt, tz_params *P, tz_rng *r) {
     (void)c;
@@ -556,8 +572,13 @@ static tz_tensor *mock_forward(tz_graph *g, void *vm, tz_batch *b) {
 static void mock_free(void *m) { free(m); }
 
 // Named after a zoo model so the cfg reader accepts the cfg (the test swaps the definition in).
-static const tz_model_def mock_def = {.name = "gru", .paper = "mock", .keys = NULL, .pairs = 1,
-                                      .mt_create = mock_create, .forward = mock_forward, .free = mock_free};
+static const tz_model_def mock_def = {.name = "gru",
+                                      .paper = "mock",
+                                      .keys = NULL,
+                                      .pairs = 1,
+                                      .mt_create = mock_create,
+                                      .forward = mock_forward,
+                                      .free = mock_free};
 
 // The trainer as the command runs it (tz_run_main), with the mock model (NULL: the cfg's), its
 // print-out into out_path, on one thread: argv as on the command line. Returns the status.
@@ -604,8 +625,9 @@ Test(pairs_task, learns_resumes_bit_exact_and_keeps_the_split) {
     snprintf(half, sizeof half, "train.out_dir=%s/half", dir);
     strcpy(cfg_path, "/tmp/tapezoo-pairs-cfg-XXXXXX");
     int fd = mkstemp(cfg_path);
-    dprintf(fd, "[model]\ntype = gru\n[train]\nsteps = 40\nbatch = 8\neval_every = 10\nlog_every = 10\nseed = 5\n"
-                "[optim]\nlr = 0.03\n[data]\nkind = copy\nmin_len = 3\nmax_len = 6\neval_size = 40\ntrain_size = 300\n");
+    dprintf(fd,
+            "[model]\ntype = gru\n[train]\nsteps = 40\nbatch = 8\neval_every = 10\nlog_every = 10\nseed = 5\n"
+            "[optim]\nlr = 0.03\n[data]\nkind = copy\nmin_len = 3\nmax_len = 6\neval_size = 40\ntrain_size = 300\n");
     close(fd);
     // 40 steps in one go, and 20 + 20 with a resume in between: the same numbers.
     char *a1[] = {"train", cfg_path, full};
@@ -710,10 +732,11 @@ Test(pairs_task, transformer_mt_resumes_bit_exact) {
     snprintf(b, sizeof b, "train.out_dir=%s/b", dir), snprintf(run_b, sizeof run_b, "%s/b", dir);
     strcpy(cfg_path, "/tmp/tapezoo-pairs-cfg-XXXXXX");
     int fd = mkstemp(cfg_path);
-    dprintf(fd, "[model]\ntype = transformer_mt\nlayers = 1\nheads = 2\nd_model = 8\nd_ff = 16\ndropout = 0.1\n"
-                "attn_dropout = 0.1\n[train]\nsteps = 6\nbatch = 8\neval_every = 3\nlog_every = 3\nlabel_smoothing = 0.1\n"
-                "[optim]\nlr = 1\nbeta2 = 0.98\neps = 1e-9\n[schedule]\nkind = noam\nwarmup = 4\nd_model = 8\n"
-                "[data]\nkind = reverse\nmin_len = 3\nmax_len = 6\neval_size = 30\n");
+    dprintf(fd,
+            "[model]\ntype = transformer_mt\nlayers = 1\nheads = 2\nd_model = 8\nd_ff = 16\ndropout = 0.1\n"
+            "attn_dropout = 0.1\n[train]\nsteps = 6\nbatch = 8\neval_every = 3\nlog_every = 3\nlabel_smoothing = 0.1\n"
+            "[optim]\nlr = 1\nbeta2 = 0.98\neps = 1e-9\n[schedule]\nkind = noam\nwarmup = 4\nd_model = 8\n"
+            "[data]\nkind = reverse\nmin_len = 3\nmax_len = 6\neval_size = 30\n");
     close(fd);
     char *r1[] = {"train", cfg_path, a};
     cr_assert_eq(train_with(NULL, 3, r1), 0);

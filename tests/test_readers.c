@@ -17,7 +17,10 @@
 // ---------------------------------------------------------------------------------------------
 // A small checkpoint (two tensors, Adam's state, a carried state) in memory.
 
-typedef struct { unsigned char *p; size_t n; } bytes;
+typedef struct {
+    unsigned char *p;
+    size_t n;
+} bytes;
 
 static tz_params ckpt_params(int rows) {
     tz_params P;
@@ -43,8 +46,14 @@ static bytes small_ckpt(void) {
     nn_optim o;
     nn_optim_init(&o, &P, &oc);
     real carried[5] = {1, 2, 3, 4, 5};
-    tz_ckpt_meta m = {.step = 42, .best_val = 1.5, .best_step = 40, .rng = {1, 2, 3, 4}, .carried = carried,
-                      .carried_n = 5, .cfg_text = "[model]\ntype = mlp\n", .vocab_text = "tapezoo-vocab"};
+    tz_ckpt_meta m = {.step = 42,
+                      .best_val = 1.5,
+                      .best_step = 40,
+                      .rng = {1, 2, 3, 4},
+                      .carried = carried,
+                      .carried_n = 5,
+                      .cfg_text = "[model]\ntype = mlp\n",
+                      .vocab_text = "tapezoo-vocab"};
     strcpy(m.model, "mlp");
     char path[] = "/tmp/tapezoo-readers-XXXXXX";
     close(mkstemp(path));
@@ -99,11 +108,11 @@ static const char *load_error(bytes b) {
     return msg;
 }
 
-#define EXPECT_LOAD_ERROR(b, substring)                                                           \
-    do {                                                                                          \
-        const char *msg_ = load_error(b);                                                         \
-        cr_assert(msg_, "loaded, expected '%s'", substring);                                      \
-        cr_assert(strstr(msg_, substring), "'%s' lacks '%s'", msg_, substring);                   \
+#define EXPECT_LOAD_ERROR(b, substring) \
+    do { \
+        const char *msg_ = load_error(b); \
+        cr_assert(msg_, "loaded, expected '%s'", substring); \
+        cr_assert(strstr(msg_, substring), "'%s' lacks '%s'", msg_, substring); \
     } while (0)
 
 Test(checkpoint, valid_one_loads) {
@@ -159,7 +168,9 @@ Test(checkpoint, many_dimensions_before_anything_else) {
 
 Test(checkpoint, crafted_headers) {
     bytes b = small_ckpt();
-    static const struct { const char *from, *to, *error; } cases[] = {
+    static const struct {
+        const char *from, *to, *error;
+    } cases[] = {
         {"\"step\":\"42\"", "\"step\":\"abc\"", "step = 'abc' is not a whole number"},
         {"\"step\":\"42\"", "\"step\":\"42x\"", "step = '42x'"},
         {"\"step\":\"42\"", "\"step\":\"-5\"", "step = '-5'"},
@@ -172,8 +183,10 @@ Test(checkpoint, crafted_headers) {
         {"\"step\":\"42\",", "", "no 'step' in __metadata__"},
         {"\"format\":\"tapezoo-1\"", "\"format\":\"tapezoo-9\"", "unknown format 'tapezoo-9'"},
         {"\"format\":\"tapezoo-1\"", "\"format\":7", "__metadata__ 'format' is not a string"},
-        {"\"dtype\":\"F32\"", "\"dtype\":\"F16\"", "tensor 'layer.weight' has data_offsets [0,48] (48 bytes), its shape and dtype F16 need 24"},
-        {"\"dtype\":\"F32\",\"shape\":[3]", "\"dtype\":\"I32\",\"shape\":[3]", "tensor 'layer.bias' is I32, this build reads F32"},
+        {"\"dtype\":\"F32\"", "\"dtype\":\"F16\"",
+         "tensor 'layer.weight' has data_offsets [0,48] (48 bytes), its shape and dtype F16 need 24"},
+        {"\"dtype\":\"F32\",\"shape\":[3]", "\"dtype\":\"I32\",\"shape\":[3]",
+         "tensor 'layer.bias' is I32, this build reads F32"},
         {"\"dtype\":\"F32\"", "\"dtype\":\"X99\"", "unknown dtype 'X99'"},
         {"\"shape\":[3,4]", "\"shape\":[-3,4]", "shape entry 0 is not a whole number"},
         {"\"shape\":[3,4]", "\"shape\":[3.5,4]", "shape entry 0 is not a whole number"},
@@ -187,7 +200,10 @@ Test(checkpoint, crafted_headers) {
         {"\"data_offsets\":[0,48]", "\"data_offsets\":[0,1e300]", "bad data_offsets"},
         {"\"layer.weight\"", "\"layer.weigh\"", "no tensor 'layer.weight'"},
         {"{\"layer.weight\"", "[{\"layer.weight\"", "bad header JSON"},
-        {"\"__metadata__\":{", "\"__metadata__\":{\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],", "nested too deeply"},
+        {"\"__metadata__\":{",
+         "\"__metadata__\":{\"x\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]"
+         "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],",
+         "nested too deeply"},
         {"\"__metadata__\":{", "\"__metadata__\":{\"x\":\"\\u0000\",", "\\u0000 in a string"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
@@ -211,7 +227,8 @@ Test(checkpoint, another_model_names_tensor_and_both_shapes) {
     bytes b = small_ckpt();
     tz_params P = ckpt_params(5);
     cr_assert(EXPECT_FAIL(tz_ckpt_load_mem(b.p, b.n, "x.safetensors", &P, NULL)));
-    cr_assert(strstr(tz_last_error(), "tensor 'layer.weight' has shape [3,4], the model wants [5,4]"), "%s", tz_last_error());
+    cr_assert(strstr(tz_last_error(), "tensor 'layer.weight' has shape [3,4], the model wants [5,4]"), "%s",
+              tz_last_error());
     tz_params_free(&P);
     free(b.p);
 }
@@ -239,7 +256,9 @@ static const char *json_error(const char *text) {
 }
 
 Test(json, bad_input) {
-    static const struct { const char *text, *error; } cases[] = {
+    static const struct {
+        const char *text, *error;
+    } cases[] = {
         {"", "unexpected end at byte 0"},
         {"tru", "bad value"},
         {"[true", "expected ',' or ']'"},
@@ -257,7 +276,8 @@ Test(json, bad_input) {
     };
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
         const char *err = json_error(cases[k].text);
-        cr_assert(err && strstr(err, cases[k].error), "'%s': got '%s', want '%s'", cases[k].text, err ? err : "(parsed)", cases[k].error);
+        cr_assert(err && strstr(err, cases[k].error), "'%s': got '%s', want '%s'", cases[k].text,
+                  err ? err : "(parsed)", cases[k].error);
     }
     cr_assert_null(json_error("{\"a\":[1,2.5e3,-3],\"b\":{\"c\":null,\"d\":true,\"e\":false}}"));
 }
@@ -338,14 +358,15 @@ static const tz_model_def *small_model(const char *type, cfg *c, int V, tz_param
     int fd = mkstemp(path);
     cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
-    static const char *const sizes[] = {"model.embed=8", "model.hidden=16", "model.context=3", "model.heads=2",
-                                        "model.d_model=16", "model.d_ff=32", "model.layers=2"};
+    static const char *const sizes[] = {"model.embed=8",    "model.hidden=16", "model.context=3", "model.heads=2",
+                                        "model.d_model=16", "model.d_ff=32",   "model.layers=2"};
     const tz_model_def *def = tz_model_find(type);
     char *over[8];
     int n = 0;
     for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++)
         for (const cfg_key *key = def->keys; key->section; key++)
-            if (!strncmp(sizes[k] + 6, key->key, strlen(key->key)) && sizes[k][6 + strlen(key->key)] == '=') over[n++] = (char *)sizes[k];
+            if (!strncmp(sizes[k] + 6, key->key, strlen(key->key)) && sizes[k][6 + strlen(key->key)] == '=')
+                over[n++] = (char *)sizes[k];
     def = tz_cfg_load(c, path, over, n);
     unlink(path);
     tz_rng r;
@@ -393,8 +414,8 @@ Test(sampler, step_by_step_logits_equal_forward) {
             if (n - 1 < first) continue;
             for (int j = 0; j < V; j++) {
                 real w = want[(n - 1 - first) * V + j];
-                cr_assert(fabsf(got[j] - w) <= 1e-4f * (1 + fabsf(w)), "%s: position %d, logit %d: sampling %g, forward %g",
-                          def->name, n - 1, j, got[j], w);
+                cr_assert(fabsf(got[j] - w) <= 1e-4f * (1 + fabsf(w)),
+                          "%s: position %d, logit %d: sampling %g, forward %g", def->name, n - 1, j, got[j], w);
             }
         }
         free(want);

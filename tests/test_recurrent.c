@@ -91,7 +91,8 @@ Test(recurrent, state_carry_equals_one_run) {
     tz_tensor *x = from_fixture("x"), *h, *cc, *hh, *c2;
     tz_tensor *whole = nn_recurrent_forward(&g, &m, x, NULL, NULL, NULL, NULL);
     tz_tensor *a = nn_recurrent_forward(&g, &m, tz_slice(&g, x, 0, 0, 2), NULL, NULL, &h, &cc);
-    tz_tensor *b = nn_recurrent_forward(&g, &m, tz_slice(&g, x, 0, 2, 3), tz_detach(&g, h), tz_detach(&g, cc), &hh, &c2);
+    tz_tensor *b =
+        nn_recurrent_forward(&g, &m, tz_slice(&g, x, 0, 2, 3), tz_detach(&g, h), tz_detach(&g, cc), &hh, &c2);
     for (int i = 0; i < a->n; i++) cr_assert_float_eq(a->data[i], whole->data[i], 1e-6);
     for (int i = 0; i < b->n; i++) cr_assert_float_eq(b->data[i], whole->data[a->n + i], 1e-6);
     tz_params_free(&P);
@@ -147,8 +148,10 @@ static void run_cell(nn_cell_kind cell, int cho, int threads, real *out, real *g
 }
 
 Test(recurrent, batch_slices_match_one_thread_bit_for_bit) {
-    static const struct { nn_cell_kind cell; int cho; } cases[] = {
-        {NN_CELL_RNN, 0}, {NN_CELL_LSTM, 0}, {NN_CELL_GRU, 0}, {NN_CELL_GRU, 1}};
+    static const struct {
+        nn_cell_kind cell;
+        int cho;
+    } cases[] = {{NN_CELL_RNN, 0}, {NN_CELL_LSTM, 0}, {NN_CELL_GRU, 0}, {NN_CELL_GRU, 1}};
     enum { OUT = 5 * 7 * 80, GRADS = 60000 };
     static real o1[OUT], o2[OUT], g1[GRADS], g2[GRADS];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {

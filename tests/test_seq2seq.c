@@ -17,12 +17,13 @@
 #include "setup.h"
 
 // The tests below index logits by (b, t): the full (B*T, V) layout (skip_padding has its own test).
-static const char *const small[] = {"model.embed=8", "model.hidden=6", "model.dec_hidden=7", "model.attn_dim=5",
-                                    "model.skip_padding=false", NULL};
-static const char *const small_enc[] = {"model.embed=8", "model.hidden=6", "model.dec_hidden=7", "model.skip_padding=false", NULL};
-static const char *const small_dot[] = {"model.embed=8", "model.hidden=4", "model.dec_hidden=8", "model.score=dot",
-                                        "model.form=cho", "model.readout=maxout", "model.maxout_units=5",
+static const char *const small[] = {"model.embed=8",    "model.hidden=6",           "model.dec_hidden=7",
+                                    "model.attn_dim=5", "model.skip_padding=false", NULL};
+static const char *const small_enc[] = {"model.embed=8", "model.hidden=6", "model.dec_hidden=7",
                                         "model.skip_padding=false", NULL};
+static const char *const small_dot[] = {"model.embed=8",        "model.hidden=4",           "model.dec_hidden=8",
+                                        "model.score=dot",      "model.form=cho",           "model.readout=maxout",
+                                        "model.maxout_units=5", "model.skip_padding=false", NULL};
 
 enum { VS = 11, VT = 9 };
 
@@ -116,8 +117,8 @@ static void check_teacher_forcing(const char *type, const char *const *over) {
         cr_assert_eq(step->shape[1], VT);
         for (int i = 0; i < B; i++)
             for (int v = 0; v < VT; v++)
-                cr_assert_float_eq(step->data[i * VT + v], logits->data[(i * T + t) * VT + v], 1e-5, "%s row %d step %d", type,
-                                   i, t);
+                cr_assert_float_eq(step->data[i * VT + v], logits->data[(i * T + t) * VT + v], 1e-5,
+                                   "%s row %d step %d", type, i, t);
         if (strcmp(type, "rnnsearch")) { // no attention
             cr_assert_null(attn);
             continue;
@@ -319,8 +320,10 @@ Test(seq2seq, gru_cell_matches_sequence_op) {
     tz_rng r;
     tz_rng_seed(&r, 31);
     enum { B = 3, I = 4, H = 5 };
-    tz_tensor *w_ih = tz_param(&P, "w_ih", 2, (const int[]){3 * H, I}), *w_hh = tz_param(&P, "w_hh", 2, (const int[]){3 * H, H});
-    tz_tensor *b_ih = tz_param(&P, "b_ih", 1, (const int[]){3 * H}), *b_hh = tz_param(&P, "b_hh", 1, (const int[]){3 * H});
+    tz_tensor *w_ih = tz_param(&P, "w_ih", 2, (const int[]){3 * H, I}),
+              *w_hh = tz_param(&P, "w_hh", 2, (const int[]){3 * H, H});
+    tz_tensor *b_ih = tz_param(&P, "b_ih", 1, (const int[]){3 * H}),
+              *b_hh = tz_param(&P, "b_hh", 1, (const int[]){3 * H});
     for (size_t i = 0; i < P.n; i++) P.data[i] = (real)(0.5 * tz_rng_normal(&r));
     tz_graph g;
     tz_graph_init(&g, 1 << 20);
@@ -331,7 +334,8 @@ Test(seq2seq, gru_cell_matches_sequence_op) {
         tz_tensor *ref = tz_gru_seq(&g, x, h, w_ih, w_hh, b_ih, b_hh, cho, 0);
         tz_tensor *xg = tz_linear(&g, tz_reshape(&g, x, 2, (const int[]){B, I}), w_ih, b_ih);
         tz_tensor *got = nn_gru_cell(&g, xg, h, w_hh, b_hh, cho);
-        for (int i = 0; i < B * H; i++) cr_assert_float_eq(got->data[i], ref->data[i], 1e-5, "cho %d, element %d", cho, i);
+        for (int i = 0; i < B * H; i++)
+            cr_assert_float_eq(got->data[i], ref->data[i], 1e-5, "cho %d, element %d", cho, i);
     }
     tz_graph_free(&g);
     tz_params_free(&P);

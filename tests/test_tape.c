@@ -53,7 +53,8 @@ Test(tape, fresh_gradients_overwrite_once) {
         tz_backward(&g, loss);
         for (int i = 0; i < x->n; i++) {
             double t = tanh((double)x->data[i]), want = (2 * t + 3 + 2 * with_view) * (1 - t * t);
-            cr_assert(fabs(x->grad[i] - want) < 1e-5, "view %d: dx[%d] = %g, want %g", with_view, i, (double)x->grad[i], want);
+            cr_assert(fabs(x->grad[i] - want) < 1e-5, "view %d: dx[%d] = %g, want %g", with_view, i, (double)x->grad[i],
+                      want);
         }
     }
     tz_graph_free(&g);

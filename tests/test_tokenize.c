@@ -13,7 +13,9 @@
 #include "setup.h"
 
 // Saves v and loads it back into w (which must succeed).
-static void reload(const tz_vocab *v, tz_vocab *w) { cr_assert(tz_vocab_copy(w, v), "a saved vocabulary loads: %s", tz_vocab_error()); }
+static void reload(const tz_vocab *v, tz_vocab *w) {
+    cr_assert(tz_vocab_copy(w, v), "a saved vocabulary loads: %s", tz_vocab_error());
+}
 
 // text -> ids -> text gives the same bytes, with no <unk>; a saved and loaded copy gives the
 // same ids.
@@ -218,7 +220,8 @@ Test(tokenize, damaged_vocabularies) {
         else {
             cr_expect(strstr(tz_vocab_error(), bad_vocab[i].why), "%s: '%s' does not say '%s'", bad_vocab[i].file,
                       tz_vocab_error(), bad_vocab[i].why);
-            cr_expect(!v.tok && !v.len && !v.table && !v.merges && v.size == 0, "%s: nothing left allocated", bad_vocab[i].file);
+            cr_expect(!v.tok && !v.len && !v.table && !v.merges && v.size == 0, "%s: nothing left allocated",
+                      bad_vocab[i].file);
         }
     }
 }

@@ -27,7 +27,7 @@ static const char *cfg_error(const char *text, const char *override) {
     char path[64];
     temp_file(path, text);
     static cfg c;
-    char *over[1] = {(char *)override};
+    char *over[1] = {(char *) override};
     int failed = EXPECT_FAIL(tz_cfg_load(&c, path, over, override ? 1 : 0));
     unlink(path);
     if (!failed) return NULL;
@@ -49,9 +49,13 @@ Test(cfg, strict_errors_name_line_and_key) {
     cr_assert_str_eq(cfg_error(text, NULL), "5: unknown section [trian] (did you mean 'train'?)");
     snprintf(text, sizeof text, "%s[optim]\nlr = 1\nlr = 2 ; again\n", base);
     cr_assert(strstr(cfg_error(text, NULL), "7: [optim] lr is set twice (first at "));
-    cr_assert_str_eq(cfg_error("[model]\ntype = mlp\n", NULL), " [data] path is required (training text (or the one file to split), relative to the cfg file)");
-    cr_assert_str_eq(cfg_error("[model]\ntype = mpl\n", NULL), " [model] type = 'mpl' is not a model of the zoo (mlp, rnn, lstm, gru, transformer, hybrid, rnnenc, rnnsearch, transformer_mt)");
-    cr_assert_str_eq(cfg_error(base, "optim.lrr=3"), "command line override 1: unknown key 'lrr' in [optim] (did you mean 'lr'?)");
+    cr_assert_str_eq(cfg_error("[model]\ntype = mlp\n", NULL),
+                     " [data] path is required (training text (or the one file to split), relative to the cfg file)");
+    cr_assert_str_eq(cfg_error("[model]\ntype = mpl\n", NULL),
+                     " [model] type = 'mpl' is not a model of the zoo (mlp, rnn, lstm, gru, transformer, hybrid, "
+                     "rnnenc, rnnsearch, transformer_mt)");
+    cr_assert_str_eq(cfg_error(base, "optim.lrr=3"),
+                     "command line override 1: unknown key 'lrr' in [optim] (did you mean 'lr'?)");
     cr_assert_str_eq(cfg_error(base, "hidden=3"), "command line override 1: 'hidden=3' is not section.key=value");
     // A model's keys exist only for that model.
     snprintf(text, sizeof text, "%s[model]\npeephole = true\n", "[data]\npath = x.txt\n[model]\ntype = mlp\n");
@@ -114,7 +118,8 @@ Test(vocab, char_word_bpe) {
     tz_vocab_build(&v, TOK_BPE, text, strlen(text), 1, 20);
     long n, unk;
     free(tz_vocab_encode(&v, text, strlen(text), &n, &unk));
-    cr_assert_lt(n, (long)strlen(text) * 3 / 4, "BPE merges shorten the text: %ld tokens for %zu chars", n, strlen(text));
+    cr_assert_lt(n, (long)strlen(text) * 3 / 4, "BPE merges shorten the text: %ld tokens for %zu chars", n,
+                 strlen(text));
     cr_assert_geq(tz_vocab_find(&v, "to be"), 0, "the most frequent pairs merge first");
     tz_vocab_free(&v);
     tz_vocab_build(&v, TOK_WORD, text, strlen(text), 2, 0); // words seen once become <unk>
@@ -180,7 +185,8 @@ Test(batcher, windows_streams_and_eval) {
 Test(checkpoint, roundtrip_and_errors) {
     tz_params P;
     tz_params_init(&P);
-    tz_tensor *w = tz_param(&P, "layer.weight", 2, (const int[]){3, 4}), *bias = tz_param(&P, "layer.bias", 1, (const int[]){3});
+    tz_tensor *w = tz_param(&P, "layer.weight", 2, (const int[]){3, 4}),
+              *bias = tz_param(&P, "layer.bias", 1, (const int[]){3});
     for (int i = 0; i < 12; i++) w->data[i] = i * 0.5f - 2;
     for (int i = 0; i < 3; i++) bias->data[i] = -i;
     nn_optim_config oc = nn_optim_defaults(NN_OPTIM_ADAM);
@@ -190,8 +196,12 @@ Test(checkpoint, roundtrip_and_errors) {
     nn_optim_step(&o, &P, 0.01);
     char path[] = "/tmp/tapezoo-ckpt-XXXXXX";
     close(mkstemp(path));
-    tz_ckpt_meta m = {.step = 42, .best_val = 1.5, .best_step = 40, .rng = {1, 2, 3, 0xffffffffffffffffull},
-                      .cfg_text = "[model]\ntype = \"mlp\"\t\\\n", .vocab_text = "tapezoo-vocab"};
+    tz_ckpt_meta m = {.step = 42,
+                      .best_val = 1.5,
+                      .best_step = 40,
+                      .rng = {1, 2, 3, 0xffffffffffffffffull},
+                      .cfg_text = "[model]\ntype = \"mlp\"\t\\\n",
+                      .vocab_text = "tapezoo-vocab"};
     strcpy(m.model, "mlp");
     tz_ckpt_save(path, &P, &o, &m);
     char tmp[64];
@@ -222,7 +232,8 @@ Test(checkpoint, roundtrip_and_errors) {
     tz_params_init(&W);
     tz_param(&W, "layer.weight", 2, (const int[]){4, 4});
     cr_assert(EXPECT_FAIL(tz_ckpt_load(path, &W, NULL)));
-    cr_assert(strstr(tz_last_error(), "tensor 'layer.weight' has shape [3,4], the model wants [4,4]"), "%s", tz_last_error());
+    cr_assert(strstr(tz_last_error(), "tensor 'layer.weight' has shape [3,4], the model wants [4,4]"), "%s",
+              tz_last_error());
     tz_params_free(&W);
     tz_params_init(&W);
     tz_param(&W, "other", 1, (const int[]){3});
@@ -241,13 +252,15 @@ Test(checkpoint, roundtrip_and_errors) {
 static const char *tiny_text(void) {
     static char text[6000];
     if (text[0]) return text;
-    const char *who[] = {"the cat", "a dog", "my friend", "the king"}, *did[] = {"sat on", "looked at", "ran to", "sang for"};
+    const char *who[] = {"the cat", "a dog", "my friend", "the king"},
+               *did[] = {"sat on", "looked at", "ran to", "sang for"};
     const char *what[] = {"the mat", "a tree", "the queen", "my house"};
     tz_rng r;
     tz_rng_seed(&r, 5);
     size_t n = 0;
     while (n < sizeof text - 64)
-        n += sprintf(text + n, "%s %s %s.\n", who[tz_rng_below(&r, 4)], did[tz_rng_below(&r, 4)], what[tz_rng_below(&r, 4)]);
+        n += sprintf(text + n, "%s %s %s.\n", who[tz_rng_below(&r, 4)], did[tz_rng_below(&r, 4)],
+                     what[tz_rng_below(&r, 4)]);
     return text;
 }
 
@@ -255,7 +268,9 @@ static const char *tiny_text(void) {
 static void train_tiny(const char *type, const char *const *over, int steps, double *losses) {
     char data[64], path[64], text[256];
     temp_file(data, tiny_text());
-    snprintf(text, sizeof text, "[model]\ntype = %s\n[data]\npath = %s\n[train]\nbatch = 8\nblock = 16\nseed = 3\n[optim]\nlr = 1e-2\n", type, data);
+    snprintf(text, sizeof text,
+             "[model]\ntype = %s\n[data]\npath = %s\n[train]\nbatch = 8\nblock = 16\nseed = 3\n[optim]\nlr = 1e-2\n",
+             type, data);
     temp_file(path, text);
     static cfg c;
     int n_over = 0;
@@ -313,14 +328,18 @@ Test(models, rnn_learns) { learns("rnn", (const char *const[]){SMALL, NULL}); }
 Test(models, lstm_learns) { learns("lstm", (const char *const[]){SMALL, NULL}); }
 Test(models, gru_learns) { learns("gru", (const char *const[]){SMALL, NULL}); }
 Test(models, transformer_learns) {
-    learns("transformer", (const char *const[]){"model.layers=2", "model.d_model=32", "model.d_ff=64", "model.heads=2", NULL});
+    learns("transformer",
+           (const char *const[]){"model.layers=2", "model.d_model=32", "model.d_ff=64", "model.heads=2", NULL});
 }
 Test(models, hybrid_learns) { learns("hybrid", (const char *const[]){SMALL, "model.heads=2", NULL}); }
 
 // Regression: the first losses of a fixed-seed run, as this build computed them when the test
 // was written. A change to initialisation, batching, RNG streams or any op's forward shows here.
 Test(models, first_losses_are_pinned) {
-    static const struct { const char *type, *extra; double want[3]; } cases[] = {
+    static const struct {
+        const char *type, *extra;
+        double want[3];
+    } cases[] = {
         {"mlp", "model.context=4", {3.128300, 2.947240, 2.761004}},
         {"lstm", "model.layers=2", {3.112065, 3.021406, 2.876990}},
     };
@@ -328,6 +347,7 @@ Test(models, first_losses_are_pinned) {
         double got[3];
         train_tiny(cases[k].type, (const char *const[]){SMALL, cases[k].extra, NULL}, 3, got);
         for (int i = 0; i < 3; i++)
-            cr_expect(fabs(got[i] - cases[k].want[i]) < 1e-4, "%s step %d: loss %.6f, pinned %.6f", cases[k].type, i, got[i], cases[k].want[i]);
+            cr_expect(fabs(got[i] - cases[k].want[i]) < 1e-4, "%s step %d: loss %.6f, pinned %.6f", cases[k].type, i,
+                      got[i], cases[k].want[i]);
     }
 }

@@ -16,15 +16,20 @@
 #include "setup.h"
 
 // Post-LN (the paper) and pre-LN, untied with GELU; dropout 0 except where a test wants it.
-static const char *const post[] = {"model.layers=2", "model.heads=2", "model.d_model=8", "model.d_ff=12", "model.dropout=0",
-                                   "model.skip_padding=false", NULL};
-static const char *const pre[] = {"model.layers=2", "model.heads=2", "model.d_model=8", "model.d_ff=12", "model.dropout=0",
-                                  "model.skip_padding=false", "model.pre_ln=true", "model.tie=false", "model.ffn=gelu", NULL};
-static const char *const skip[] = {"model.layers=2", "model.heads=2", "model.d_model=8", "model.d_ff=12", "model.dropout=0",
+static const char *const post[] = {"model.layers=2",
+                                   "model.heads=2",
+                                   "model.d_model=8",
+                                   "model.d_ff=12",
+                                   "model.dropout=0",
+                                   "model.skip_padding=false",
                                    NULL};
+static const char *const pre[] = {
+    "model.layers=2",           "model.heads=2",     "model.d_model=8", "model.d_ff=12",  "model.dropout=0",
+    "model.skip_padding=false", "model.pre_ln=true", "model.tie=false", "model.ffn=gelu", NULL};
+static const char *const skip[] = {"model.layers=2", "model.heads=2",   "model.d_model=8",
+                                   "model.d_ff=12",  "model.dropout=0", NULL};
 
 enum { VS = 11, VT = 9 };
-
 
 static void check_shapes(const char *const *over, int skipping) {
     mt_model mm;
@@ -84,7 +89,8 @@ static void check_padding(const char *const *over) {
     tz_batch b = {.B = B, .T = T, .x = x, .y = yb, .S = S, .src = src, .src_len = len};
     tz_tensor *o = mm.def->forward(&g, mm.m, &b);
     tz_tensor *l = tz_cross_entropy(&g, o, b.targets, TZ_IGNORE);
-    cr_assert_float_eq(l->data[0], l1->data[0], 1e-5, "alone %.7f, batched %.7f", (double)l1->data[0], (double)l->data[0]);
+    cr_assert_float_eq(l->data[0], l1->data[0], 1e-5, "alone %.7f, batched %.7f", (double)l1->data[0],
+                       (double)l->data[0]);
     tz_graph_free(&g);
     mt_unmake(&mm);
 }
@@ -120,7 +126,8 @@ static void check_teacher_forcing(const char *const *over) {
         cr_assert_eq(step->shape[1], VT);
         for (int i = 0; i < B; i++)
             for (int v = 0; v < VT; v++)
-                cr_assert_float_eq(step->data[i * VT + v], logits->data[(i * T + t) * VT + v], 1e-4, "row %d step %d", i, t);
+                cr_assert_float_eq(step->data[i * VT + v], logits->data[(i * T + t) * VT + v], 1e-4, "row %d step %d",
+                                   i, t);
         cr_assert(attn && attn->shape[0] == B && attn->shape[1] == S);
         for (int i = 0; i < B; i++) {
             double sum = 0;
@@ -171,7 +178,8 @@ Test(transformer_mt, beam_rows_follow_parents) {
         mm.def->mt_step(&g, mm.m, &p1, NULL, NULL);
         mm.def->mt_step(&g, mm.m, &p2, NULL, NULL);
         tz_tensor *ref = mm.def->mt_step(&g, mm.m, &p3, NULL, NULL);
-        for (int v = 0; v < VT; v++) cr_assert_float_eq(got[i * VT + v], ref->data[v], 1e-5, "beam row %d, word %d", i, v);
+        for (int v = 0; v < VT; v++)
+            cr_assert_float_eq(got[i * VT + v], ref->data[v], 1e-5, "beam row %d, word %d", i, v);
     }
     // A parent outside its source's rows is refused.
     mm.def->mt_encode(&g, mm.m, src, len, B, S, K);
@@ -189,7 +197,8 @@ Test(transformer_mt, beam_rows_follow_parents) {
         int prev[2] = {xs[t], xs[t]}, par[2] = {1, 0}; // swapped every step: the same history
         tz_tensor *l = mm.def->mt_step(&g, mm.m, prev, t ? par : NULL, NULL);
         for (int v = 0; v < VT; v++)
-            for (int k = 0; k < 2; k++) cr_assert_float_eq(l->data[k * VT + v], full->data[t * VT + v], 1e-4, "step %d", t);
+            for (int k = 0; k < 2; k++)
+                cr_assert_float_eq(l->data[k * VT + v], full->data[t * VT + v], 1e-4, "step %d", t);
     }
     tz_no_grad_end(&g);
     tz_graph_free(&g);
@@ -213,7 +222,8 @@ Test(transformer_mt, bad_config) {
 
 Test(transformer_mt, learns_to_reverse) {
     mt_model mm;
-    const char *const over[] = {"model.layers=2", "model.heads=2", "model.d_model=32", "model.d_ff=64", "model.dropout=0", NULL};
+    const char *const over[] = {"model.layers=2", "model.heads=2",   "model.d_model=32",
+                                "model.d_ff=64",  "model.dropout=0", NULL};
     tz_set_threads(1); // tiny products: one thread, no waiting on a busy machine
     mt_make(&mm, "transformer_mt", MT_RV, MT_RV, 11, over);
     nn_optim_config oc = nn_optim_defaults(NN_OPTIM_ADAM);
@@ -274,7 +284,8 @@ Test(transformer_mt, label_smoothing_loss) {
     }
     want /= 2;
     cr_assert_float_eq(tz_cross_entropy_smooth(&g, x, t, TZ_IGNORE, (real)eps)->data[0], want, 1e-5);
-    cr_assert_eq(tz_cross_entropy_smooth(&g, x, t, TZ_IGNORE, 0)->data[0], tz_cross_entropy(&g, x, t, TZ_IGNORE)->data[0]);
+    cr_assert_eq(tz_cross_entropy_smooth(&g, x, t, TZ_IGNORE, 0)->data[0],
+                 tz_cross_entropy(&g, x, t, TZ_IGNORE)->data[0]);
     cr_assert(EXPECT_FAIL(tz_cross_entropy_smooth(&g, x, t, TZ_IGNORE, 1)));
     cr_assert(strstr(tz_last_error(), "label smoothing 1 must be in [0, 1)"), "%s", tz_last_error());
     tz_graph_free(&g);

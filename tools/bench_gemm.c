@@ -47,8 +47,8 @@ static void run_tz(const operands *o) {
 #ifdef TZ_BENCH_OPENBLAS
 static void run_openblas(const operands *o) {
     const gcase *c = &o->c;
-    cblas_sgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans, c->tb ? CblasTrans : CblasNoTrans,
-                c->m, c->n, c->k, 1.0f, o->A, o->lda, o->B, o->ldb, 0.0f, o->C, o->ldc);
+    cblas_sgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans, c->tb ? CblasTrans : CblasNoTrans, c->m, c->n, c->k,
+                1.0f, o->A, o->lda, o->B, o->ldb, 0.0f, o->C, o->ldc);
 }
 #endif
 
@@ -106,8 +106,8 @@ static void check(const operands *o) {
             double r = ref_elem(o, i, j), v = o->C[(long)i * o->ldc + j];
             if (!(fabs(v - r) <= tol)) {
                 if (bad++ < 5)
-                    fprintf(stderr, "bench-gemm: WRONG m=%d n=%d k=%d ta=%d tb=%d: C[%d,%d] = %g, reference %g\n",
-                            c->m, c->n, c->k, c->ta, c->tb, i, j, v, r);
+                    fprintf(stderr, "bench-gemm: WRONG m=%d n=%d k=%d ta=%d tb=%d: C[%d,%d] = %g, reference %g\n", c->m,
+                            c->n, c->k, c->ta, c->tb, i, j, v, r);
             }
         }
     if (bad) {
@@ -118,7 +118,7 @@ static void check(const operands *o) {
 
 static void usage(void) {
     fprintf(stderr, "usage: bench-gemm [--threads N] [--reps N] [--shape M,N,K]... [--case M,N,K,ta,tb]... [--quick]\n"
-            "  --shape runs M,N,K and its two backward forms; --case runs one product; neither: the zoo\n");
+                    "  --shape runs M,N,K and its two backward forms; --case runs one product; neither: the zoo\n");
     exit(2);
 }
 
@@ -136,8 +136,8 @@ int main(int argc, char **argv) {
             nshapes++;
         } else if (!strcmp(argv[i], "--case") && i + 1 < argc && nextra < 64) {
             gcase *c = &extra[nextra];
-            if (sscanf(argv[++i], "%d,%d,%d,%d,%d", &c->m, &c->n, &c->k, &c->ta, &c->tb) != 5 || c->m < 1 ||
-                c->n < 1 || c->k < 1)
+            if (sscanf(argv[++i], "%d,%d,%d,%d,%d", &c->m, &c->n, &c->k, &c->ta, &c->tb) != 5 || c->m < 1 || c->n < 1 ||
+                c->k < 1)
                 usage();
             nextra++;
         } else usage();
@@ -148,9 +148,8 @@ int main(int argc, char **argv) {
 
     // Forward shapes (M,N,K) of the zoo; each also runs as dA = dC B^T (M,K,N, tb=1) and
     // dB = A^T dC (K,N,M, ta=1). Then the recurrent steps' skinny products (tb=1).
-    static const int zoo[][3] = {{32, 1024, 256}, {2048, 1024, 256}, {2048, 65, 256},
-                                 {768, 384, 128}, {768, 128, 128}, {768, 512, 128},
-                                 {768, 128, 512}, {128, 512, 512}, {128, 65, 512}};
+    static const int zoo[][3] = {{32, 1024, 256}, {2048, 1024, 256}, {2048, 65, 256}, {768, 384, 128}, {768, 128, 128},
+                                 {768, 512, 128}, {768, 128, 512},   {128, 512, 512}, {128, 65, 512}};
     static const gcase skinny[] = {{64, 1024, 256, 0, 1}, {64, 768, 256, 0, 1}};
     gcase cases[256];
     int nc = 0;
@@ -181,7 +180,10 @@ int main(int argc, char **argv) {
         o.A = malloc(sizeof(float) * (size_t)c->m * c->k);
         o.B = malloc(sizeof(float) * (size_t)c->k * c->n);
         o.C = malloc(sizeof(float) * (size_t)c->m * c->n);
-        if (!o.A || !o.B || !o.C) { fprintf(stderr, "bench-gemm: out of memory\n"); return 1; }
+        if (!o.A || !o.B || !o.C) {
+            fprintf(stderr, "bench-gemm: out of memory\n");
+            return 1;
+        }
         for (long i = 0; i < (long)c->m * c->k; i++) o.A[i] = 2.0f * (float)rand() / (float)RAND_MAX - 1.0f;
         for (long i = 0; i < (long)c->k * c->n; i++) o.B[i] = 2.0f * (float)rand() / (float)RAND_MAX - 1.0f;
         check(&o);

@@ -40,7 +40,8 @@ int main(int argc, char **argv) {
     const char *run = NULL, *prompt = NULL, *which = "best";
     tz_sample_opts o = {.tokens = 500, .temperature = 0.8, .top_k = 0};
     unsigned long long seed = 1;
-    static const char *const with_value[] = {"--prompt", "--tokens", "--temperature", "--top-k", "--seed", "--checkpoint"};
+    static const char *const with_value[] = {"--prompt", "--tokens", "--temperature",
+                                             "--top-k",  "--seed",   "--checkpoint"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         for (size_t k = 0; !v && k < sizeof with_value / sizeof *with_value; k++)
@@ -61,7 +62,8 @@ int main(int argc, char **argv) {
     if (strcmp(which, "best") && strcmp(which, "last"))
         return fprintf(stderr, "sample: --checkpoint wants best or last, got '%s'\n", which), 2;
     char path[1100];
-    if (snprintf(path, sizeof path, "%s/%s.safetensors", run, which) >= (int)sizeof path) tz_fail("sample: run directory path too long");
+    if (snprintf(path, sizeof path, "%s/%s.safetensors", run, which) >= (int)sizeof path)
+        tz_fail("sample: run directory path too long");
     if (!strcmp(which, "best") && access(path, F_OK)) snprintf(path, sizeof path, "%s/last.safetensors", run);
     if (access(path, F_OK)) tz_fail("%s: no checkpoint (is %s a run directory of ./train?)", path, run);
     tz_ckpt_meta meta;
@@ -71,10 +73,12 @@ int main(int argc, char **argv) {
     snprintf(name, sizeof name, "%s (saved cfg)", path);
     static cfg c;
     const tz_model_def *def = tz_cfg_load_text(&c, meta.cfg_text, strlen(meta.cfg_text), name, NULL, 0);
-    if (strcmp(def->name, meta.model)) tz_fail("%s: a checkpoint of '%s' whose cfg builds '%s'", path, meta.model, def->name);
+    if (strcmp(def->name, meta.model))
+        tz_fail("%s: a checkpoint of '%s' whose cfg builds '%s'", path, meta.model, def->name);
     if (def->pairs) tz_fail("%s: a translation model ('%s'): use ./translate", path, def->name);
     tz_vocab v;
-    if (!tz_vocab_load_text(&v, meta.vocab_text)) tz_fail("%s: the saved vocabulary is malformed (%s)", path, tz_vocab_error());
+    if (!tz_vocab_load_text(&v, meta.vocab_text))
+        tz_fail("%s: the saved vocabulary is malformed (%s)", path, tz_vocab_error());
     tz_rng r;
     tz_rng_seed(&r, 1);
     tz_params P;

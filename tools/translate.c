@@ -14,7 +14,7 @@
 #include "translate.h"
 #include "vocab.h"
 
-#define CHUNK 256    // input lines translated together (one at a time from a terminal)
+#define CHUNK 256 // input lines translated together (one at a time from a terminal)
 
 static void usage(FILE *f) {
     fprintf(f, "usage: translate RUN_DIR [\"sentence\"] [--file F] [--beam K] [--alpha A] [--n-best N]\n"
@@ -60,7 +60,11 @@ static int whole(const char *opt, const char *v, int lo, int hi) {
 }
 
 // One input: its source ids, and (word vocabularies) its words, for the attention file's labels.
-typedef struct { int *ids; int n; char *text; } input;
+typedef struct {
+    int *ids;
+    int n;
+    char *text;
+} input;
 
 // Line `lineno` of the input, with the training run's preprocessing (pairs.h), as source ids.
 static void encode(const tz_vocab *sv, const tz_prep *prep, const char *line, long lineno, int max_src, input *in) {
@@ -70,7 +74,8 @@ static void encode(const tz_vocab *sv, const tz_prep *prep, const char *line, lo
     if (tz_prep_sentence(prep, line, len, in->text, &bad) < 0)
         tz_fail("translate: input line %ld: invalid UTF-8 (or a NUL byte) at byte %zu", lineno, bad);
     in->ids = tz_pairs_encode(sv, in->text, &in->n); // unknown words become <unk>
-    if (in->n > max_src) tz_fail("translate: input line %ld has %d tokens; this model takes at most %d", lineno, in->n, max_src);
+    if (in->n > max_src)
+        tz_fail("translate: input line %ld has %d tokens; this model takes at most %d", lineno, in->n, max_src);
 }
 
 // The alignment matrix of the best hypothesis, labelled with the source words (as typed, for a
@@ -103,7 +108,8 @@ static int max_source(const cfg *c) {
     int best = TZ_PAIRS_MAX_LEN;
     for (int i = 0; i < c->n; i++) {
         const cfg_key *k = c->v[i].key;
-        if (!strcmp(k->section, "model") && k->type == CFG_INT && (!strcmp(k->key, "max_len") || !strcmp(k->key, "max_src_len"))) {
+        if (!strcmp(k->section, "model") && k->type == CFG_INT &&
+            (!strcmp(k->key, "max_len") || !strcmp(k->key, "max_src_len"))) {
             long v = cfg_int(c, k->section, k->key);
             if (v > 0 && v < best) best = (int)v;
         }
@@ -130,7 +136,8 @@ static void print_hyps(const tz_decode_opts *o, const tz_vocab *tv, const tz_hyp
     fflush(stdout);
 }
 
-static void flush_chunk(const tz_model_def *def, void *m, const tz_decode_opts *o, const tz_vocab *tv, input *in, int n) {
+static void flush_chunk(const tz_model_def *def, void *m, const tz_decode_opts *o, const tz_vocab *tv, input *in,
+                        int n) {
     const int **src = xmalloc(sizeof(int *) * n);
     int *len = xmalloc(sizeof(int) * n);
     tz_hyp *h = xmalloc(sizeof(tz_hyp) * (size_t)n * o->n_best);
@@ -158,18 +165,21 @@ int main(int argc, char **argv) {
         else if (v && !strcmp(a, "--checkpoint")) which = v, i++;
         else if (v && !strcmp(a, "--attention")) attn_path = v, i++;
         else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "translate: %s '%s'\n", v || strncmp(a, "--", 2) ? "unknown option" : "missing value after", a);
+            fprintf(stderr, "translate: %s '%s'\n", v || strncmp(a, "--", 2) ? "unknown option" : "missing value after",
+                    a);
             return usage(stderr), 2;
         } else if (!run) run = a;
         else if (!sentence) sentence = a;
         else return fprintf(stderr, "translate: one sentence at most (quote it), or --file F\n"), 2;
     }
     if (!run) return usage(stderr), 2;
-    if (strcmp(which, "best") && strcmp(which, "last")) return fprintf(stderr, "translate: --checkpoint best or last, got '%s'\n", which), 2;
+    if (strcmp(which, "best") && strcmp(which, "last"))
+        return fprintf(stderr, "translate: --checkpoint best or last, got '%s'\n", which), 2;
     if (n_best_set && o.n_best > o.beam)
         return fprintf(stderr, "translate: --n-best %d is more than --beam %d keeps\n", o.n_best, o.beam), 2;
     if (sentence && file) return fprintf(stderr, "translate: a sentence or --file, not both\n"), 2;
-    if (attn_path && !sentence) return fprintf(stderr, "translate: --attention FILE wants one sentence on the command line\n"), 2;
+    if (attn_path && !sentence)
+        return fprintf(stderr, "translate: --attention FILE wants one sentence on the command line\n"), 2;
 
     if (access(run, F_OK)) tz_fail("%s: no such run directory", run);
     char path[1100];
@@ -181,7 +191,8 @@ int main(int argc, char **argv) {
     // The run's own configuration, from the checkpoint, through a temporary file.
     char cfg_path[] = "/tmp/tapezoo-translate-XXXXXX";
     int fd = mkstemp(cfg_path);
-    if (fd < 0 || write(fd, meta.cfg_text, strlen(meta.cfg_text)) != (ssize_t)strlen(meta.cfg_text)) tz_fail("translate: cannot write a temporary file");
+    if (fd < 0 || write(fd, meta.cfg_text, strlen(meta.cfg_text)) != (ssize_t)strlen(meta.cfg_text))
+        tz_fail("translate: cannot write a temporary file");
     close(fd);
     static cfg c;
     const tz_model_def *def = tz_cfg_load(&c, cfg_path, NULL, 0);
@@ -189,8 +200,10 @@ int main(int argc, char **argv) {
     if (!def->pairs) tz_fail("%s: %s is a language model (type %s): use ./sample", path, run, def->name);
     if (!meta.src_vocab_text) tz_fail("%s: the checkpoint has no source vocabulary", path);
     tz_vocab sv, tv;
-    if (!tz_vocab_load_text(&sv, meta.src_vocab_text)) tz_fail("%s: the saved source vocabulary is malformed (%s)", path, tz_vocab_error());
-    if (!tz_vocab_load_text(&tv, meta.vocab_text)) tz_fail("%s: the saved target vocabulary is malformed (%s)", path, tz_vocab_error());
+    if (!tz_vocab_load_text(&sv, meta.src_vocab_text))
+        tz_fail("%s: the saved source vocabulary is malformed (%s)", path, tz_vocab_error());
+    if (!tz_vocab_load_text(&tv, meta.vocab_text))
+        tz_fail("%s: the saved target vocabulary is malformed (%s)", path, tz_vocab_error());
     tz_rng r;
     tz_rng_seed(&r, 1);
     tz_params P;
@@ -225,7 +238,8 @@ int main(int argc, char **argv) {
         long lineno = 0;
         ssize_t got;
         while ((got = getline(&line, &cap, f)) >= 0) {
-            if (memchr(line, 0, (size_t)got)) tz_fail("translate: %s line %ld: a NUL byte", file ? file : "input", lineno + 1);
+            if (memchr(line, 0, (size_t)got))
+                tz_fail("translate: %s line %ld: a NUL byte", file ? file : "input", lineno + 1);
             encode(&sv, &prep, line, ++lineno, max_src, &in[n++]);
             if (n == chunk) flush_chunk(def, m, &o, &tv, in, n), n = 0;
         }

@@ -25,7 +25,8 @@ static void check(long n, int B, int T, int streams, int eval) {
     if (streams && eval && n < 2) tz_fail("batcher: the %s split has %ld tokens, nothing to predict", what, n);
     if (!streams && n < (long)T + 1)
         tz_fail("batcher: the %s split has %ld tokens, fewer than one window of block %d + 1 (more text, or a smaller "
-                "train.block)", what, n, T);
+                "train.block)",
+                what, n, T);
 }
 
 static void init(tz_batcher *b, const int *ids, long n, int B, int T, int streams, uint64_t seed, int eval) {

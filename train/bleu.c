@@ -14,7 +14,10 @@ static void *xmalloc(size_t bytes) {
 }
 
 // An n-gram: where it starts and its order (the order rides along so qsort needs no context).
-typedef struct { const int *p; int n; } gram;
+typedef struct {
+    const int *p;
+    int n;
+} gram;
 
 static int gram_cmp(const void *a, const void *b) {
     const gram *x = a, *y = b;
@@ -62,14 +65,18 @@ static int space_at(const unsigned char *s) {
     if (*s == ' ' || (*s >= '\t' && *s <= '\r') || (*s >= 0x1c && *s <= 0x1f)) return 1;
     if (s[0] == 0xc2 && (s[1] == 0x85 || s[1] == 0xa0)) return 2;
     if (s[0] == 0xe1 && s[1] == 0x9a && s[2] == 0x80) return 3; // U+1680
-    if (s[0] == 0xe2 && s[1] == 0x80 && ((s[2] >= 0x80 && s[2] <= 0x8a) || s[2] == 0xa8 || s[2] == 0xa9 || s[2] == 0xaf))
+    if (s[0] == 0xe2 && s[1] == 0x80 &&
+        ((s[2] >= 0x80 && s[2] <= 0x8a) || s[2] == 0xa8 || s[2] == 0xa9 || s[2] == 0xaf))
         return 3; // U+2000-200A, U+2028, U+2029, U+202F
     if (s[0] == 0xe2 && s[1] == 0x81 && s[2] == 0x9f) return 3; // U+205F
     if (s[0] == 0xe3 && s[1] == 0x80 && s[2] == 0x80) return 3; // U+3000
     return 0;
 }
 
-typedef struct { const char *p; int len, side, pos; } word;
+typedef struct {
+    const char *p;
+    int len, side, pos;
+} word;
 
 // Splits text into words (appending to w); returns how many.
 static int split(const char *text, int side, word *w) {
@@ -77,7 +84,10 @@ static int split(const char *text, int side, word *w) {
     int k = 0;
     while (*s) {
         int sp = space_at(s);
-        if (sp) { s += sp; continue; }
+        if (sp) {
+            s += sp;
+            continue;
+        }
         const unsigned char *b = s;
         while (*s && !space_at(s)) s++;
         w[k] = (word){(const char *)b, (int)(s - b), side, k};

@@ -29,7 +29,8 @@ double tz_bleu_corpus_text(const char *const *hyp, const char *const *ref, int n
 // BLEU by source length: bucket k takes sources of length (upper[k-1], upper[k]] (upper[-1] = 0),
 // the last bucket also everything longer. score[k] and count[k] (sentences) for each of
 // n_buckets buckets; an empty bucket scores 0. TZ_BLEU_BUCKETS are the 1-4, 5-7, 8-10.
-#define TZ_BLEU_BUCKETS {4, 7, 10}
+#define TZ_BLEU_BUCKETS \
+    { 4, 7, 10 }
 void tz_bleu_by_length(const int *src_n, const int *const *hyp, const int *hyp_n, const int *const *ref,
                        const int *ref_n, int n, const int *upper, int n_buckets, double *score, int *count);
 

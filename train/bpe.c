@@ -71,8 +71,8 @@ static int best_pair(const tz_vocab *v, const int *ids, long n, int newline, int
 
 void tz_bpe_learn(tz_vocab *v, const char *text, size_t len, int merges) {
     if (merges < 0 || merges > BPE_MAX_VOCAB - v->size)
-        tz_fail("bpe: %d merges on %d characters make %ld tokens (want 0 to %d)", merges, v->size, (long)v->size + merges,
-                BPE_MAX_VOCAB);
+        tz_fail("bpe: %d merges on %d characters make %ld tokens (want 0 to %d)", merges, v->size,
+                (long)v->size + merges, BPE_MAX_VOCAB);
     int V = v->size + merges;
     long n = (long)len, unk;
     int *ids = char_ids(v, text, len, &unk);

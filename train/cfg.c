@@ -36,7 +36,8 @@ void cfg_init(cfg *c, const cfg_key *const *schemas, int n_schemas) {
             if (is_number(k) && !(k->min < k->max)) fail_schema(k, "a number key needs a range min < max");
             if (k->type == CFG_INT && (k->min < INT_MIN || k->max > INT_MAX)) fail_schema(k, "an int range beyond int");
             char range[128];
-            if (k->def && check_value(k, k->def, range, sizeof range)) fail_schema(k, "the default is not a valid value");
+            if (k->def && check_value(k, k->def, range, sizeof range))
+                fail_schema(k, "the default is not a valid value");
             // The same key again (a model's own [model] key over its family's): the later one wins.
             cfg_value *v = find(c, k->section, k->key);
             if (!v) v = &c->v[c->n++];
@@ -116,25 +117,25 @@ static const char *check_value(const cfg_key *k, const char *text, char *range, 
     if (!*text) return k->type == CFG_STR ? NULL : "has no value";
     errno = 0;
     switch (k->type) {
-    case CFG_INT: {
-        long v = strtol(text, &end, 10);
-        if (end == text || *end) return "is not an integer";
-        if (errno == ERANGE || v < k->min || v > k->max) return range_str(k, range, size), "must be in";
-        break;
-    }
-    case CFG_FLOAT: {
-        double v = strtod(text, &end);
-        if (end == text || *end || isnan(v)) return "is not a number";
-        // 1e999 overflows to inf (ERANGE); 1e-999 underflows towards 0, which the range judges.
-        if (isinf(v) || v < k->min || v > k->max) return range_str(k, range, size), "must be in";
-        break;
-    }
-    case CFG_BOOL:
-        if (strcmp(text, "true") && strcmp(text, "false") && strcmp(text, "1") && strcmp(text, "0") &&
-            strcmp(text, "yes") && strcmp(text, "no"))
-            return "is not true or false";
-        break;
-    case CFG_STR: break;
+        case CFG_INT: {
+            long v = strtol(text, &end, 10);
+            if (end == text || *end) return "is not an integer";
+            if (errno == ERANGE || v < k->min || v > k->max) return range_str(k, range, size), "must be in";
+            break;
+        }
+        case CFG_FLOAT: {
+            double v = strtod(text, &end);
+            if (end == text || *end || isnan(v)) return "is not a number";
+            // 1e999 overflows to inf (ERANGE); 1e-999 underflows towards 0, which the range judges.
+            if (isinf(v) || v < k->min || v > k->max) return range_str(k, range, size), "must be in";
+            break;
+        }
+        case CFG_BOOL:
+            if (strcmp(text, "true") && strcmp(text, "false") && strcmp(text, "1") && strcmp(text, "0") &&
+                strcmp(text, "yes") && strcmp(text, "no"))
+                return "is not true or false";
+            break;
+        case CFG_STR: break;
     }
     return NULL;
 }
@@ -143,17 +144,25 @@ static const char *check_value(const cfg_key *k, const char *text, char *range, 
 static int set(cfg *c, const char *where, const char *section, const char *key, const char *text, msg_buf err) {
     char hint[160], range[128];
     if (!has_section(c, section))
-        return snprintf(err, sizeof(msg_buf), "%s: unknown section [%s]%s", where, section, suggest(c, NULL, section, hint, sizeof hint)), -1;
+        return snprintf(err, sizeof(msg_buf), "%s: unknown section [%s]%s", where, section,
+                        suggest(c, NULL, section, hint, sizeof hint)),
+               -1;
     cfg_value *v = find(c, section, key);
     if (!v)
-        return snprintf(err, sizeof(msg_buf), "%s: unknown key '%s' in [%s]%s", where, key, section, suggest(c, section, key, hint, sizeof hint)), -1;
+        return snprintf(err, sizeof(msg_buf), "%s: unknown key '%s' in [%s]%s", where, key, section,
+                        suggest(c, section, key, hint, sizeof hint)),
+               -1;
     if (strlen(text) >= sizeof v->text)
-        return snprintf(err, sizeof(msg_buf), "%s: [%s] %s: value longer than %d characters", where, section, key, CFG_VALUE_MAX - 1), -1;
+        return snprintf(err, sizeof(msg_buf), "%s: [%s] %s: value longer than %d characters", where, section, key,
+                        CFG_VALUE_MAX - 1),
+               -1;
     const char *bad = check_value(v->key, text, range, sizeof range);
     if (bad && !strcmp(bad, "must be in"))
         return snprintf(err, sizeof(msg_buf), "%s: [%s] %s = %s: must be in %s", where, section, key, text, range), -1;
     if (bad)
-        return snprintf(err, sizeof(msg_buf), "%s: [%s] %s = '%s' %s (want %s)", where, section, key, text, bad, type_name[v->key->type]), -1;
+        return snprintf(err, sizeof(msg_buf), "%s: [%s] %s = '%s' %s (want %s)", where, section, key, text, bad,
+                        type_name[v->key->type]),
+               -1;
     snprintf(v->text, sizeof v->text, "%s", text);
     snprintf(v->where, sizeof v->where, "%s", where);
     return 0;
@@ -170,21 +179,22 @@ static const char *unquote(const char *s, char *out, const char **end) {
         if (ch == '\\') {
             s++;
             switch (*s) {
-            case 'n': ch = '\n'; break;
-            case 't': ch = '\t'; break;
-            case 'r': ch = '\r'; break;
-            case '\\': ch = '\\'; break;
-            case '"': ch = '"'; break;
-            case 'x': {
-                char hex[3] = {0};
-                if (!isxdigit((unsigned char)s[1]) || !isxdigit((unsigned char)s[2])) return "has \\x without two hex digits";
-                hex[0] = s[1], hex[1] = s[2];
-                ch = (int)strtol(hex, NULL, 16);
-                if (!ch) return "has \\x00 (a value cannot hold a NUL byte)";
-                s += 2;
-                break;
-            }
-            default: return "has an unknown escape (want \\n \\t \\r \\\\ \\\" or \\xHH)";
+                case 'n': ch = '\n'; break;
+                case 't': ch = '\t'; break;
+                case 'r': ch = '\r'; break;
+                case '\\': ch = '\\'; break;
+                case '"': ch = '"'; break;
+                case 'x': {
+                    char hex[3] = {0};
+                    if (!isxdigit((unsigned char)s[1]) || !isxdigit((unsigned char)s[2]))
+                        return "has \\x without two hex digits";
+                    hex[0] = s[1], hex[1] = s[2];
+                    ch = (int)strtol(hex, NULL, 16);
+                    if (!ch) return "has \\x00 (a value cannot hold a NUL byte)";
+                    s += 2;
+                    break;
+                }
+                default: return "has an unknown escape (want \\n \\t \\r \\\\ \\\" or \\xHH)";
             }
         }
         if (n == CFG_VALUE_MAX - 1) return "is longer than 511 characters";
@@ -216,13 +226,15 @@ static const char *value_of(char *v, char *out) {
 
 // Calls fn(section, key, value, where) for every key line of the text (key NULL for a section
 // header); stops at the first error, returning -1 with the message in err.
-typedef int (*line_fn)(void *ctx, const char *where, int lineno, const char *section, const char *key, const char *value,
-                       msg_buf err);
+typedef int (*line_fn)(void *ctx, const char *where, int lineno, const char *section, const char *key,
+                       const char *value, msg_buf err);
 static int parse(const char *text, size_t len, const char *name, line_fn fn, void *ctx, msg_buf err) {
     char line[CFG_LINE_MAX + 1], value[CFG_VALUE_MAX], section[64] = "", where[300];
     int lineno = 0, content = 0;
     if (len > CFG_TEXT_MAX)
-        return snprintf(err, sizeof(msg_buf), "%s: %zu bytes, more than a cfg's %d: not a cfg file", name, len, CFG_TEXT_MAX), -1;
+        return snprintf(err, sizeof(msg_buf), "%s: %zu bytes, more than a cfg's %d: not a cfg file", name, len,
+                        CFG_TEXT_MAX),
+               -1;
     for (size_t pos = 0; pos < len;) {
         const char *start = text + pos, *nl = memchr(start, '\n', len - pos);
         size_t n = nl ? (size_t)(nl - start) : len - pos;
@@ -230,9 +242,13 @@ static int parse(const char *text, size_t len, const char *name, line_fn fn, voi
         lineno++;
         snprintf(where, sizeof where, "%s:%d", name, lineno);
         const char *nul = memchr(start, 0, n);
-        if (nul) return snprintf(err, sizeof(msg_buf), "%s: a NUL byte at column %d (a cfg is text)", where, (int)(nul - start) + 1), -1;
+        if (nul)
+            return snprintf(err, sizeof(msg_buf), "%s: a NUL byte at column %d (a cfg is text)", where,
+                            (int)(nul - start) + 1),
+                   -1;
         if (n > CFG_LINE_MAX)
-            return snprintf(err, sizeof(msg_buf), "%s: line of %zu characters, longer than %d", where, n, CFG_LINE_MAX), -1;
+            return snprintf(err, sizeof(msg_buf), "%s: line of %zu characters, longer than %d", where, n, CFG_LINE_MAX),
+                   -1;
         memcpy(line, start, n);
         line[n] = 0;
         char *s = line;
@@ -243,11 +259,15 @@ static int parse(const char *text, size_t len, const char *name, line_fn fn, voi
             char *hash = strpbrk(s, "#;");
             if (hash) *hash = 0;
             char *close = strchr(s, ']');
-            if (!close || trim(close + 1)[0]) return snprintf(err, sizeof(msg_buf), "%s: a section header looks like [name]", where), -1;
+            if (!close || trim(close + 1)[0])
+                return snprintf(err, sizeof(msg_buf), "%s: a section header looks like [name]", where), -1;
             *close = 0;
             char *sec = trim(s + 1);
             if (!*sec) return snprintf(err, sizeof(msg_buf), "%s: empty section name", where), -1;
-            if (strlen(sec) >= sizeof section) return snprintf(err, sizeof(msg_buf), "%s: section name longer than %d characters", where, (int)sizeof section - 1), -1;
+            if (strlen(sec) >= sizeof section)
+                return snprintf(err, sizeof(msg_buf), "%s: section name longer than %d characters", where,
+                                (int)sizeof section - 1),
+                       -1;
             strcpy(section, sec);
             if (fn(ctx, where, lineno, section, NULL, NULL, err)) return -1;
             continue;
@@ -260,7 +280,8 @@ static int parse(const char *text, size_t len, const char *name, line_fn fn, voi
         *eq = 0;
         char *key = trim(s);
         if (!*key) return snprintf(err, sizeof(msg_buf), "%s: missing key before '='", where), -1;
-        if (!*section) return snprintf(err, sizeof(msg_buf), "%s: key '%.200s' comes before any [section]", where, key), -1;
+        if (!*section)
+            return snprintf(err, sizeof(msg_buf), "%s: key '%.200s' comes before any [section]", where, key), -1;
         const char *bad = value_of(eq + 1, value);
         if (bad) return snprintf(err, sizeof(msg_buf), "%s: [%s] %.100s: the value %s", where, section, key, bad), -1;
         if (fn(ctx, where, lineno, section, key, value, err)) return -1;
@@ -289,7 +310,8 @@ static char *read_text(const char *path, size_t *len, msg_buf err) {
     int e = errno;
     fclose(f);
     if (bad) snprintf(err, sizeof(msg_buf), "%s: cannot read the cfg file (%s)", path, strerror(e));
-    else if (n > CFG_TEXT_MAX) snprintf(err, sizeof(msg_buf), "%s: more than %d bytes: not a cfg file", path, CFG_TEXT_MAX);
+    else if (n > CFG_TEXT_MAX)
+        snprintf(err, sizeof(msg_buf), "%s: more than %d bytes: not a cfg file", path, CFG_TEXT_MAX);
     else if (n == 0) snprintf(err, sizeof(msg_buf), "%s: the cfg file is empty", path);
     if (bad || n > CFG_TEXT_MAX || n == 0) return free(text), NULL;
     text[n] = 0;
@@ -297,20 +319,28 @@ static char *read_text(const char *path, size_t *len, msg_buf err) {
     return text;
 }
 
-typedef struct { cfg *c; const char *name; int seen[CFG_MAX_KEYS]; } read_ctx;
+typedef struct {
+    cfg *c;
+    const char *name;
+    int seen[CFG_MAX_KEYS];
+} read_ctx;
 static int read_line(void *vctx, const char *where, int lineno, const char *section, const char *key, const char *value,
                      msg_buf err) {
     read_ctx *r = vctx;
     char hint[160];
     if (!key) {
         if (!has_section(r->c, section))
-            return snprintf(err, sizeof(msg_buf), "%s: unknown section [%s]%s", where, section, suggest(r->c, NULL, section, hint, sizeof hint)), -1;
+            return snprintf(err, sizeof(msg_buf), "%s: unknown section [%s]%s", where, section,
+                            suggest(r->c, NULL, section, hint, sizeof hint)),
+                   -1;
         return 0;
     }
     cfg_value *v = find(r->c, section, key);
     int i = v ? (int)(v - r->c->v) : -1;
     if (i >= 0 && r->seen[i])
-        return snprintf(err, sizeof(msg_buf), "%s: [%s] %s is set twice (first at %s:%d)", where, section, key, r->name, r->seen[i]), -1;
+        return snprintf(err, sizeof(msg_buf), "%s: [%s] %s is set twice (first at %s:%d)", where, section, key, r->name,
+                        r->seen[i]),
+               -1;
     if (set(r->c, where, section, key, value, err)) return -1;
     r->seen[i] = lineno;
     return 0;
@@ -335,7 +365,11 @@ void cfg_read_file(cfg *c, const char *path) {
     if (bad) tz_fail("%s", err);
 }
 
-typedef struct { const char *section, *key; char *out; int size, found; } peek_ctx;
+typedef struct {
+    const char *section, *key;
+    char *out;
+    int size, found;
+} peek_ctx;
 static int peek_line(void *vctx, const char *where, int lineno, const char *section, const char *key, const char *value,
                      msg_buf err) {
     (void)where, (void)lineno, (void)err;
@@ -382,7 +416,8 @@ void cfg_override(cfg *c, const char *arg, int index) {
         if (!bad && *end) bad = "has text after the closing quote";
         if (bad) tz_fail("%s: [%s] %s: the value %s", where, section, key, bad);
     } else {
-        if (strlen(v) >= sizeof value) tz_fail("%s: [%s] %s: value longer than %d characters", where, section, key, CFG_VALUE_MAX - 1);
+        if (strlen(v) >= sizeof value)
+            tz_fail("%s: [%s] %s: value longer than %d characters", where, section, key, CFG_VALUE_MAX - 1);
         strcpy(value, v);
     }
     if (set(c, where, section, key, value, err)) tz_fail("%s", err);
@@ -404,13 +439,18 @@ void cfg_check_required(const cfg *c) {
 static const cfg_value *get(const cfg *c, const char *section, const char *key, cfg_type type) {
     const cfg_value *v = find(c, section, key);
     if (!v) tz_fail("cfg: the program asked for [%s] %s, which no schema declares", section, key);
-    if (v->key->type != type) tz_fail("cfg: [%s] %s is %s, not %s", section, key, type_name[v->key->type], type_name[type]);
+    if (v->key->type != type)
+        tz_fail("cfg: [%s] %s is %s, not %s", section, key, type_name[v->key->type], type_name[type]);
     return v;
 }
 
 // In range by construction: every value passed check_value against an int range.
-int cfg_int(const cfg *c, const char *section, const char *key) { return (int)strtol(get(c, section, key, CFG_INT)->text, NULL, 10); }
-double cfg_float(const cfg *c, const char *section, const char *key) { return strtod(get(c, section, key, CFG_FLOAT)->text, NULL); }
+int cfg_int(const cfg *c, const char *section, const char *key) {
+    return (int)strtol(get(c, section, key, CFG_INT)->text, NULL, 10);
+}
+double cfg_float(const cfg *c, const char *section, const char *key) {
+    return strtod(get(c, section, key, CFG_FLOAT)->text, NULL);
+}
 const char *cfg_str(const cfg *c, const char *section, const char *key) { return get(c, section, key, CFG_STR)->text; }
 int cfg_bool(const cfg *c, const char *section, const char *key) {
     const char *t = get(c, section, key, CFG_BOOL)->text;

@@ -28,7 +28,7 @@ typedef enum { CFG_INT, CFG_FLOAT, CFG_STR, CFG_BOOL } cfg_type;
 typedef struct cfg_key {
     const char *section, *key;
     cfg_type type;
-    const char *def;  // default value as text (NULL: required)
+    const char *def; // default value as text (NULL: required)
     const char *help; // one line
     // CFG_INT and CFG_FLOAT: the valid values, both ends included (ints within int's range:
     // cfg_int returns int). min < max is required of every number key; 0, 0 for the others.
@@ -37,8 +37,8 @@ typedef struct cfg_key {
 
 #define CFG_MAX_KEYS 160
 #define CFG_VALUE_MAX 512
-#define CFG_LINE_MAX 4096       // characters per line, the newline excluded
-#define CFG_TEXT_MAX (1 << 20)  // bytes per cfg file or text
+#define CFG_LINE_MAX 4096 // characters per line, the newline excluded
+#define CFG_TEXT_MAX (1 << 20) // bytes per cfg file or text
 
 typedef struct cfg_value {
     const cfg_key *key;

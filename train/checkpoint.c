@@ -49,8 +49,8 @@ void tz_ckpt_save(const char *path, const tz_params *P, const nn_optim *o, const
         off += sizeof(real) * o->n;
     }
     if (m->carried && m->carried_n) {
-        fprintf(h, "\"train.carried\":{\"dtype\":\"%s\",\"shape\":[%zu],\"data_offsets\":[%zu,%zu]},", DTYPE, m->carried_n,
-                off, off + sizeof(real) * m->carried_n);
+        fprintf(h, "\"train.carried\":{\"dtype\":\"%s\",\"shape\":[%zu],\"data_offsets\":[%zu,%zu]},", DTYPE,
+                m->carried_n, off, off + sizeof(real) * m->carried_n);
         off += sizeof(real) * m->carried_n;
     }
     fprintf(h, "\"__metadata__\":{\"format\":\"tapezoo-1\",\"model\":");
@@ -73,7 +73,8 @@ void tz_ckpt_save(const char *path, const tz_params *P, const nn_optim *o, const
     if (ferror(h) | fclose(h) || !hdr) free(hdr), tz_fail("checkpoint %s: out of memory for the header", path);
 
     char tmp[1100];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) free(hdr), tz_fail("checkpoint %.100s...: path too long", path);
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        free(hdr), tz_fail("checkpoint %.100s...: path too long", path);
     FILE *f = fopen(tmp, "wb");
     if (!f) free(hdr), tz_fail("checkpoint %s: cannot create (%s)", tmp, strerror(errno));
     uint64_t n = hlen;
@@ -92,7 +93,8 @@ void tz_ckpt_save(const char *path, const tz_params *P, const nn_optim *o, const
         unlink(tmp);
         tz_fail("checkpoint %s: write failed (%s); the previous checkpoint is kept", tmp, strerror(err));
     }
-    if (rename(tmp, path)) err = errno, unlink(tmp), tz_fail("checkpoint: cannot rename %s to %s (%s)", tmp, path, strerror(err));
+    if (rename(tmp, path))
+        err = errno, unlink(tmp), tz_fail("checkpoint: cannot rename %s to %s (%s)", tmp, path, strerror(err));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -100,19 +102,19 @@ void tz_ckpt_save(const char *path, const tz_params *P, const nn_optim *o, const
 // byte offset) or from memory (the fuzz harness); either way every failure goes through rfail,
 // which releases what the reader holds before tz_fail, so no error path leaks.
 
-#define MAX_HEADER (100u << 20)       // bytes of JSON header we accept
+#define MAX_HEADER (100u << 20) // bytes of JSON header we accept
 #define MAX_ELEMENTS ((uint64_t)1 << 40) // per tensor: bounds the shape product (no overflow)
-#define MAX_STEP 1000000000000000L    // 10^15: a step count beyond any run
+#define MAX_STEP 1000000000000000L // 10^15: a step count beyond any run
 
 typedef struct reader {
-    const char *name;          // the path, for messages
-    const unsigned char *mem;  // the whole file in memory, or NULL: f
+    const char *name; // the path, for messages
+    const unsigned char *mem; // the whole file in memory, or NULL: f
     FILE *f;
-    uint64_t size, start;      // the file's bytes; where the data starts (8 + header length)
-    char *text;                // the header (owned)
-    json hdr;                  // parsed (owned)
-    tz_ckpt_meta *meta;        // strings being filled (freed on failure)
-    struct entry *es;          // read_header's list of entries (owned)
+    uint64_t size, start; // the file's bytes; where the data starts (8 + header length)
+    char *text; // the header (owned)
+    json hdr; // parsed (owned)
+    tz_ckpt_meta *meta; // strings being filled (freed on failure)
+    struct entry *es; // read_header's list of entries (owned)
 } reader;
 
 static void release(reader *r) {
@@ -129,7 +131,8 @@ static void release(reader *r) {
 #if defined(__GNUC__)
 __attribute__((noreturn, format(printf, 2, 3)))
 #endif
-static void rfail(reader *r, const char *fmt, ...) {
+static void
+rfail(reader *r, const char *fmt, ...) {
     char msg[400];
     va_list ap;
     va_start(ap, fmt);
@@ -150,7 +153,8 @@ static void read_at(reader *r, uint64_t off, void *dst, size_t n, const char *wh
         if (n) memcpy(dst, r->mem + off, n);
         return;
     }
-    if (fseeko(r->f, (off_t)off, SEEK_SET)) rfail(r, "cannot seek to byte %llu (%s)", (unsigned long long)off, strerror(errno));
+    if (fseeko(r->f, (off_t)off, SEEK_SET))
+        rfail(r, "cannot seek to byte %llu (%s)", (unsigned long long)off, strerror(errno));
     size_t got = fread(dst, 1, n, r->f);
     if (got != n)
         rfail(r, "%s at byte %llu reading %s", ferror(r->f) ? strerror(errno) : "unexpected end of file",
@@ -180,7 +184,8 @@ static void open_mem(reader *r, const void *buf, size_t len, const char *name) {
     *r = (reader){.name = name, .mem = buf, .size = len};
 }
 
-static const char *dtype_names[] = {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U64", "U32", "U16", "U8", "BOOL", "F8_E4M3", "F8_E5M2"};
+static const char *dtype_names[] = {"F64", "F32", "F16", "BF16", "I64",  "I32",     "I16",    "I8",
+                                    "U64", "U32", "U16", "U8",   "BOOL", "F8_E4M3", "F8_E5M2"};
 static const int dtype_sizes[] = {8, 4, 2, 2, 8, 4, 2, 1, 8, 4, 2, 1, 1, 1, 1};
 
 typedef struct entry {
@@ -198,7 +203,8 @@ static void check_entry(reader *r, const char *name, const json *e, entry *t) {
     if (!dt || dt->type != JSON_STRING || !sh || sh->type != JSON_ARRAY || !of || of->type != JSON_ARRAY)
         rfail(r, "tensor '%.100s' has a malformed entry (want dtype, shape and data_offsets)", name);
     // The number of dimensions first: everything below (and the messages) assume it is small.
-    if (sh->count > TZ_MAX_DIMS) rfail(r, "tensor '%.100s' has %d dimensions, at most %d are supported", name, sh->count, TZ_MAX_DIMS);
+    if (sh->count > TZ_MAX_DIMS)
+        rfail(r, "tensor '%.100s' has %d dimensions, at most %d are supported", name, sh->count, TZ_MAX_DIMS);
     *t = (entry){.name = name, .dtype = dt->string, .ndim = sh->count, .numel = 1};
     int dsize = 0;
     for (size_t k = 0; k < sizeof dtype_names / sizeof *dtype_names; k++)
@@ -218,14 +224,15 @@ static void check_entry(reader *r, const char *name, const json *e, entry *t) {
     t->begin = (uint64_t)of->items[0].number, t->end = (uint64_t)of->items[1].number;
     uint64_t data = r->size - r->start;
     if (t->end < t->begin)
-        rfail(r, "tensor '%.100s' has reversed data_offsets [%llu,%llu]", name, (unsigned long long)t->begin, (unsigned long long)t->end);
+        rfail(r, "tensor '%.100s' has reversed data_offsets [%llu,%llu]", name, (unsigned long long)t->begin,
+              (unsigned long long)t->end);
     if (t->end > data)
         rfail(r, "tensor '%.100s' has data_offsets [%llu,%llu] beyond the %llu bytes of data (truncated file?)", name,
               (unsigned long long)t->begin, (unsigned long long)t->end, (unsigned long long)data);
     if (t->end - t->begin != t->numel * (uint64_t)dsize)
         rfail(r, "tensor '%.100s' has data_offsets [%llu,%llu] (%llu bytes), its shape and dtype %s need %llu", name,
-              (unsigned long long)t->begin, (unsigned long long)t->end, (unsigned long long)(t->end - t->begin), t->dtype,
-              (unsigned long long)(t->numel * (uint64_t)dsize));
+              (unsigned long long)t->begin, (unsigned long long)t->end, (unsigned long long)(t->end - t->begin),
+              t->dtype, (unsigned long long)(t->numel * (uint64_t)dsize));
 }
 
 static int by_begin(const void *a, const void *b) {
@@ -237,13 +244,19 @@ static int by_begin(const void *a, const void *b) {
 // that __metadata__ maps strings to strings.
 static void read_header(reader *r) {
     check_little_endian();
-    if (r->size < 8) rfail(r, "too short to be a safetensors file (%llu bytes, the header length alone takes 8)", (unsigned long long)r->size);
+    if (r->size < 8)
+        rfail(r, "too short to be a safetensors file (%llu bytes, the header length alone takes 8)",
+              (unsigned long long)r->size);
     unsigned char le[8];
     read_at(r, 0, le, 8, "the header length");
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | le[i];
-    if (n > MAX_HEADER) rfail(r, "header length %llu is over the limit of %u bytes (not a checkpoint?)", (unsigned long long)n, MAX_HEADER);
-    if (n > r->size - 8) rfail(r, "header length %llu does not fit the file (%llu bytes; truncated?)", (unsigned long long)n, (unsigned long long)r->size);
+    if (n > MAX_HEADER)
+        rfail(r, "header length %llu is over the limit of %u bytes (not a checkpoint?)", (unsigned long long)n,
+              MAX_HEADER);
+    if (n > r->size - 8)
+        rfail(r, "header length %llu does not fit the file (%llu bytes; truncated?)", (unsigned long long)n,
+              (unsigned long long)r->size);
     if (!(r->text = malloc(n + 1))) rfail(r, "out of memory for a header of %llu bytes", (unsigned long long)n);
     read_at(r, 8, r->text, n, "the header");
     r->text[n] = 0;
@@ -314,7 +327,8 @@ static void meta_rng(reader *r, const char *key, const char *s, uint64_t out[4],
         out[i] = x;
         any |= x != 0;
     }
-    if (!ok || !(any || zero_ok)) rfail(r, "__metadata__ %s = '%.70s' is not an RNG state (4 groups of 16 hex digits, not all zero)", key, s);
+    if (!ok || !(any || zero_ok))
+        rfail(r, "__metadata__ %s = '%.70s' is not an RNG state (4 groups of 16 hex digits, not all zero)", key, s);
 }
 
 static char *dup_meta(reader *r, const char *s) {
@@ -329,7 +343,8 @@ static void read_meta(reader *r, tz_ckpt_meta *m) {
     const char *format = meta_str(r, "format");
     if (strcmp(format, "tapezoo-1")) rfail(r, "unknown format '%.40s' (this build reads tapezoo-1)", format);
     const char *model = meta_str(r, "model");
-    if (!model[0] || strlen(model) >= sizeof m->model) rfail(r, "__metadata__ model = '%.70s' is not a model name", model);
+    if (!model[0] || strlen(model) >= sizeof m->model)
+        rfail(r, "__metadata__ model = '%.70s' is not a model name", model);
     snprintf(m->model, sizeof m->model, "%s", model);
     m->step = meta_long(r, "step", 0, MAX_STEP);
     m->best_step = meta_long(r, "best_step", -1, m->step);
@@ -356,7 +371,8 @@ static void read_meta(reader *r, tz_ckpt_meta *m) {
 static void fmt_shape(char *buf, size_t size, int ndim, const int *shape) {
     size_t len = 0;
     buf[0] = 0;
-    for (int d = 0; d < ndim && len < size; d++) len += (size_t)snprintf(buf + len, size - len, d ? ",%d" : "%d", shape[d]);
+    for (int d = 0; d < ndim && len < size; d++)
+        len += (size_t)snprintf(buf + len, size - len, d ? ",%d" : "%d", shape[d]);
 }
 
 // Reads tensor `name` into dst: shape want (or, want NULL, n values in one dimension).
@@ -367,7 +383,8 @@ static void read_tensor(reader *r, const char *name, const tz_tensor *want, size
     check_entry(r, name, e, &t);
     if (strcmp(t.dtype, DTYPE))
         rfail(r, "tensor '%s' is %.20s, this build reads %s%s", name, t.dtype, DTYPE,
-              !strcmp(t.dtype, "F32") || !strcmp(t.dtype, "F64") ? " (a checkpoint of the other precision's build?)" : "");
+              !strcmp(t.dtype, "F32") || !strcmp(t.dtype, "F64") ? " (a checkpoint of the other precision's build?)"
+                                                                 : "");
     char have[128], need[128];
     fmt_shape(have, sizeof have, t.ndim, t.shape);
     int ok;
@@ -379,7 +396,9 @@ static void read_tensor(reader *r, const char *name, const tz_tensor *want, size
         snprintf(need, sizeof need, "%zu", n);
         ok = t.ndim == 1 && t.numel == n;
     }
-    if (!ok) rfail(r, "tensor '%s' has shape [%s], the model wants [%s] (a checkpoint of another model or cfg?)", name, have, need);
+    if (!ok)
+        rfail(r, "tensor '%s' has shape [%s], the model wants [%s] (a checkpoint of another model or cfg?)", name, have,
+              need);
     read_at(r, r->start + t.begin, dst, sizeof(real) * n, name);
 }
 

@@ -12,16 +12,16 @@
 
 typedef struct tz_ckpt_meta {
     char model[64];
-    long step;          // optimiser steps taken
-    double best_val;    // best validation loss so far (or a large number)
+    long step; // optimiser steps taken
+    double best_val; // best validation loss so far (or a large number)
     long best_step;
-    uint64_t rng[4];    // the trainer's RNG (batches)
+    uint64_t rng[4]; // the trainer's RNG (batches)
     uint64_t drop_rng[4]; // the graph's RNG (dropout masks)
-    int has_drop_rng;   // read: the checkpoint has it (older ones do not)
+    int has_drop_rng; // read: the checkpoint has it (older ones do not)
     const real *carried; // save: the carried state (NULL: none), carried_n values
     size_t carried_n;
-    char *cfg_text;     // resolved cfg (owned, NUL-terminated)
-    char *vocab_text;   // tz_vocab_save text (owned); the target side's for a translation run
+    char *cfg_text; // resolved cfg (owned, NUL-terminated)
+    char *vocab_text; // tz_vocab_save text (owned); the target side's for a translation run
     char *src_vocab_text; // translation runs: the source vocabulary (owned), else NULL
 } tz_ckpt_meta;
 

@@ -42,7 +42,8 @@ static char *read_file(const char *path, const char *key, size_t *len) {
     if (!f) {
         const char *name = corpus_of(path);
         if (errno == ENOENT && name)
-            tz_fail("[data] %s: %s does not exist. HINT: fetch it with: data/fetch %s (from the project root)", key, path, name);
+            tz_fail("[data] %s: %s does not exist. HINT: fetch it with: data/fetch %s (from the project root)", key,
+                    path, name);
         tz_fail("[data] %s: cannot open %s (%s)", key, path, strerror(errno));
     }
     struct stat st = {0};
@@ -51,7 +52,8 @@ static char *read_file(const char *path, const char *key, size_t *len) {
         tz_fail("[data] %s: %s is a directory (want a text file)", key, path);
     }
     // A regular file's size is a hint for the first read (+2: the read that finds the end).
-    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX / 2 ? (size_t)st.st_size + 2 : 1 << 16;
+    size_t cap = S_ISREG(st.st_mode) && st.st_size > 0 && (uintmax_t)st.st_size < SIZE_MAX / 2 ? (size_t)st.st_size + 2
+                                                                                               : 1 << 16;
     size_t n = 0, got;
     char *text = malloc(cap);
     while (text) {
@@ -115,7 +117,8 @@ void tz_corpus_load(tz_corpus *c, const cfg *cf, const tz_vocab *vocab) {
         if (cut < len[SPLIT_TRAIN]) {
             text[SPLIT_VAL] = text[SPLIT_TRAIN] + cut;
             len[SPLIT_VAL] = len[SPLIT_TRAIN] - cut;
-            snprintf(c->path[SPLIT_VAL], sizeof c->path[0], "%.400s (last %.0f%%)", c->path[SPLIT_TRAIN], 100 * (1 - split));
+            snprintf(c->path[SPLIT_VAL], sizeof c->path[0], "%.400s (last %.0f%%)", c->path[SPLIT_TRAIN],
+                     100 * (1 - split));
         }
         len[SPLIT_TRAIN] = cut;
     }

@@ -27,7 +27,13 @@ void json_write_string(FILE *f, const char *s) { json_write_quoted(f, s, QUOTE_J
 // is bounded, so a header of many '[' cannot overflow the stack).
 #define JSON_MAX_DEPTH 64
 
-typedef struct { const char *s; size_t len, i; const char *err; char msg[96]; int depth; } parser;
+typedef struct {
+    const char *s;
+    size_t len, i;
+    const char *err;
+    char msg[96];
+    int depth;
+} parser;
 
 static void fail(parser *p, const char *what) {
     if (!p->err) {
@@ -36,7 +42,8 @@ static void fail(parser *p, const char *what) {
     }
 }
 static void ws(parser *p) {
-    while (p->i < p->len && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\r' || p->s[p->i] == '\n')) p->i++;
+    while (p->i < p->len && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\r' || p->s[p->i] == '\n'))
+        p->i++;
 }
 static int eat(parser *p, char c) {
     ws(p);
@@ -54,7 +61,10 @@ static int hex4(const char *s, long *v) {
     *v = 0;
     for (int k = 0; k < 4; k++) {
         char c = s[k];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0) return 0;
         *v = *v * 16 + d;
     }

@@ -9,10 +9,10 @@ typedef enum { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_
 
 typedef struct json {
     json_type type;
-    double number;     // JSON_NUMBER, JSON_BOOL (0/1)
-    char *string;      // JSON_STRING (unescaped, owned)
+    double number; // JSON_NUMBER, JSON_BOOL (0/1)
+    char *string; // JSON_STRING (unescaped, owned)
     struct json *items; // JSON_ARRAY, JSON_OBJECT
-    char **keys;       // JSON_OBJECT
+    char **keys; // JSON_OBJECT
     int count;
 } json;
 

@@ -69,7 +69,8 @@ static int find_nonfinite(const tz_params *P, int grads, const nn_optim *o, char
     for (int s = 0; o && s < o->n_state; s++)
         if ((i = first_bad(o->state[s], o->n)) >= 0)
             return snprintf(what, size, "optimiser state %s of '%s' is %g", o->state_name[s], P->names[tensor_of(P, i)],
-                            (double)o->state[s][i]), 1;
+                            (double)o->state[s][i]),
+                   1;
     return 0;
 }
 
@@ -127,7 +128,8 @@ static int stop_numbers(const loop_state *s, long step, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (s->saved_step >= 0)
-        fprintf(stderr, "train: step %ld: %s: stopping. The last good checkpoint is %s (step %ld)\n", step, msg, s->r->last, s->saved_step);
+        fprintf(stderr, "train: step %ld: %s: stopping. The last good checkpoint is %s (step %ld)\n", step, msg,
+                s->r->last, s->saved_step);
     else fprintf(stderr, "train: step %ld: %s: stopping. No checkpoint was written\n", step, msg);
     return TZ_EXIT_NUMBERS;
 }
@@ -152,17 +154,20 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         if (!strcmp(select, t->metric_names[k])) sel = k;
     if (sel < 0 && strcmp(select, "loss")) {
         char names[128] = "loss";
-        for (int k = 0; k < t->n_metrics; k++) snprintf(names + strlen(names), sizeof names - strlen(names), ", %s", t->metric_names[k]);
+        for (int k = 0; k < t->n_metrics; k++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), ", %s", t->metric_names[k]);
         tz_fail("%s: [train] select = '%s' (this task has: %s)", c->path, select, names);
     }
-    if (strcmp(final, "last") && strcmp(final, "best")) tz_fail("%s: [train] final = '%s' (want last or best)", c->path, final);
+    if (strcmp(final, "last") && strcmp(final, "best"))
+        tz_fail("%s: [train] final = '%s' (want last or best)", c->path, final);
     const char *sel_name = sel < 0 ? "loss" : t->metric_names[sel];
     double clip = cfg_float(c, "train", "clip"), clip_value = cfg_float(c, "train", "clip_value");
     real smoothing = (real)cfg_float(c, "train", "label_smoothing"); // training only: validation reports plain CE
     uint64_t seed = (uint64_t)cfg_int(c, "train", "seed");
     int skip_nonfinite = !strcmp(cfg_str(c, "train", "on_nonfinite"), "skip");
     const tz_model_def *def = t->def;
-    loop_state s = {.r = r, .t = t, .P = P, .best_step = -1, .saved_step = -1, .best_val = sel < 0 ? INFINITY : -INFINITY};
+    loop_state s = {
+        .r = r, .t = t, .P = P, .best_step = -1, .saved_step = -1, .best_val = sel < 0 ? INFINITY : -INFINITY};
     nn_optim_config oc = tz_optim_config(c);
     nn_optim_init(&s.opt, P, &oc);
     nn_schedule sched = tz_schedule_config(c);
@@ -188,7 +193,8 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     t->describe(t, dt, dj);
     if (fclose(dt) || fclose(dj)) tz_fail("train: out of memory");
     if (js) {
-        fprintf(js, "{\"event\":\"config\",\"model\":\"%s\",\"params\":%zu%s,\"threads\":%d,\"gemm\":\"%s\",\"run_dir\":",
+        fprintf(js,
+                "{\"event\":\"config\",\"model\":\"%s\",\"params\":%zu%s,\"threads\":%d,\"gemm\":\"%s\",\"run_dir\":",
                 def->name, P->n, desc_json, tz_get_threads(), tz_gemm_kernel_name());
         json_write_string(js, r->dir);
         fputs(",\"cfg\":", js);
@@ -212,7 +218,8 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     tz_rng_seed(&g->rng, seed + 2);
     if (r->resume && r->meta.has_drop_rng) memcpy(g->rng.s, r->meta.drop_rng, sizeof g->rng.s); // same dropout masks
     int tty = !r->json && isatty(fileno(stdout));
-    double t_start = tz_now(), t_train = 0, t_fwd = 0, t_bwd = 0, t_opt = 0, sum_loss = 0, last_train = NAN, last_val = NAN;
+    double t_start = tz_now(), t_train = 0, t_fwd = 0, t_bwd = 0, t_opt = 0, sum_loss = 0, last_train = NAN,
+           last_val = NAN;
     double t_all = 0; // every step, for runs too short to have steps after the warm-up
     long tokens_all = 0, timed_steps = 0, timed_tokens = 0, n_loss = 0, bad_evals = 0, start_step = s.step;
     long high_steps = 0, skipped = 0, skipped_in_a_row = 0;
@@ -245,18 +252,23 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         if (!isfinite(l) || !isfinite(grad_norm)) {
             // The first bad value says where it started: weights already non-finite cannot be skipped.
             int weights_bad = find_nonfinite(P, 0, NULL, what, sizeof what);
-            if (!weights_bad && !find_nonfinite(P, 1, NULL, what, sizeof what)) snprintf(what, sizeof what, "weights and gradients are finite");
+            if (!weights_bad && !find_nonfinite(P, 1, NULL, what, sizeof what))
+                snprintf(what, sizeof what, "weights and gradients are finite");
             if (skip_nonfinite && !weights_bad && ++skipped_in_a_row < DIVERGED_STEPS) {
-                fprintf(stderr, "train: step %ld: the loss is %g, gradient norm %g (%s): step skipped (train.on_nonfinite = skip)\n",
+                fprintf(stderr,
+                        "train: step %ld: the loss is %g, gradient norm %g (%s): step skipped (train.on_nonfinite = "
+                        "skip)\n",
                         s.step + 1, l, grad_norm, what);
                 skipped++, skip = 1;
             } else {
-                status = stop_numbers(&s, s.step + 1, "the loss is %g, gradient norm %g (%s)%s", l, grad_norm, what,
-                                      skipped_in_a_row >= DIVERGED_STEPS ? "; every step skipped since the last finite one" : "");
+                status = stop_numbers(
+                    &s, s.step + 1, "the loss is %g, gradient norm %g (%s)%s", l, grad_norm, what,
+                    skipped_in_a_row >= DIVERGED_STEPS ? "; every step skipped since the last finite one" : "");
                 break;
             }
         } else skipped_in_a_row = 0;
-        if (!skip) nn_optim_step(&s.opt, P, lr); // a skipped step still counts: the batches stay where a resume puts them
+        if (!skip)
+            nn_optim_step(&s.opt, P, lr); // a skipped step still counts: the batches stay where a resume puts them
         double t3 = tz_now();
         s.step++;
         long n_targets = t->n_targets ? t->n_targets(t, &b) : b.n_targets;
@@ -268,8 +280,10 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         if (!skip) sum_loss += l, n_loss++;
         high_steps = l > diverged_above ? high_steps + 1 : 0;
         if (high_steps >= DIVERGED_STEPS) {
-            status = stop_numbers(&s, s.step, "diverged: the loss has been above %.3g (3 x ln(vocabulary)) for %d steps (now %g; "
-                                  "lower optim.lr or set train.clip)", diverged_above, DIVERGED_STEPS, l);
+            status = stop_numbers(&s, s.step,
+                                  "diverged: the loss has been above %.3g (3 x ln(vocabulary)) for %d steps (now %g; "
+                                  "lower optim.lr or set train.clip)",
+                                  diverged_above, DIVERGED_STEPS, l);
             break;
         }
         int do_eval = s.step % eval_every == 0 || s.step == steps;
@@ -284,8 +298,10 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
                 // state, and a validation loss that is finite and not diverged.
                 if (find_nonfinite(P, 0, &s.opt, what, sizeof what) || !(last_val <= diverged_above)) {
                     if (!find_nonfinite(P, 0, &s.opt, what, sizeof what))
-                        snprintf(what, sizeof what, "diverged: validation loss %g is above %.3g (3 x ln(vocabulary); lower optim.lr "
-                                 "or set train.clip)", last_val, diverged_above);
+                        snprintf(what, sizeof what,
+                                 "diverged: validation loss %g is above %.3g (3 x ln(vocabulary); lower optim.lr "
+                                 "or set train.clip)",
+                                 last_val, diverged_above);
                     status = stop_numbers(&s, s.step, "%s; this step is not saved", what);
                     break;
                 }
@@ -296,8 +312,10 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
                 if (improved) save(&s, r->best, what, sizeof what);
                 save(&s, r->last, what, sizeof what);
                 if (js) {
-                    fprintf(js, "{\"event\":\"val\",\"step\":%ld,\"val_loss\":%.6f,\"val_count\":%ld", s.step, last_val, ev.count);
-                    for (int k = 0; k < t->n_metrics; k++) fprintf(js, ",\"val_%s\":%.6f", t->metric_names[k], ev.metric[k]);
+                    fprintf(js, "{\"event\":\"val\",\"step\":%ld,\"val_loss\":%.6f,\"val_count\":%ld", s.step, last_val,
+                            ev.count);
+                    for (int k = 0; k < t->n_metrics; k++)
+                        fprintf(js, ",\"val_%s\":%.6f", t->metric_names[k], ev.metric[k]);
                     fprintf(js, ",\"best_val_%s\":%.6f,\"best_step\":%ld}\n", sel_name, s.best_val, s.best_step);
                 }
             }
@@ -307,28 +325,33 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
             for (int k = 0; k < t->n_metrics; k++) do_eval ? fprintf(csv, ",%.6f", ev.metric[k]) : fputc(',', csv);
             fputc('\n', csv);
             if (fflush(csv) || ferror(csv)) tz_fail("cannot write %s (%s)", r->log_path, strerror(errno));
-            if (js) fprintf(js, "{\"event\":\"train\",\"step\":%ld,\"train_loss\":%.6f,\"lr\":%.4e,\"grad_norm\":%.4f,\"tokens_per_s\":%.1f,\"elapsed_s\":%.2f}\n",
-                            s.step, last_train, lr, grad_norm, tps, elapsed);
+            if (js)
+                fprintf(js,
+                        "{\"event\":\"train\",\"step\":%ld,\"train_loss\":%.6f,\"lr\":%.4e,\"grad_norm\":%.4f,\"tokens_"
+                        "per_s\":%.1f,\"elapsed_s\":%.2f}\n",
+                        s.step, last_train, lr, grad_norm, tps, elapsed);
             double eta = timed_steps ? (steps - s.step) * (t_train / timed_steps) : 0;
             if (tty) {
                 int w = 24, done = (int)(w * s.step / (steps ? steps : 1));
-                fprintf(out, "\r%6ld/%ld [%.*s%*s] loss %.4f val %.4f lr %.2e %.0f tok/s ETA %ld:%02ld ", s.step, steps, done,
-                        "########################", w - done, "", last_train, last_val, lr, tps, (long)eta / 60, (long)eta % 60);
+                fprintf(out, "\r%6ld/%ld [%.*s%*s] loss %.4f val %.4f lr %.2e %.0f tok/s ETA %ld:%02ld ", s.step, steps,
+                        done, "########################", w - done, "", last_train, last_val, lr, tps, (long)eta / 60,
+                        (long)eta % 60);
                 if (do_eval) fputc('\n', out);
             } else {
                 fprintf(out, "step %ld/%ld train %.4f%s", s.step, steps, last_train, do_eval ? "" : "\n");
                 if (do_eval) {
                     fprintf(out, " val %.4f", last_val);
                     for (int k = 0; k < t->n_metrics; k++) fprintf(out, " %s %.4f", t->metric_names[k], ev.metric[k]);
-                    fprintf(out, " (best %s%s%.4f at %ld)\n", sel < 0 ? "" : sel_name, sel < 0 ? "" : " ", s.best_val, s.best_step);
+                    fprintf(out, " (best %s%s%.4f at %ld)\n", sel < 0 ? "" : sel_name, sel < 0 ? "" : " ", s.best_val,
+                            s.best_step);
                 }
             }
             fflush(out);
             if (js) fflush(js);
             sum_loss = 0, n_loss = 0;
             if (do_eval && patience > 0 && bad_evals >= patience) {
-                fprintf(out, "early stop: no improvement in %ld validations (best %s %.4f at step %ld)\n", bad_evals, sel_name, s.best_val,
-                        s.best_step);
+                fprintf(out, "early stop: no improvement in %ld validations (best %s %.4f at step %ld)\n", bad_evals,
+                        sel_name, s.best_val, s.best_step);
                 early = 1;
                 break;
             }
@@ -364,25 +387,35 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     double wall = tz_now() - t_start, tps = t_train > 0 ? timed_tokens / t_train : 0;
     double ms = timed_steps ? 1e3 * t_train / timed_steps : 0;
     if (js) {
-        fprintf(js, "{\"event\":\"summary\",\"model\":\"%s\",\"params\":%zu,\"steps\":%ld,\"tokens_per_s\":%.1f,\"ms_per_step\":%.3f,"
-                    "\"ms_forward\":%.3f,\"ms_backward\":%.3f,\"ms_optimizer\":%.3f,\"final_train_loss\":%.6f,\"final_val_loss\":%.6f,"
-                    "\"best_val_%s\":%.6f,\"best_step\":%ld,\"wall_s\":%.2f,\"peak_rss_mb\":%.1f,\"threads\":%d,\"status\":%d,"
-                    "\"stop\":\"%s\"%s}\n",
-                def->name, P->n, s.step, tps, ms, timed_steps ? 1e3 * t_fwd / timed_steps : 0, timed_steps ? 1e3 * t_bwd / timed_steps : 0,
-                timed_steps ? 1e3 * t_opt / timed_steps : 0, last_train, last_val, sel_name, s.best_val, s.best_step, wall, peak_rss_mb(),
-                tz_get_threads(), status, stop_name(status, stop_sig, early), extra);
+        fprintf(
+            js,
+            "{\"event\":\"summary\",\"model\":\"%s\",\"params\":%zu,\"steps\":%ld,\"tokens_per_s\":%.1f,\"ms_per_"
+            "step\":%.3f,"
+            "\"ms_forward\":%.3f,\"ms_backward\":%.3f,\"ms_optimizer\":%.3f,\"final_train_loss\":%.6f,\"final_val_"
+            "loss\":%.6f,"
+            "\"best_val_%s\":%.6f,\"best_step\":%ld,\"wall_s\":%.2f,\"peak_rss_mb\":%.1f,\"threads\":%d,\"status\":%d,"
+            "\"stop\":\"%s\"%s}\n",
+            def->name, P->n, s.step, tps, ms, timed_steps ? 1e3 * t_fwd / timed_steps : 0,
+            timed_steps ? 1e3 * t_bwd / timed_steps : 0, timed_steps ? 1e3 * t_opt / timed_steps : 0, last_train,
+            last_val, sel_name, s.best_val, s.best_step, wall, peak_rss_mb(), tz_get_threads(), status,
+            stop_name(status, stop_sig, early), extra);
     }
     free(extra);
-    fprintf(out, "done: %ld steps, train %.4f, val %.4f (best %s%s%.4f at step %ld), %.0f tokens/s, %.2f ms/step, %.1f s, peak RSS %.0f MB\n",
-            s.step, last_train, last_val, sel < 0 ? "" : sel_name, sel < 0 ? "" : " ", s.best_val, s.best_step, tps, ms, wall, peak_rss_mb());
+    fprintf(out,
+            "done: %ld steps, train %.4f, val %.4f (best %s%s%.4f at step %ld), %.0f tokens/s, %.2f ms/step, %.1f s, "
+            "peak RSS %.0f MB\n",
+            s.step, last_train, last_val, sel < 0 ? "" : sel_name, sel < 0 ? "" : " ", s.best_val, s.best_step, tps, ms,
+            wall, peak_rss_mb());
     if (r->profile) {
         tz_profile_print(g, out, timed_steps);
         fprintf(out, "%-22s %9s %9s %9s %7.3f (clip, optimiser, schedule)\n", "optimiser", "", "", "",
                 timed_steps ? 1e3 * t_opt / timed_steps : 0);
     }
     fprintf(out, "run: %s (log.csv, config.cfg, best.safetensors, last.safetensors)\n", r->dir);
-    fprintf(out, "plot: gnuplot -e \"runs='%s'\" %s/tools/plot_loss.gp   (writes %s/loss.png", r->dir, TZ_SOURCE_ROOT, r->dir);
-    if (system("command -v gnuplot >/dev/null 2>&1")) fprintf(out, "; gnuplot is not installed: sudo apt-get install gnuplot-nox");
+    fprintf(out, "plot: gnuplot -e \"runs='%s'\" %s/tools/plot_loss.gp   (writes %s/loss.png", r->dir, TZ_SOURCE_ROOT,
+            r->dir);
+    if (system("command -v gnuplot >/dev/null 2>&1"))
+        fprintf(out, "; gnuplot is not installed: sudo apt-get install gnuplot-nox");
     fprintf(out, ")\n");
     fclose(csv);
     tz_graph_free(g);

@@ -25,7 +25,8 @@ void tz_pair_batcher_init(tz_pair_batcher *b, const tz_pairset *set, int B, int 
     memset(b, 0, sizeof *b);
     b->set = set, b->B = B, b->bucket = bucket < 1 ? 1 : bucket, b->seed = seed, b->epoch = -1;
     if (B < 1) tz_fail("pair batcher: a batch of %d pairs (want >= 1)", B);
-    if (set->n < B) tz_fail("pairs: the training split has %ld pairs, fewer than one batch of %d ([train] batch)", set->n, B);
+    if (set->n < B)
+        tz_fail("pairs: the training split has %ld pairs, fewer than one batch of %d ([train] batch)", set->n, B);
     b->per_epoch = set->n / B;
     b->order = xmalloc(sizeof(long) * b->per_epoch * B);
     b->batches = xmalloc(sizeof(long) * b->per_epoch);

@@ -14,20 +14,29 @@
 
 const cfg_key tz_pair_keys[] = {
     {"data", "kind", CFG_STR, "text",
-     "text (one token stream: language models), pairs (source<TAB>target lines), reverse or copy (synthetic digit strings)", 0, 0},
+     "text (one token stream: language models), pairs (source<TAB>target lines), reverse or copy (synthetic digit "
+     "strings)",
+     0, 0},
     {"data", "lowercase", CFG_BOOL, "true", "pairs: lower-case both sides (ASCII, Latin-1 letters, Œ)", 0, 0},
     {"data", "split_punct", CFG_BOOL, "true", "pairs: a space on both sides of each of . ! ? , ; :", 0, 0},
-    {"data", "min_len", CFG_INT, "1", "pairs: keep pairs whose both sides have min_len..max_len tokens; reverse/copy: string lengths", 1, 1000},
+    {"data", "min_len", CFG_INT, "1",
+     "pairs: keep pairs whose both sides have min_len..max_len tokens; reverse/copy: string lengths", 1, 1000},
     {"data", "max_len", CFG_INT, "10", "pairs: see min_len; reverse/copy: the longest string", 1, 1000},
-    {"data", "val_split", CFG_FLOAT, "0.05", "pairs: fraction of distinct sources for validation (split: training; the rest: test)", 0, 0.5},
-    {"data", "seed", CFG_INT, "0", "pairs: seed of the split; reverse/copy: of the strings (0: [train] seed)", 0, INT_MAX},
+    {"data", "val_split", CFG_FLOAT, "0.05",
+     "pairs: fraction of distinct sources for validation (split: training; the rest: test)", 0, 0.5},
+    {"data", "seed", CFG_INT, "0", "pairs: seed of the split; reverse/copy: of the strings (0: [train] seed)", 0,
+     INT_MAX},
     {"data", "bucket", CFG_INT, "50", "pairs: batches per pool sorted by length (1: no bucketing)", 1, 100000},
-    {"data", "write_split", CFG_BOOL, "false", "pairs: the run dir also gets train.src/.ref and val.src/.ref (as test.src/.ref)", 0, 0},
-    {"data", "train_size", CFG_INT, "0", "reverse/copy: a fixed training set of N strings (0: fresh strings every batch)", 0, 100000000},
-    {"data", "eval_size", CFG_INT, "1000", "reverse/copy: strings in each of the validation and test sets (held out)", 1, 10000000},
+    {"data", "write_split", CFG_BOOL, "false",
+     "pairs: the run dir also gets train.src/.ref and val.src/.ref (as test.src/.ref)", 0, 0},
+    {"data", "train_size", CFG_INT, "0",
+     "reverse/copy: a fixed training set of N strings (0: fresh strings every batch)", 0, 100000000},
+    {"data", "eval_size", CFG_INT, "1000", "reverse/copy: strings in each of the validation and test sets (held out)",
+     1, 10000000},
     {"data", "test_min_len", CFG_INT, "0", "reverse/copy: the test strings' shortest length (0: min_len)", 0, 1000},
     {"data", "test_max_len", CFG_INT, "0", "reverse/copy: the test strings' longest length (0: max_len)", 0, 1000},
-    {"train", "test_beam", CFG_INT, "5", "translation: the beam of the test BLEU printed at the end beside greedy's (0 or 1: greedy only)", 0, 100},
+    {"train", "test_beam", CFG_INT, "5",
+     "translation: the beam of the test BLEU printed at the end beside greedy's (0 or 1: greedy only)", 0, 100},
     {0},
 };
 
@@ -148,7 +157,8 @@ static int utf8_put(uint32_t cp, char *out) {
     if (cp < 0x80) return out[0] = (char)cp, 1;
     if (cp < 0x800) return out[0] = (char)(0xC0 | cp >> 6), out[1] = (char)(0x80 | (cp & 0x3F)), 2;
     if (cp < 0x10000)
-        return out[0] = (char)(0xE0 | cp >> 12), out[1] = (char)(0x80 | (cp >> 6 & 0x3F)), out[2] = (char)(0x80 | (cp & 0x3F)), 3;
+        return out[0] = (char)(0xE0 | cp >> 12), out[1] = (char)(0x80 | (cp >> 6 & 0x3F)),
+               out[2] = (char)(0x80 | (cp & 0x3F)), 3;
     out[0] = (char)(0xF0 | cp >> 18), out[1] = (char)(0x80 | (cp >> 12 & 0x3F));
     out[2] = (char)(0x80 | (cp >> 6 & 0x3F)), out[3] = (char)(0x80 | (cp & 0x3F));
     return 4;
@@ -388,7 +398,9 @@ static void copy_vocab(tz_vocab *dst, const tz_vocab *src, const char *side) {
     if (!ok) tz_fail("pairs: cannot copy the %s vocabulary", side);
     for (int i = 0; i < 4; i++)
         if (dst->size <= i || strcmp(dst->tok[i], specials[i]))
-            tz_fail("pairs: the saved %s vocabulary does not start with <pad> <bos> <eos> <unk> (not a translation run's?)", side);
+            tz_fail(
+                "pairs: the saved %s vocabulary does not start with <pad> <bos> <eos> <unk> (not a translation run's?)",
+                side);
     dst->unk = TZ_UNK;
 }
 
@@ -454,7 +466,8 @@ void tz_pairs_build(tz_pairs *p, tz_pair_text *t, const tz_pairs_opts *o, const 
         int tmp = perm[g];
         perm[g] = perm[k], perm[k] = tmp;
     }
-    for (long j = 0; j < G; j++) split_of[perm[j]] = j < n_train ? SPLIT_TRAIN : j < n_train + n_val ? SPLIT_VAL : SPLIT_TEST;
+    for (long j = 0; j < G; j++)
+        split_of[perm[j]] = j < n_train ? SPLIT_TRAIN : j < n_train + n_val ? SPLIT_VAL : SPLIT_TEST;
     p->groups[SPLIT_TRAIN] = n_train, p->groups[SPLIT_VAL] = n_val, p->groups[SPLIT_TEST] = n_test;
     tz_pair_text parts[N_SPLITS] = {0};
     for (long i = 0; i < n; i++) {
@@ -479,7 +492,8 @@ static char *read_file(const char *path, const char *key, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         if (errno == ENOENT && strstr(path, "eng-fra"))
-            tz_fail("[data] %s: %s does not exist. HINT: fetch it with: data/fetch eng-fra (from the project root)", key, path);
+            tz_fail("[data] %s: %s does not exist. HINT: fetch it with: data/fetch eng-fra (from the project root)",
+                    key, path);
         tz_fail("[data] %s: cannot open %s (%s)", key, path, strerror(errno));
     }
     char *text = NULL;
@@ -535,8 +549,8 @@ void tz_pairs_load(tz_pairs *p, const cfg *c, const tz_vocab *sv, const tz_vocab
     tz_prep prep = {cfg_bool(c, "data", "lowercase"), cfg_bool(c, "data", "split_punct")};
     long min_len = cfg_int(c, "data", "min_len"), max_len = cfg_int(c, "data", "max_len");
     if (min_len < 1 || max_len < min_len || max_len > TZ_PAIRS_MAX_LEN)
-        tz_fail("%s: [data] min_len = %ld, max_len = %ld: want 1 <= min_len <= max_len <= %d", c->path, min_len, max_len,
-                TZ_PAIRS_MAX_LEN);
+        tz_fail("%s: [data] min_len = %ld, max_len = %ld: want 1 <= min_len <= max_len <= %d", c->path, min_len,
+                max_len, TZ_PAIRS_MAX_LEN);
     int split_one = !cfg_str(c, "data", "valid")[0];
     if (split_one) check_fractions(o.split, o.val_split); // before reading: nothing to free then
     if (split_one && cfg_str(c, "data", "test")[0])
@@ -547,7 +561,8 @@ void tz_pairs_load(tz_pairs *p, const cfg *c, const tz_vocab *sv, const tz_vocab
     } else { // separate files: no split
         tz_pair_text parts[N_SPLITS] = {t};
         parts[SPLIT_VAL] = read_pairs(p, SPLIT_VAL, c, "valid", &prep, (int)min_len, (int)max_len);
-        if (cfg_str(c, "data", "test")[0]) parts[SPLIT_TEST] = read_pairs(p, SPLIT_TEST, c, "test", &prep, (int)min_len, (int)max_len);
+        if (cfg_str(c, "data", "test")[0])
+            parts[SPLIT_TEST] = read_pairs(p, SPLIT_TEST, c, "test", &prep, (int)min_len, (int)max_len);
         encode_splits(p, parts, &o, sv, tv);
         for (int s = 0; s < N_SPLITS; s++) tz_pair_text_free(&parts[s]);
     }
@@ -560,8 +575,10 @@ void tz_pairs_print_stats(const tz_pairs *p, FILE *f) {
         for (int s = 0; s < N_SPLITS; s++) {
             const tz_pairs_stats *st = &p->st[s];
             if (!st->lines) continue;
-            fprintf(f, "# pairs %s: %ld lines, %ld pairs kept; skipped %ld outside the length range, %ld with an empty side",
-                    p->path[s], st->lines, st->kept, st->out_of_range, st->empty_side);
+            fprintf(
+                f,
+                "# pairs %s: %ld lines, %ld pairs kept; skipped %ld outside the length range, %ld with an empty side",
+                p->path[s], st->lines, st->kept, st->out_of_range, st->empty_side);
             if (st->first_empty) fprintf(f, " (first at line %ld)", st->first_empty);
             fprintf(f, ", %ld longer than %d bytes", st->too_long_line, TZ_PAIRS_MAX_LINE);
             if (st->first_long) fprintf(f, " (first at line %ld)", st->first_long);

@@ -30,7 +30,7 @@
 #include "vocab.h"
 
 #define TZ_PAIRS_MAX_LINE 65536 // bytes; longer lines are skipped and counted
-#define TZ_PAIRS_MAX_LEN 1000   // most tokens a side may keep ([data] max_len)
+#define TZ_PAIRS_MAX_LEN 1000 // most tokens a side may keep ([data] max_len)
 
 // The [data] keys of paired and synthetic data (besides corpus.h's path, valid, test, split,
 // tokenizer, min_count, bpe_merges, which pairs read too).
@@ -115,10 +115,10 @@ typedef struct tz_synth {
 typedef struct tz_pairs {
     tz_data_kind kind;
     tz_vocab src_vocab, tgt_vocab; // the four specials at ids 0..3 (TZ_PAD, TZ_BOS, TZ_EOS, TZ_UNK)
-    tz_pairset set[N_SPLITS];      // set[SPLIT_TEST].n may be 0 (no test split)
+    tz_pairset set[N_SPLITS]; // set[SPLIT_TEST].n may be 0 (no test split)
     char path[N_SPLITS][512];
-    tz_pairs_stats st[N_SPLITS];   // pairs files: what reading each file skipped
-    long groups[N_SPLITS];         // a split of one file: distinct sources in each split
+    tz_pairs_stats st[N_SPLITS]; // pairs files: what reading each file skipped
+    long groups[N_SPLITS]; // a split of one file: distinct sources in each split
     // Synthetic tasks (synth.h): the generator, and the held-out sources (validation and test)
     // as a set of texts; set[SPLIT_TRAIN].n == 0 means fresh strings every batch.
     tz_synth synth;
@@ -127,11 +127,11 @@ typedef struct tz_pairs {
 
 // Options of tz_pairs_build (the [data] keys, resolved).
 typedef struct tz_pairs_opts {
-    tz_tok_kind tok;     // TOK_WORD or TOK_BPE
-    int min_count;       // word: rarer training words become <unk>
+    tz_tok_kind tok; // TOK_WORD or TOK_BPE
+    int min_count; // word: rarer training words become <unk>
     int bpe_merges;
     double split, val_split; // fractions of distinct sources: train, validation (the rest: test)
-    uint64_t seed;       // of the split
+    uint64_t seed; // of the split
 } tz_pairs_opts;
 
 // Splits one read file by distinct source (all pairs of one source sentence go to the same
@@ -162,11 +162,11 @@ typedef struct tz_pair_batcher {
     const tz_pairset *set;
     int B, eval, bucket;
     uint64_t seed;
-    long k;          // training: batches drawn; evaluation: the next pair
-    long per_epoch;  // training: batches per epoch
-    long epoch;      // the epoch whose plan is in order/batches (-1: none yet)
-    long *order;     // the epoch's pairs, batch after batch (per_epoch * B)
-    long *batches;   // the epoch's batch order (per_epoch)
+    long k; // training: batches drawn; evaluation: the next pair
+    long per_epoch; // training: batches per epoch
+    long epoch; // the epoch whose plan is in order/batches (-1: none yet)
+    long *order; // the epoch's pairs, batch after batch (per_epoch * B)
+    long *batches; // the epoch's batch order (per_epoch)
     int cap_S, cap_T;
     int *src, *src_len, *x, *y; // (B,S), (B), (B,T), (B,T), owned
     // Fresh draws (synthetic tasks without a fixed training set): batch k is draw(ctx, rng, B)
@@ -187,7 +187,7 @@ void tz_pair_batcher_init_draw(tz_pair_batcher *b, void (*draw)(void *, tz_rng *
 void tz_pair_batcher_init_eval(tz_pair_batcher *b, const tz_pairset *set, int B);
 // Fills *out. Training: always returns 1. Evaluation: 0 when the pass is over.
 int tz_pair_batcher_next(tz_pair_batcher *b, tz_batch *out);
-long tz_pair_batcher_tell(const tz_pair_batcher *b);   // training batches drawn so far
+long tz_pair_batcher_tell(const tz_pair_batcher *b); // training batches drawn so far
 void tz_pair_batcher_seek(tz_pair_batcher *b, long k); // the next batch is batch k
 void tz_pair_batcher_free(tz_pair_batcher *b);
 

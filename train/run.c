@@ -47,16 +47,21 @@ int tz_run_args(tz_run *r, int argc, char **argv) {
         else if (!strcmp(argv[i], "--profile")) r->profile = 1;
         else if (!strcmp(argv[i], "--force")) r->force = 1;
         else if (!strcmp(argv[i], "--resume") && i + 1 < argc) r->resume = argv[++i];
-        else if (!strcmp(argv[i], "--resume")) return fprintf(stderr, "train: --resume needs a run directory\n"), usage(stderr), 2;
+        else if (!strcmp(argv[i], "--resume"))
+            return fprintf(stderr, "train: --resume needs a run directory\n"), usage(stderr), 2;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(stdout), 0;
         else if (argv[i][0] == '-') return fprintf(stderr, "train: unknown option '%s'\n", argv[i]), usage(stderr), 2;
         else if (strchr(argv[i], '=')) r->over[r->n_over++] = argv[i];
         else if (!r->cfg_path && !r->resume) r->cfg_path = argv[i];
-        else if (r->resume) return fprintf(stderr, "train: --resume %s takes no cfg ('%s'): the run's own is used\n", r->resume, argv[i]), 2;
+        else if (r->resume)
+            return fprintf(stderr, "train: --resume %s takes no cfg ('%s'): the run's own is used\n", r->resume,
+                           argv[i]),
+                   2;
         else return fprintf(stderr, "train: more than one cfg ('%s' and '%s')\n", r->cfg_path, argv[i]), 2;
     }
     if (!r->cfg_path == !r->resume) return usage(stderr), 2;
-    if (r->resume && r->force) return fprintf(stderr, "train: --force starts a new run; it does not go with --resume\n"), 2;
+    if (r->resume && r->force)
+        return fprintf(stderr, "train: --force starts a new run; it does not go with --resume\n"), 2;
     r->out = r->json ? stderr : stdout; // with --json, stdout carries only JSON lines
     r->js = r->json ? stdout : NULL;
     return -1;
@@ -69,7 +74,8 @@ static const char *const run_files[] = {"last.safetensors", "best.safetensors", 
 static void check_run_dir(tz_run *r) {
     struct stat st;
     if (stat(r->dir, &st)) return; // made later
-    if (!S_ISDIR(st.st_mode)) tz_fail("train.out_dir: %s is not a directory (choose another with train.out_dir=DIR)", r->dir);
+    if (!S_ISDIR(st.st_mode))
+        tz_fail("train.out_dir: %s is not a directory (choose another with train.out_dir=DIR)", r->dir);
     if (access(r->dir, W_OK | X_OK))
         tz_fail("train.out_dir: cannot write into the run directory %s (%s)", r->dir, strerror(errno));
     if (r->resume || r->force) return;
@@ -78,7 +84,8 @@ static void check_run_dir(tz_run *r) {
         snprintf(path, sizeof path, "%s/%s", r->dir, run_files[i]);
         if (!access(path, F_OK))
             tz_fail("%s already holds a run (%s): continue it with --resume %s, choose another directory with "
-                    "train.out_dir=DIR, or replace it with --force", r->dir, run_files[i], r->dir);
+                    "train.out_dir=DIR, or replace it with --force",
+                    r->dir, run_files[i], r->dir);
     }
 }
 
@@ -86,8 +93,9 @@ void tz_run_open(tz_run *r) {
     if (r->resume) {
         for (int i = 0; i < r->n_over; i++)
             if (!strncmp(r->over[i], "train.out_dir=", 14))
-                tz_fail("--resume %s continues the run in %s: %s cannot move it (copy the directory and resume the copy)",
-                        r->resume, r->resume, r->over[i]);
+                tz_fail(
+                    "--resume %s continues the run in %s: %s cannot move it (copy the directory and resume the copy)",
+                    r->resume, r->resume, r->over[i]);
         snprintf(r->last, sizeof r->last, "%s/last.safetensors", r->resume);
         tz_ckpt_read_meta(r->last, &r->meta);
         // The checkpoint's own cfg, read from memory: config.cfg is rewritten only once the whole
@@ -106,11 +114,13 @@ void tz_run_open(tz_run *r) {
     long log_every = cfg_int(c, "train", "log_every");
     int B = (int)cfg_int(c, "train", "batch"), T = (int)cfg_int(c, "train", "block");
     if (steps < 0 || B < 1 || T < 1 || eval_every < 1 || log_every < 1)
-        tz_fail("%s: [train] steps >= 0, batch, block, eval_every and log_every >= 1 (got %ld, %d, %d, %ld, %ld)", r->cfg_path,
-                steps, B, T, eval_every, log_every);
+        tz_fail("%s: [train] steps >= 0, batch, block, eval_every and log_every >= 1 (got %ld, %d, %d, %ld, %ld)",
+                r->cfg_path, steps, B, T, eval_every, log_every);
     const char *nf = cfg_str(c, "train", "on_nonfinite");
-    if (strcmp(nf, "stop") && strcmp(nf, "skip")) tz_fail("%s: [train] on_nonfinite = '%s' (want stop or skip)", c->path, nf);
-    if (snprintf(r->dir, sizeof r->dir, "%s", r->resume ? r->resume : cfg_str(c, "train", "out_dir")) >= (int)sizeof r->dir)
+    if (strcmp(nf, "stop") && strcmp(nf, "skip"))
+        tz_fail("%s: [train] on_nonfinite = '%s' (want stop or skip)", c->path, nf);
+    if (snprintf(r->dir, sizeof r->dir, "%s", r->resume ? r->resume : cfg_str(c, "train", "out_dir")) >=
+        (int)sizeof r->dir)
         tz_fail("train.out_dir: the path is longer than %zu bytes", sizeof r->dir - 1);
     if (!r->dir[0]) snprintf(r->dir, sizeof r->dir, "runs/%s", r->def->name);
     check_run_dir(r);
@@ -132,7 +142,8 @@ static void mkdir_p(const char *path) {
 
 void tz_run_start(tz_run *r) {
     mkdir_p(r->dir);
-    if (access(r->dir, W_OK | X_OK)) tz_fail("train.out_dir: cannot write into the run directory %s (%s)", r->dir, strerror(errno));
+    if (access(r->dir, W_OK | X_OK))
+        tz_fail("train.out_dir: cannot write into the run directory %s (%s)", r->dir, strerror(errno));
     snprintf(r->last, sizeof r->last, "%s/last.safetensors", r->dir);
     snprintf(r->best, sizeof r->best, "%s/best.safetensors", r->dir);
     snprintf(r->cfg_copy, sizeof r->cfg_copy, "%s/config.cfg", r->dir);

@@ -10,18 +10,18 @@
 
 typedef struct tz_run {
     const char *cfg_path; // the cfg file, or the run's config.cfg when resuming
-    const char *resume;   // the run directory resumed, or NULL
+    const char *resume; // the run directory resumed, or NULL
     int json, profile, force; // force: replace the run already in the run directory
     char **over; // section.key=value overrides, n_over of them
     int n_over;
     cfg c;
     const tz_model_def *def;
     tz_ckpt_meta meta; // resuming: the checkpoint's metadata
-    char dir[512];     // the run directory and its files
+    char dir[512]; // the run directory and its files
     char last[1100], best[1100], cfg_copy[1100], log_path[1100];
     char *cfg_text; // the resolved cfg as config.cfg and the checkpoints hold it
-    FILE *out;      // the human-readable print-out: stdout, or stderr with --json
-    FILE *js;       // JSON lines (stdout), or NULL
+    FILE *out; // the human-readable print-out: stdout, or stderr with --json
+    FILE *js; // JSON lines (stdout), or NULL
 } tz_run;
 
 // Exit statuses (documented in the README): 1 bad input or a failed write, 3 the numbers went

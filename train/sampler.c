@@ -74,7 +74,8 @@ void tz_sample_check(const tz_sample_opts *o) {
     if (o->tokens < 0 || o->tokens > TZ_SAMPLE_MAX_TOKENS)
         tz_fail("sample: tokens = %d is out of range (0 to %d)", o->tokens, TZ_SAMPLE_MAX_TOKENS);
     if (!(o->temperature >= 0 && o->temperature <= 1000))
-        tz_fail("sample: temperature = %g is out of range (0 to 1000; 0: always the most likely token)", o->temperature);
+        tz_fail("sample: temperature = %g is out of range (0 to 1000; 0: always the most likely token)",
+                o->temperature);
     if (o->top_k < 0) tz_fail("sample: top_k = %d is out of range (0: the whole vocabulary, or k >= 1)", o->top_k);
     if (o->block < 1) tz_fail("sample: block = %d is out of range (>= 1)", o->block);
 }

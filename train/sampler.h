@@ -15,10 +15,10 @@
 #define TZ_SAMPLE_MAX_TOKENS 10000000
 
 typedef struct tz_sample_opts {
-    int tokens;         // how many to generate: 0 to TZ_SAMPLE_MAX_TOKENS
+    int tokens; // how many to generate: 0 to TZ_SAMPLE_MAX_TOKENS
     double temperature; // 0: argmax
-    int top_k;          // 0: the whole vocabulary
-    int block;          // window models: the longest context they take
+    int top_k; // 0: the whole vocabulary
+    int block; // window models: the longest context they take
 } tz_sample_opts;
 
 // Fails (one line naming the option and its range) unless tokens is in [0, TZ_SAMPLE_MAX_TOKENS],

@@ -20,15 +20,21 @@ const cfg_key tz_train_keys[] = {
     {"train", "clip", CFG_FLOAT, "0", "clip gradients to this global L2 norm (0: off)", 0, 1e30},
     {"train", "clip_value", CFG_FLOAT, "0", "clip each gradient element to +-this (0: off)", 0, 1e30},
     {"train", "eval_every", CFG_INT, "250", "validate every N steps (and at the end)", 1, BIG},
-    {"train", "eval_tokens", CFG_INT, "0", "validate on the first N tokens of the validation split (0: all)", 0, INT_MAX},
+    {"train", "eval_tokens", CFG_INT, "0", "validate on the first N tokens of the validation split (0: all)", 0,
+     INT_MAX},
     {"train", "patience", CFG_INT, "0", "stop after N validations without improvement (0: never)", 0, BIG},
-    {"train", "select", CFG_STR, "loss", "what 'best' means: loss (lowest val loss) or a task metric, highest wins (bleu, exact)", 0, 0},
-    {"train", "final", CFG_STR, "last", "weights of the end-of-run evaluation: last, or best (best.safetensors reloaded)", 0, 0},
+    {"train", "select", CFG_STR, "loss",
+     "what 'best' means: loss (lowest val loss) or a task metric, highest wins (bleu, exact)", 0, 0},
+    {"train", "final", CFG_STR, "last",
+     "weights of the end-of-run evaluation: last, or best (best.safetensors reloaded)", 0, 0},
     {"train", "log_every", CFG_INT, "10", "write a log line every N steps", 1, BIG},
     {"train", "sample_every", CFG_INT, "0", "print a sample every N steps (0: only at the end)", 0, BIG},
     {"train", "out_dir", CFG_STR, "", "run directory (default: runs/<model type>)", 0, 0},
-    {"train", "label_smoothing", CFG_FLOAT, "0", "training loss against (1 - e) onehot + e / V targets (Szegedy 2016); val/test loss stays plain cross-entropy", 0, 0.999999},
-    {"train", "on_nonfinite", CFG_STR, "stop", "a non-finite loss or gradient: stop (keep the last good checkpoint) or skip the step", 0, 0},
+    {"train", "label_smoothing", CFG_FLOAT, "0",
+     "training loss against (1 - e) onehot + e / V targets (Szegedy 2016); val/test loss stays plain cross-entropy", 0,
+     0.999999},
+    {"train", "on_nonfinite", CFG_STR, "stop",
+     "a non-finite loss or gradient: stop (keep the last good checkpoint) or skip the step", 0, 0},
     {"optim", "name", CFG_STR, "adam", "sgd, adagrad, rmsprop, adam or adamw", 0, 0},
     {"optim", "lr", CFG_FLOAT, "1e-3", "peak learning rate", 0, 1e300},
     {"optim", "beta1", CFG_FLOAT, "0.9", "Adam's beta1", 0, 0.999999},
@@ -41,12 +47,14 @@ const cfg_key tz_train_keys[] = {
     {"optim", "alpha", CFG_FLOAT, "0.99", "rmsprop's smoothing constant", 0, 1},
     {"schedule", "kind", CFG_STR, "constant", "constant, step, cosine, linear or noam", 0, 0},
     {"schedule", "warmup", CFG_INT, "0", "linear warmup steps (cosine, linear, noam)", 0, BIG},
-    {"schedule", "decay_iters", CFG_INT, "0", "cosine/linear: step where the lr reaches min_lr (0: train.steps)", 0, BIG},
+    {"schedule", "decay_iters", CFG_INT, "0", "cosine/linear: step where the lr reaches min_lr (0: train.steps)", 0,
+     BIG},
     {"schedule", "min_lr", CFG_FLOAT, "0", "cosine/linear: the floor", 0, 1e300},
     {"schedule", "gamma", CFG_FLOAT, "0.5", "step: multiply the lr by this ...", 0, 1e6},
     {"schedule", "every", CFG_INT, "1000", "step: ... every N steps ...", 1, BIG},
     {"schedule", "start", CFG_INT, "0", "step: ... from this step on", 0, BIG},
-    {"schedule", "d_model", CFG_INT, "0", "noam: the model width d in lr * d^-0.5 * min(s^-0.5, s * warmup^-1.5)", 0, 1 << 20},
+    {"schedule", "d_model", CFG_INT, "0", "noam: the model width d in lr * d^-0.5 * min(s^-0.5, s * warmup^-1.5)", 0,
+     1 << 20},
     {"sample", "prompt", CFG_STR, "\n", "text the samples start from", 0, 0},
     {"sample", "tokens", CFG_INT, "200", "tokens per sample", 0, 10000000},
     {"sample", "temperature", CFG_FLOAT, "0.8", "softmax temperature (0: argmax)", 0, 1000},
@@ -99,10 +107,12 @@ static void check_sizes(const cfg *c, const tz_model_def *def, const char *name)
     // x4: an LSTM's gates and a SwiGLU's two halves are 4 and 2 widths wide.
     if (B * T * widest * 4 > INT_MAX)
         tz_fail("%s: [train] batch x block x [model] %s = %.0f x %.0f x %.0f: activations of more than 2^31-1 elements "
-                "(make one smaller)", name, wide_key, B, T, widest);
+                "(make one smaller)",
+                name, wide_key, B, T, widest);
     if (B * heads * T * T > INT_MAX)
         tz_fail("%s: [train] batch x [model] heads x block^2 = %.0f x %.0f x %.0f^2: attention weights of more than "
-                "2^31-1 elements (make one smaller)", name, B, heads, T);
+                "2^31-1 elements (make one smaller)",
+                name, B, heads, T);
     // Parameters: a recurrent layer has at least an H x H matrix, a Transformer block 4 C^2
     // (attention) + 2 C d_ff (feed-forward), Bengio's MLP its (context x embed) x hidden layer.
     double H = model_int(c, def, "hidden"), C = model_int(c, def, "d_model"), F = model_int(c, def, "d_ff");
@@ -111,9 +121,10 @@ static void check_sizes(const cfg *c, const tz_model_def *def, const char *name)
     // Activations: every layer keeps at least one (B, T, width) output and its gradient.
     double mem = memory_bytes(), act = (L > 0 ? L : 1) * B * T * widest * 2 * sizeof(real);
     if (mem > 0 && act > mem)
-        tz_fail("%s: [train] batch x block x [model] %s x layers = %.0f x %.0f x %.0f x %.0f: activations need at least "
-                "%.1f GiB, more than this machine's memory (%.1f GiB)", name, wide_key, B, T, widest, L > 0 ? L : 1,
-                act / (1 << 30), mem / (1 << 30));
+        tz_fail(
+            "%s: [train] batch x block x [model] %s x layers = %.0f x %.0f x %.0f x %.0f: activations need at least "
+            "%.1f GiB, more than this machine's memory (%.1f GiB)",
+            name, wide_key, B, T, widest, L > 0 ? L : 1, act / (1 << 30), mem / (1 << 30));
 }
 
 // The model of the configuration: model.type from the command line, else from the text.
@@ -131,7 +142,8 @@ static const tz_model_def *model_of(const char *path, const char *text, size_t l
         int n;
         const tz_model_def *const *all = tz_models(&n);
         char known[256] = "";
-        for (int i = 0; i < n; i++) snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", all[i]->name);
+        for (int i = 0; i < n; i++)
+            snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", i ? ", " : "", all[i]->name);
         tz_fail("%s: [model] type = '%s' is not a model of the zoo (%s)", name, type, known);
     }
     return def;
@@ -167,7 +179,8 @@ nn_optim_config tz_optim_config(const cfg *c) {
     o.beta1 = cfg_float(c, "optim", "beta1");
     o.beta2 = cfg_float(c, "optim", "beta2");
     if (cfg_float(c, "optim", "eps") > 0) o.eps = cfg_float(c, "optim", "eps");
-    if (cfg_is_set(c, "optim", "weight_decay") || o.kind != NN_OPTIM_ADAMW) o.weight_decay = cfg_float(c, "optim", "weight_decay");
+    if (cfg_is_set(c, "optim", "weight_decay") || o.kind != NN_OPTIM_ADAMW)
+        o.weight_decay = cfg_float(c, "optim", "weight_decay");
     o.no_decay_embeddings = cfg_bool(c, "optim", "no_decay_embeddings");
     o.momentum = cfg_float(c, "optim", "momentum");
     o.nesterov = cfg_bool(c, "optim", "nesterov");

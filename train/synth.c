@@ -36,7 +36,8 @@ void tz_synth_make(const tz_synth *s, tz_rng *r, long n, tz_pairset *out, tz_voc
         do { // draw until the string is not held out (the lengths hold many more than held_out)
             if (++tries > 1000)
                 tz_fail("synthetic strings: 1000 draws of lengths %d..%d in a row were held out; too few strings of "
-                        "these lengths ([data] min_len, max_len, eval_size)", s->min_len, s->max_len);
+                        "these lengths ([data] min_len, max_len, eval_size)",
+                        s->min_len, s->max_len);
             len = s->min_len + (int)tz_rng_below(r, (uint32_t)(s->max_len - s->min_len + 1));
             for (int t = 0; t < len; t++) {
                 int d = (int)tz_rng_below(r, 10);
@@ -78,12 +79,14 @@ void tz_synth_load(tz_pairs *p, const cfg *c) {
     snprintf(what, sizeof what, "%s: [data] test_min_len, test_max_len", c->path);
     tz_synth_check_lengths(what, test_min, test_max);
     if (eval_size < 1 || train_size < 0)
-        tz_fail("%s: [data] eval_size = %ld, train_size = %ld: want eval_size >= 1, train_size >= 0", c->path, eval_size, train_size);
+        tz_fail("%s: [data] eval_size = %ld, train_size = %ld: want eval_size >= 1, train_size >= 0", c->path,
+                eval_size, train_size);
     // Held-out strings must stay a small part of those the training lengths hold, or training
     // draws would mostly be rejected (and exact match on them would measure memory).
     if (strings_of((int)min_len, (int)max_len) < 8.0 * eval_size)
         tz_fail("%s: [data] min_len..max_len = %ld..%ld hold %.0f strings, too few to hold out 2 x eval_size = %ld "
-                "(want at least 4x as many)", c->path, min_len, max_len, strings_of((int)min_len, (int)max_len), 2 * eval_size);
+                "(want at least 4x as many)",
+                c->path, min_len, max_len, strings_of((int)min_len, (int)max_len), 2 * eval_size);
     tz_synth_vocab(&p->src_vocab);
     tz_synth_vocab(&p->tgt_vocab);
     p->synth = (tz_synth){p->kind, (int)min_len, (int)max_len, &p->held_out};

@@ -18,9 +18,9 @@ typedef struct lm_task {
     int has_saved_vocab;
     tz_batcher tb;
     int B, T;
-    long eval_n;       // validation tokens used
+    long eval_n; // validation tokens used
     tz_rng sample_rng; // samples draw from their own generator: they never move the dropout masks
-    real *kept;        // the carried state, kept while a sample or validation runs (NULL: none)
+    real *kept; // the carried state, kept while a sample or validation runs (NULL: none)
     size_t n_carried;
     char *vtext; // the vocabulary as saved in checkpoints
 } lm_task;
@@ -92,8 +92,8 @@ static void lm_describe(tz_task *t, FILE *text, FILE *json) {
     lm_task *s = t->self;
     fprintf(text, "vocab %d (%s), %ld train / %ld val tokens", s->corpus.vocab.size, tz_tok_name(s->corpus.vocab.kind),
             s->corpus.n[SPLIT_TRAIN], s->eval_n);
-    fprintf(json, ",\"vocab\":%d,\"train_tokens\":%ld,\"val_tokens\":%ld", s->corpus.vocab.size, s->corpus.n[SPLIT_TRAIN],
-            s->eval_n);
+    fprintf(json, ",\"vocab\":%d,\"train_tokens\":%ld,\"val_tokens\":%ld", s->corpus.vocab.size,
+            s->corpus.n[SPLIT_TRAIN], s->eval_n);
 }
 
 static void print_sample(lm_task *s, const tz_task *t, FILE *out) {
@@ -150,15 +150,23 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
     if (!s->corpus.n[SPLIT_VAL]) tz_fail("%s: no validation text ([data] valid, or split < 1)", c->path);
     s->B = (int)cfg_int(c, "train", "batch"), s->T = (int)cfg_int(c, "train", "block");
     uint64_t seed = (uint64_t)cfg_int(c, "train", "seed");
-    *t = (tz_task){.self = s, .def = def, .resume = lm_resume, .next = lm_next, .evaluate = lm_evaluate,
-                   .save_state = lm_save_state, .describe = lm_describe, .finish = lm_finish, .free = lm_free};
+    *t = (tz_task){.self = s,
+                   .def = def,
+                   .resume = lm_resume,
+                   .next = lm_next,
+                   .evaluate = lm_evaluate,
+                   .save_state = lm_save_state,
+                   .describe = lm_describe,
+                   .finish = lm_finish,
+                   .free = lm_free};
     t->model = def->create(c, s->corpus.vocab.size, a->P, a->rng);
     tz_batcher_init(&s->tb, s->corpus.ids[SPLIT_TRAIN], s->corpus.n[SPLIT_TRAIN], s->B, s->T, def->stream, seed + 1);
     long eval_tokens = cfg_int(c, "train", "eval_tokens");
     s->eval_n = eval_tokens > 0 && eval_tokens < s->corpus.n[SPLIT_VAL] ? eval_tokens : s->corpus.n[SPLIT_VAL];
     // Checked before training, not at the first evaluation (lm_evaluate uses fewer streams if need be).
     if (s->eval_n - 1 < s->T)
-        tz_fail("validation: %ld tokens are fewer than one block of %d + 1 ([train] eval_tokens, block)", s->eval_n, s->T);
+        tz_fail("validation: %ld tokens are fewer than one block of %d + 1 ([train] eval_tokens, block)", s->eval_n,
+                s->T);
     // The saved configuration names the data by absolute paths: it must work from the run dir.
     for (int k = 0; k < N_SPLITS; k++) {
         const char *key = k == SPLIT_TRAIN ? "path" : k == SPLIT_VAL ? "valid" : "test";
@@ -170,7 +178,8 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
     if (def->stream) def->reset(t->model, s->B);
     if (def->carried) def->carried(t->model, &s->n_carried);
     // made once: the batch size, and so the state's size, is fixed
-    if (s->n_carried && !(s->kept = malloc(sizeof(real) * s->n_carried))) tz_fail("train: out of memory for the carried state");
+    if (s->n_carried && !(s->kept = malloc(sizeof(real) * s->n_carried)))
+        tz_fail("train: out of memory for the carried state");
     if (!a->json) { // samples will be printed: the prompt must encode before any step is spent
         const char *prompt = cfg_str(c, "sample", "prompt");
         long n_ids, unk;
@@ -178,8 +187,8 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
         free(ids);
         if (unk && s->corpus.vocab.unk < 0)
             tz_fail("%s: [sample] prompt has %ld token%s outside the vocabulary (%d %s tokens of the training text); "
-                    "change it or pass --json (no samples)", c->path, unk, unk > 1 ? "s" : "", s->corpus.vocab.size,
-                    tz_tok_name(s->corpus.vocab.kind));
+                    "change it or pass --json (no samples)",
+                    c->path, unk, unk > 1 ? "s" : "", s->corpus.vocab.size, tz_tok_name(s->corpus.vocab.kind));
         if (cfg_int(c, "train", "sample_every") > 0) t->sample = lm_sample;
     }
 }

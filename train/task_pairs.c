@@ -29,7 +29,9 @@ typedef struct pairs_task {
 
 static void load_vocab(tz_vocab *v, const char *text, const char *what, const char *ckpt) {
     FILE *f = text ? fmemopen((void *)text, strlen(text), "r") : NULL;
-    if (!f || !tz_vocab_load(v, f)) tz_fail("%s: the saved %s vocabulary is %s", ckpt, what, text ? "malformed" : "missing (not a translation run's checkpoint)");
+    if (!f || !tz_vocab_load(v, f))
+        tz_fail("%s: the saved %s vocabulary is %s", ckpt, what,
+                text ? "malformed" : "missing (not a translation run's checkpoint)");
     fclose(f);
 }
 
@@ -104,8 +106,8 @@ enum { N_BUCKETS = 3 };
 static const int bucket_upper[N_BUCKETS] = TZ_BLEU_BUCKETS;
 
 typedef struct set_scores {
-    double bleu, exact;             // corpus BLEU (0-100), exact matches (percent)
-    double bucket_bleu[N_BUCKETS];  // by source length in words: 1-4, 5-7, 8-10 (and longer)
+    double bleu, exact; // corpus BLEU (0-100), exact matches (percent)
+    double bucket_bleu[N_BUCKETS]; // by source length in words: 1-4, 5-7, 8-10 (and longer)
     int bucket_n[N_BUCKETS];
 } set_scores;
 
@@ -169,8 +171,10 @@ static void pairs_describe(tz_task *t, FILE *text, FILE *json) {
             d->src_vocab.size, d->tgt_vocab.size, tz_tok_name(d->src_vocab.kind), d->set[SPLIT_TRAIN].n, s->val.n,
             s->val_tokens, d->set[SPLIT_TEST].n);
     if (!d->set[SPLIT_TRAIN].n) fprintf(text, " (training strings drawn fresh every batch)");
-    fprintf(json, ",\"vocab\":%d,\"src_vocab\":%d,\"train_pairs\":%ld,\"val_pairs\":%ld,\"val_tokens\":%ld,\"test_pairs\":%ld",
-            d->tgt_vocab.size, d->src_vocab.size, d->set[SPLIT_TRAIN].n, s->val.n, s->val_tokens, d->set[SPLIT_TEST].n);
+    fprintf(
+        json,
+        ",\"vocab\":%d,\"src_vocab\":%d,\"train_pairs\":%ld,\"val_pairs\":%ld,\"val_tokens\":%ld,\"test_pairs\":%ld",
+        d->tgt_vocab.size, d->src_vocab.size, d->set[SPLIT_TRAIN].n, s->val.n, s->val_tokens, d->set[SPLIT_TEST].n);
 }
 
 // The test loss (nats per target token), BLEU greedy and with [train] test_beam (0 or 1: greedy
@@ -221,7 +225,8 @@ void tz_task_pairs_open(tz_task *t, const tz_task_args *a) {
     if (!def->mt_create) tz_fail("%s: [model] type = %s is not a translation model", c->path, def->name);
     tz_data_kind kind = tz_data_kind_of(c);
     if (kind == TZ_DATA_TEXT)
-        tz_fail("%s: [model] type = %s translates: it needs [data] kind = pairs, reverse or copy (not text)", c->path, def->name);
+        tz_fail("%s: [model] type = %s translates: it needs [data] kind = pairs, reverse or copy (not text)", c->path,
+                def->name);
     if (kind == TZ_DATA_PAIRS) tz_pairs_cfg_resolve(c);
     pairs_task *s = calloc(1, sizeof *s);
     if (!s) tz_fail("train: out of memory");
@@ -244,9 +249,17 @@ void tz_task_pairs_open(tz_task *t, const tz_task_args *a) {
     s->B = (int)cfg_int(c, "train", "batch");
     uint64_t seed = (uint64_t)cfg_int(c, "train", "seed");
     long bucket = cfg_int(c, "data", "bucket");
-    *t = (tz_task){.self = s, .def = def, .resume = pairs_resume, .next = pairs_next, .n_targets = pairs_n_targets,
-                   .evaluate = pairs_evaluate, .save_state = pairs_save_state, .describe = pairs_describe,
-                   .finish = pairs_finish, .free = pairs_free, .metric_names = {"bleu", "exact"}};
+    *t = (tz_task){.self = s,
+                   .def = def,
+                   .resume = pairs_resume,
+                   .next = pairs_next,
+                   .n_targets = pairs_n_targets,
+                   .evaluate = pairs_evaluate,
+                   .save_state = pairs_save_state,
+                   .describe = pairs_describe,
+                   .finish = pairs_finish,
+                   .free = pairs_free,
+                   .metric_names = {"bleu", "exact"}};
     s->decodes = def->mt_encode && def->mt_step; // else loss only (a model without the decoding calls)
     t->n_metrics = s->decodes ? 2 : 0;
     t->model = def->mt_create(c, s->data.src_vocab.size, s->data.tgt_vocab.size, a->P, a->rng);

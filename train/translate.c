@@ -29,8 +29,14 @@ static int max_len(const tz_decode_opts *o, int src_len) {
 }
 
 // A finished hypothesis of the pool; its tokens and attention live in buffer `slot`.
-typedef struct { double score, logp; int len, slot; } finished;
-typedef struct { double c; int row, word; } cand;
+typedef struct {
+    double score, logp;
+    int len, slot;
+} finished;
+typedef struct {
+    double c;
+    int row, word;
+} cand;
 
 // The decoder's buffers (B sources of a batch at most, K rows each, targets up to T tokens with
 // the <eos>, sources up to S tokens).
@@ -42,13 +48,13 @@ typedef struct {
     int *src, *len, *lmax, *done;
     int *prev, *parent;
     double *score, *nscore, *lse;
-    int *tok, *ntok;      // (rows, T): each open row's tokens so far
-    real *hist, *nhist;   // (rows, T, S): each open row's attention so far (want_attn)
-    finished *pool;       // (B, n_best), best first
+    int *tok, *ntok; // (rows, T): each open row's tokens so far
+    real *hist, *nhist; // (rows, T, S): each open row's attention so far (want_attn)
+    finished *pool; // (B, n_best), best first
     int *pool_n;
-    int *pool_tok;        // (B * n_best, T)
-    real *pool_attn;      // (B * n_best, T, S)
-    cand *heap;           // (K)
+    int *pool_tok; // (B * n_best, T)
+    real *pool_attn; // (B * n_best, T, S)
+    cand *heap; // (K)
 } decoder;
 
 static void decoder_init(decoder *d, const tz_model_def *def, void *m, const tz_decode_opts *o, int B, int T, int S) {
@@ -78,8 +84,8 @@ static void decoder_init(decoder *d, const tz_model_def *def, void *m, const tz_
 }
 
 static void decoder_free(decoder *d) {
-    void *bufs[] = {d->src, d->len, d->lmax, d->done, d->pool_n, d->prev, d->parent, d->score, d->nscore, d->lse,
-                    d->tok, d->ntok, d->pool, d->pool_tok, d->heap, d->hist, d->nhist, d->pool_attn};
+    void *bufs[] = {d->src, d->len, d->lmax, d->done, d->pool_n,   d->prev, d->parent, d->score, d->nscore,
+                    d->lse, d->tok, d->ntok, d->pool, d->pool_tok, d->heap, d->hist,   d->nhist, d->pool_attn};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
 }
 
@@ -169,8 +175,10 @@ static void step_source(decoder *d, int b, int t, const real *logits, int V, con
     for (int i = 1; i < nh; i++) {
         cand x = d->heap[i];
         int j = i;
-        for (; j > 0 && (d->heap[j - 1].c < x.c || (d->heap[j - 1].c == x.c && (d->heap[j - 1].row > x.row ||
-                         (d->heap[j - 1].row == x.row && d->heap[j - 1].word > x.word)))); j--)
+        for (; j > 0 && (d->heap[j - 1].c < x.c ||
+                         (d->heap[j - 1].c == x.c && (d->heap[j - 1].row > x.row ||
+                                                      (d->heap[j - 1].row == x.row && d->heap[j - 1].word > x.word))));
+             j--)
             d->heap[j] = d->heap[j - 1];
         d->heap[j] = x;
     }
@@ -210,10 +218,12 @@ static void decode_batch(decoder *d, tz_graph *g, const int *const *src, const i
         tz_tensor *logits = d->def->mt_step(g, d->m, d->prev, t ? d->parent : NULL, d->hist ? &attn : NULL);
         char buf[64];
         if (logits->ndim != 2 || logits->shape[0] != rows || logits->shape[1] <= TZ_EOS)
-            tz_fail("translate: %s's mt_step gave logits %s for %d rows", d->def->name, tz_shape_str(logits, buf), rows);
+            tz_fail("translate: %s's mt_step gave logits %s for %d rows", d->def->name, tz_shape_str(logits, buf),
+                    rows);
         d->got_attn |= attn != NULL;
         if (attn && (attn->ndim != 2 || attn->shape[0] != rows || attn->shape[1] != S))
-            tz_fail("translate: %s's mt_step gave attention %s, expected (%d,%d)", d->def->name, tz_shape_str(attn, buf), rows, S);
+            tz_fail("translate: %s's mt_step gave attention %s, expected (%d,%d)", d->def->name,
+                    tz_shape_str(attn, buf), rows, S);
         int V = logits->shape[1], open = 0;
         for (int b = 0; b < B; b++) {
             if (d->done[b]) {
@@ -226,9 +236,12 @@ static void decode_batch(decoder *d, tz_graph *g, const int *const *src, const i
         // The logits (rows, V) are most of a step's memory and the last thing it made: give them
         // back, so the arena holds the encoding and the small per-step states only.
         tz_arena_pop(&g->arena, logits->data, sizeof(real) * (size_t)logits->n);
-        double *ts = d->score; d->score = d->nscore, d->nscore = ts;
-        int *tt = d->tok; d->tok = d->ntok, d->ntok = tt;
-        real *th = d->hist; d->hist = d->nhist, d->nhist = th;
+        double *ts = d->score;
+        d->score = d->nscore, d->nscore = ts;
+        int *tt = d->tok;
+        d->tok = d->ntok, d->ntok = tt;
+        real *th = d->hist;
+        d->hist = d->nhist, d->nhist = th;
         if (!open) break;
     }
     for (int b = 0; b < B; b++)
@@ -244,23 +257,28 @@ static void decode_batch(decoder *d, tz_graph *g, const int *const *src, const i
                 int n = d->len[b];
                 h->attn = xmalloc(sizeof(real) * (f->len + 1) * n);
                 for (int i = 0; i <= f->len; i++)
-                    memcpy(h->attn + (size_t)i * n, d->pool_attn + (size_t)f->slot * d->T * d->S + (size_t)i * S, sizeof(real) * n);
+                    memcpy(h->attn + (size_t)i * n, d->pool_attn + (size_t)f->slot * d->T * d->S + (size_t)i * S,
+                           sizeof(real) * n);
             }
         }
 }
 
-typedef struct { int len, i; } by_len;
+typedef struct {
+    int len, i;
+} by_len;
 static int by_len_cmp(const void *a, const void *b) {
     const by_len *x = a, *y = b;
     return x->len != y->len ? x->len - y->len : x->i - y->i;
 }
 
-void tz_translate(const tz_model_def *def, void *m, const tz_decode_opts *o, const int *const *src,
-                  const int *src_len, int n, tz_hyp *out) {
-    if (!def->pairs || !def->mt_encode || !def->mt_step) tz_fail("translate: model %s is not a translation model", def->name);
+void tz_translate(const tz_model_def *def, void *m, const tz_decode_opts *o, const int *const *src, const int *src_len,
+                  int n, tz_hyp *out) {
+    if (!def->pairs || !def->mt_encode || !def->mt_step)
+        tz_fail("translate: model %s is not a translation model", def->name);
     if (o->beam < 1 || o->n_best < 1 || o->n_best > o->beam || o->batch < 1 || !(o->alpha >= 0))
         tz_fail("translate: bad options (beam %d, n_best %d, batch %d, alpha %g): want beam >= 1, 1 <= n_best <= beam, "
-                "batch >= 1, alpha >= 0", o->beam, o->n_best, o->batch, o->alpha);
+                "batch >= 1, alpha >= 0",
+                o->beam, o->n_best, o->batch, o->alpha);
     // Sources by length, so a batch pads little and stops early; empty ones need no model.
     by_len *order = xmalloc(sizeof(by_len) * (size_t)(n + 1));
     int m_n = 0, T = 1, S = 1;
@@ -268,8 +286,10 @@ void tz_translate(const tz_model_def *def, void *m, const tz_decode_opts *o, con
         if (src_len[i] < 0) tz_fail("translate: source %d has length %d", i, src_len[i]);
         if (src_len[i] == 0) {
             for (int k = 0; k < o->n_best; k++)
-                out[(size_t)i * o->n_best + k] = (tz_hyp){.len = k ? -1 : 0, .ids = k ? NULL : xmalloc(sizeof(int)),
-                                                          .logp = k ? -INFINITY : 0, .score = k ? -INFINITY : 0};
+                out[(size_t)i * o->n_best + k] = (tz_hyp){.len = k ? -1 : 0,
+                                                          .ids = k ? NULL : xmalloc(sizeof(int)),
+                                                          .logp = k ? -INFINITY : 0,
+                                                          .score = k ? -INFINITY : 0};
             continue;
         }
         order[m_n++] = (by_len){src_len[i], i};

@@ -20,33 +20,33 @@
 #include "tz.h"
 
 typedef struct tz_decode_opts {
-    int beam;              // K; 1: greedy (the argmax at each step, stop at <eos>)
-    double alpha;          // length penalty exponent, >= 0 (beam > 1; 0: plain log-probability)
-    int n_best;            // hypotheses returned per source, in [1, beam]
+    int beam; // K; 1: greedy (the argmax at each step, stop at <eos>)
+    double alpha; // length penalty exponent, >= 0 (beam > 1; 0: plain log-probability)
+    int n_best; // hypotheses returned per source, in [1, beam]
     double max_len_a, max_len_b; // Lmax = floor(a * |src| + b), at least 1
-    int batch;             // sources decoded together (rows = batch * beam)
-    int attention;         // keep the attention matrix of each returned hypothesis
-    tz_graph *graph;       // decode in this graph (its arena reused, reset per batch; the trainer's,
-                           // so a run's peak memory is not the sum of both), or NULL: one of its own
+    int batch; // sources decoded together (rows = batch * beam)
+    int attention; // keep the attention matrix of each returned hypothesis
+    tz_graph *graph; // decode in this graph (its arena reused, reset per batch; the trainer's,
+        // so a run's peak memory is not the sum of both), or NULL: one of its own
 } tz_decode_opts;
 
 // beam 5, alpha 0.6, n_best 1, Lmax = 2 |src| + 10, batch 64, no attention, a graph of its own.
 tz_decode_opts tz_decode_defaults(void);
 
 typedef struct tz_hyp {
-    int *ids, len;    // target tokens without the <eos>; len -1: no such hypothesis (ids NULL)
-    double logp;      // summed log-probability, <eos> included
-    double score;     // logp / lp(len + 1) (greedy: logp)
-    real *attn;       // (len + 1, src_len): row i the attention while producing token i (the
-                      // <eos> last), or NULL (not asked, or a model without attention)
+    int *ids, len; // target tokens without the <eos>; len -1: no such hypothesis (ids NULL)
+    double logp; // summed log-probability, <eos> included
+    double score; // logp / lp(len + 1) (greedy: logp)
+    real *attn; // (len + 1, src_len): row i the attention while producing token i (the
+        // <eos> last), or NULL (not asked, or a model without attention)
     int src_len;
 } tz_hyp;
 
 // Translates n sources: src[i] holds src_len[i] ids (source vocabulary). out has n * o->n_best
 // slots: out[i * n_best + k] is the k-th best hypothesis of source i. Batches group sources of
 // similar length. Uses its own graph; fails (tz_fail) on bad options.
-void tz_translate(const tz_model_def *def, void *m, const tz_decode_opts *o, const int *const *src,
-                  const int *src_len, int n, tz_hyp *out);
+void tz_translate(const tz_model_def *def, void *m, const tz_decode_opts *o, const int *const *src, const int *src_len,
+                  int n, tz_hyp *out);
 // Frees the ids and attention of n hypotheses (not the array).
 void tz_hyps_free(tz_hyp *h, int n);
 // Writes h's attention (h->len + 1, h->src_len) for tools/plot_attention.gp: a gnuplot "matrix

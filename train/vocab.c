@@ -120,7 +120,11 @@ static void each_word(const char *text, size_t len, word_fn fn, void *ctx) {
     }
 }
 
-typedef struct { tz_vocab *v; long *count; long cap; } count_ctx;
+typedef struct {
+    tz_vocab *v;
+    long *count;
+    long cap;
+} count_ctx;
 static void count_word(void *vctx, const char *w, size_t n) {
     count_ctx *c = vctx;
     int s = slot(c->v, w, n), id = c->v->table[s];
@@ -156,7 +160,8 @@ static void build_words(tz_vocab *v, const char *text, size_t len, int min_count
     int has_unk = tz_vocab_find(&all, "<unk>") >= 0, rare = 0;
     for (int i = 0; i < all.size; i++) {
         int id = order[i];
-        if (c.count[id] >= min_count || (all.len[id] == 5 && !memcmp(all.tok[id], "<unk>", 5))) push(v, all.tok[id], all.len[id]);
+        if (c.count[id] >= min_count || (all.len[id] == 5 && !memcmp(all.tok[id], "<unk>", 5)))
+            push(v, all.tok[id], all.len[id]);
         else rare = 1;
     }
     rehash(v);
@@ -185,7 +190,11 @@ void tz_vocab_build(tz_vocab *v, tz_tok_kind kind, const char *text, size_t len,
     if (v->size == 0) tz_fail("vocab: the training text has no tokens");
 }
 
-typedef struct { const tz_vocab *v; int *ids; long n, cap, unk; } enc_ctx;
+typedef struct {
+    const tz_vocab *v;
+    int *ids;
+    long n, cap, unk;
+} enc_ctx;
 static void encode_word(void *vctx, const char *w, size_t n) {
     enc_ctx *e = vctx;
     int id = tz_vocab_find_bytes(e->v, w, n);
@@ -322,10 +331,12 @@ int tz_vocab_load(tz_vocab *v, FILE *f) {
     memcpy(kind, p, kl);
     kind[kl] = 0;
     p += kl;
-    if (!tz_tok_parse(kind, &v->kind)) return reject(v, line, "line 1: unknown tokenizer '%s' (char, word or bpe)", kind);
+    if (!tz_tok_parse(kind, &v->kind))
+        return reject(v, line, "line 1: unknown tokenizer '%s' (char, word or bpe)", kind);
     if (*p++ != ' ' || !parse_int(&p, 1, TZ_VOCAB_MAX, &size) || *p++ != ' ' || !parse_int(&p, 0, size, &n_merges) ||
         *p++ != ' ' || !parse_int(&p, 0, size, &base) || *p)
-        return reject(v, line, "line 1: want '<size> <merges> <base>' with 1 <= size <= %d, merges and base in [0, size]",
+        return reject(v, line,
+                      "line 1: want '<size> <merges> <base>' with 1 <= size <= %d, merges and base in [0, size]",
                       TZ_VOCAB_MAX);
     if (v->kind != TOK_BPE && (n_merges || base)) return reject(v, line, "line 1: a %s vocabulary has no merges", kind);
     if ((long)base + n_merges > size)
@@ -358,13 +369,15 @@ int tz_vocab_load(tz_vocab *v, FILE *f) {
     v->merges = grow(NULL, 2 * (size_t)n_merges + 2, sizeof(int));
     for (int k = 0; k < n_merges; k++) {
         int a, b, id = base + k, ln = size + 2 + k;
-        if ((n = read_line(f, &line, &cap)) < 0) return reject(v, line, "line %d: the file ends before merge %d of %d", ln, k, n_merges);
+        if ((n = read_line(f, &line, &cap)) < 0)
+            return reject(v, line, "line %d: the file ends before merge %d of %d", ln, k, n_merges);
         p = line;
         if (!parse_int(&p, 0, id - 1, &a) || *p++ != ' ' || !parse_int(&p, 0, id - 1, &b) || p != line + n)
             return reject(v, line, "line %d: merge %d: want two token ids below %d", ln, k, id);
         if (v->len[a] + v->len[b] != v->len[id] || memcmp(v->tok[a], v->tok[id], v->len[a]) ||
             memcmp(v->tok[b], v->tok[id] + v->len[a], v->len[b]))
-            return reject(v, line, "line %d: merge %d joins tokens %d and %d, which do not make token %d", ln, k, a, b, id);
+            return reject(v, line, "line %d: merge %d joins tokens %d and %d, which do not make token %d", ln, k, a, b,
+                          id);
         v->merges[2 * k] = a, v->merges[2 * k + 1] = b;
     }
     if (getc(f) != EOF) return reject(v, line, "line %ld: data after the last merge", (long)size + n_merges + 2);

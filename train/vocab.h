@@ -16,12 +16,12 @@ typedef enum { TOK_CHAR, TOK_WORD, TOK_BPE } tz_tok_kind;
 typedef struct tz_vocab {
     tz_tok_kind kind;
     int size;
-    char **tok;       // the text of each id (NUL-terminated; may hold a NUL byte, see len)
-    size_t *len;      // the byte length of each id's text
-    int unk, eos;     // ids of <unk> and <eos>, or -1
-    int *table;       // open-addressing hash of the token texts -> id
+    char **tok; // the text of each id (NUL-terminated; may hold a NUL byte, see len)
+    size_t *len; // the byte length of each id's text
+    int unk, eos; // ids of <unk> and <eos>, or -1
+    int *table; // open-addressing hash of the token texts -> id
     int table_cap;
-    int n_merges;     // bpe: merge k joins ids merges[2k], merges[2k+1] into id base + k
+    int n_merges; // bpe: merge k joins ids merges[2k], merges[2k+1] into id base + k
     int *merges, base;
 } tz_vocab;
 

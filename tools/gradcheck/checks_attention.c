@@ -13,7 +13,7 @@
 #include "nn.h"
 
 enum { B = 2, T = 4, S = 5 };
-static const int len_T[B] = {4, 2};     // padding: the second sequence has 2 real positions of 4
+static const int len_T[B] = {4, 2}; // padding: the second sequence has 2 real positions of 4
 static const int len_S[B] = {3, 5};
 static const int len_small[B] = {3, 2}; // for T = 3
 
@@ -117,7 +117,9 @@ static void *mha_setup_full(tz_params *P, tz_rng *r, int cross, int bias) {
 static void *mha_setup(tz_params *P, tz_rng *r) { return mha_setup_full(P, r, 0, 1); }
 static void *mha_nobias_setup(tz_params *P, tz_rng *r) { return mha_setup_full(P, r, 0, 0); }
 static void *mha_cross_setup(tz_params *P, tz_rng *r) { return mha_setup_full(P, r, 1, 1); }
-static tz_tensor *mha_padding_fw(tz_graph *g, void *st) { return nn_mha_forward(g, &ST->mha, ST->x, NULL, len_T, 0, NULL); }
+static tz_tensor *mha_padding_fw(tz_graph *g, void *st) {
+    return nn_mha_forward(g, &ST->mha, ST->x, NULL, len_T, 0, NULL);
+}
 static tz_tensor *mha_causal_padding_fw(tz_graph *g, void *st) {
     return nn_mha_forward(g, &ST->mha, ST->x, NULL, len_T, 1, NULL);
 }
@@ -127,7 +129,9 @@ static tz_tensor *mha_rope_fw(tz_graph *g, void *st) {
     ST->mha.rope = 0;
     return y;
 }
-static tz_tensor *mha_cross_fw(tz_graph *g, void *st) { return nn_mha_forward(g, &ST->mha, ST->x, ST->mem, len_S, 0, NULL); }
+static tz_tensor *mha_cross_fw(tz_graph *g, void *st) {
+    return nn_mha_forward(g, &ST->mha, ST->x, ST->mem, len_S, 0, NULL);
+}
 static tz_tensor *mha_dropout_fw(tz_graph *g, void *st) {
     ST->mha.dropout = 0.25;
     tz_tensor *y = nn_mha_forward(g, &ST->mha, ST->x, NULL, len_T, 1, NULL);
@@ -160,7 +164,9 @@ static void *learned_setup(tz_params *P, tz_rng *r) {
     redraw(P, r, 1);
     return s;
 }
-static tz_tensor *learned_fw(tz_graph *g, void *st) { return tz_tanh(g, nn_learned_pos_forward(g, &ST->pos, ST->x, 2)); }
+static tz_tensor *learned_fw(tz_graph *g, void *st) {
+    return tz_tanh(g, nn_learned_pos_forward(g, &ST->pos, ST->x, 2));
+}
 
 // ---- feed-forward ----
 static void *ffn_setup_kind(tz_params *P, tz_rng *r, nn_ffn_kind kind, int bias) {
@@ -198,7 +204,9 @@ static void *encoder_setup(tz_params *P, tz_rng *r, nn_block_config c) {
 }
 static void *enc_post_setup(tz_params *P, tz_rng *r) { return encoder_setup(P, r, config(0, NN_FFN_RELU, 0.1, 0)); }
 static void *enc_pre_setup(tz_params *P, tz_rng *r) { return encoder_setup(P, r, config(1, NN_FFN_GELU, 0, 0)); }
-static tz_tensor *encoder_fw(tz_graph *g, void *st) { return nn_encoder_block_forward(g, &ST->enc, ST->x, len_small, NULL); }
+static tz_tensor *encoder_fw(tz_graph *g, void *st) {
+    return nn_encoder_block_forward(g, &ST->enc, ST->x, len_small, NULL);
+}
 
 static void *decoder_setup(tz_params *P, tz_rng *r, nn_block_config c, int cross) {
     state *s = new_state();
@@ -209,8 +217,12 @@ static void *decoder_setup(tz_params *P, tz_rng *r, nn_block_config c, int cross
     redraw(P, r, k);
     return s;
 }
-static void *dec_pre_cross_setup(tz_params *P, tz_rng *r) { return decoder_setup(P, r, config(1, NN_FFN_GELU, 0, 0), 1); }
-static void *dec_post_cross_setup(tz_params *P, tz_rng *r) { return decoder_setup(P, r, config(0, NN_FFN_RELU, 0.1, 0), 1); }
+static void *dec_pre_cross_setup(tz_params *P, tz_rng *r) {
+    return decoder_setup(P, r, config(1, NN_FFN_GELU, 0, 0), 1);
+}
+static void *dec_post_cross_setup(tz_params *P, tz_rng *r) {
+    return decoder_setup(P, r, config(0, NN_FFN_RELU, 0.1, 0), 1);
+}
 static void *dec_only_setup(tz_params *P, tz_rng *r) { return decoder_setup(P, r, config(1, NN_FFN_SWIGLU, 0, 1), 0); }
 static tz_tensor *decoder_fw(tz_graph *g, void *st) {
     return nn_decoder_block_forward(g, &ST->dec, ST->x, ST->mem, ST->mem ? len_S : NULL, NULL);
@@ -226,17 +238,24 @@ static void *fused_setup(tz_params *P, tz_rng *r) {
     return st;
 }
 static const int len_fused[B] = {5, 3};
-static tz_tensor *fused_masked_fw(tz_graph *g, void *st) { return nn_attention_fused(g, ST->x, ST->y, ST->z, 2, len_fused, 1, NULL); }
-static tz_tensor *fused_plain_fw(tz_graph *g, void *st) { return nn_attention_fused(g, ST->x, ST->y, ST->z, 2, NULL, 0, NULL); }
+static tz_tensor *fused_masked_fw(tz_graph *g, void *st) {
+    return nn_attention_fused(g, ST->x, ST->y, ST->z, 2, len_fused, 1, NULL);
+}
+static tz_tensor *fused_plain_fw(tz_graph *g, void *st) {
+    return nn_attention_fused(g, ST->x, ST->y, ST->z, 2, NULL, 0, NULL);
+}
 // Self-attention from one packed projection [q k v] (B,S,18), causal with padding.
 static void *fused_qkv_setup(tz_params *P, tz_rng *r) {
     state *st = new_state();
     st->x = IN("qkv", B, S, 18);
     return st;
 }
-static tz_tensor *fused_qkv_fw(tz_graph *g, void *st) { return nn_attention_fused_qkv(g, ST->x, 2, len_fused, 1, NULL); }
+static tz_tensor *fused_qkv_fw(tz_graph *g, void *st) {
+    return nn_attention_fused_qkv(g, ST->x, 2, len_fused, 1, NULL);
+}
 
-#define CHECK(name, setup, fw) {name, setup, fw, free, 0, 0}
+#define CHECK(name, setup, fw) \
+    { name, setup, fw, free, 0, 0 }
 const tz_check tz_attention_checks[] = {
     CHECK("attn/fused_causal_padding", fused_setup, fused_masked_fw),
     CHECK("attn/fused_unmasked", fused_setup, fused_plain_fw),

@@ -45,21 +45,23 @@ static void model_teardown(void *st) {
     free(s);
 }
 
-#define MODEL(fn, type, ...)                                                  \
-    static void *fn(tz_params *P, tz_rng *r) {                                \
-        static const char *const over[] = {__VA_ARGS__, NULL};                \
-        return model_setup(P, r, type, over);                                 \
+#define MODEL(fn, type, ...) \
+    static void *fn(tz_params *P, tz_rng *r) { \
+        static const char *const over[] = {__VA_ARGS__, NULL}; \
+        return model_setup(P, r, type, over); \
     }
 MODEL(mlp_setup, "mlp", "model.context=3", "model.embed=2", "model.hidden=4", "model.direct=true")
-MODEL(mlp_bn_setup, "mlp", "model.context=2", "model.embed=2", "model.hidden=4", "model.batchnorm=true", "model.dropout=0.2")
+MODEL(mlp_bn_setup, "mlp", "model.context=2", "model.embed=2", "model.hidden=4", "model.batchnorm=true",
+      "model.dropout=0.2")
 MODEL(rnn_setup, "rnn", "model.embed=3", "model.hidden=4", "model.layers=2", "model.dropout=0.2")
 MODEL(lstm_setup, "lstm", "model.embed=3", "model.hidden=3", "model.layers=2", "model.residual=true")
 MODEL(gru_setup, "gru", "model.embed=3", "model.hidden=3", "model.layers=2", "model.form=cho")
-MODEL(transformer_setup, "transformer", "model.layers=2", "model.heads=2", "model.d_model=4", "model.d_ff=6", "train.block=5",
-      "model.dropout=0.1", "model.init_std=0.5")
+MODEL(transformer_setup, "transformer", "model.layers=2", "model.heads=2", "model.d_model=4", "model.d_ff=6",
+      "train.block=5", "model.dropout=0.1", "model.init_std=0.5")
 MODEL(transformer_post_setup, "transformer", "model.layers=1", "model.heads=2", "model.d_model=4", "model.d_ff=6",
       "model.pre_ln=false", "model.positions=sinusoidal", "model.tie=false", "model.ffn=relu", "model.init_std=0.5")
-MODEL(hybrid_setup, "hybrid", "model.embed=3", "model.hidden=4", "model.heads=2", "model.cell=lstm", "model.dropout=0.1")
+MODEL(hybrid_setup, "hybrid", "model.embed=3", "model.hidden=4", "model.heads=2", "model.cell=lstm",
+      "model.dropout=0.1")
 
 // Translation models: 3 pairs of different source and target lengths, padded (TZ_PAD sources,
 // TZ_IGNORE targets), so a gradient that leaks through padding or a mask shows up.
@@ -85,7 +87,8 @@ static void *mt_setup(tz_params *P, tz_rng *r, const char *type, const char *con
     static const int slen[MT_B] = {2, MT_S, 3}, tlen[MT_B] = {MT_T, 2, 1}; // tlen counts <eos>
     for (int b = 0; b < MT_B; b++) {
         s->src_len[b] = slen[b];
-        for (int t = 0; t < MT_S; t++) s->src[b * MT_S + t] = t < slen[b] ? 4 + (int)tz_rng_below(r, MT_VS - 4) : TZ_PAD;
+        for (int t = 0; t < MT_S; t++)
+            s->src[b * MT_S + t] = t < slen[b] ? 4 + (int)tz_rng_below(r, MT_VS - 4) : TZ_PAD;
         for (int t = 0; t < MT_T; t++) {
             int w = 4 + (int)tz_rng_below(r, MT_VT - 4);
             s->y[b * MT_T + t] = t < tlen[b] - 1 ? w : t == tlen[b] - 1 ? TZ_EOS : TZ_IGNORE;
@@ -108,15 +111,15 @@ static void mt_teardown(void *st) {
     free(s);
 }
 
-#define MT_MODEL(fn, type, ...)                                               \
-    static void *fn(tz_params *P, tz_rng *r) {                                \
-        static const char *const over[] = {__VA_ARGS__, NULL};                \
-        return mt_setup(P, r, type, over);                                    \
+#define MT_MODEL(fn, type, ...) \
+    static void *fn(tz_params *P, tz_rng *r) { \
+        static const char *const over[] = {__VA_ARGS__, NULL}; \
+        return mt_setup(P, r, type, over); \
     }
 #define MT_SMALL "model.embed=3", "model.hidden=3", "model.dec_hidden=4"
 MT_MODEL(rnnsearch_setup, "rnnsearch", MT_SMALL, "model.attn_dim=3")
-MT_MODEL(rnnsearch_cho_maxout_setup, "rnnsearch", MT_SMALL, "model.attn_dim=2", "model.form=cho", "model.readout=maxout",
-         "model.maxout_units=3", "model.dropout=0.2", "model.skip_padding=true")
+MT_MODEL(rnnsearch_cho_maxout_setup, "rnnsearch", MT_SMALL, "model.attn_dim=2", "model.form=cho",
+         "model.readout=maxout", "model.maxout_units=3", "model.dropout=0.2", "model.skip_padding=true")
 MT_MODEL(rnnsearch_general_setup, "rnnsearch", MT_SMALL, "model.score=general")
 MT_MODEL(rnnsearch_dot_setup, "rnnsearch", "model.embed=3", "model.hidden=2", "model.dec_hidden=4", "model.score=dot")
 MT_MODEL(rnnenc_setup, "rnnenc", MT_SMALL)
@@ -124,8 +127,8 @@ MT_MODEL(rnnenc_cho_maxout_setup, "rnnenc", MT_SMALL, "model.form=cho", "model.r
          "model.skip_padding=true")
 #define TMT_SMALL "model.layers=2", "model.heads=2", "model.d_model=4", "model.d_ff=6"
 MT_MODEL(transformer_mt_setup, "transformer_mt", TMT_SMALL, "model.dropout=0.1", "model.skip_padding=false")
-MT_MODEL(transformer_mt_preln_setup, "transformer_mt", TMT_SMALL, "model.pre_ln=true", "model.tie=false", "model.ffn=gelu",
-         "model.attn_dropout=0.1")
+MT_MODEL(transformer_mt_preln_setup, "transformer_mt", TMT_SMALL, "model.pre_ln=true", "model.tie=false",
+         "model.ffn=gelu", "model.attn_dropout=0.1")
 
 // The label-smoothed loss the Transformer trains with (eps 0.1), over the same padded batch.
 static tz_tensor *mt_smooth_fw(tz_graph *g, void *st) {
@@ -135,8 +138,10 @@ static tz_tensor *mt_smooth_fw(tz_graph *g, void *st) {
     return tz_cross_entropy_smooth(g, logits, b.targets, TZ_IGNORE, 0.1);
 }
 
-#define CHECK(name, setup) {name, setup, model_fw, model_teardown, 0, 0}
-#define MT_CHECK(name, setup) {name, setup, mt_fw, mt_teardown, 0, 0}
+#define CHECK(name, setup) \
+    { name, setup, model_fw, model_teardown, 0, 0 }
+#define MT_CHECK(name, setup) \
+    { name, setup, mt_fw, mt_teardown, 0, 0 }
 const tz_check tz_model_checks[] = {
     CHECK("model/mlp", mlp_setup),
     CHECK("model/mlp_batchnorm_dropout", mlp_bn_setup),

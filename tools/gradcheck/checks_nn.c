@@ -39,9 +39,15 @@ static void *lstm_peep_setup(tz_params *P, tz_rng *r) { return seq_setup(P, r, 4
 static void *gru_setup(tz_params *P, tz_rng *r) { return seq_setup(P, r, 3, 0); }
 
 #define S ((seq_in *)st)
-static tz_tensor *rnn_fw(tz_graph *g, void *st) { return tz_rnn_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 0); }
-static tz_tensor *rnn_rev_fw(tz_graph *g, void *st) { return tz_rnn_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 1); }
-static tz_tensor *rnn_noinit_fw(tz_graph *g, void *st) { return tz_rnn_seq(g, S->x, NULL, S->w_ih, S->w_hh, NULL, S->b_hh, 0); }
+static tz_tensor *rnn_fw(tz_graph *g, void *st) {
+    return tz_rnn_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 0);
+}
+static tz_tensor *rnn_rev_fw(tz_graph *g, void *st) {
+    return tz_rnn_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 1);
+}
+static tz_tensor *rnn_noinit_fw(tz_graph *g, void *st) {
+    return tz_rnn_seq(g, S->x, NULL, S->w_ih, S->w_hh, NULL, S->b_hh, 0);
+}
 static tz_tensor *lstm_fw(tz_graph *g, void *st) {
     return tz_lstm_seq(g, S->x, S->h0, S->c0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, S->peep, 0);
 }
@@ -51,22 +57,37 @@ static tz_tensor *lstm_rev_fw(tz_graph *g, void *st) {
 static tz_tensor *lstm_noinit_fw(tz_graph *g, void *st) {
     return tz_lstm_seq(g, S->x, NULL, NULL, S->w_ih, S->w_hh, S->b_ih, NULL, NULL, 0);
 }
-static tz_tensor *gru_fw(tz_graph *g, void *st) { return tz_gru_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 0, 0); }
-static tz_tensor *gru_rev_fw(tz_graph *g, void *st) { return tz_gru_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 0, 1); }
-static tz_tensor *gru_cho_fw(tz_graph *g, void *st) { return tz_gru_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 1, 0); }
-static tz_tensor *gru_cho_rev_fw(tz_graph *g, void *st) { return tz_gru_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 1, 1); }
-static tz_tensor *gru_noinit_fw(tz_graph *g, void *st) { return tz_gru_seq(g, S->x, NULL, S->w_ih, S->w_hh, S->b_ih, NULL, 1, 0); }
+static tz_tensor *gru_fw(tz_graph *g, void *st) {
+    return tz_gru_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 0, 0);
+}
+static tz_tensor *gru_rev_fw(tz_graph *g, void *st) {
+    return tz_gru_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 0, 1);
+}
+static tz_tensor *gru_cho_fw(tz_graph *g, void *st) {
+    return tz_gru_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 1, 0);
+}
+static tz_tensor *gru_cho_rev_fw(tz_graph *g, void *st) {
+    return tz_gru_seq(g, S->x, S->h0, S->w_ih, S->w_hh, S->b_ih, S->b_hh, 1, 1);
+}
+static tz_tensor *gru_noinit_fw(tz_graph *g, void *st) {
+    return tz_gru_seq(g, S->x, NULL, S->w_ih, S->w_hh, S->b_ih, NULL, 1, 0);
+}
 #undef S
 
 // Norms: x (3,5) plus the layer's own parameters.
-typedef struct { tz_tensor *x, *gain; nn_batchnorm bn; } norm_in;
+typedef struct {
+    tz_tensor *x, *gain;
+    nn_batchnorm bn;
+} norm_in;
 static void *rms_setup(tz_params *P, tz_rng *r) {
     norm_in *s = calloc(1, sizeof *s);
     s->x = normal(P, r, "x", 2, (const int[]){3, 5}, 1);
     s->gain = normal(P, r, "gain", 1, (const int[]){5}, 1);
     return s;
 }
-static tz_tensor *rms_fw(tz_graph *g, void *st) { return tz_rmsnorm(g, ((norm_in *)st)->x, ((norm_in *)st)->gain, 1e-5); }
+static tz_tensor *rms_fw(tz_graph *g, void *st) {
+    return tz_rmsnorm(g, ((norm_in *)st)->x, ((norm_in *)st)->gain, 1e-5);
+}
 static void *bn_setup(tz_params *P, tz_rng *r) {
     norm_in *s = calloc(1, sizeof *s);
     s->x = normal(P, r, "x", 2, (const int[]){4, 5}, 1);
@@ -76,7 +97,9 @@ static void *bn_setup(tz_params *P, tz_rng *r) {
     for (int j = 0; j < 5; j++) s->bn.running_mean->data[j] = 0.1 * j, s->bn.running_var->data[j] = 0.5 + j;
     return s;
 }
-static tz_tensor *bn_train_fw(tz_graph *g, void *st) { return nn_batchnorm_forward(g, &((norm_in *)st)->bn, ((norm_in *)st)->x); }
+static tz_tensor *bn_train_fw(tz_graph *g, void *st) {
+    return nn_batchnorm_forward(g, &((norm_in *)st)->bn, ((norm_in *)st)->x);
+}
 static tz_tensor *bn_eval_fw(tz_graph *g, void *st) {
     g->training = 0;
     tz_tensor *y = nn_batchnorm_forward(g, &((norm_in *)st)->bn, ((norm_in *)st)->x);
@@ -86,7 +109,10 @@ static tz_tensor *bn_eval_fw(tz_graph *g, void *st) {
 
 // The stacked layer: 2 layers, both directions, dropout between layers, initial states; the
 // output joins the sequence output and the final states so all three are checked.
-typedef struct { nn_recurrent m; tz_tensor *x, *h0, *c0; } layer_in;
+typedef struct {
+    nn_recurrent m;
+    tz_tensor *x, *h0, *c0;
+} layer_in;
 static void *layer_setup(tz_params *P, tz_rng *r, nn_cell_kind cell, int layers, int bidir, int residual, int cho) {
     layer_in *s = calloc(1, sizeof *s);
     int dirs = bidir ? 2 : 1;
@@ -113,10 +139,13 @@ static tz_tensor *layer_fw(tz_graph *g, void *st) {
     return tz_concat(g, parts, c_n ? 3 : 2, 0);
 }
 
-#define CHECK(name, setup, fw) {name, setup, fw, free, 0, 0}
+#define CHECK(name, setup, fw) \
+    { name, setup, fw, free, 0, 0 }
 // One step of additive attention (the fused node of RNNsearch's decoder): 3 rows with 4, 1 and 2
 // of 4 keys, so a gradient that reaches a padded key or annotation fails.
-typedef struct { tz_tensor *ws, *keys, *v, *h; } attn_step_in;
+typedef struct {
+    tz_tensor *ws, *keys, *v, *h;
+} attn_step_in;
 static void *attn_step_setup(tz_params *P, tz_rng *r) {
     attn_step_in *s = calloc(1, sizeof *s);
     s->ws = normal(P, r, "ws", 2, (const int[]){3, 3}, 0.8);
@@ -132,7 +161,9 @@ static tz_tensor *attn_step_fw(tz_graph *g, void *st) {
 }
 
 // One GRU step as one node (RNNsearch's decoder): xg (B,3H) is the input side, both forms.
-typedef struct { tz_tensor *xg, *h, *w_hh, *b_hh; } cell_in;
+typedef struct {
+    tz_tensor *xg, *h, *w_hh, *b_hh;
+} cell_in;
 static void *cell_setup(tz_params *P, tz_rng *r) {
     cell_in *s = calloc(1, sizeof *s);
     s->xg = normal(P, r, "xg", 2, (const int[]){B, 3 * H}, 1);

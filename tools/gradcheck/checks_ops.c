@@ -4,10 +4,12 @@
 #include <stdlib.h>
 
 // The inputs of an op check: parameters in the checked block, at most four.
-typedef struct { tz_tensor *t[4]; } ins;
+typedef struct {
+    tz_tensor *t[4];
+} ins;
 
-static void *declare(tz_params *P, tz_rng *r, int k, const char *name, int ndim, const int *shape,
-                     double lo, double hi, ins *s) {
+static void *declare(tz_params *P, tz_rng *r, int k, const char *name, int ndim, const int *shape, double lo, double hi,
+                     ins *s) {
     if (!s) s = calloc(1, sizeof *s);
     s->t[k] = tz_param(P, name, ndim, shape);
     if (lo == hi) tz_fill_normal(s->t[k], r, 1);
@@ -16,7 +18,8 @@ static void *declare(tz_params *P, tz_rng *r, int k, const char *name, int ndim,
 }
 #define IN(k) (((ins *)st)->t[k])
 // N(0,1) inputs: a (d..) [and b (d..)].
-#define NORMAL(k, name, ...) declare(P, r, k, name, sizeof((int[]){__VA_ARGS__}) / sizeof(int), (const int[]){__VA_ARGS__}, 0, 0, s)
+#define NORMAL(k, name, ...) \
+    declare(P, r, k, name, sizeof((int[]){__VA_ARGS__}) / sizeof(int), (const int[]){__VA_ARGS__}, 0, 0, s)
 
 static void *matmul_setup(tz_params *P, tz_rng *r) {
     ins *s = NULL;
@@ -142,7 +145,9 @@ static const int targets[6] = {4, 0, 2, 2, 1, 3};
 static const int targets_padded[6] = {4, -100, 2, -100, 1, 3};
 static tz_tensor *ce_fw(tz_graph *g, void *st) { return tz_cross_entropy(g, IN(0), targets, -100); }
 static tz_tensor *ce_ignore_fw(tz_graph *g, void *st) { return tz_cross_entropy(g, IN(0), targets_padded, -100); }
-static tz_tensor *ce_smooth_fw(tz_graph *g, void *st) { return tz_cross_entropy_smooth(g, IN(0), targets_padded, -100, 0.1); }
+static tz_tensor *ce_smooth_fw(tz_graph *g, void *st) {
+    return tz_cross_entropy_smooth(g, IN(0), targets_padded, -100, 0.1);
+}
 
 static void *table_setup(tz_params *P, tz_rng *r) {
     ins *s = NULL;
@@ -203,7 +208,8 @@ static tz_tensor *padding_fw(tz_graph *g, void *st) {
     return tz_softmax(g, tz_masked_fill(g, IN(0), tz_padding_mask(g, 2, 4, lengths), -1e9));
 }
 
-#define CHECK(name, setup, fw) {name, setup, fw, free, 0, 0}
+#define CHECK(name, setup, fw) \
+    { name, setup, fw, free, 0, 0 }
 const tz_check tz_op_checks[] = {
     CHECK("op/matmul", matmul_setup, matmul_fw),
     CHECK("op/matmul_ta", matmul_ta_setup, matmul_ta_fw),

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #define SEED_INPUTS 1234
-#define SEED_STEP 99  // g->rng before every forward: same dropout masks each time
+#define SEED_STEP 99 // g->rng before every forward: same dropout masks each time
 #define SEED_R 777
 
 tz_check_opts tz_check_defaults(void) {

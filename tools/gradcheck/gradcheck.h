@@ -22,27 +22,27 @@ typedef struct tz_check {
     // Builds the output from the state. Must be deterministic: g->rng is reseeded before each call.
     tz_tensor *(*forward)(tz_graph *g, void *state);
     void (*teardown)(void *state); // may be NULL
-    double tol;                    // max relative error, 0 for the default (1e-6)
-    int directional;               // too big for every element: random directions by default
+    double tol; // max relative error, 0 for the default (1e-6)
+    int directional; // too big for every element: random directions by default
 } tz_check;
 
 typedef struct tz_check_result {
     int ok;
-    long checked;          // elements (or directions) compared
-    double max_err;        // worst relative error
-    long worst;            // its element index in the parameter block (or direction number)
-    char worst_param[64];  // its parameter's name ("" in directional mode)
-    long worst_offset;     // element within that parameter
+    long checked; // elements (or directions) compared
+    double max_err; // worst relative error
+    long worst; // its element index in the parameter block (or direction number)
+    char worst_param[64]; // its parameter's name ("" in directional mode)
+    long worst_offset; // element within that parameter
     double numeric, analytic;
 } tz_check_result;
 
 enum { TZ_CHECK_AUTO, TZ_CHECK_ELEMENTS, TZ_CHECK_DIRECTIONS };
 
 typedef struct tz_check_opts {
-    int mode;       // TZ_CHECK_AUTO: the check's own choice
-    double eps;     // 1e-6
-    double tol;     // 0: the check's own, else this
-    double floor;   // denominators below this are raised to it (tiny gradients): 1e-2
+    int mode; // TZ_CHECK_AUTO: the check's own choice
+    double eps; // 1e-6
+    double tol; // 0: the check's own, else this
+    double floor; // denominators below this are raised to it (tiny gradients): 1e-2
     int directions; // random directions in directional mode: 4
 } tz_check_opts;
 

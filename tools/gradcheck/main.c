@@ -22,8 +22,9 @@ static int run(const tz_check *c, const tz_check_opts *o, int quiet) {
     tz_check_result r;
     tz_check_run(c, o, &r);
     if (!r.ok || !quiet) {
-        printf("%-4s %-34s max_rel_err %.2e over %ld %s", r.ok ? "ok" : "FAIL", c->name, r.max_err,
-               r.checked, (o->mode == TZ_CHECK_DIRECTIONS || (o->mode == TZ_CHECK_AUTO && c->directional)) ? "directions" : "elements");
+        printf("%-4s %-34s max_rel_err %.2e over %ld %s", r.ok ? "ok" : "FAIL", c->name, r.max_err, r.checked,
+               (o->mode == TZ_CHECK_DIRECTIONS || (o->mode == TZ_CHECK_AUTO && c->directional)) ? "directions"
+                                                                                                : "elements");
         if (!r.ok) {
             if (r.worst_param[0]) printf("  at %s[%ld]", r.worst_param, r.worst_offset);
             else printf("  at direction %ld", r.worst);
@@ -78,7 +79,8 @@ int main(int argc, char **argv) {
         int want = all;
         for (int k = 0; k < n_names && !want; k++) {
             size_t len = strlen(names[k]);
-            want = !strcmp(checks[i].name, names[k]) || (names[k][len - 1] == '/' && !strncmp(checks[i].name, names[k], len));
+            want = !strcmp(checks[i].name, names[k]) ||
+                   (names[k][len - 1] == '/' && !strncmp(checks[i].name, names[k], len));
         }
         if (!want) continue;
         ran++;
@@ -88,7 +90,8 @@ int main(int argc, char **argv) {
         size_t len = strlen(names[k]);
         int found = 0;
         for (int i = 0; i < n && !found; i++)
-            found = !strcmp(checks[i].name, names[k]) || (names[k][len - 1] == '/' && !strncmp(checks[i].name, names[k], len));
+            found = !strcmp(checks[i].name, names[k]) ||
+                    (names[k][len - 1] == '/' && !strncmp(checks[i].name, names[k], len));
         if (!found) {
             fprintf(stderr, "gradcheck: no check named '%s' (see gradcheck --list)\n", names[k]);
             return 2;
