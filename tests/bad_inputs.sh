@@ -41,6 +41,9 @@ export TZ_NUM_THREADS=${TZ_NUM_THREADS:-1}
 work=$(mktemp -d "${TMPDIR:-/tmp}/tz-bad.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/bin" "$work/vg"
+# A case may run a program as another user (setpriv, the read-only run dir): the wrappers and
+# valgrind's log folder must be reachable by it.
+chmod 755 "$work" "$work/bin" && chmod 1777 "$work/vg"
 
 # The programs: as given, or through a script that runs them under valgrind, its report in vg/.
 declare -A real
@@ -51,7 +54,7 @@ for p in "${progs[@]}"; do
     real[$name]=$path
     if [ -n "${TZ_VALGRIND:-}" ]; then
         printf '#!/bin/sh\nexec %s --log-file=%s/vg/%%p.log %s "$@"\n' "$TZ_VALGRIND" "$work" "$path" >"$work/bin/$name"
-        chmod +x "$work/bin/$name"
+        chmod 755 "$work/bin/$name"
         path=$work/bin/$name
     fi
     export "$name=$path"
