@@ -158,6 +158,9 @@ static void no_allocation_in_steps(const char *type, const char *model) {
 
 // The count sees what libc allocates for the program (strdup, a memory stream), not only its own calls.
 Test(alloc, the_counter_sees_libc_inside) {
+    // valgrind replaces libc's own allocator: calls from inside libc bypass this interposer
+    // there (the project's own calls, which the other tests count, still reach it).
+    if (getenv("TZ_UNDER_VALGRIND")) cr_skip_test("libc's inner allocations go to valgrind's allocator");
     atomic_store(&calls, 0);
     atomic_store(&counting, 1);
     free(strdup("x"));
