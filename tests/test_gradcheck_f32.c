@@ -74,9 +74,9 @@ static int cube_check(double by, int power) {
     return r.ok;
 }
 
-Test(gradcheck_f32, passes_a_right_backward) { cr_assert(cube_check(1, 0)); }
-Test(gradcheck_f32, catches_a_wrong_formula) { cr_assert(!cube_check(1, 1), "3x for 3x^2 passed"); }
-Test(gradcheck_f32, catches_a_gradient_5_percent_too_large) { cr_assert(!cube_check(1.05, 0), "1.05 x passed"); }
+Test(gradcheck_f32_proof, passes_a_right_backward) { cr_assert(cube_check(1, 0)); }
+Test(gradcheck_f32_proof, catches_a_wrong_formula) { cr_assert(!cube_check(1, 1), "3x for 3x^2 passed"); }
+Test(gradcheck_f32_proof, catches_a_gradient_5_percent_too_large) { cr_assert(!cube_check(1.05, 0), "1.05 x passed"); }
 
 // C = A B (A (M,K), B (K,N)) on tz_sgemm, the SIMD kernels; backward dA = dC B^T, and dB = A^T dC,
 // or with `transpose_wrong`, dB = A dC (A square: the shapes fit, the values do not).
@@ -119,13 +119,13 @@ static tz_check_result mm_check(int wrong, char **report) {
     return r;
 }
 
-Test(gradcheck_f32, passes_a_right_gemm_backward) {
+Test(gradcheck_f32_proof, passes_a_right_gemm_backward) {
     char *report;
     tz_check_result r = mm_check(0, &report);
     cr_assert(r.ok, "max error %g: %s", r.max_err, report);
     free(report);
 }
-Test(gradcheck_f32, catches_a_wrong_transpose_in_a_gemm_backward) {
+Test(gradcheck_f32_proof, catches_a_wrong_transpose_in_a_gemm_backward) {
     char *report;
     tz_check_result r = mm_check(1, &report);
     cr_assert(!r.ok, "a wrong dB passed (max error %g)", r.max_err);
