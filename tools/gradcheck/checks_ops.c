@@ -1,5 +1,6 @@
 // checks_ops.c: the gradient check of every op of the engine, on tiny shapes.
 #include "gradcheck.h"
+#include "nn.h"
 
 #include <stdlib.h>
 
@@ -210,11 +211,11 @@ static void *scores_setup(tz_params *P, tz_rng *r) {
     return s;
 }
 static tz_tensor *causal_fw(tz_graph *g, void *st) {
-    return tz_softmax(g, tz_masked_fill(g, IN(0), tz_causal_mask(g, 4), -1e9));
+    return tz_softmax(g, tz_masked_fill(g, IN(0), nn_attn_mask(g, 1, 4, 4, NULL, 1), -1e9));
 }
 static tz_tensor *padding_fw(tz_graph *g, void *st) {
     static const int lengths[2] = {3, 1};
-    return tz_softmax(g, tz_masked_fill(g, IN(0), tz_padding_mask(g, 2, 4, lengths), -1e9));
+    return tz_softmax(g, tz_masked_fill(g, IN(0), nn_attn_mask(g, 2, 1, 4, lengths, 0), -1e9));
 }
 
 #define CHECK(name, setup, fw) \
