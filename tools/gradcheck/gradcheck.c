@@ -162,7 +162,7 @@ static void check_directions(run_ctx *x, tz_params *P, const double *ana, const 
 }
 
 // Float32 (TZ_CHECK_F32 in gradcheck.h): a direction per parameter tensor, one along the whole
-// gradient, o->directions random ones; each at four steps, the best kept.
+// gradient, o->directions random ones; each at nine steps, the best kept.
 static void check_f32(run_ctx *x, tz_params *P, const double *ana, const unsigned char *skip, const tz_check_opts *o,
                       double tol, tz_check_result *r) {
     double *d = xmalloc(sizeof(double) * P->n), *base = xmalloc(sizeof(double) * P->n);

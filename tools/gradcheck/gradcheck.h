@@ -44,8 +44,8 @@ typedef struct tz_check_result {
 // TZ_CHECK_F32 (the float32 build's only mode): per parameter tensor p, the directional
 // derivative along d = unit(g_p) + unit(random_p) (so a gradient of the wrong size or direction
 // moves g.d away from the slope), plus one direction along the whole gradient and `directions`
-// random ones over all parameters; each compared at the steps h = c * max(|x_p|, 1e-2 sqrt(n_p))
-// for c in 3e-2, 1e-2, 3e-3, 1e-3 and the best step kept (float32 rounding grows as h shrinks,
+// random ones over all parameters; each compared at the steps h = c * max(|x_p|, 0.1 sqrt(n_p))
+// for c in 1e-1, 3e-2, ..., 1e-5 and the best step kept (float32 rounding grows as h shrinks,
 // curvature as it grows; a wrong backward is wrong at every step). Tolerance 1e-2.
 enum { TZ_CHECK_AUTO, TZ_CHECK_ELEMENTS, TZ_CHECK_DIRECTIONS, TZ_CHECK_F32 };
 
