@@ -139,6 +139,10 @@ int main(int argc, char **argv) {
             usage(stderr);
             return 2;
         }
+        if (small && vocab) {
+            fprintf(stderr, "gradcheck: --vocab sets the full-size model's vocabulary; --small uses 7 tokens\n");
+            return 2;
+        }
         if (!samples_set) o.samples = small ? 0 : 4;
 #ifdef TZ_DOUBLE
         // Full size: the loss is a mean over thousands of positions, so gradients are ~1e-3 and the
