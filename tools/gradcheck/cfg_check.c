@@ -103,7 +103,7 @@ static void cfg_teardown(void *st) {
 }
 
 void tz_cfg_check_make(tz_check *check, char *name, size_t name_size, const char *path, char *const *overrides,
-                       int n_overrides, int small, const char *vocab) {
+                       int n_overrides, int small, const char *vocab, int batch) {
     cfg_ctx *x = xcalloc(1, sizeof *x);
     x->def = tz_cfg_load(&x->c, path, overrides, n_overrides);
     if (small) { // the shrinking overrides first, the user's after them (theirs win)
@@ -123,6 +123,9 @@ void tz_cfg_check_make(tz_check *check, char *name, size_t name_size, const char
     }
     x->smoothing = cfg_float(&x->c, "train", "label_smoothing");
     x->B = cfg_int(&x->c, "train", "batch");
+    // Full size: the model at its size, the batch at `batch` rows (default 4: gradients do not
+    // depend on how many rows there are, the time does; BatchNorm still sees several).
+    if (!small) x->B = batch > 0 ? batch : x->B < 4 ? x->B : 4;
     x->T = cfg_int(&x->c, "train", "block");
     if (x->def->pairs) {
         tz_data_kind kind = tz_data_kind_of(&x->c);

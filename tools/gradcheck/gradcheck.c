@@ -126,9 +126,11 @@ static void check_elements(run_ctx *x, tz_params *P, const double *ana, const un
     }
 }
 
-// (L(x + h d) - L(x - h d)) / 2h at the steps hs (n_h of them): the one closest to ana_d.
+// (L(x + h d) - L(x - h d)) / 2h at the steps hs (n_h of them): the one closest to ana_d. Stops at
+// the first within `enough` of it (a right backward usually at the first step or two; a wrong one
+// tries them all).
 static double slope(run_ctx *x, tz_params *P, const double *base, const double *d, const double *hs, int n_h,
-                    double ana_d, double floor) {
+                    double ana_d, double floor, double enough) {
     double best = NAN, best_err = INFINITY;
     for (int k = 0; k < n_h; k++) {
         for (size_t i = 0; i < P->n; i++) P->data[i] = (real)(base[i] + hs[k] * d[i]);
@@ -137,6 +139,7 @@ static double slope(run_ctx *x, tz_params *P, const double *base, const double *
         double lm = loss(x);
         double num = (lp - lm) / (2 * hs[k]), err = rel_err(num, ana_d, floor);
         if (!(err >= best_err)) best = num, best_err = err;
+        if (best_err <= enough) break;
     }
     for (size_t i = 0; i < P->n; i++) P->data[i] = (real)base[i];
     return best;
@@ -154,7 +157,7 @@ static void check_directions(run_ctx *x, tz_params *P, const double *ana, const 
         for (size_t i = 0; i < P->n; i++) d[i] = skip[i] ? 0 : tz_rng_normal(&dr), norm += d[i] * d[i];
         norm = sqrt(norm);
         for (size_t i = 0; i < P->n; i++) d[i] /= norm, ana_d += ana[i] * d[i];
-        double num = slope(x, P, base, d, &o->eps, 1, ana_d, o->floor);
+        double num = slope(x, P, base, d, &o->eps, 1, ana_d, o->floor, 0);
         note(r, o, tol, NULL, k, -1, num, ana_d, rel_err(num, ana_d, o->floor));
     }
     free(d);
@@ -196,7 +199,7 @@ static void check_f32(run_ctx *x, tz_params *P, const double *ana, const unsigne
         for (size_t i = lo; i < hi; i++) d[i] /= dn, ana_d += ana[i] * d[i];
         double scale = xn > 1e-1 * sqrt((double)(hi - lo)) ? xn : 1e-1 * sqrt((double)(hi - lo)), hs[N_STEPS];
         for (int s = 0; s < N_STEPS; s++) hs[s] = steps[s] * scale;
-        double num = slope(x, P, base, d, hs, N_STEPS, ana_d, o->floor);
+        double num = slope(x, P, base, d, hs, N_STEPS, ana_d, o->floor, tol / 10);
         note(r, o, tol, param >= 0 ? P : NULL, param >= 0 ? 0 : k, param, num, ana_d, rel_err(num, ana_d, o->floor));
     }
     free(d);

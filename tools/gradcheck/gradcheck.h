@@ -71,10 +71,11 @@ const tz_check *tz_check_find(const char *name);
 // hidden, layers, heads, d_model, d_ff, ..., batch, block) to a few units and uses a synthetic
 // batch of 7 tokens (translation: 7 source, 6 target tokens, lengths up to 5 and 4). Otherwise
 // the cfg's sizes, a random batch of its shape and vocabulary "N" (or "SRC,TGT") from vocab
-// (NULL: 65 for a language model, 1000 for pairs, 14 for a synthetic task). Fails (tz_fail) on a
+// (NULL: 65 for a language model, 1000 for pairs, 14 for a synthetic task), batch rows of the
+// cfg's length (batch 0: 4, or the cfg's batch if smaller). Fails (tz_fail) on a
 // bad cfg as the trainer does. name (name_size bytes) receives the check's name.
 void tz_cfg_check_make(tz_check *c, char *name, size_t name_size, const char *path, char *const *overrides,
-                       int n_overrides, int small, const char *vocab);
+                       int n_overrides, int small, const char *vocab, int batch);
 void tz_cfg_check_free(tz_check *c);
 
 // For check files: fill a parameter with N(0, s) or U(lo, hi) values.

@@ -13,29 +13,30 @@
 #include <unistd.h>
 
 static void usage(FILE *f) {
-    fprintf(
-        f, "usage: gradcheck (--list | --all | NAME... | --cfg CFG [section.key=value ...] [--small] [--vocab N[,M]])\n"
-           "                 [--f32] [--eps E] [--tol T] [--elements | --directions] [--samples N] [-q]\n"
-           "  --list        name every checkable op, layer and model\n"
-           "  --all         check all of them; exit 1 if any fails\n"
-           "  NAME...       check these (a name ending in '/' checks a group, e.g. op/)\n"
-           "  --cfg CFG     the model CFG configures (a cfg of models/, overrides as for ./train), every\n"
-           "                parameter: at most --samples elements of each (default 4; all with --small)\n"
-           "  --small       shrink its sizes (embed, hidden, layers, heads, d_model, d_ff, batch, block, ...)\n"
-           "                to a few units and use a synthetic batch: seconds, every element checked\n"
-           "  --vocab N[,M] vocabulary of the full-size model (pairs: source,target; default 65, pairs 1000)\n"
-           "  --f32         the float32 engine users train with (SIMD gemm, packed weights, fast exp/tanh/\n"
-           "                sigmoid/erf): directional derivatives, per parameter tensor, along the whole\n"
-           "                gradient and at random, each at 9 steps h = c*max(|x|, 0.1 sqrt(n)),\n"
-           "                c = 1e-1..1e-5, the best kept; tolerance 1e-2 (float32 rounding: see tools/README.md)\n"
-           "  --eps E       finite-difference step (default 1e-6; float64)\n"
-           "  --tol T       max relative error (default: the check's own, 1e-6; --cfg at full size 1e-4;\n"
-           "                --f32 1e-2)\n"
-           "  --elements    every element of every input, even for big models\n"
-           "  --directions  random directional derivatives (4), even for ops\n"
-           "  --samples N   elements mode: at most N elements per parameter tensor (0: all)\n"
-           "  -q            print failures and the summary only\n"
-           "Exit status: 0 all passed, 1 a check failed (or a bad cfg), 2 bad command line.\n");
+    fprintf(f, "usage: gradcheck (--list | --all | NAME... | --cfg CFG [section.key=value ...] [--small | --vocab "
+               "N[,M] --batch B])\n"
+               "                 [--f32] [--eps E] [--tol T] [--elements | --directions] [--samples N] [-q]\n"
+               "  --list        name every checkable op, layer and model\n"
+               "  --all         check all of them; exit 1 if any fails\n"
+               "  NAME...       check these (a name ending in '/' checks a group, e.g. op/)\n"
+               "  --cfg CFG     the model CFG configures (a cfg of models/, overrides as for ./train), every\n"
+               "                parameter: at most --samples elements of each (default 2; all with --small),\n"
+               "                on --batch rows (default 4) of random tokens of the cfg's length\n"
+               "  --small       shrink its sizes (embed, hidden, layers, heads, d_model, d_ff, batch, block, ...)\n"
+               "                to a few units and use a synthetic batch: seconds, every element checked\n"
+               "  --vocab N[,M] vocabulary of the full-size model (pairs: source,target; default 65, pairs 1000)\n"
+               "  --f32         the float32 engine users train with (SIMD gemm, packed weights, fast exp/tanh/\n"
+               "                sigmoid/erf): directional derivatives, per parameter tensor, along the whole\n"
+               "                gradient and at random, each at 9 steps h = c*max(|x|, 0.1 sqrt(n)),\n"
+               "                c = 1e-1..1e-5, the best kept; tolerance 1e-2 (float32 rounding: see tools/README.md)\n"
+               "  --eps E       finite-difference step (default 1e-6; float64)\n"
+               "  --tol T       max relative error (default: the check's own, 1e-6; --cfg at full size 1e-4;\n"
+               "                --f32 1e-2)\n"
+               "  --elements    every element of every input, even for big models\n"
+               "  --directions  random directional derivatives (4), even for ops\n"
+               "  --samples N   elements mode: at most N elements per parameter tensor (0: all)\n"
+               "  -q            print failures and the summary only\n"
+               "Exit status: 0 all passed, 1 a check failed (or a bad cfg), 2 bad command line.\n");
 }
 
 #ifdef TZ_DOUBLE
@@ -82,7 +83,7 @@ static int run(const tz_check *c, const tz_check_opts *o, int quiet) {
 
 int main(int argc, char **argv) {
     tz_check_opts o = tz_check_defaults();
-    int all = 0, list = 0, quiet = 0, n_names = 0, small = 0, n_over = 0, f32 = 0, samples_set = 0;
+    int all = 0, list = 0, quiet = 0, n_names = 0, small = 0, n_over = 0, f32 = 0, samples_set = 0, batch = 0;
     const char *cfg_path = NULL, *vocab = NULL;
     const char **names = calloc(argc, sizeof *names);
     char **over = calloc(argc, sizeof *over);
@@ -97,14 +98,15 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--f32")) f32 = 1;
         else if (!strcmp(a, "--cfg") && i + 1 < argc) cfg_path = argv[++i];
         else if (!strcmp(a, "--vocab") && i + 1 < argc) vocab = argv[++i];
-        else if (!strcmp(a, "--samples") && i + 1 < argc) {
+        else if ((!strcmp(a, "--samples") || !strcmp(a, "--batch")) && i + 1 < argc) {
             char *end;
             long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0 || end == argv[i]) {
-                fprintf(stderr, "gradcheck: --samples wants a count >= 0, got '%s'\n", argv[i]);
+            if (*end || v < 0 || end == argv[i] || v > 65536) {
+                fprintf(stderr, "gradcheck: %s wants a count in [0, 65536], got '%s'\n", a, argv[i]);
                 return 2;
             }
-            o.samples = v, samples_set = 1;
+            if (a[2] == 's') o.samples = v, samples_set = 1;
+            else batch = (int)v;
         } else if (a[0] != '-' && strchr(a, '=')) over[n_over++] = argv[i];
         else if (!strcmp(a, "--list")) list = 1;
         else if (!strcmp(a, "-q")) quiet = 1;
@@ -139,11 +141,11 @@ int main(int argc, char **argv) {
             usage(stderr);
             return 2;
         }
-        if (small && vocab) {
-            fprintf(stderr, "gradcheck: --vocab sets the full-size model's vocabulary; --small uses 7 tokens\n");
+        if (small && (vocab || batch)) {
+            fprintf(stderr, "gradcheck: --vocab and --batch set the full-size check's data; --small has its own\n");
             return 2;
         }
-        if (!samples_set) o.samples = small ? 0 : 4;
+        if (!samples_set) o.samples = small ? 0 : 2;
 #ifdef TZ_DOUBLE
         // Full size: the loss is a mean over thousands of positions, so gradients are ~1e-3 and the
         // rounding of the forward (~1e-14 of L over 2 eps) is ~1e-8 of them: 1e-4, still far below
@@ -153,7 +155,7 @@ int main(int argc, char **argv) {
         o.report = stdout;
         tz_check c;
         char name[512];
-        tz_cfg_check_make(&c, name, sizeof name, cfg_path, over, n_over, small, vocab);
+        tz_cfg_check_make(&c, name, sizeof name, cfg_path, over, n_over, small, vocab, batch);
         int ok = run(&c, &o, quiet);
         tz_cfg_check_free(&c);
         free(names);
