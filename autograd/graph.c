@@ -157,7 +157,7 @@ void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
     unsigned char *zero = tz_arena_calloc(&g->arena, (size_t)last + 1); // by node: zero up front
     unsigned char *made = tz_arena_calloc(&g->arena, (size_t)last + 1); // by node: buffer made now
     unsigned char *used = tz_arena_calloc(&g->arena, (size_t)last + 1); // by node: has a consumer
-    unsigned char *alias = gradient_in_values(g, last, out);            // by node: grad = its values
+    unsigned char *alias = gradient_in_values(g, last, out); // by node: grad = its values
     for (int i = 0; i <= last; i++) {
         tz_node *n = &g->nodes[i];
         if (n->out->grad) continue;

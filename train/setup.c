@@ -23,7 +23,8 @@ const cfg_key tz_train_keys[] = {
     {"train", "eval_tokens", CFG_INT, "0", "validate on the first N tokens of the validation split (0: all)", 0,
      INT_MAX},
     {"train", "time_limit", CFG_FLOAT, "0",
-     "stop after this many seconds of the run (wall clock, validations included; the last step is validated and saved; 0: "
+     "stop after this many seconds of the run (wall clock, validations included; the last step is validated and saved; "
+     "0: "
      "no limit)",
      0, 1e9},
     {"train", "patience", CFG_INT, "0", "stop after N validations without improvement (0: never)", 0, BIG},
