@@ -262,9 +262,7 @@ tz_tensor *tz_dropout(tz_graph *g, tz_tensor *x, real p);
 
 // Where mask != 0 (mask broadcasts to x like tz_add), the output is value and no gradient flows.
 tz_tensor *tz_masked_fill(tz_graph *g, tz_tensor *x, const tz_tensor *mask, real value);
-// Masks for attention scores (Tq,Tk): causal (1 where key j > query i), and padding
-// (B,1,1,T): 1 where position t >= lengths[b].
-tz_tensor *tz_causal_mask(tz_graph *g, int T);
-tz_tensor *tz_padding_mask(tz_graph *g, int B, int T, const int *lengths);
+// The masks attention takes (causal, padding, both) are built in one place: nn_attn_mask
+// (nn/attention.h).
 
 #endif
