@@ -168,8 +168,11 @@ class Cfg:
 # the training split; bytes of the validation text it lacks become <unk> (the last id).
 
 def load_corpus(c):
-    if c.str("data", "tokenizer") != "char":
-        raise CfgError(f"{c.path}: [data] tokenizer = '{c.str('data', 'tokenizer')}': the reference does char only")
+    tok = c.str("data", "tokenizer")
+    if tok == "word":
+        return load_words(c)
+    if tok != "char":
+        raise CfgError(f"{c.path}: [data] tokenizer = '{tok}': the reference does char and word only")
     with open(c.data_path(), "rb") as f:
         text = f.read()
     if c.str("data", "valid"):
@@ -191,8 +194,53 @@ def load_corpus(c):
 
 
 def encode(torch, data, lut):
+    if lut is None:  # words: already ids
+        return torch.tensor(data, dtype=torch.long)
     t = torch.frombuffer(bytearray(data), dtype=torch.uint8).long()
     return torch.tensor(lut, dtype=torch.long)[t]
+
+
+def words_of(text):
+    """The trainer's word tokens (train/vocab.c each_word): runs of bytes other than space, tab,
+    CR and LF; every LF is the token <eos>."""
+    import re
+    out = []
+    for line in text.split(b"\n"):
+        out.extend(w for w in re.split(b"[ \t\r]+", line) if w)
+        out.append(b"<eos>")
+    out.pop()  # no LF after the last line
+    return out
+
+
+def load_words(c):
+    """The trainer's word vocabulary (train/vocab.c build_words): the words of the training split
+    seen at least min_count times, most frequent first, ties in order of first appearance
+    (<unk> kept whatever its count); <unk> appended when a word was dropped, or when the
+    validation or test text has a word the vocabulary lacks. -> (train ids, val ids, None, V)."""
+    texts = {}
+    for key in ("path", "valid", "test"):
+        if c.str("data", key):
+            with open(c.data_path(key), "rb") as f:
+                texts[key] = f.read()
+    if "valid" not in texts:
+        cut = int(len(texts["path"]) * c.float("data", "split"))
+        texts["path"], texts["valid"] = texts["path"][:cut], texts["path"][cut:]
+    train = words_of(texts["path"])
+    count, first = {}, {}
+    for i, w in enumerate(train):
+        count[w] = count.get(w, 0) + 1
+        first.setdefault(w, i)
+    mc = max(1, c.int("data", "min_count"))
+    order = sorted(count, key=lambda w: (-count[w], first[w]))
+    vocab = [w for w in order if count[w] >= mc or w == b"<unk>"]
+    ids = {w: i for i, w in enumerate(vocab)}
+    if len(vocab) < len(order) and b"<unk>" not in ids:
+        ids[b"<unk>"] = len(vocab)
+    splits = {k: words_of(t) for k, t in texts.items() if k != "path"}
+    if b"<unk>" not in ids and any(w not in ids for ws in splits.values() for w in ws):
+        ids[b"<unk>"] = len(ids)
+    unk = ids.get(b"<unk>", -1)
+    return [ids.get(w, unk) for w in train], [ids.get(w, unk) for w in splits["valid"]], None, len(ids)
 
 
 # ---------------------------------------------------------------------------------------------
