@@ -685,38 +685,55 @@ def main(argv):
             idx = torch.randint(0, n_train - T, (B,), generator=gen)[:, None] + ar_T
         return train_ids[idx], train_ids[idx + 1], wrapped
 
-    def evaluate():  # train/main.c evaluate(): mean cross-entropy over the first eval_n val tokens
+    def evaluate():  # train/task_lm.c lm_evaluate + train/batcher.c's evaluation batches
+        """Mean cross-entropy over the first eval_n validation tokens, every position predicted
+        once with its full left context: streams of ceil((n-1)/B) positions (fewer streams when
+        the text is short), the last stream ending early (its tail's targets ignored); windows
+        overlapping by the context, the last one ending at the split's end."""
         ids = val_ids[:eval_n]
         n = len(ids)
         Be = B
         if stream and (n - 1) // B < T:
             Be = (n - 1) // T
-        if n - 1 < T:
+        if n - 1 < T and not stream:
             raise CfgError(f"validation: {n} tokens are fewer than one block of {T} + 1")
         model.eval()
         total, count = 0.0, 0
+
+        def add(x, y):
+            nonlocal total, count
+            logits, tg = model(x, y)
+            total += F.cross_entropy(logits, tg, ignore_index=-100, reduction="sum").item()
+            count += int((tg != -100).sum())
+
         with torch.no_grad():
             if stream:
                 model.reset(Be)
-                slen = (n - 1) // Be
-                starts = torch.arange(Be) * slen
+                slen = (n - 1 + Be - 1) // Be
                 p = 0
-                while p + T <= slen:
-                    idx = (starts + p)[:, None] + ar_T
-                    logits, tg = model(ids[idx], ids[idx + 1])
-                    total += F.cross_entropy(logits, tg).item() * tg.numel()
-                    count += tg.numel()
-                    p += T
+                while p < slen:
+                    Tc = min(T, slen - p)
+                    i = (torch.arange(Be) * slen + p)[:, None] + torch.arange(Tc)
+                    inside = i + 1 < n
+                    x = torch.where(inside, ids[i.clamp(max=n - 1)], ids[n - 1])
+                    y = torch.where(inside, ids[(i + 1).clamp(max=n - 1)], torch.full_like(i, -100))
+                    add(x, y)
+                    p += Tc
                 model.reset(B)  # the training streams start over from a fresh state
             else:
                 ctx = context if context < T else T - 1
                 stride = T - ctx
                 starts = list(range(0, n - T, stride))  # every start with start + T + 1 <= n
+                covered = starts[-1] + T if starts else 0
                 for i in range(0, len(starts), B):
                     idx = torch.tensor(starts[i:i + B])[:, None] + ar_T
-                    logits, tg = model(ids[idx], ids[idx + 1])
-                    total += F.cross_entropy(logits, tg).item() * tg.numel()
-                    count += tg.numel()
+                    add(ids[idx], ids[idx + 1])
+                if covered < n - 1:  # the tail: one window ending at the split's end
+                    start = n - 1 - T
+                    idx = start + ar_T[None, :]
+                    y = ids[idx + 1].clone()
+                    y[0, :max(0, covered - start)] = -100  # predicted already
+                    add(ids[idx], y)
         model.train()
         return total / count if count else float("nan")
 
