@@ -35,9 +35,10 @@
 static volatile float peak_sink;
 #define PEAK_ACC 16
 // Sixteen named accumulators (an array whose elements the loop indexes ends up in memory).
-#define PEAK_DECL(T, init) T a0 = init(0), a1 = init(1), a2 = init(2), a3 = init(3), a4 = init(4), a5 = init(5), \
-    a6 = init(6), a7 = init(7), a8 = init(8), a9 = init(9), a10 = init(10), a11 = init(11), a12 = init(12), \
-    a13 = init(13), a14 = init(14), a15 = init(15)
+#define PEAK_DECL(T, init) \
+    T a0 = init(0), a1 = init(1), a2 = init(2), a3 = init(3), a4 = init(4), a5 = init(5), a6 = init(6), a7 = init(7), \
+      a8 = init(8), a9 = init(9), a10 = init(10), a11 = init(11), a12 = init(12), a13 = init(13), a14 = init(14), \
+      a15 = init(15)
 #define PEAK_STEP(F) \
     a0 = F(a0), a1 = F(a1), a2 = F(a2), a3 = F(a3), a4 = F(a4), a5 = F(a5), a6 = F(a6), a7 = F(a7), a8 = F(a8), \
     a9 = F(a9), a10 = F(a10), a11 = F(a11), a12 = F(a12), a13 = F(a13), a14 = F(a14), a15 = F(a15)
@@ -74,7 +75,7 @@ __attribute__((target("avx2,fma"))) static double fma_loop_avx2(long iters) {
 // The portable kernel's ISA is whatever the compiler targets: 4-wide vectors of its choosing.
 typedef float v4f __attribute__((vector_size(16)));
 #define SETV4(i) ((v4f){(float)(i), (float)(i), (float)(i), (float)(i)})
-#define FMAV4(a) ((a) * x + y)
+#define FMAV4(a) ((a)*x + y)
 #define ADDV4(a, b) ((a) + (b))
 static double fma_loop_portable(long iters) {
     const v4f x = SETV4(0.999f), y = SETV4(0.001f);
@@ -130,7 +131,8 @@ static double fma_peak(int threads, int reps) {
         double f = 0;
         for (int t = 0; t < threads; t++) f += j.flops[t];
         if (f / dt * 1e-9 > best) best = f / dt * 1e-9;
-        if (getenv("TZ_BENCH_VERBOSE")) fprintf(stderr, "  peak %d threads run %d: %.1f GFLOP/s\n", threads, r, f / dt * 1e-9);
+        if (getenv("TZ_BENCH_VERBOSE"))
+            fprintf(stderr, "  peak %d threads run %d: %.1f GFLOP/s\n", threads, r, f / dt * 1e-9);
     }
     return best;
 }
@@ -271,8 +273,9 @@ int main(int argc, char **argv) {
         printf("peak: %-6s 1 thread:  %7.1f GFLOP/s\n", tz_gemm_kernel_name(), p1);
         if (threads > 1) printf("peak: %-6s %d threads: %7.1f GFLOP/s\n", tz_gemm_kernel_name(), threads, peak_n);
         if (threads > 1 && peak_n < 0.8 * threads * p1)
-            fprintf(stderr, "bench-gemm: WARNING: %d threads reach %.1fx one thread's peak, not ~%d: the cores were "
-                            "busy (the %d-thread peak is low; measure on an idle machine)\n",
+            fprintf(stderr,
+                    "bench-gemm: WARNING: %d threads reach %.1fx one thread's peak, not ~%d: the cores were "
+                    "busy (the %d-thread peak is low; measure on an idle machine)\n",
                     threads, peak_n / p1, threads, threads);
         printf("{\"peak\":true,\"isa\":\"%s\",\"gflops_1\":%.1f,\"threads\":%d,\"gflops\":%.1f}\n",
                tz_gemm_kernel_name(), p1, threads, peak_n);
@@ -280,7 +283,8 @@ int main(int argc, char **argv) {
         if (peak_only) return 0;
         if (!nshapes && !nextra) { // the transformer at scale: d_model 384, d_ff 1536, B x T = 2048
             static const int scale[][3] = {{2048, 1152, 384}, {2048, 384, 384}, {2048, 1536, 384}, {2048, 384, 1536}};
-            for (size_t s = 0; s < sizeof scale / sizeof scale[0]; s++) memcpy(shapes[nshapes++], scale[s], sizeof scale[s]);
+            for (size_t s = 0; s < sizeof scale / sizeof scale[0]; s++)
+                memcpy(shapes[nshapes++], scale[s], sizeof scale[s]);
         }
     }
 
