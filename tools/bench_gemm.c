@@ -2,11 +2,21 @@
 // two transposed forms its backward uses, side by side with OpenBLAS when built with
 // -Dblas=openblas. One JSON line per case, then a JSON summary line.
 //
-//   bench-gemm [--threads N] [--reps N] [--shape M,N,K]... [--case M,N,K,ta,tb]... [--quick]
+//   bench-gemm [--threads N] [--reps N] [--shape M,N,K]... [--case M,N,K,ta,tb]... [--quick] [--cpu-time]
+//   bench-gemm --peak [--peak-only] [--threads N] [--shape M,N,K]...
+//
+// --peak first measures the machine's FMA peak (fma_peak below) on 1 and on N threads (one line
+// each and a JSON line {"peak":true,...}), then runs the transformer-at-scale products (M = batch
+// 8 x block 256 = 2048 rows, K and N in {384, 1152, 1536}: d_model 384, d_ff 1536, the fused qkv
+// projection 1152) or the --shape list, each case's GFLOP/s also as a fraction of the N-thread
+// peak ("peak_frac"). --peak-only stops after the peak (tools/bench/run --scale reads it).
 //
 // Each case is first checked against a double-precision reference (aborts if wrong). Timing:
 // one warm-up batch, then --reps batches of enough calls to last ~20 ms (5 ms with --quick);
-// the best batch counts (other processes can only slow a batch down). Both libraries run with
+// the best batch counts (other processes can only slow a batch down). On a busy machine wall
+// time says little: --cpu-time (one thread; OpenBLAS then runs on the calling thread too) times
+// by the thread's CPU time, so only cache pollution by the other processes remains and one-core
+// ratios repeat to ~1-2% (two-core figures need an idle machine). Both libraries run with
 // the same thread count. OpenBLAS workers keep spinning for a while after a call, which would
 // steal a core from the next measurement, so the bench sleeps between libraries.
 // TZ_BENCH_VERBOSE=1 prints every batch to stderr.
@@ -18,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef TZ_BENCH_OPENBLAS
@@ -26,6 +37,15 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
+
+// The clock of every measurement: wall time, or (--cpu-time, one thread) this thread's CPU time,
+// which a loaded machine does not inflate by descheduling the bench.
+static double thread_cpu(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+static double (*now)(void) = tz_now;
 
 // ---- the FMA peak -----------------------------------------------------------------------------
 // A loop of independent FMAs on registers only (no loads or stores), in the ISA the gemm kernel
@@ -114,9 +134,9 @@ static double fma_peak(int threads, int reps) {
     peak_job j = {.iters = 1000};
     double t0, dt;
     for (;;) {
-        t0 = tz_now();
+        t0 = now();
         peak_task(&j, 0, 1);
-        dt = tz_now() - t0;
+        dt = now() - t0;
         if (dt > 2e-3 || j.iters > (1L << 40)) break;
         j.iters *= 2;
     }
@@ -125,9 +145,9 @@ static double fma_peak(int threads, int reps) {
     tz_pool_run(threads, peak_task, &j);
     double best = 0;
     for (int r = 0; r < reps; r++) {
-        t0 = tz_now();
+        t0 = now();
         tz_pool_run(threads, peak_task, &j);
-        dt = tz_now() - t0;
+        dt = now() - t0;
         double f = 0;
         for (int t = 0; t < threads; t++) f += j.flops[t];
         if (f / dt * 1e-9 > best) best = f / dt * 1e-9;
@@ -170,18 +190,18 @@ static void run_openblas(const operands *o) {
 static double measure(void (*fn)(const operands *), const operands *o, int reps, double batch_s) {
     double flops = 2.0 * o->c.m * o->c.n * o->c.k;
     fn(o);
-    double t0 = tz_now();
+    double t0 = now();
     fn(o);
-    double one = tz_now() - t0;
+    double one = now() - t0;
     int iters = one > 0 ? (int)(batch_s / one) : 1000;
     if (iters < 1) iters = 1;
     if (iters > 100000) iters = 100000;
     for (int i = 0; i < iters; i++) fn(o); // warm-up batch
     double *g = malloc(sizeof(double) * reps);
     for (int r = 0; r < reps; r++) {
-        t0 = tz_now();
+        t0 = now();
         for (int i = 0; i < iters; i++) fn(o);
-        g[r] = flops * iters / (tz_now() - t0) * 1e-9;
+        g[r] = flops * iters / (now() - t0) * 1e-9;
         if (getenv("TZ_BENCH_VERBOSE")) fprintf(stderr, "  batch %d: %d calls, %.1f GFLOP/s\n", r, iters, g[r]);
     }
     // Best batch: other processes on a 2-core machine only ever slow a batch down.
@@ -231,16 +251,19 @@ static void check(const operands *o) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: bench-gemm [--threads N] [--reps N] [--shape M,N,K]... [--case M,N,K,ta,tb]... [--quick]\n"
-                    "       bench-gemm --peak [--peak-only] [--threads N] [--shape M,N,K]...\n"
-                    "  --shape runs M,N,K and its two backward forms; --case runs one product; neither: the zoo\n"
-                    "  --peak: the FMA peak on 1 and N threads, then the transformer-at-scale shapes (or the\n"
-                    "  --shape list) as fractions of it; --peak-only: the peak alone\n");
+    fprintf(
+        stderr,
+        "usage: bench-gemm [--threads N] [--reps N] [--shape M,N,K]... [--case M,N,K,ta,tb]... [--quick] [--cpu-time]\n"
+        "       bench-gemm --peak [--peak-only] [--threads N] [--shape M,N,K]...\n"
+        "  --shape runs M,N,K and its two backward forms; --case runs one product; neither: the zoo\n"
+        "  --cpu-time (with --threads 1): time by this thread's CPU time, for a busy machine\n"
+        "  --peak: the FMA peak on 1 and N threads, then the transformer-at-scale shapes (or the\n"
+        "  --shape list) as fractions of it; --peak-only: the peak alone\n");
     exit(2);
 }
 
 int main(int argc, char **argv) {
-    int threads = 2, reps = 7, quick = 0, nshapes = 0, peak = 0, peak_only = 0;
+    int threads = 2, reps = 7, quick = 0, nshapes = 0, peak = 0, peak_only = 0, cpu_time = 0;
     int shapes[64][3], nextra = 0;
     gcase extra[64];
     for (int i = 1; i < argc; i++) {
@@ -248,6 +271,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--peak")) peak = 1;
+        else if (!strcmp(argv[i], "--cpu-time")) cpu_time = 1;
         else if (!strcmp(argv[i], "--peak-only")) peak = peak_only = 1;
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc && nshapes < 64) {
             int *s = shapes[nshapes];
@@ -262,6 +286,11 @@ int main(int argc, char **argv) {
         } else usage();
     }
     if (threads < 1 || threads > 64 || reps < 1) usage();
+    if (cpu_time && threads != 1) {
+        fprintf(stderr, "bench-gemm: --cpu-time measures one thread's CPU time: use it with --threads 1\n");
+        return 2;
+    }
+    if (cpu_time) now = thread_cpu;
     if (quick && reps > 3) reps = 3;
     double batch_s = quick ? 0.005 : 0.02;
 
