@@ -183,7 +183,7 @@ def write_plot_data(jsonl, out):
                 r = json.loads(line)
             except json.JSONDecodeError:
                 continue
-            if r.get("scale") and r.get("tapezoo", {}).get("tokens_per_s"):
+            if r.get("family") in FAMILIES and r.get("preset") and r.get("tapezoo", {}).get("tokens_per_s"):
                 rows[r["preset"]] = r
     fams = []
     with open(out, "w") as f:
