@@ -10,7 +10,8 @@
 // where L is the loss of the LAST step T only of a window of K+1 characters from the last 10 %
 // (the classic setting of Bengio et al. 1994 and Pascanu et al. 2013). The figure for each k is
 // the geometric mean over W windows of the per-window norm (the loss is per window, not the
-// batch mean), so a few exploding windows do not hide the typical one.
+// batch mean), so a few exploding windows do not hide the typical one. A norm below float's
+// range (an underflow: e.g. every tanh saturated) counts as 1e-45.
 //
 // The recurrent ops of nn/ are fused over the whole sequence, so their per-step hidden-state
 // gradients never leave the backward. The probe builds the window one step at a time instead:
@@ -248,7 +249,7 @@ static double probe(tz_graph *g, tz_params *P, const model *m, const int *x, con
             const real *d = steps[t]->grad + (size_t)b * H; // row 0 of an LSTM's [h; c]: h
             double s = 0;
             for (int j = 0; j < H; j++) s += (double)d[j] * d[j];
-            sum_log += 0.5 * log(s > 0 ? s : 1e-300);
+            sum_log += 0.5 * log(s > 1e-90 ? s : 1e-90); // below float's range (1.4e-45): 0 counts as 1e-45
         }
         norms[T - 1 - t] = exp(sum_log / B);
     }

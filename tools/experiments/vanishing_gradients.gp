@@ -4,7 +4,7 @@
 # three panels, one line per run (W_hh uniform or orthogonal; clipped at 1 or not):
 #   gnuplot -e "file='rnn.dat'; cell='tanh RNN'; early=100; late=2000" tools/experiments/vanishing_gradients.gp
 # The training curves of every run, one panel per cell kind:
-#   gnuplot -e "curves='curves.dat'" tools/experiments/vanishing_gradients.gp
+#   gnuplot -e "curves='curves.dat'; late=2000" tools/experiments/vanishing_gradients.gp
 # Optional: out='x.png' (default: the data file's name with .png).
 #
 # <cell>.dat: '#' comment lines, then "k" and, for each run in the order uniform/no clip,
@@ -31,10 +31,13 @@ if (exists("curves")) {
     set multiplot layout 1,3 title "training loss (SGD lr 3): what clipping at 1 changes"
     set xlabel "step"
     set ylabel "training loss (nats per character)"
-    set yrange [1.2:5]
-    set key top right
+    set yrange [1.4:8]
+    set xrange [0:late]
+    set xtics late / 4
+    set key top right opaque box
     do for [c = 1:3] {
         set title cells[c]
+        if (c == 2) { set key top right opaque box } else { unset key }   # the LSTM panel has room for it
         plot for [v = 1:4] src using 1:(column(1 + 4 * (c - 1) + v)) with lines lw 2 dt dashes[v] lc rgb colors[v] title names[v]
     }
     unset multiplot
@@ -43,7 +46,7 @@ if (exists("curves")) {
     set multiplot layout 1,3 title cell . ": ||dL/dh_{T-k}|| for the loss L at the last step T (held-out windows, geometric mean)"
     set logscale y
     set format y "1e%T"
-    set yrange [1e-40:1e2]
+    set yrange [1e-46:1e2]   # 1e-45: below float's range (an underflow)
     set xlabel "k (steps back from T)"
     set ylabel "||dL/dh_{T-k}||"
     set key bottom left
