@@ -1,6 +1,7 @@
 // run.c: the command line, the configuration and the run directory (see run.h).
 #include "run.h"
 
+#include "dist.h"
 #include "gemm.h"
 #include "loop.h"
 #include "pairs.h"
@@ -27,10 +28,16 @@ static void usage(FILE *f) {
 // What a failure removes and adds to its line (see tz_run_on_fail).
 static char fail_remove[1100], fail_note[1200];
 
+// With several ranks every rank stops (dist_abort), so none is left waiting for the failed one
+// in a reduction. Another rank's line says which rank failed; it waits a moment first, so that
+// an error every rank meets (a bad cfg) is said once, by rank 0, whose abort ends the others.
 static void on_fail(const char *msg) {
     if (fail_remove[0]) unlink(fail_remove);
-    fprintf(stderr, "tapezoo: %s%s\n", msg, fail_note);
-    exit(TZ_EXIT_ERROR);
+    if (dist_rank()) {
+        usleep(300 * 1000);
+        fprintf(stderr, "tapezoo: rank %d: %s%s\n", dist_rank(), msg, fail_note);
+    } else fprintf(stderr, "tapezoo: %s%s\n", msg, fail_note);
+    dist_abort(TZ_EXIT_ERROR);
 }
 
 void tz_run_on_fail(const char *remove_path, const char *note) {
@@ -78,7 +85,7 @@ static void check_run_dir(tz_run *r) {
         tz_fail("train.out_dir: %s is not a directory (choose another with train.out_dir=DIR)", r->dir);
     if (access(r->dir, W_OK | X_OK))
         tz_fail("train.out_dir: cannot write into the run directory %s (%s)", r->dir, strerror(errno));
-    if (r->resume || r->force) return;
+    if (r->resume || r->force || dist_rank()) return; // rank 0 makes the run: the others would find it
     for (size_t i = 0; i < sizeof run_files / sizeof *run_files; i++) {
         char path[1100];
         snprintf(path, sizeof path, "%s/%s", r->dir, run_files[i]);
@@ -141,14 +148,14 @@ static void mkdir_p(const char *path) {
 }
 
 void tz_run_start(tz_run *r) {
-    mkdir_p(r->dir);
-    if (access(r->dir, W_OK | X_OK))
+    if (!dist_rank()) mkdir_p(r->dir); // rank 0 alone writes the run's files
+    if (!dist_rank() && access(r->dir, W_OK | X_OK))
         tz_fail("train.out_dir: cannot write into the run directory %s (%s)", r->dir, strerror(errno));
     snprintf(r->last, sizeof r->last, "%s/last.safetensors", r->dir);
     snprintf(r->best, sizeof r->best, "%s/best.safetensors", r->dir);
     snprintf(r->cfg_copy, sizeof r->cfg_copy, "%s/config.cfg", r->dir);
     snprintf(r->log_path, sizeof r->log_path, "%s/log.csv", r->dir);
-    if (r->force) // a new run replaces the old one: none of its files may pass for this run's
+    if (r->force && !dist_rank()) // a new run replaces the old one: none of its files may pass for this run's
         for (size_t i = 0; i < sizeof run_files / sizeof *run_files; i++) {
             char path[1100];
             snprintf(path, sizeof path, "%s/%s", r->dir, run_files[i]);
@@ -159,6 +166,7 @@ void tz_run_start(tz_run *r) {
     if (!cm) tz_fail("train: out of memory for the cfg text");
     cfg_write(&r->c, cm);
     if (fclose(cm)) tz_fail("train: out of memory for the cfg text");
+    if (dist_rank()) return;
     FILE *cf = fopen(r->cfg_copy, "w");
     if (!cf || fputs(r->cfg_text, cf) < 0 || fclose(cf)) tz_fail("cannot write %s (%s)", r->cfg_copy, strerror(errno));
 }
@@ -169,15 +177,32 @@ void tz_run_free(tz_run *r) {
     if (r->resume) tz_ckpt_meta_free(&r->meta);
 }
 
+// Threads of the matrix products: the cfg's, or with 0 all cores shared by the ranks on this
+// machine (2 ranks on 2 cores: one each; more threads than cores only wait for each other).
+static int thread_count(const tz_run *r, const tz_run_opts *o) {
+    if (o && o->threads) return o->threads;
+    int n = (int)cfg_int(&r->c, "train", "threads");
+    if (n || dist_local_size() == 1) return n;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > dist_local_size() ? (int)(cores / dist_local_size()) : 1;
+}
+
 int tz_run_main(int argc, char **argv, const tz_run_opts *o) {
     static tz_run r; // a cfg is large: not on the stack
     memset(&r, 0, sizeof r);
+    dist_init(&argc, &argv);
+    if (dist_size() > 1) tz_run_on_fail(NULL, NULL); // a failure on one rank stops them all
     int st = tz_run_args(&r, argc, argv);
-    if (st >= 0) return free(r.over), st;
+    if (st >= 0) return free(r.over), dist_finalize(), st;
     tz_run_open(&r);
     if (o && o->def) r.def = o->def;
     if (o && o->out) r.out = o->out;
-    tz_set_threads(o && o->threads ? o->threads : (int)cfg_int(&r.c, "train", "threads"));
+    FILE *quiet = NULL; // ranks other than 0 print nothing (errors aside)
+    if (dist_rank()) {
+        if (!(quiet = fopen("/dev/null", "w"))) tz_fail("rank %d: cannot open /dev/null", dist_rank());
+        r.out = quiet, r.js = NULL;
+    }
+    tz_set_threads(thread_count(&r, o));
     tz_rng rng;
     tz_rng_seed(&rng, (uint64_t)cfg_int(&r.c, "train", "seed"));
     tz_params P;
@@ -190,10 +215,12 @@ int tz_run_main(int argc, char **argv, const tz_run_opts *o) {
                 cfg_str(&r.c, "data", "kind"), r.def->name);
     else tz_task_lm_open(&t, &a);
     tz_run_start(&r);
-    if (r.def->pairs) tz_task_pairs_keep_split(&t, r.dir);
+    if (r.def->pairs && !dist_rank()) tz_task_pairs_keep_split(&t, r.dir);
     int status = tz_train(&r, &t, &P);
     t.free(&t);
     tz_params_free(&P);
     tz_run_free(&r);
+    if (quiet) fclose(quiet);
+    dist_finalize();
     return status;
 }
