@@ -72,6 +72,12 @@ grep -q '"ranks":2' "$TMP/lstm.2.json" || { echo "FAIL: the summary does not say
     { echo "FAIL: 2 ranks then --resume on 1 failed:"; tail -3 "$TMP/resume.err"; exit 1; }
 printf 'lstm: 2 ranks to step 25, resumed on 1 rank: '
 close "$TMP/lstm.1/log.csv" "$TMP/resume/log.csv" || { echo "FAIL: the resumed run differs"; status=1; }
+# ... and the other way: 1 rank to step 25, resumed on 2.
+(cd "$ROOT" && "$TRAIN" models/lstm.cfg $LSTM train.steps=25 train.out_dir="$TMP/resume2" --json > /dev/null 2>&1) &&
+    (cd "$ROOT" && mpi "$TRAIN" --resume "$TMP/resume2" train.steps=50 --json > /dev/null 2> "$TMP/resume2.err") ||
+    { echo "FAIL: 1 rank then --resume on 2 failed:"; tail -3 "$TMP/resume2.err"; exit 1; }
+printf 'lstm: 1 rank to step 25, resumed on 2 ranks: '
+close "$TMP/lstm.1/log.csv" "$TMP/resume2/log.csv" || { echo "FAIL: the resumed run differs"; status=1; }
 
 # expect_stop NAME STATUS MESSAGE VAR=VALUE: a fault on rank 1 alone stops both ranks with
 # STATUS and MESSAGE on stderr (timeout's 124 would be a hang).

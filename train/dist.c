@@ -22,7 +22,8 @@ void dist_init(int *argc, char ***argv) {
     int done;
     MPI_Initialized(&done);
     if (done || !under_mpirun()) return;
-    if (MPI_Init(argc, argv) != MPI_SUCCESS) {
+    int provided; // FUNNELED: the gemm's threads never call MPI, only the main thread does
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
         fprintf(stderr, "tapezoo: MPI_Init failed\n");
         exit(1);
     }

@@ -142,7 +142,9 @@ static int stop_numbers(const loop_state *s, long step, const char *fmt, ...) {
 // weighted by n / N (N: the batch's targets) before the sum: the result is the gradient of one
 // process on the whole batch, however the targets fall (padded translation batches give the
 // ranks different counts). A stop request (SIGINT, SIGTERM on any rank) travels along, so every
-// rank stops after the same step. Returns the batch's loss; *n becomes N.
+// rank stops after the same step. Buffers (BatchNorm's running statistics, updated by each rank
+// from its own rows) are averaged, so the ranks' weights stay identical. Returns the batch's
+// loss; *n becomes N.
 static double reduce_step(tz_params *P, double loss, long *n, int *stop) {
     int sig = atomic_load(&stop_signal);
     double v[4] = {loss * (double)*n, (double)*n, sig == SIGINT, sig == SIGTERM};
@@ -150,6 +152,12 @@ static double reduce_step(tz_params *P, double loss, long *n, int *stop) {
     real w = (real)((double)*n / v[1]);
     for (size_t i = 0; i < P->n; i++) P->grad[i] *= w;
     dist_sum_real(P->grad, P->n); // MPI_Allreduce in place over the one gradient block
+    for (int k = 0; k < P->count; k++)
+        if (P->flags[k] & TZ_PARAM_BUFFER) {
+            real *x = P->data + P->off[k], scale = (real)(1.0 / dist_size());
+            dist_sum_real(x, (size_t)P->t[k]->n);
+            for (long i = 0; i < P->t[k]->n; i++) x[i] *= scale;
+        }
     if (v[2] > 0) *stop = SIGINT;
     else if (v[3] > 0) *stop = SIGTERM;
     *n = (long)v[1];
@@ -158,9 +166,12 @@ static double reduce_step(tz_params *P, double loss, long *n, int *stop) {
 
 // A fingerprint of the weights: ranks must hold the same ones (checked at each validation).
 static uint64_t weights_hash(const tz_params *P) {
-    uint64_t h = 1469598103934665603ull;
-    const uint32_t *w = (const uint32_t *)P->data;
-    for (size_t i = 0; i < P->n * sizeof(real) / 4; i++) h = (h ^ w[i]) * 1099511628211ull;
+    uint64_t h = 1469598103934665603ull; // FNV-1a over the bits of each weight
+    for (size_t i = 0; i < P->n; i++) {
+        uint64_t bits = 0;
+        memcpy(&bits, &P->data[i], sizeof P->data[i]);
+        h = (h ^ bits) * 1099511628211ull;
+    }
     return h;
 }
 

@@ -21,6 +21,7 @@ static void usage(FILE *f) {
                "  --force        start over in a run directory that already holds a run (its files are replaced)\n"
                "  --json         JSON lines on stdout (events config, train, val, summary), nothing else\n"
                "  --profile      at the end, ms per step of each op's forward and backward (after the warm-up)\n"
+               "  --allreduce-bench N  (under mpirun) time N allreduces of the model's gradients, then exit\n"
                "exit status: 0 done, 1 bad input or a failed write, 3 non-finite or diverged loss,\n"
                "             130 interrupted by SIGINT (Ctrl-C), 143 by SIGTERM (both save a checkpoint first)\n");
 }
@@ -54,6 +55,10 @@ int tz_run_args(tz_run *r, int argc, char **argv) {
         else if (!strcmp(argv[i], "--profile")) r->profile = 1;
         else if (!strcmp(argv[i], "--force")) r->force = 1;
         else if (!strcmp(argv[i], "--resume") && i + 1 < argc) r->resume = argv[++i];
+        else if (!strcmp(argv[i], "--allreduce-bench") && i + 1 < argc && atoi(argv[i + 1]) > 0)
+            r->allreduce_bench = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--allreduce-bench"))
+            return fprintf(stderr, "train: --allreduce-bench needs a count >= 1\n"), usage(stderr), 2;
         else if (!strcmp(argv[i], "--resume"))
             return fprintf(stderr, "train: --resume needs a run directory\n"), usage(stderr), 2;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return usage(stdout), 0;
@@ -85,7 +90,8 @@ static void check_run_dir(tz_run *r) {
         tz_fail("train.out_dir: %s is not a directory (choose another with train.out_dir=DIR)", r->dir);
     if (access(r->dir, W_OK | X_OK))
         tz_fail("train.out_dir: cannot write into the run directory %s (%s)", r->dir, strerror(errno));
-    if (r->resume || r->force || dist_rank()) return; // rank 0 makes the run: the others would find it
+    // Rank 0 makes the run (the others would find it); --allreduce-bench makes none.
+    if (r->resume || r->force || dist_rank() || r->allreduce_bench) return;
     for (size_t i = 0; i < sizeof run_files / sizeof *run_files; i++) {
         char path[1100];
         snprintf(path, sizeof path, "%s/%s", r->dir, run_files[i]);
@@ -187,6 +193,35 @@ static int thread_count(const tz_run *r, const tz_run_opts *o) {
     return cores > dist_local_size() ? (int)(cores / dist_local_size()) : 1;
 }
 
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+// --allreduce-bench N: what one step's gradient sum costs this model on these ranks (the
+// README's scaling model starts from it): N in-place allreduces of the whole gradient block.
+static void allreduce_bench(const tz_params *P, int reps, FILE *out) {
+    double *ms = malloc(sizeof(double) * reps);
+    if (!ms) tz_fail("train: out of memory");
+    for (int i = 0; i < 3; i++) dist_sum_real(P->grad, P->n); // warm-up: connections, buffers
+    for (int i = 0; i < reps; i++) {
+        dist_barrier(); // each sum timed from a common start
+        double t0 = tz_now();
+        dist_sum_real(P->grad, P->n);
+        ms[i] = 1e3 * (tz_now() - t0);
+    }
+    double all[1] = {0};
+    for (int i = 0; i < reps; i++) all[0] += ms[i];
+    dist_sum(all, 1); // the mean over ranks and reps
+    qsort(ms, reps, sizeof *ms, cmp_double);
+    double mb = (double)P->n * sizeof(real) / 1e6, mean = all[0] / reps / dist_size(), n = dist_size();
+    fprintf(out,
+            "allreduce of %zu gradients (%.2f MB) over %d ranks: %.3f ms mean, %.3f median, %.3f min (rank 0, %d "
+            "reps); bus bandwidth 2(N-1)/N x bytes / time = %.2f GB/s\n",
+            P->n, mb, dist_size(), mean, ms[reps / 2], ms[0], reps, n > 1 ? 2 * (n - 1) / n * mb / ms[reps / 2] : 0);
+    free(ms);
+}
+
 int tz_run_main(int argc, char **argv, const tz_run_opts *o) {
     static tz_run r; // a cfg is large: not on the stack
     memset(&r, 0, sizeof r);
@@ -214,6 +249,15 @@ int tz_run_main(int argc, char **argv, const tz_run_opts *o) {
         tz_fail("%s: [data] kind = %s is for translation models; %s is a language model (kind = text)", r.cfg_path,
                 cfg_str(&r.c, "data", "kind"), r.def->name);
     else tz_task_lm_open(&t, &a);
+    if (r.allreduce_bench) { // no run: nothing is written
+        allreduce_bench(&P, r.allreduce_bench, r.out);
+        t.free(&t);
+        tz_params_free(&P);
+        tz_run_free(&r);
+        if (quiet) fclose(quiet);
+        dist_finalize();
+        return 0;
+    }
     tz_run_start(&r);
     if (r.def->pairs && !dist_rank()) tz_task_pairs_keep_split(&t, r.dir);
     int status = tz_train(&r, &t, &P);
