@@ -120,6 +120,31 @@ static tz_tensor *grad_owner(const tz_graph *g, tz_tensor *t) {
     return t;
 }
 
+// By node: 1 where the output's gradient can live in its values (see TZ_GRAD_IN_INPUT in tz.h):
+// an op that does not read its output in backward, whose output has exactly one consumer, an
+// op that stores that gradient over the values; no view of it, and it is not the loss.
+static unsigned char *gradient_in_values(tz_graph *g, int last, const tz_tensor *out) {
+    unsigned char *uses = tz_arena_calloc(&g->arena, (size_t)last + 1);
+    int *consumer = tz_arena_alloc(&g->arena, sizeof(int) * ((size_t)last + 1));
+    for (int i = 0; i <= last; i++) {
+        const tz_node *n = &g->nodes[i];
+        for (int j = 0; j < n->n_in; j++) {
+            if (!n->in[j] || n->in[j]->node < 0) continue;
+            int k = n->in[j]->node;
+            // a view shares the buffer: never alias what a view reads
+            uses[k] = n->op == &tz_op_view ? 2 : uses[k] < 2 ? uses[k] + 1 : 2;
+            consumer[k] = i;
+        }
+    }
+    for (int i = 0; i <= last; i++) {
+        const tz_node *n = &g->nodes[i];
+        uses[i] = uses[i] == 1 && n->out != out && n->out->data && (n->op->flags & TZ_OUT_UNREAD) &&
+                  (g->nodes[consumer[i]].op->flags & (TZ_GRAD_IN_INPUT | TZ_OVERWRITES)) ==
+                      (TZ_GRAD_IN_INPUT | TZ_OVERWRITES);
+    }
+    return uses;
+}
+
 // Gradient buffers of the step's tensors are made only here, for the nodes before the output.
 // They start fresh (unwritten): the first backward to reach one overwrites it (a gemm with
 // beta 0, `=` instead of `+=`), so most are never zeroed, nor read back as zeros. A buffer is
@@ -132,6 +157,7 @@ void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
     unsigned char *zero = tz_arena_calloc(&g->arena, (size_t)last + 1); // by node: zero up front
     unsigned char *made = tz_arena_calloc(&g->arena, (size_t)last + 1); // by node: buffer made now
     unsigned char *used = tz_arena_calloc(&g->arena, (size_t)last + 1); // by node: has a consumer
+    unsigned char *alias = gradient_in_values(g, last, out); // by node: grad = its values
     for (int i = 0; i <= last; i++) {
         tz_node *n = &g->nodes[i];
         if (n->out->grad) continue;
@@ -141,7 +167,7 @@ void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
             tz_tensor *o = grad_owner(g, n->in[0]);
             if (o->node >= 0) zero[o->node] = 1;
         } else {
-            n->out->grad = tz_arena_alloc(&g->arena, sizeof(real) * (size_t)n->out->n);
+            n->out->grad = alias[i] ? n->out->data : tz_arena_alloc(&g->arena, sizeof(real) * (size_t)n->out->n);
             made[i] = 1;
         }
     }
@@ -153,7 +179,7 @@ void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
             tz_tensor *o = grad_owner(g, n->in[j]);
             if (o->node < 0) continue;
             used[o->node] = 1;
-            if (!n->op->overwrites) zero[o->node] = 1;
+            if (!(n->op->flags & TZ_OVERWRITES)) zero[o->node] = 1;
         }
     }
     tz_tensor *o = grad_owner(g, out);
@@ -170,7 +196,8 @@ void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
         } else {
             t->grad_fresh = 1;
 #ifdef TZ_DOUBLE // the gradient check's build: garbage is NaN, so a missed overwrite shows
-            for (int k = 0; k < t->n; k++) t->grad[k] = NAN;
+            if (!alias[i])
+                for (int k = 0; k < t->n; k++) t->grad[k] = NAN;
 #endif
         }
     }

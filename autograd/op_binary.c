@@ -105,9 +105,9 @@ static void binary_backward(tz_graph *g, tz_node *n) {
         }
     }
 }
-static const tz_op op_add = {"add", binary_backward, 1};
-static const tz_op op_sub = {"sub", binary_backward, 1};
-static const tz_op op_mul = {"mul", binary_backward, 1};
+static const tz_op op_add = {"add", binary_backward, TZ_OVERWRITES};
+static const tz_op op_sub = {"sub", binary_backward, TZ_OVERWRITES};
+static const tz_op op_mul = {"mul", binary_backward, TZ_OVERWRITES};
 
 static tz_tensor *binary(tz_graph *g, tz_tensor *a, tz_tensor *b, int kind, const tz_op *op) {
     tz_bcast bc;
@@ -151,7 +151,7 @@ static void scale_backward(tz_graph *g, tz_node *n) {
     else
         for (int i = 0; i < y->n; i++) x->grad[i] += s * y->grad[i];
 }
-static const tz_op op_scale = {"scale", scale_backward, 1};
+static const tz_op op_scale = {"scale", scale_backward, TZ_OVERWRITES};
 
 tz_tensor *tz_scale(tz_graph *g, tz_tensor *x, real s) {
     tz_tensor *in[1] = {x};

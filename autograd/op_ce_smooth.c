@@ -84,7 +84,7 @@ static void ce_smooth_backward(tz_graph *g, tz_node *n) {
     ces_args a = {x->data, x->grad, s, n->out->grad[0] / s->count, tz_cols(x), tz_grad_overwrite(x)};
     tz_parallel_for(tz_rows(x), 8L * a.V, ces_bw_rows, &a);
 }
-static const tz_op op_ce_smooth = {"cross_entropy_smooth", ce_smooth_backward, 1};
+static const tz_op op_ce_smooth = {"cross_entropy_smooth", ce_smooth_backward, TZ_OVERWRITES | TZ_GRAD_IN_INPUT};
 
 // logits (N,V), targets (N) -> scalar
 tz_tensor *tz_cross_entropy_smooth(tz_graph *g, tz_tensor *logits, const int *targets, int ignore_index, real eps) {

@@ -16,7 +16,7 @@ static void embedding_backward(tz_graph *g, tz_node *n) {
         for (int d = 0; d < D; d++) gw[d] += gy[d];
     }
 }
-static const tz_op op_embedding = {"embedding", embedding_backward, 1};
+static const tz_op op_embedding = {"embedding", embedding_backward, TZ_OVERWRITES};
 
 tz_tensor *tz_embedding(tz_graph *g, tz_tensor *w, const int *ids, int n) {
     char s[64];

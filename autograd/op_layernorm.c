@@ -66,7 +66,7 @@ static void layernorm_backward(tz_graph *g, tz_node *n) {
     if (a.beta && a.beta->grad) tz_grad_accumulate(n->in[2]);
     if ((a.gamma && a.gamma->grad) || (a.beta && a.beta->grad)) tz_parallel_for(a.D, 3L * tz_rows(x), ln_bw_cols, &a);
 }
-static const tz_op op_layernorm = {"layernorm", layernorm_backward, 1};
+static const tz_op op_layernorm = {"layernorm", layernorm_backward, TZ_OVERWRITES};
 
 static void ln_fw_rows(void *arg, long lo, long hi) {
     const ln_args *a = arg;

@@ -1,4 +1,4 @@
-// op_mask.c: masked fill for attention scores, and the causal and padding masks it takes.
+// op_mask.c: masked fill for attention scores (the masks themselves: nn_attn_mask, nn/attention.c).
 #include "internal.h"
 
 #include <string.h>
@@ -31,20 +31,4 @@ tz_tensor *tz_masked_fill(tz_graph *g, tz_tensor *x, const tz_tensor *mask, real
         memcpy((tz_bcast *)n->aux + 1, mask->data, sizeof(real) * mask->n);
     }
     return y;
-}
-
-tz_tensor *tz_causal_mask(tz_graph *g, int T) {
-    int shape[2] = {T, T};
-    tz_tensor *m = tz_empty(g, 2, shape);
-    for (int i = 0; i < T; i++)
-        for (int j = 0; j < T; j++) m->data[i * T + j] = j > i;
-    return m;
-}
-
-tz_tensor *tz_padding_mask(tz_graph *g, int B, int T, const int *lengths) {
-    int shape[4] = {B, 1, 1, T};
-    tz_tensor *m = tz_empty(g, 4, shape);
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) m->data[b * T + t] = t >= lengths[b];
-    return m;
 }

@@ -57,7 +57,7 @@ static void matmul_backward(tz_graph *g, tz_node *n) {
     if (j.b->grad && j.b->grad != j.a->grad && tz_grad_overwrite(n->in[1])) j.beta_b = 0;
     mm_run(&j);
 }
-static const tz_op op_matmul = {"matmul", matmul_backward, 1};
+static const tz_op op_matmul = {"matmul", matmul_backward, TZ_OVERWRITES | TZ_OUT_UNREAD};
 
 tz_tensor *tz_matmul(tz_graph *g, tz_tensor *a, tz_tensor *b, int ta, int tb) {
     tz_shape_bufs s;
@@ -109,7 +109,7 @@ static void linear_backward(tz_graph *g, tz_node *n) {
     if (w->grad) tz_gemm(1, 0, O, I, R, 1, y->grad, O, x->data, I, tz_grad_overwrite(w) ? 0 : 1, w->grad, I);
     if (bias && bias->grad) tz_column_sums_add(tz_grad_accumulate(bias), y->grad, R, O);
 }
-static const tz_op op_linear = {"linear", linear_backward, 1};
+static const tz_op op_linear = {"linear", linear_backward, TZ_OVERWRITES | TZ_OUT_UNREAD};
 
 tz_tensor *tz_linear(tz_graph *g, tz_tensor *x, tz_tensor *w, tz_tensor *bias) {
     tz_shape_bufs s;

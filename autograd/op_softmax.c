@@ -149,7 +149,7 @@ static void cross_entropy_backward(tz_graph *g, tz_node *n) {
     ce_args a = {x->data, x->grad, s, n->out->grad[0] / s->count, tz_cols(x), tz_grad_overwrite(x)};
     tz_parallel_for(tz_rows(x), 8L * a.V, ce_bw_rows, &a);
 }
-static const tz_op op_cross_entropy = {"cross_entropy", cross_entropy_backward, 1};
+static const tz_op op_cross_entropy = {"cross_entropy", cross_entropy_backward, TZ_OVERWRITES | TZ_GRAD_IN_INPUT};
 
 // The log-sum-exp of rows [lo, hi) into a->out.
 static void ce_lse_rows(void *arg, long lo, long hi) {

@@ -120,7 +120,7 @@ static void gelu_backward(tz_graph *g, tz_node *n) {
     unary_args a = {n->aux, NULL, y->grad, x->grad, tz_grad_overwrite(x)};
     tz_parallel_for(y->n, CHEAP, gelu_bw, &a);
 }
-static const tz_op op_gelu = {"gelu", gelu_backward, 1};
+static const tz_op op_gelu = {"gelu", gelu_backward, TZ_OVERWRITES};
 
 tz_tensor *tz_gelu(tz_graph *g, tz_tensor *x) {
     tz_tensor *in[1] = {x};

@@ -128,12 +128,21 @@ typedef struct tz_profile tz_profile;
 
 // What an op needs to run its backward: a name (for messages and the gradient check) and the
 // function that reads node->out->grad and ACCUMULATES into the inputs' grads.
-// overwrites != 0: the backward asks tz_grad_overwrite (or tz_grad_accumulate) about each input
-// gradient before writing it, so the tape need not zero those buffers beforehand.
+// flags, any of:
+// TZ_OVERWRITES: the backward asks tz_grad_overwrite (or tz_grad_accumulate) about each input
+//   gradient before writing it, so the tape need not zero those buffers beforehand.
+// TZ_OUT_UNREAD: the backward never reads the output's values (a product: only its gradient).
+// TZ_GRAD_IN_INPUT (with TZ_OVERWRITES): the backward may store each input's gradient in that
+//   input's own values, element by element, each read before it is written (a loss over logits).
+// When a TZ_OUT_UNREAD op's output goes only into one TZ_GRAD_IN_INPUT op, backward gives that
+// tensor no gradient buffer of its own: the gradient replaces its values. The readout's logits
+// (rows x vocabulary, the largest tensor of a language or translation model) then cost one
+// buffer instead of two; after tz_backward their values are gone (their gradient is there).
+enum { TZ_OVERWRITES = 1, TZ_OUT_UNREAD = 2, TZ_GRAD_IN_INPUT = 4 };
 typedef struct tz_op {
     const char *name;
     void (*backward)(tz_graph *g, tz_node *n);
-    int overwrites;
+    int flags;
 } tz_op;
 
 #define TZ_NODE_INTS 6
@@ -187,7 +196,7 @@ void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed);
 tz_tensor *tz_op_output(tz_graph *g, int ndim, const int *shape, tz_tensor **in, int n_in);
 tz_node *tz_op_record(tz_graph *g, const tz_op *op, tz_tensor *out, tz_tensor **in, int n_in);
 
-// For the backward of an op with `overwrites` set, before it writes the gradient of input t:
+// For the backward of an op with TZ_OVERWRITES set, before it writes the gradient of input t:
 // tz_grad_overwrite returns 1 when that buffer has not been written yet in this backward (its
 // contents are garbage): the op must then store (=) every element instead of adding (+=); 0:
 // add as usual. tz_grad_accumulate is for backwards that add into only part of the gradient
@@ -253,9 +262,7 @@ tz_tensor *tz_dropout(tz_graph *g, tz_tensor *x, real p);
 
 // Where mask != 0 (mask broadcasts to x like tz_add), the output is value and no gradient flows.
 tz_tensor *tz_masked_fill(tz_graph *g, tz_tensor *x, const tz_tensor *mask, real value);
-// Masks for attention scores (Tq,Tk): causal (1 where key j > query i), and padding
-// (B,1,1,T): 1 where position t >= lengths[b].
-tz_tensor *tz_causal_mask(tz_graph *g, int T);
-tz_tensor *tz_padding_mask(tz_graph *g, int B, int T, const int *lengths);
+// The masks attention takes (causal, padding, both) are built in one place: nn_attn_mask
+// (nn/attention.h).
 
 #endif

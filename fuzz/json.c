@@ -1,4 +1,4 @@
-// fuzz/json.c: the safetensors header's JSON parser (train/json.c) on arbitrary bytes. The bytes
+// fuzz/json.c: the safetensors header's JSON parser (config/json.c) on arbitrary bytes. The bytes
 // are not NUL-terminated, as a header read from a file is not.
 #include <string.h>
 

@@ -109,7 +109,7 @@ static void fused_backward(tz_graph *g, tz_node *n) {
     }
     tz_parallel_for((long)a->B * a->H, pair_cost(a), backward_pairs, a);
 }
-static const tz_op op_fused_attention = {"attention_fused", fused_backward, 1};
+static const tz_op op_fused_attention = {"attention_fused", fused_backward, TZ_OVERWRITES};
 
 // The forward shared by both entry points: in (1 packed or 3 tensors) for the tape.
 static tz_tensor *fused(tz_graph *g, fused_attn a, tz_tensor **in, int n_in, const int *lengths, tz_tensor **weights) {

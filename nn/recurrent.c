@@ -8,7 +8,6 @@
 
 #include "gemm.h"
 #include "parallel.h"
-#include "threadpool.h"
 
 seq_dims seq_check(const char *op, int G, const tz_tensor *x, const tz_tensor *h0, const tz_tensor *c0,
                    const tz_tensor *w_ih, const tz_tensor *w_hh, const tz_tensor *b_ih, const tz_tensor *b_hh) {
@@ -43,24 +42,18 @@ real *seq_packed(tz_graph *g, const tz_tensor *w_hh, int r0, int rows, int tb) {
 typedef struct {
     void (*fn)(void *arg, int b0, int b1);
     void *arg;
-    int B;
 } rows_job;
 
-static void rows_task(void *arg, int t, int T) {
+static void rows_range(void *arg, long lo, long hi) {
     const rows_job *j = arg;
-    int b0 = (int)((long)j->B * t / T), b1 = (int)((long)j->B * (t + 1) / T);
-    if (b0 < b1) j->fn(j->arg, b0, b1);
+    j->fn(j->arg, (int)lo, (int)hi);
 }
 
 void seq_run_rows(int B, void (*fn)(void *arg, int b0, int b1), void *arg) {
-    int T = tz_get_threads();
-    if (T > B) T = B;
-    if (T <= 1) { // one slice: here, so the per-step products may still use the pool
-        fn(arg, 0, B);
-        return;
-    }
-    rows_job j = {fn, arg, B};
-    tz_pool_run(T, rows_task, &j);
+    // A row is a whole sequence of steps: always worth a core of its own, hence the large cost.
+    // One thread (or one row) runs fn here, so the per-step products may still use the pool.
+    rows_job j = {fn, arg};
+    tz_parallel_for(B, 1L << 24, rows_range, &j);
 }
 
 void seq_input_proj(tz_graph *g, real *gates, const seq_dims *d, const tz_tensor *x, const tz_tensor *w_ih,

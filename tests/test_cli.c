@@ -539,3 +539,20 @@ Test(cli, select_by_bleu_and_test_the_best_weights) {
     cr_assert_eq(run("rev.cfg train.out_dir=run4 train.final=first", &out, &err), 1);
     cr_assert(strstr(err, "[train] final = 'first' (want last or best)"), "%s", err);
 }
+
+// train.time_limit ends a run on the wall clock, as its last step: validated, saved, summarised.
+Test(cli, time_limit_stops_validates_and_saves) {
+    write_cfg("rev.cfg", "[model]\ntype = rnnsearch\nembed = 8\nhidden = 12\ndec_hidden = 12\nattn_dim = 8\n"
+                         "[data]\nkind = reverse\nmin_len = 2\nmax_len = 4\neval_size = 40\n"
+                         "[train]\nsteps = 100000000\nbatch = 8\neval_every = 1000000\nlog_every = 1000000\n");
+    char *out, *err;
+    cr_assert_eq(run("rev.cfg --json train.out_dir=run train.time_limit=1.5", &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "\"stop\":\"time_limit\""), "%s", out);
+    long steps = (long)field(out, "summary", "steps");
+    cr_assert(steps > 0 && steps < 100000000);
+    cr_assert_eq((long)field(out, "val", "step"), steps, "the last step is validated");
+    cr_assert_eq((long)field(out, "summary", "best_step"), steps);
+    cr_assert_geq(field(out, "summary", "wall_s"), 1.5);
+    cr_assert_eq(run("rev.cfg train.out_dir=run2 train.time_limit=-1", &out, &err), 1);
+    cr_assert(strstr(err, "time_limit"), "%s", err);
+}

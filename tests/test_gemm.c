@@ -138,12 +138,13 @@ ParameterizedTest(kparam *p, gemm, random_sizes) {
 
 ParameterizedTestParameters(gemm, block_edges) { return cr_make_param_array(kparam, kparams, 6); }
 
-// Sizes straddling the cache blocks (KC 256, NC 512) and the per-thread splits.
+// Sizes straddling the cache blocks (KC 256, 384 for AVX-512; NC 512) and the per-thread splits.
 ParameterizedTest(kparam *p, gemm, block_edges) {
     setup(p->kernel, p->threads);
     static const int shapes[][3] = {{13, 17, 255}, {13, 17, 256}, {13, 17, 257}, {9, 33, 513},   {5, 511, 7},
                                     {7, 512, 9},   {6, 513, 11},  {3, 1030, 5},  {97, 130, 300}, {130, 65, 70},
-                                    {64, 97, 129}, {1, 600, 600}, {600, 1, 300}};
+                                    {64, 97, 129}, {1, 600, 600}, {600, 1, 300}, {13, 17, 383},  {13, 17, 384},
+                                    {13, 17, 385}, {9, 33, 769}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int t = 0; t < 4; t++)
             for (int bias = 0; bias < 2; bias++)

@@ -45,7 +45,7 @@ static void *cube_setup(tz_params *P, tz_rng *r) {
 static tz_tensor *cube_fw(tz_graph *g, void *st) { return cube_wrong(g, st); }
 
 Test(gradcheck, catches_a_wrong_backward) {
-    tz_check c = {"test/cube_wrong", cube_setup, cube_fw, NULL, 0, 0};
+    tz_check c = {"test/cube_wrong", cube_setup, cube_fw, NULL, 0, 0, NULL, NULL};
     tz_check_opts o = tz_check_defaults();
     tz_check_result r;
     tz_check_run(&c, &o, &r);

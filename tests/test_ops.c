@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "helpers.h"
+#include "nn.h"
 
 static tz_graph g;
 static void setup(void) { tz_graph_init(&g, 1 << 16); }
@@ -130,9 +131,9 @@ Test(ops, dropout_train_and_eval) {
 
 Test(ops, masks) {
     tz_tensor *s = T(3, 3) V(1, 2, 3, 4, 5, 6, 7, 8, 9);
-    EXPECT(tz_masked_fill(&g, s, tz_causal_mask(&g, 3), -1), 0, 1, -1, -1, 4, 5, -1, 7, 8, 9);
+    EXPECT(tz_masked_fill(&g, s, nn_attn_mask(&g, 1, 3, 3, NULL, 1), -1), 0, 1, -1, -1, 4, 5, -1, 7, 8, 9);
     tz_tensor *x = tz_zeros(&g, 4, (const int[]){2, 1, 2, 3});
-    tz_tensor *m = tz_masked_fill(&g, x, tz_padding_mask(&g, 2, 3, (const int[]){2, 1}), 9);
+    tz_tensor *m = tz_masked_fill(&g, x, nn_attn_mask(&g, 2, 2, 3, (const int[]){2, 1}, 0), 9);
     EXPECT(m, 0, 0, 0, 9, 0, 0, 9, 0, 9, 9, 0, 9, 9);
 }
 

@@ -182,10 +182,11 @@ static long hook_step(const char *name) {
     return atol(v);
 }
 
+// early: 1 patience ran out, 2 train.time_limit was reached
 static const char *stop_name(int status, int stop_sig, int early) {
     if (stop_sig) return "interrupted";
     if (status == TZ_EXIT_NUMBERS) return "numbers";
-    return early ? "early_stop" : "done";
+    return early == 2 ? "time_limit" : early ? "early_stop" : "done";
 }
 
 int tz_train(tz_run *r, tz_task *t, tz_params *P) {
@@ -194,6 +195,7 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     long steps = cfg_int(c, "train", "steps"), eval_every = cfg_int(c, "train", "eval_every");
     long log_every = cfg_int(c, "train", "log_every"), sample_every = cfg_int(c, "train", "sample_every");
     long patience = cfg_int(c, "train", "patience");
+    double time_limit = cfg_float(c, "train", "time_limit");
     // 'best' (best.safetensors, patience) by the validation loss, lowest wins, or by a task
     // metric such as BLEU, highest wins: sel = -1 or the metric's index.
     const char *select = cfg_str(c, "train", "select"), *final = cfg_str(c, "train", "final");
@@ -351,7 +353,14 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
                                   diverged_above, DIVERGED_STEPS, l);
             break;
         }
-        int do_eval = s.step % eval_every == 0 || s.step == steps;
+        // A time limit ends the run like its last step: validated, saved, then the final evaluation.
+        int out_of_time = time_limit > 0 && tz_now() - t_start >= time_limit;
+        if (ranks > 1 && time_limit > 0) { // every rank's clock: all stop at the same step if any is out of time
+            double late = out_of_time;
+            dist_sum(&late, 1);
+            out_of_time = late > 0;
+        }
+        int do_eval = s.step % eval_every == 0 || s.step == steps || out_of_time;
         if (s.step % log_every == 0 || do_eval) {
             double tps = t_train > 0 ? timed_tokens / t_train : 0, elapsed = tz_now() - t_start;
             last_train = n_loss ? sum_loss / n_loss : NAN;
@@ -420,6 +429,12 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
                 fprintf(out, "early stop: no improvement in %ld validations (best %s %.4f at step %ld)\n", bad_evals,
                         sel_name, s.best_val, s.best_step);
                 early = 1;
+                break;
+            }
+            if (out_of_time) {
+                fprintf(out, "time limit: %.0f s reached at step %ld of %ld (train.time_limit)\n", time_limit, s.step,
+                        steps);
+                early = 2;
                 break;
             }
         }

@@ -385,17 +385,7 @@ static void build_bpe(tz_vocab *v, const tz_sents *s, int merges) {
 }
 
 static void copy_vocab(tz_vocab *dst, const tz_vocab *src, const char *side) {
-    char *buf;
-    size_t size;
-    FILE *m = open_memstream(&buf, &size);
-    if (!m) tz_fail("pairs: out of memory");
-    tz_vocab_save(src, m);
-    fclose(m);
-    m = fmemopen(buf, size, "r");
-    int ok = m && tz_vocab_load(dst, m);
-    if (m) fclose(m);
-    free(buf);
-    if (!ok) tz_fail("pairs: cannot copy the %s vocabulary", side);
+    if (!tz_vocab_copy(dst, src)) tz_fail("pairs: cannot copy the %s vocabulary: %s", side, tz_vocab_error());
     for (int i = 0; i < 4; i++)
         if (dst->size <= i || strcmp(dst->tok[i], specials[i]))
             tz_fail(

@@ -22,6 +22,11 @@ const cfg_key tz_train_keys[] = {
     {"train", "eval_every", CFG_INT, "250", "validate every N steps (and at the end)", 1, BIG},
     {"train", "eval_tokens", CFG_INT, "0", "validate on the first N tokens of the validation split (0: all)", 0,
      INT_MAX},
+    {"train", "time_limit", CFG_FLOAT, "0",
+     "stop after this many seconds of the run (wall clock, validations included; the last step is validated and saved; "
+     "0: "
+     "no limit)",
+     0, 1e9},
     {"train", "patience", CFG_INT, "0", "stop after N validations without improvement (0: never)", 0, BIG},
     {"train", "select", CFG_STR, "loss",
      "what 'best' means: loss (lowest val loss) or a task metric, highest wins (bleu, exact)", 0, 0},

@@ -29,11 +29,9 @@ typedef struct pairs_task {
 } pairs_task;
 
 static void load_vocab(tz_vocab *v, const char *text, const char *what, const char *ckpt) {
-    FILE *f = text ? fmemopen((void *)text, strlen(text), "r") : NULL;
-    if (!f || !tz_vocab_load(v, f))
-        tz_fail("%s: the saved %s vocabulary is %s", ckpt, what,
-                text ? "malformed" : "missing (not a translation run's checkpoint)");
-    fclose(f);
+    if (!text) tz_fail("%s: the saved %s vocabulary is missing (not a translation run's checkpoint)", ckpt, what);
+    if (!tz_vocab_load_text(v, text))
+        tz_fail("%s: the saved %s vocabulary is malformed: %s", ckpt, what, tz_vocab_error());
 }
 
 static void pairs_resume(tz_task *t, const tz_ckpt_meta *m, const char *ckpt, FILE *out) {

@@ -168,8 +168,11 @@ class Cfg:
 # the training split; bytes of the validation text it lacks become <unk> (the last id).
 
 def load_corpus(c):
-    if c.str("data", "tokenizer") != "char":
-        raise CfgError(f"{c.path}: [data] tokenizer = '{c.str('data', 'tokenizer')}': the reference does char only")
+    tok = c.str("data", "tokenizer")
+    if tok == "word":
+        return load_words(c)
+    if tok != "char":
+        raise CfgError(f"{c.path}: [data] tokenizer = '{tok}': the reference does char and word only")
     with open(c.data_path(), "rb") as f:
         text = f.read()
     if c.str("data", "valid"):
@@ -191,8 +194,53 @@ def load_corpus(c):
 
 
 def encode(torch, data, lut):
+    if lut is None:  # words: already ids
+        return torch.tensor(data, dtype=torch.long)
     t = torch.frombuffer(bytearray(data), dtype=torch.uint8).long()
     return torch.tensor(lut, dtype=torch.long)[t]
+
+
+def words_of(text):
+    """The trainer's word tokens (train/vocab.c each_word): runs of bytes other than space, tab,
+    CR and LF; every LF is the token <eos>."""
+    import re
+    out = []
+    for line in text.split(b"\n"):
+        out.extend(w for w in re.split(b"[ \t\r]+", line) if w)
+        out.append(b"<eos>")
+    out.pop()  # no LF after the last line
+    return out
+
+
+def load_words(c):
+    """The trainer's word vocabulary (train/vocab.c build_words): the words of the training split
+    seen at least min_count times, most frequent first, ties in order of first appearance
+    (<unk> kept whatever its count); <unk> appended when a word was dropped, or when the
+    validation or test text has a word the vocabulary lacks. -> (train ids, val ids, None, V)."""
+    texts = {}
+    for key in ("path", "valid", "test"):
+        if c.str("data", key):
+            with open(c.data_path(key), "rb") as f:
+                texts[key] = f.read()
+    if "valid" not in texts:
+        cut = int(len(texts["path"]) * c.float("data", "split"))
+        texts["path"], texts["valid"] = texts["path"][:cut], texts["path"][cut:]
+    train = words_of(texts["path"])
+    count, first = {}, {}
+    for i, w in enumerate(train):
+        count[w] = count.get(w, 0) + 1
+        first.setdefault(w, i)
+    mc = max(1, c.int("data", "min_count"))
+    order = sorted(count, key=lambda w: (-count[w], first[w]))
+    vocab = [w for w in order if count[w] >= mc or w == b"<unk>"]
+    ids = {w: i for i, w in enumerate(vocab)}
+    if len(vocab) < len(order) and b"<unk>" not in ids:
+        ids[b"<unk>"] = len(vocab)
+    splits = {k: words_of(t) for k, t in texts.items() if k != "path"}
+    if b"<unk>" not in ids and any(w not in ids for ws in splits.values() for w in ws):
+        ids[b"<unk>"] = len(ids)
+    unk = ids.get(b"<unk>", -1)
+    return [ids.get(w, unk) for w in train], [ids.get(w, unk) for w in splits["valid"]], None, len(ids)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -637,38 +685,55 @@ def main(argv):
             idx = torch.randint(0, n_train - T, (B,), generator=gen)[:, None] + ar_T
         return train_ids[idx], train_ids[idx + 1], wrapped
 
-    def evaluate():  # train/main.c evaluate(): mean cross-entropy over the first eval_n val tokens
+    def evaluate():  # train/task_lm.c lm_evaluate + train/batcher.c's evaluation batches
+        """Mean cross-entropy over the first eval_n validation tokens, every position predicted
+        once with its full left context: streams of ceil((n-1)/B) positions (fewer streams when
+        the text is short), the last stream ending early (its tail's targets ignored); windows
+        overlapping by the context, the last one ending at the split's end."""
         ids = val_ids[:eval_n]
         n = len(ids)
         Be = B
         if stream and (n - 1) // B < T:
             Be = (n - 1) // T
-        if n - 1 < T:
+        if n - 1 < T and not stream:
             raise CfgError(f"validation: {n} tokens are fewer than one block of {T} + 1")
         model.eval()
         total, count = 0.0, 0
+
+        def add(x, y):
+            nonlocal total, count
+            logits, tg = model(x, y)
+            total += F.cross_entropy(logits, tg, ignore_index=-100, reduction="sum").item()
+            count += int((tg != -100).sum())
+
         with torch.no_grad():
             if stream:
                 model.reset(Be)
-                slen = (n - 1) // Be
-                starts = torch.arange(Be) * slen
+                slen = (n - 1 + Be - 1) // Be
                 p = 0
-                while p + T <= slen:
-                    idx = (starts + p)[:, None] + ar_T
-                    logits, tg = model(ids[idx], ids[idx + 1])
-                    total += F.cross_entropy(logits, tg).item() * tg.numel()
-                    count += tg.numel()
-                    p += T
+                while p < slen:
+                    Tc = min(T, slen - p)
+                    i = (torch.arange(Be) * slen + p)[:, None] + torch.arange(Tc)
+                    inside = i + 1 < n
+                    x = torch.where(inside, ids[i.clamp(max=n - 1)], ids[n - 1])
+                    y = torch.where(inside, ids[(i + 1).clamp(max=n - 1)], torch.full_like(i, -100))
+                    add(x, y)
+                    p += Tc
                 model.reset(B)  # the training streams start over from a fresh state
             else:
                 ctx = context if context < T else T - 1
                 stride = T - ctx
                 starts = list(range(0, n - T, stride))  # every start with start + T + 1 <= n
+                covered = starts[-1] + T if starts else 0
                 for i in range(0, len(starts), B):
                     idx = torch.tensor(starts[i:i + B])[:, None] + ar_T
-                    logits, tg = model(ids[idx], ids[idx + 1])
-                    total += F.cross_entropy(logits, tg).item() * tg.numel()
-                    count += tg.numel()
+                    add(ids[idx], ids[idx + 1])
+                if covered < n - 1:  # the tail: one window ending at the split's end
+                    start = n - 1 - T
+                    idx = start + ar_T[None, :]
+                    y = ids[idx + 1].clone()
+                    y[0, :max(0, covered - start)] = -100  # predicted already
+                    add(ids[idx], y)
         model.train()
         return total / count if count else float("nan")
 

@@ -255,7 +255,7 @@ static tz_tensor *fused_qkv_fw(tz_graph *g, void *st) {
 }
 
 #define CHECK(name, setup, fw) \
-    { name, setup, fw, free, 0, 0 }
+    { name, setup, fw, free, 0, 0, NULL, NULL }
 const tz_check tz_attention_checks[] = {
     CHECK("attn/fused_causal_padding", fused_setup, fused_masked_fw),
     CHECK("attn/fused_unmasked", fused_setup, fused_plain_fw),

@@ -139,9 +139,9 @@ static tz_tensor *mt_smooth_fw(tz_graph *g, void *st) {
 }
 
 #define CHECK(name, setup) \
-    { name, setup, model_fw, model_teardown, 0, 0 }
+    { name, setup, model_fw, model_teardown, 0, 0, NULL, NULL }
 #define MT_CHECK(name, setup) \
-    { name, setup, mt_fw, mt_teardown, 0, 0 }
+    { name, setup, mt_fw, mt_teardown, 0, 0, NULL, NULL }
 const tz_check tz_model_checks[] = {
     CHECK("model/mlp", mlp_setup),
     CHECK("model/mlp_batchnorm_dropout", mlp_bn_setup),
@@ -158,6 +158,7 @@ const tz_check tz_model_checks[] = {
     MT_CHECK("model/rnnenc", rnnenc_setup),
     MT_CHECK("model/rnnenc_cho_maxout_skip", rnnenc_cho_maxout_setup),
     MT_CHECK("model/transformer_mt", transformer_mt_setup),
-    {"model/transformer_mt_preln_untied_smooth_skip", transformer_mt_preln_setup, mt_smooth_fw, mt_teardown, 0, 0},
+    {"model/transformer_mt_preln_untied_smooth_skip", transformer_mt_preln_setup, mt_smooth_fw, mt_teardown, 0, 0, NULL,
+     NULL},
 };
 const int tz_n_model_checks = sizeof tz_model_checks / sizeof *tz_model_checks;

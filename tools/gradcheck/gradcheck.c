@@ -11,7 +11,8 @@
 #define SEED_R 777
 
 tz_check_opts tz_check_defaults(void) {
-    return (tz_check_opts){.mode = TZ_CHECK_AUTO, .eps = 1e-6, .tol = 0, .floor = 1e-2, .directions = 4};
+    return (tz_check_opts){
+        .mode = TZ_CHECK_AUTO, .eps = 1e-6, .tol = 0, .floor = 1e-2, .directions = 4, .samples = 0, .report = NULL};
 }
 
 void tz_fill_normal(tz_tensor *t, tz_rng *r, double s) {
@@ -57,19 +58,149 @@ static double rel_err(double num, double ana, double floor) {
     return fabs(num - ana) / (d > floor ? d : floor);
 }
 
-static void note(tz_check_result *r, const tz_params *P, long idx, double num, double ana, double err) {
+// The parameter holding element idx of the block (-1: none).
+static int param_of(const tz_params *P, long idx) {
+    for (int p = 0; p < P->count; p++)
+        if ((size_t)idx >= P->off[p] && (size_t)idx < P->off[p] + (size_t)P->t[p]->n) return p;
+    return -1;
+}
+
+// Records one comparison: element idx of P (what >= 0: a direction within parameter `what`;
+// what == -1 with P NULL: direction idx over all parameters). Prints it to o->report if it fails.
+static void note(tz_check_result *r, const tz_check_opts *o, double tol, const tz_params *P, long idx, int what,
+                 double num, double ana, double err) {
     r->checked++;
+    char where[96] = "";
+    if (P && what < 0) {
+        int p = param_of(P, idx);
+        if (p >= 0) snprintf(where, sizeof where, "%s[%ld]", P->names[p], idx - (long)P->off[p]);
+    } else if (P) snprintf(where, sizeof where, "%s (direction %ld)", P->names[what], idx);
+    else if (idx < 0) snprintf(where, sizeof where, "along the whole gradient");
+    else snprintf(where, sizeof where, "random direction %ld over all parameters", idx);
+    if (o->report && !(err <= tol))
+        fprintf(o->report, "  FAIL %s: numeric %.10g analytic %.10g rel_err %.2e\n", where, num, ana, err);
     if (err <= r->max_err && r->checked > 1) return;
     r->max_err = err;
     r->worst = idx;
     r->numeric = num;
     r->analytic = ana;
     r->worst_param[0] = 0;
-    for (int p = 0; P && p < P->count; p++)
-        if ((size_t)idx >= P->off[p] && (size_t)idx < P->off[p] + (size_t)P->t[p]->n) {
+    r->worst_offset = 0;
+    if (P && what < 0) {
+        int p = param_of(P, idx);
+        if (p >= 0) {
             snprintf(r->worst_param, sizeof r->worst_param, "%s", P->names[p]);
             r->worst_offset = idx - (long)P->off[p];
         }
+    } else if (P) snprintf(r->worst_param, sizeof r->worst_param, "%s", P->names[what]);
+}
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) tz_fail("gradcheck: out of memory (%zu bytes)", n);
+    return p;
+}
+
+// Elements: every element of every input, or at most o->samples per parameter tensor (its
+// first and last, the rest drawn at random).
+static void check_elements(run_ctx *x, tz_params *P, const double *ana, const unsigned char *skip,
+                           const tz_check_opts *o, double tol, tz_check_result *r) {
+    tz_rng pick;
+    tz_rng_seed(&pick, SEED_R + 2);
+    for (int p = 0; p < P->count; p++) {
+        long n = P->t[p]->n;
+        long m = o->samples > 0 && o->samples < n ? o->samples : n;
+        for (long k = 0; k < m; k++) {
+            long e = m == n ? k : k == 0 ? 0 : k == 1 ? n - 1 : (long)tz_rng_below(&pick, (uint64_t)n);
+            size_t i = P->off[p] + (size_t)e;
+            if (skip[i]) continue;
+            double v = P->data[i];
+            P->data[i] = v + o->eps;
+            double lp = loss(x);
+            P->data[i] = v - o->eps;
+            double lm = loss(x);
+            P->data[i] = v;
+            double num = (lp - lm) / (2 * o->eps);
+            note(r, o, tol, P, (long)i, -1, num, ana[i], rel_err(num, ana[i], o->floor));
+        }
+    }
+}
+
+// (L(x + h d) - L(x - h d)) / 2h at the steps hs (n_h of them): the one closest to ana_d.
+static double slope(run_ctx *x, tz_params *P, const double *base, const double *d, const double *hs, int n_h,
+                    double ana_d, double floor) {
+    double best = NAN, best_err = INFINITY;
+    for (int k = 0; k < n_h; k++) {
+        for (size_t i = 0; i < P->n; i++) P->data[i] = (real)(base[i] + hs[k] * d[i]);
+        double lp = loss(x);
+        for (size_t i = 0; i < P->n; i++) P->data[i] = (real)(base[i] - hs[k] * d[i]);
+        double lm = loss(x);
+        double num = (lp - lm) / (2 * hs[k]), err = rel_err(num, ana_d, floor);
+        if (!(err >= best_err)) best = num, best_err = err;
+    }
+    for (size_t i = 0; i < P->n; i++) P->data[i] = (real)base[i];
+    return best;
+}
+
+// Random directions over all parameters (float64's directional mode: one step, eps).
+static void check_directions(run_ctx *x, tz_params *P, const double *ana, const unsigned char *skip,
+                             const tz_check_opts *o, double tol, tz_check_result *r) {
+    double *d = xmalloc(sizeof(double) * P->n), *base = xmalloc(sizeof(double) * P->n);
+    tz_rng dr;
+    tz_rng_seed(&dr, SEED_R + 1);
+    for (size_t i = 0; i < P->n; i++) base[i] = P->data[i];
+    for (int k = 0; k < o->directions; k++) {
+        double norm = 0, ana_d = 0;
+        for (size_t i = 0; i < P->n; i++) d[i] = skip[i] ? 0 : tz_rng_normal(&dr), norm += d[i] * d[i];
+        norm = sqrt(norm);
+        for (size_t i = 0; i < P->n; i++) d[i] /= norm, ana_d += ana[i] * d[i];
+        double num = slope(x, P, base, d, &o->eps, 1, ana_d, o->floor);
+        note(r, o, tol, NULL, k, -1, num, ana_d, rel_err(num, ana_d, o->floor));
+    }
+    free(d);
+    free(base);
+}
+
+// Float32 (TZ_CHECK_F32 in gradcheck.h): a direction per parameter tensor, one along the whole
+// gradient, o->directions random ones; each at nine steps, the best kept.
+static void check_f32(run_ctx *x, tz_params *P, const double *ana, const unsigned char *skip, const tz_check_opts *o,
+                      double tol, tz_check_result *r) {
+    double *d = xmalloc(sizeof(double) * P->n), *base = xmalloc(sizeof(double) * P->n);
+    static const double steps[] = {1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5};
+    enum { N_STEPS = sizeof steps / sizeof *steps };
+    tz_rng dr;
+    tz_rng_seed(&dr, SEED_R + 1);
+    for (size_t i = 0; i < P->n; i++) base[i] = P->data[i];
+    // Directions: -1 along the whole gradient, 0..count-1 within one parameter, then random ones.
+    for (int k = -1; k < P->count + o->directions; k++) {
+        int param = k >= 0 && k < P->count ? k : -1;
+        size_t lo = param >= 0 ? P->off[param] : 0, hi = param >= 0 ? lo + (size_t)P->t[param]->n : P->n;
+        if (param >= 0 && skip[lo]) continue;
+        double gn = 0, zn = 0, xn = 0;
+        for (size_t i = 0; i < P->n; i++) d[i] = 0;
+        for (size_t i = lo; i < hi; i++) {
+            if (skip[i]) continue;
+            gn += ana[i] * ana[i], xn += base[i] * base[i];
+            if (k >= 0) d[i] = tz_rng_normal(&dr), zn += d[i] * d[i];
+        }
+        gn = sqrt(gn), zn = sqrt(zn), xn = sqrt(xn);
+        for (size_t i = lo; i < hi; i++) {
+            if (skip[i]) continue;
+            if (k < P->count && zn > 0) d[i] /= zn; // unit(random_p) (0 along the whole gradient)
+            if (k < P->count && gn > 0) d[i] += ana[i] / gn; // + unit(g_p)
+        }
+        double dn = 0, ana_d = 0;
+        for (size_t i = lo; i < hi; i++) dn += d[i] * d[i];
+        if (!(dn > 0)) continue;
+        dn = sqrt(dn);
+        for (size_t i = lo; i < hi; i++) d[i] /= dn, ana_d += ana[i] * d[i];
+        double scale = xn > 1e-1 * sqrt((double)(hi - lo)) ? xn : 1e-1 * sqrt((double)(hi - lo)), hs[N_STEPS];
+        for (int s = 0; s < N_STEPS; s++) hs[s] = steps[s] * scale;
+        double num = slope(x, P, base, d, hs, N_STEPS, ana_d, o->floor);
+        note(r, o, tol, param >= 0 ? P : NULL, param >= 0 ? 0 : k, param, num, ana_d, rel_err(num, ana_d, o->floor));
+    }
+    free(d);
+    free(base);
 }
 
 void tz_check_run(const tz_check *c, const tz_check_opts *o, tz_check_result *r) {
@@ -79,59 +210,35 @@ void tz_check_run(const tz_check *c, const tz_check_opts *o, tz_check_result *r)
     tz_rng rng;
     tz_rng_seed(&rng, SEED_INPUTS);
     run_ctx x = {.c = c};
-    x.state = c->setup(&P, &rng);
+    x.state = c->setup_ctx ? c->setup_ctx(c->ctx, &P, &rng) : c->setup(&P, &rng);
     tz_graph_init(&x.g, 1 << 16);
     x.g.training = 1;
 
     // Analytic gradient: one forward, one backward seeded with R.
     tz_params_zero_grad(&P);
     tz_tensor *out = forward(&x);
-    real *seed = malloc(sizeof(real) * out->n);
-    for (int i = 0; i < out->n; i++) seed[i] = x.R[i];
+    real *seed = xmalloc(sizeof(real) * out->n);
+    for (int i = 0; i < out->n; i++) seed[i] = (real)x.R[i];
     tz_backward_seed(&x.g, out, seed);
     free(seed);
-    double *ana = malloc(sizeof(double) * (P.n ? P.n : 1));
+    double *ana = xmalloc(sizeof(double) * P.n);
     for (size_t i = 0; i < P.n; i++) ana[i] = P.grad[i];
 
-    double eps = o->eps, tol = o->tol > 0 ? o->tol : c->tol > 0 ? c->tol : 1e-6;
+#ifdef TZ_DOUBLE
     int mode = o->mode == TZ_CHECK_AUTO ? (c->directional ? TZ_CHECK_DIRECTIONS : TZ_CHECK_ELEMENTS) : o->mode;
+    double tol = o->tol > 0 ? o->tol : c->tol > 0 ? c->tol : 1e-6;
+#else
+    int mode = TZ_CHECK_F32; // float32 differences cannot resolve single elements
+    double tol = o->tol > 0 ? o->tol : 1e-2;
+#endif
     // Buffers (running statistics) are state, not inputs: nothing to differentiate.
     unsigned char *skip = calloc(P.n ? P.n : 1, 1);
+    if (!skip) tz_fail("gradcheck: out of memory");
     for (int p = 0; p < P.count; p++)
         if (P.flags[p] & TZ_PARAM_BUFFER) memset(skip + P.off[p], 1, P.t[p]->n);
-    if (mode == TZ_CHECK_ELEMENTS) {
-        for (size_t i = 0; i < P.n; i++) {
-            if (skip[i]) continue;
-            double v = P.data[i];
-            P.data[i] = v + eps;
-            double lp = loss(&x);
-            P.data[i] = v - eps;
-            double lm = loss(&x);
-            P.data[i] = v;
-            double num = (lp - lm) / (2 * eps);
-            note(r, &P, (long)i, num, ana[i], rel_err(num, ana[i], o->floor));
-        }
-    } else {
-        double *d = malloc(sizeof(double) * (P.n ? P.n : 1)), *base = malloc(sizeof(double) * (P.n ? P.n : 1));
-        tz_rng dr;
-        tz_rng_seed(&dr, SEED_R + 1);
-        for (size_t i = 0; i < P.n; i++) base[i] = P.data[i];
-        for (int k = 0; k < o->directions; k++) {
-            double norm = 0, ana_d = 0;
-            for (size_t i = 0; i < P.n; i++) d[i] = skip[i] ? 0 : tz_rng_normal(&dr), norm += d[i] * d[i];
-            norm = sqrt(norm);
-            for (size_t i = 0; i < P.n; i++) d[i] /= norm, ana_d += ana[i] * d[i];
-            for (size_t i = 0; i < P.n; i++) P.data[i] = base[i] + eps * d[i];
-            double lp = loss(&x);
-            for (size_t i = 0; i < P.n; i++) P.data[i] = base[i] - eps * d[i];
-            double lm = loss(&x);
-            for (size_t i = 0; i < P.n; i++) P.data[i] = base[i];
-            double num = (lp - lm) / (2 * eps);
-            note(r, NULL, k, num, ana_d, rel_err(num, ana_d, o->floor));
-        }
-        free(d);
-        free(base);
-    }
+    if (mode == TZ_CHECK_ELEMENTS) check_elements(&x, &P, ana, skip, o, tol, r);
+    else if (mode == TZ_CHECK_DIRECTIONS) check_directions(&x, &P, ana, skip, o, tol, r);
+    else check_f32(&x, &P, ana, skip, o, tol, r);
     free(skip);
     r->ok = r->checked > 0 && r->max_err <= tol;
     free(ana);

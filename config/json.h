@@ -18,7 +18,7 @@ typedef struct json {
 
 // s in double quotes with backslash escapes, for the two readers of tapezoo's quoted strings:
 // \" \\ \n \t \r, and the other control bytes (below 0x20, and 0x7f) as \u00XX for JSON or as \xHH
-// for a cfg (whose reader knows no \u, train/cfg.h); all other bytes (UTF-8) as they are. Returns
+// for a cfg (whose reader knows no \u, config/cfg.h); all other bytes (UTF-8) as they are. Returns
 // the number of bytes written. The one string quoter: JSON lines, checkpoints' headers, cfg files.
 typedef enum { QUOTE_JSON, QUOTE_CFG } json_quote;
 int json_write_quoted(FILE *f, const char *s, json_quote how);

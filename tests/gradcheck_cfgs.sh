@@ -1,0 +1,30 @@
+#!/bin/sh
+# gradcheck_cfgs.sh GRADCHECK MODELS_DIR: `gradcheck --cfg X.cfg --small` (float64, every element)
+# and `--small --f32` (float32 kernels, directional) for every cfg of MODELS_DIR, then a bad
+# override, which must fail with the trainer's one line and exit 1. Exit 1 if any check fails.
+set -u
+gc=$1
+models=$2
+fail=0
+n=0
+for c in "$models"/*.cfg; do
+    for mode in "" --f32; do
+        n=$((n + 1))
+        # shellcheck disable=SC2086
+        if ! out=$("$gc" --cfg "$c" --small $mode 2>&1); then
+            echo "FAIL gradcheck --cfg $c --small $mode:"
+            echo "$out" | sed 's/^/    /'
+            fail=1
+        else
+            echo "$out"
+        fi
+    done
+done
+[ "$n" -ge 20 ] || { echo "gradcheck_cfgs: only $n checks: no cfgs in $models?"; fail=1; }
+out=$("$gc" --cfg "$models/lstm.cfg" --small model.hiden=3 2>&1)
+st=$?
+if [ $st != 1 ] || ! echo "$out" | grep -q "hiden"; then
+    echo "FAIL a bad override: want exit 1 and a line naming the key, got $st: $out"
+    fail=1
+fi
+exit $fail
