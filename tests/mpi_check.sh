@@ -4,7 +4,7 @@
 # Transformer LM) and on the synthetic reversal task (RNNsearch); every logged train and val
 # loss must agree to float tolerance. Also: a checkpoint written by 2 ranks resumes on 1 (the
 # carried state is gathered); rank 0 alone prints; a failure or a NaN on one rank stops both,
-# with its message and status, never a hang.
+# with its message and status, never a hang; train.time_limit stops both at the same step.
 # Skips (77) when the build has no MPI (-Dmpi=disabled or none found) and under valgrind.
 #   mpi_check.sh TRAIN_EXE SOURCE_ROOT MPI_FOUND MPIRUN
 set -eu
@@ -78,6 +78,12 @@ close "$TMP/lstm.1/log.csv" "$TMP/resume/log.csv" || { echo "FAIL: the resumed r
     { echo "FAIL: 1 rank then --resume on 2 failed:"; tail -3 "$TMP/resume2.err"; exit 1; }
 printf 'lstm: 1 rank to step 25, resumed on 2 ranks: '
 close "$TMP/lstm.1/log.csv" "$TMP/resume2/log.csv" || { echo "FAIL: the resumed run differs"; status=1; }
+
+# train.time_limit: each rank reads its own clock; all must stop at the same step (or one waits forever).
+(cd "$ROOT" && mpi "$TRAIN" models/lstm.cfg $LSTM train.steps=100000000 train.time_limit=1 train.out_dir="$TMP/late" \
+    --json > "$TMP/late.json" 2> "$TMP/late.err") && grep -q '"stop":"time_limit"' "$TMP/late.json" &&
+    echo "time_limit: both ranks stopped at step $(grep -o '"steps":[0-9]*' "$TMP/late.json" | cut -d: -f2)" ||
+    { echo "FAIL: time_limit on 2 ranks:"; tail -3 "$TMP/late.err"; status=1; }
 
 # expect_stop NAME STATUS MESSAGE VAR=VALUE: a fault on rank 1 alone stops both ranks with
 # STATUS and MESSAGE on stderr (timeout's 124 would be a hang).
