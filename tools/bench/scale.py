@@ -111,18 +111,18 @@ def measure_peak(build, threads):
 
 def estimate_seconds(rows, peak_gflops, repeat, torch):
     """A rough wall time of the sweep: every step at 40% (ours) and 25% (torch) of the peak, the
-    validation at a third of a training token's cost, plus start-up (~1 s ours, ~4 s torch's
-    `import torch`). It is the order of magnitude, not a promise (small models run further from
-    the peak, the recurrent ones at hidden 1024+ closer to torch's)."""
+    validation at a third of a training token's cost, plus each run's fixed cost (start-up, data,
+    validation set-up: ~3 s ours, ~10 s torch's with `import torch`; the quick sweep took 2.5 min
+    where its compute alone is ~30 s). The order of magnitude, not a promise."""
     total = 0.0
     for r in rows:
         fpt, tokens_step, steps = r["flops_per_token"], r["tokens_per_step"], r["steps"]
         if not fpt:
             continue
         work = fpt * (tokens_step * steps + EVAL_TOKENS / 3)
-        total += repeat * (work / (0.40 * peak_gflops * 1e9) + 1)
+        total += repeat * (work / (0.40 * peak_gflops * 1e9) + 3)
         if torch:
-            total += repeat * (work / (0.25 * peak_gflops * 1e9) + 4)
+            total += repeat * (work / (0.25 * peak_gflops * 1e9) + 10)
     return total
 
 
