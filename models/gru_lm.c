@@ -30,5 +30,6 @@ const tz_model_def tz_model_gru = {
     .forward = recurrent_lm_forward,
     .reset = recurrent_lm_reset,
     .carried = recurrent_lm_carried,
+    .carried_blocks = recurrent_lm_carried_blocks,
     .free = recurrent_lm_free,
 };

@@ -92,6 +92,7 @@ static tz_tensor *decode(tz_graph *g, void *vm, const int *ids, int n, int reset
 
 static void reset(void *vm, int B) { recurrent_lm_reset(((hybrid *)vm)->rlm, B); }
 static real *carried(void *vm, size_t *n) { return recurrent_lm_carried(((hybrid *)vm)->rlm, n); }
+static int carried_blocks(const void *vm) { return recurrent_lm_carried_blocks(((const hybrid *)vm)->rlm); }
 
 static void destroy(void *vm) {
     hybrid *m = vm;
@@ -111,5 +112,6 @@ const tz_model_def tz_model_hybrid = {
     .decode = decode,
     .reset = reset,
     .carried = carried,
+    .carried_blocks = carried_blocks,
     .free = destroy,
 };

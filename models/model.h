@@ -52,6 +52,9 @@ typedef struct tz_model_def {
     // The state carried from batch to batch: its *n values in the model's own buffer, which a
     // checkpoint saves and a resume refills (stream models; NULL otherwise).
     real *(*carried)(void *m, size_t *n);
+    // The carried state's layout: (K, B, n / (K B)), K returned here (stream models). Data-parallel
+    // training (train/dist.h) gathers each rank's rows of it into one checkpoint.
+    int (*carried_blocks)(const void *m);
     void (*free)(void *m);
 
     // Translation (sequence-to-sequence) models: 1, and the two decoding calls below; 0 for the

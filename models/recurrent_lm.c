@@ -81,6 +81,8 @@ real *recurrent_lm_carried(void *vm, size_t *n) {
     return m->h;
 }
 
+int recurrent_lm_carried_blocks(const void *vm) { return 2 * ((const rlm *)vm)->L; }
+
 // The carried state as a step tensor: a copy, so backward still sees this step's initial state
 // after the state buffers have moved on.
 static tz_tensor *state_in(tz_graph *g, const rlm *m, const real *s) {

@@ -18,6 +18,7 @@ tz_tensor *recurrent_lm_states(tz_graph *g, void *m, const tz_batch *b);
 tz_tensor *recurrent_lm_forward(tz_graph *g, void *m, tz_batch *b);
 void recurrent_lm_reset(void *m, int B);
 real *recurrent_lm_carried(void *m, size_t *n);
+int recurrent_lm_carried_blocks(const void *m); // h and c of each layer: (2 L, B, H)
 void recurrent_lm_free(void *m);
 // The [model] init/init_scale keys as an nn_init (fails naming the key if unknown).
 nn_init recurrent_lm_init_of(const cfg *c);

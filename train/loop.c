@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "dist.h"
 #include "gemm.h"
 #include "json.h"
 
@@ -82,7 +83,9 @@ static int save(loop_state *s, const char *path, char *what, size_t size) {
     tz_ckpt_meta m = {.step = s->step, .best_val = s->best_val, .best_step = s->best_step, .cfg_text = s->r->cfg_text};
     snprintf(m.model, sizeof m.model, "%s", s->t->def->name);
     memcpy(m.drop_rng, s->g.rng.s, sizeof m.drop_rng);
-    s->t->save_state(s->t, &m);
+    s->t->save_state(s->t, &m); // several ranks: every rank takes part (the carried state is gathered)
+    if (path == s->r->last) s->saved_step = s->step;
+    if (dist_rank()) return 1; // rank 0 alone writes
     char tmp[1200], note[64];
     snprintf(tmp, sizeof tmp, "%s.tmp", path); // tz_ckpt_save's temporary file
     snprintf(note, sizeof note, "step %ld was not saved", s->step); // tz_ckpt_save says the previous one is kept
@@ -97,7 +100,6 @@ static int save(loop_state *s, const char *path, char *what, size_t size) {
     tz_run_on_fail(NULL, NULL);
     atomic_store(&saving, 0);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (path == s->r->last) s->saved_step = s->step;
     return 1;
 }
 
@@ -122,6 +124,7 @@ static void log_cut(const char *path, long step) {
 // The run stops because its numbers went bad: one line on stderr naming the step, what went bad
 // and the checkpoint that is kept. Returns the exit status.
 static int stop_numbers(const loop_state *s, long step, const char *fmt, ...) {
+    if (dist_rank()) return TZ_EXIT_NUMBERS; // every rank stops at the same step; rank 0 says why
     char msg[900];
     va_list ap;
     va_start(ap, fmt);
@@ -132,6 +135,51 @@ static int stop_numbers(const loop_state *s, long step, const char *fmt, ...) {
                 s->r->last, s->saved_step);
     else fprintf(stderr, "train: step %ld: %s: stopping. No checkpoint was written\n", step, msg);
     return TZ_EXIT_NUMBERS;
+}
+
+// Several ranks: the loss, the target count and the gradients of the global batch from each
+// rank's share of it. A rank's loss is the mean over its own n targets, so its gradient is
+// weighted by n / N (N: the batch's targets) before the sum: the result is the gradient of one
+// process on the whole batch, however the targets fall (padded translation batches give the
+// ranks different counts). A stop request (SIGINT, SIGTERM on any rank) travels along, so every
+// rank stops after the same step. Buffers (BatchNorm's running statistics, updated by each rank
+// from its own rows) are averaged, so the ranks' weights stay identical. Returns the batch's
+// loss; *n becomes N.
+static double reduce_step(tz_params *P, double loss, long *n, int *stop) {
+    int sig = atomic_load(&stop_signal);
+    double v[4] = {loss * (double)*n, (double)*n, sig == SIGINT, sig == SIGTERM};
+    dist_sum(v, 4);
+    real w = (real)((double)*n / v[1]);
+    for (size_t i = 0; i < P->n; i++) P->grad[i] *= w;
+    dist_sum_real(P->grad, P->n); // MPI_Allreduce in place over the one gradient block
+    for (int k = 0; k < P->count; k++)
+        if (P->flags[k] & TZ_PARAM_BUFFER) {
+            real *x = P->data + P->off[k], scale = (real)(1.0 / dist_size());
+            dist_sum_real(x, (size_t)P->t[k]->n);
+            for (long i = 0; i < P->t[k]->n; i++) x[i] *= scale;
+        }
+    if (v[2] > 0) *stop = SIGINT;
+    else if (v[3] > 0) *stop = SIGTERM;
+    *n = (long)v[1];
+    return v[0] / v[1];
+}
+
+// A fingerprint of the weights: ranks must hold the same ones (checked at each validation).
+static uint64_t weights_hash(const tz_params *P) {
+    uint64_t h = 1469598103934665603ull; // FNV-1a over the bits of each weight
+    for (size_t i = 0; i < P->n; i++) {
+        uint64_t bits = 0;
+        memcpy(&bits, &P->data[i], sizeof P->data[i]);
+        h = (h ^ bits) * 1099511628211ull;
+    }
+    return h;
+}
+
+// A test hook's "N" or "N:R" (step N, on rank R only): the step, or -1 when it does not apply here.
+static long hook_step(const char *name) {
+    const char *v = getenv(name), *colon = v ? strchr(v, ':') : NULL;
+    if (!v || (colon && atoi(colon + 1) != dist_rank())) return -1;
+    return atol(v);
 }
 
 // early: 1 patience ran out, 2 train.time_limit was reached
@@ -177,9 +225,11 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         tz_ckpt_load(r->last, P, &s.opt);
         s.step = s.saved_step = r->meta.step, s.best_val = r->meta.best_val, s.best_step = r->meta.best_step;
         t->resume(t, &r->meta, r->last, out);
-        log_cut(r->log_path, s.step);
+        if (!dist_rank()) log_cut(r->log_path, s.step);
     }
-    FILE *csv = fopen(r->log_path, r->resume ? "a" : "w");
+    int ranks = dist_size();
+    if (dist_rank()) r->log_path[0] = 0; // rank 0 alone writes the log
+    FILE *csv = fopen(r->log_path[0] ? r->log_path : "/dev/null", r->resume ? "a" : "w");
     if (!csv) tz_fail("cannot write %s (%s)", r->log_path, strerror(errno));
     if (fseek(csv, 0, SEEK_END) || ftell(csv) == 0) {
         fprintf(csv, "step,train_loss,val_loss,lr,grad_norm,tokens_per_s,elapsed_s");
@@ -196,8 +246,9 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     if (fclose(dt) || fclose(dj)) tz_fail("train: out of memory");
     if (js) {
         fprintf(js,
-                "{\"event\":\"config\",\"model\":\"%s\",\"params\":%zu%s,\"threads\":%d,\"gemm\":\"%s\",\"run_dir\":",
-                def->name, P->n, desc_json, tz_get_threads(), tz_gemm_kernel_name());
+                "{\"event\":\"config\",\"model\":\"%s\",\"params\":%zu%s,\"ranks\":%d,\"threads\":%d,\"gemm\":\"%s\","
+                "\"run_dir\":",
+                def->name, P->n, desc_json, ranks, tz_get_threads(), tz_gemm_kernel_name());
         json_write_string(js, r->dir);
         fputs(",\"cfg\":", js);
         cfg_write_json(c, js);
@@ -205,8 +256,10 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         fflush(js);
     }
     fprintf(out, "# %s: %s\n%s\n", def->name, def->paper, r->cfg_text);
-    fprintf(out, "# %zu parameters, %s, %d threads, gemm %s, run dir %s%s\n", P->n, desc_text, tz_get_threads(),
-            tz_gemm_kernel_name(), r->dir, r->resume ? " (resumed)" : "");
+    char ranks_text[32] = "";
+    if (ranks > 1) snprintf(ranks_text, sizeof ranks_text, "%d ranks x ", ranks);
+    fprintf(out, "# %zu parameters, %s, %s%d threads, gemm %s, run dir %s%s\n", P->n, desc_text, ranks_text,
+            tz_get_threads(), tz_gemm_kernel_name(), r->dir, r->resume ? " (resumed)" : "");
     free(desc_text);
     free(desc_json);
 
@@ -219,6 +272,10 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     g->training = 1;
     tz_rng_seed(&g->rng, seed + 2);
     if (r->resume && r->meta.has_drop_rng) memcpy(g->rng.s, r->meta.drop_rng, sizeof g->rng.s); // same dropout masks
+    // Several ranks: each its own dropout masks. Rank 0 keeps the stream a checkpoint saves; the
+    // others derive theirs from it and their rank (so a resumed run with dropout is reproducible,
+    // but not bit for bit the run that was not stopped).
+    if (dist_rank()) tz_rng_seed(&g->rng, g->rng.s[0] ^ (0x9E3779B97F4A7C15ull * (uint64_t)dist_rank()));
     int tty = !r->json && isatty(fileno(stdout));
     double t_start = tz_now(), t_train = 0, t_fwd = 0, t_bwd = 0, t_opt = 0, sum_loss = 0, last_train = NAN,
            last_val = NAN;
@@ -230,10 +287,13 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     int status = 0, early = 0;
     char what[512];
     tz_eval ev = {0};
-    // Test hook: TZ_TEST_NAN_AT=N makes step N's loss NaN (a transient fault, for on_nonfinite).
-    const char *nan_at_env = getenv("TZ_TEST_NAN_AT");
-    long nan_at = nan_at_env ? atol(nan_at_env) : -1;
-    while (s.step < steps && !atomic_load(&stop_signal)) {
+    // Test hooks: TZ_TEST_NAN_AT=N makes step N's loss NaN (a transient fault, for on_nonfinite);
+    // TZ_TEST_FAIL_AT=N fails at step N (tz_fail). Either as N:R acts on rank R alone.
+    long nan_at = hook_step("TZ_TEST_NAN_AT"), fail_at = hook_step("TZ_TEST_FAIL_AT");
+    double t_comm = 0; // several ranks: the reductions of each step
+    int agreed_stop = 0; // several ranks: the signal all of them stop for, after the same step
+    while (s.step < steps && !(ranks > 1 ? agreed_stop : atomic_load(&stop_signal))) {
+        if (s.step + 1 == fail_at) tz_fail("step %ld: failing as TZ_TEST_FAIL_AT asks", s.step + 1);
         tz_batch b;
         t->next(t, &b);
         if (r->profile && s.step - start_step == warmup) tz_profile_start(g);
@@ -245,10 +305,14 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         double t1 = tz_now();
         tz_backward(g, loss);
         double t2 = tz_now();
-        double lr = nn_schedule_lr(&sched, s.step);
-        if (clip_value > 0) nn_clip_grad_value(P, clip_value);
-        grad_norm = nn_clip_grad_norm(P, clip > 0 ? clip : INFINITY);
+        long n_targets = t->n_targets ? t->n_targets(t, &b) : b.n_targets; // this rank's
         double l = s.step + 1 == nan_at ? NAN : loss->data[0];
+        if (ranks > 1) l = reduce_step(P, l, &n_targets, &agreed_stop); // now the global batch's
+        double tc = tz_now();
+        t_comm += tc - t2;
+        double lr = nn_schedule_lr(&sched, s.step);
+        if (clip_value > 0) nn_clip_grad_value(P, clip_value); // clipping sees the summed gradient
+        grad_norm = nn_clip_grad_norm(P, clip > 0 ? clip : INFINITY);
         diverged_above = DIVERGED_FACTOR * log((double)logits->shape[logits->ndim - 1]);
         int skip = 0;
         if (!isfinite(l) || !isfinite(grad_norm)) {
@@ -257,7 +321,9 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
             if (!weights_bad && !find_nonfinite(P, 1, NULL, what, sizeof what))
                 snprintf(what, sizeof what, "weights and gradients are finite");
             if (skip_nonfinite && !weights_bad && ++skipped_in_a_row < DIVERGED_STEPS) {
-                fprintf(stderr,
+                if (!dist_rank())
+                    fprintf(
+                        stderr,
                         "train: step %ld: the loss is %g, gradient norm %g (%s): step skipped (train.on_nonfinite = "
                         "skip)\n",
                         s.step + 1, l, grad_norm, what);
@@ -273,10 +339,9 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
             nn_optim_step(&s.opt, P, lr); // a skipped step still counts: the batches stay where a resume puts them
         double t3 = tz_now();
         s.step++;
-        long n_targets = t->n_targets ? t->n_targets(t, &b) : b.n_targets;
         t_all += t3 - t0, tokens_all += n_targets;
         if (s.step - start_step > warmup) {
-            t_fwd += t1 - t0, t_bwd += t2 - t1, t_opt += t3 - t2, t_train += t3 - t0;
+            t_fwd += t1 - t0, t_bwd += t2 - t1, t_opt += t3 - tc, t_train += t3 - t0;
             timed_steps++, timed_tokens += n_targets;
         }
         if (!skip) sum_loss += l, n_loss++;
@@ -290,13 +355,20 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         }
         // A time limit ends the run like its last step: validated, saved, then the final evaluation.
         int out_of_time = time_limit > 0 && tz_now() - t_start >= time_limit;
+        if (ranks > 1 && time_limit > 0) { // every rank's clock: all stop at the same step if any is out of time
+            double late = out_of_time;
+            dist_sum(&late, 1);
+            out_of_time = late > 0;
+        }
         int do_eval = s.step % eval_every == 0 || s.step == steps || out_of_time;
         if (s.step % log_every == 0 || do_eval) {
             double tps = t_train > 0 ? timed_tokens / t_train : 0, elapsed = tz_now() - t_start;
             last_train = n_loss ? sum_loss / n_loss : NAN;
             if (do_eval) {
                 ev = (tz_eval){0};
-                t->evaluate(t, g, &ev);
+                t->evaluate(t, g, &ev); // several ranks: each its share, summed
+                if (ranks > 1 && !dist_same(weights_hash(P)))
+                    tz_fail("step %ld: the ranks' weights differ (their summed gradients were not identical)", s.step);
                 last_val = ev.count ? ev.sum_loss / ev.count : NAN;
                 // A checkpoint is only ever written from a sound state: finite weights and optimiser
                 // state, and a validation loss that is finite and not diverged.
@@ -368,7 +440,7 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         }
         if (t->sample && sample_every > 0 && s.step % sample_every == 0) t->sample(t, s.step, out);
     }
-    int stop_sig = atomic_load(&stop_signal);
+    int stop_sig = ranks > 1 ? agreed_stop : atomic_load(&stop_signal);
     if (stop_sig && status == 0) { // SIGINT / SIGTERM: keep what was learned, then exit 128 + signal
         if (s.saved_step != s.step && !save(&s, r->last, what, sizeof what)) {
             status = stop_numbers(&s, s.step, "%s; this step is not saved", what);
@@ -384,6 +456,7 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     if (!xj) tz_fail("train: out of memory");
     if (status == 0 && steps > 0) {
         if (!strcmp(final, "best") && s.best_step >= 0 && s.best_step != s.step) {
+            dist_barrier(); // rank 0 has written it
             tz_ckpt_load(r->best, P, NULL);
             fprintf(out, "final evaluation with the best weights: step %ld (%s)\n", s.best_step, r->best);
         }
@@ -403,12 +476,13 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
             "step\":%.3f,"
             "\"ms_forward\":%.3f,\"ms_backward\":%.3f,\"ms_optimizer\":%.3f,\"final_train_loss\":%.6f,\"final_val_"
             "loss\":%.6f,"
-            "\"best_val_%s\":%.6f,\"best_step\":%ld,\"wall_s\":%.2f,\"peak_rss_mb\":%.1f,\"threads\":%d,\"status\":%d,"
-            "\"stop\":\"%s\"%s}\n",
+            "\"best_val_%s\":%.6f,\"best_step\":%ld,\"wall_s\":%.2f,\"peak_rss_mb\":%.1f,\"threads\":%d,\"ranks\":%d,"
+            "\"ms_allreduce\":%.3f,\"status\":%d,\"stop\":\"%s\"%s}\n",
             def->name, P->n, s.step, tps, ms, timed_steps ? 1e3 * t_fwd / timed_steps : 0,
             timed_steps ? 1e3 * t_bwd / timed_steps : 0, timed_steps ? 1e3 * t_opt / timed_steps : 0, last_train,
-            last_val, sel_name, s.best_val, s.best_step, wall, peak_rss_mb(), tz_get_threads(), status,
-            stop_name(status, stop_sig, early), extra);
+            last_val, sel_name, s.best_val, s.best_step, wall, peak_rss_mb(), tz_get_threads(), ranks,
+            s.step > start_step ? 1e3 * t_comm / (s.step - start_step) : 0, status, stop_name(status, stop_sig, early),
+            extra);
     }
     free(extra);
     fprintf(out,
@@ -424,7 +498,7 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     fprintf(out, "run: %s (log.csv, config.cfg, best.safetensors, last.safetensors)\n", r->dir);
     fprintf(out, "plot: gnuplot -e \"runs='%s'\" %s/tools/plot_loss.gp   (writes %s/loss.png", r->dir, TZ_SOURCE_ROOT,
             r->dir);
-    if (system("command -v gnuplot >/dev/null 2>&1"))
+    if (!dist_rank() && system("command -v gnuplot >/dev/null 2>&1"))
         fprintf(out, "; gnuplot is not installed: sudo apt-get install gnuplot-nox");
     fprintf(out, ")\n");
     fclose(csv);

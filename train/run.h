@@ -12,6 +12,7 @@ typedef struct tz_run {
     const char *cfg_path; // the cfg file, or the run's config.cfg when resuming
     const char *resume; // the run directory resumed, or NULL
     int json, profile, force; // force: replace the run already in the run directory
+    int allreduce_bench; // --allreduce-bench N: time N allreduces of the model's gradients, no training
     char **over; // section.key=value overrides, n_over of them
     int n_over;
     cfg c;

@@ -8,6 +8,7 @@
 
 #include "batcher.h"
 #include "corpus.h"
+#include "dist.h"
 #include "sampler.h"
 #include "task.h"
 
@@ -17,7 +18,9 @@ typedef struct lm_task {
     tz_vocab saved_vocab; // resuming: the checkpoint's vocabulary
     int has_saved_vocab;
     tz_batcher tb;
-    int B, T;
+    int B, T; // B: the global batch, which every rank draws
+    long lo, nb; // this rank's rows of it (dist_rows): the streams whose state it carries
+    real *full; // several ranks: rank 0's room for every rank's carried state (checkpoints)
     long eval_n; // validation tokens used
     tz_rng sample_rng; // samples draw from their own generator: they never move the dropout masks
     real *kept; // the carried state, kept while a sample or validation runs (NULL: none)
@@ -25,19 +28,34 @@ typedef struct lm_task {
     char *vtext; // the vocabulary as saved in checkpoints
 } lm_task;
 
+// The carried state is (K, nb, D) on each rank, (K, B, D) in a checkpoint whatever the ranks.
+static size_t carried_width(const lm_task *s, const tz_task *t, size_t *K) {
+    *K = t->def->carried_blocks ? (size_t)t->def->carried_blocks(t->model) : 1;
+    return s->nb ? s->n_carried / (*K * (size_t)s->nb) : 0;
+}
+
 static void lm_resume(tz_task *t, const tz_ckpt_meta *m, const char *ckpt, FILE *out) {
     lm_task *s = t->self;
     // The batcher picks up where it was: same RNG draws, same stream position.
     memcpy(s->tb.rng.s, m->rng, sizeof s->tb.rng.s);
     tz_batcher_skip(&s->tb, m->step);
     real *carried = t->def->carried ? t->def->carried(t->model, &s->n_carried) : NULL;
-    if (carried && tz_ckpt_load_carried(ckpt, carried, s->n_carried) < 0) // the state it stopped with
+    if (!carried) return;
+    size_t K, D = carried_width(s, t, &K), n = K * (size_t)s->B * D;
+    real *all = s->nb == s->B ? carried : malloc(sizeof(real) * n); // every stream's state, this rank's rows taken
+    if (!all) tz_fail("train: out of memory for the carried state");
+    int got = tz_ckpt_load_carried(ckpt, all, n); // the state it stopped with
+    if (got < 0)
         fprintf(out, "note: %s was saved with another batch size: the carried state starts from zeros\n", ckpt);
+    for (size_t k = 0; got > 0 && all != carried && k < K; k++)
+        memcpy(carried + k * s->nb * D, all + (k * s->B + s->lo) * D, sizeof(real) * s->nb * D);
+    if (all != carried) free(all);
 }
 
 static void lm_next(tz_task *t, tz_batch *b) {
     lm_task *s = t->self;
-    if (tz_batcher_next(&s->tb, b) && t->def->stream) t->def->reset(t->model, s->B);
+    if (tz_batcher_next(&s->tb, b) && t->def->stream) t->def->reset(t->model, (int)s->nb);
+    dist_batch_rows(b); // every rank draws the global batch and keeps its rows
 }
 
 // Cross-entropy summed over the validation split's first eval_n tokens (all of them unless
@@ -60,11 +78,14 @@ static void lm_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
     int was_training = g->training;
     g->training = 0;
     tz_no_grad_begin(g);
-    if (def->stream) def->reset(m, B);
+    long lo, mine; // several ranks: each predicts its rows (streams) of every batch
+    dist_rows(B, &lo, &mine);
+    if (def->stream && mine) def->reset(m, (int)mine);
     double total = 0;
     long count = 0;
     tz_batch b;
     while (tz_batcher_next(&eb, &b)) {
+        if (!dist_batch_rows(&b)) continue;
         tz_graph_reset(g);
         tz_tensor *logits = def->forward(g, m, &b);
         tz_tensor *loss = tz_cross_entropy(g, logits, b.targets, TZ_IGNORE);
@@ -75,16 +96,23 @@ static void lm_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
     }
     tz_no_grad_end(g);
     g->training = was_training;
-    if (def->stream) def->reset(m, s->B); // back to the training batch size ...
+    if (def->stream) def->reset(m, (int)s->nb); // back to the training batch size ...
     if (s->kept) memcpy(def->carried(m, &s->n_carried), s->kept, sizeof(real) * s->n_carried); // ... and state
     tz_batcher_free(&eb);
-    e->sum_loss = total, e->count = count;
+    double sums[2] = {total, (double)count};
+    dist_sum(sums, 2); // over the ranks' rows
+    e->sum_loss = sums[0], e->count = (long)sums[1];
 }
 
 static void lm_save_state(tz_task *t, tz_ckpt_meta *m) {
     lm_task *s = t->self;
     memcpy(m->rng, s->tb.rng.s, sizeof m->rng);
     if (t->def->carried) m->carried = t->def->carried(t->model, &m->carried_n);
+    if (m->carried && dist_size() > 1) { // every rank's streams, in rank 0's checkpoint (K, B, D)
+        size_t K, D = carried_width(s, t, &K);
+        dist_gather_rows(m->carried, s->full, (long)K, s->B, (long)D);
+        m->carried = s->full, m->carried_n = K * (size_t)s->B * D;
+    }
     m->vocab_text = s->vtext;
 }
 
@@ -110,14 +138,14 @@ static void lm_sample(tz_task *t, long step, FILE *out) {
     if (s->kept) memcpy(s->kept, t->def->carried(t->model, &s->n_carried), sizeof(real) * s->n_carried);
     print_sample(s, t, out);
     fprintf(out, "\n---\n");
-    if (t->def->stream) t->def->reset(t->model, s->B); // the sampler ran one stream
+    if (t->def->stream) t->def->reset(t->model, (int)s->nb); // the sampler ran one stream
     if (s->kept) memcpy(t->def->carried(t->model, &s->n_carried), s->kept, sizeof(real) * s->n_carried);
 }
 
 static void lm_finish(tz_task *t, tz_graph *g, FILE *out, FILE *json) {
     (void)g;
     lm_task *s = t->self;
-    if (json) return; // --json: nothing but JSON lines, no sample
+    if (json || dist_rank()) return; // --json: nothing but JSON lines, no sample; rank 0 alone prints
     fprintf(out, "--- sample\n");
     print_sample(s, t, out);
     fprintf(out, "\n---\n");
@@ -126,6 +154,7 @@ static void lm_finish(tz_task *t, tz_graph *g, FILE *out, FILE *json) {
 static void lm_free(tz_task *t) {
     lm_task *s = t->self;
     free(s->kept);
+    free(s->full);
     free(s->vtext);
     tz_batcher_free(&s->tb);
     t->def->free(t->model);
@@ -149,6 +178,10 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
     tz_corpus_load(&s->corpus, c, resume ? &s->saved_vocab : NULL);
     if (!s->corpus.n[SPLIT_VAL]) tz_fail("%s: no validation text ([data] valid, or split < 1)", c->path);
     s->B = (int)cfg_int(c, "train", "batch"), s->T = (int)cfg_int(c, "train", "block");
+    if (s->B < dist_size())
+        tz_fail("%s: [train] batch = %d is the global batch: %d ranks need at least one row each", c->path, s->B,
+                dist_size());
+    dist_rows(s->B, &s->lo, &s->nb);
     uint64_t seed = (uint64_t)cfg_int(c, "train", "seed");
     *t = (tz_task){.self = s,
                    .def = def,
@@ -175,11 +208,19 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
     }
     s->vtext = tz_vocab_text(&s->corpus.vocab);
     tz_rng_seed(&s->sample_rng, seed + 3);
-    if (def->stream) def->reset(t->model, s->B);
+    if (def->stream) def->reset(t->model, (int)s->nb);
     if (def->carried) def->carried(t->model, &s->n_carried);
     // made once: the batch size, and so the state's size, is fixed
     if (s->n_carried && !(s->kept = malloc(sizeof(real) * s->n_carried)))
         tz_fail("train: out of memory for the carried state");
+    if (s->n_carried && dist_size() > 1) {
+        if (!def->carried_blocks)
+            tz_fail("%s: [model] type = %s carries a state of no known layout: it trains on one rank only", c->path,
+                    def->name);
+        size_t K, D = carried_width(s, t, &K);
+        if (!dist_rank() && !(s->full = malloc(sizeof(real) * K * (size_t)s->B * D)))
+            tz_fail("train: out of memory for the carried state");
+    }
     if (!a->json) { // samples will be printed: the prompt must encode before any step is spent
         const char *prompt = cfg_str(c, "sample", "prompt");
         long n_ids, unk;
@@ -189,6 +230,6 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
             tz_fail("%s: [sample] prompt has %ld token%s outside the vocabulary (%d %s tokens of the training text); "
                     "change it or pass --json (no samples)",
                     c->path, unk, unk > 1 ? "s" : "", s->corpus.vocab.size, tz_tok_name(s->corpus.vocab.kind));
-        if (cfg_int(c, "train", "sample_every") > 0) t->sample = lm_sample;
+        if (cfg_int(c, "train", "sample_every") > 0 && !dist_rank()) t->sample = lm_sample; // rank 0 prints
     }
 }

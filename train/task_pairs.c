@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bleu.h"
+#include "dist.h"
 #include "pairs.h"
 #include "task.h"
 #include "translate.h"
@@ -42,6 +43,7 @@ static void pairs_resume(tz_task *t, const tz_ckpt_meta *m, const char *ckpt, FI
 static void pairs_next(tz_task *t, tz_batch *b) {
     pairs_task *s = t->self;
     tz_pair_batcher_next(&s->tb, b);
+    dist_batch_rows(b); // every rank draws the global batch and keeps its rows
 }
 
 // Real targets (y1..yn and <eos>) of a batch: the padding (TZ_IGNORE) does not count.
@@ -68,6 +70,7 @@ static long set_loss(tz_task *t, tz_graph *g, const tz_pairset *set, double *sum
     long count = 0;
     tz_batch b;
     while (tz_pair_batcher_next(&eb, &b)) {
+        if (!dist_batch_rows(&b)) continue; // several ranks: each its rows of every batch
         tz_graph_reset(g);
         tz_tensor *logits = t->def->forward(g, t->model, &b);
         tz_tensor *loss = tz_cross_entropy(g, logits, b.targets, TZ_IGNORE); // mean over the real targets
@@ -78,8 +81,10 @@ static long set_loss(tz_task *t, tz_graph *g, const tz_pairset *set, double *sum
     tz_no_grad_end(g);
     g->training = was_training;
     tz_pair_batcher_free(&eb);
-    *sum = total;
-    return count;
+    double sums[2] = {total, (double)count};
+    dist_sum(sums, 2); // over the ranks
+    *sum = sums[0];
+    return (long)sums[1];
 }
 
 // The text of a hypothesis: word tokens joined by spaces, BPE tokens concatenated (malloc'd).
@@ -109,27 +114,53 @@ typedef struct set_scores {
     int bucket_n[N_BUCKETS];
 } set_scores;
 
+// BLEU's sufficient statistics, exact matches and sentence counts summed over the ranks.
+static void sum_scores(tz_bleu_stats *all, tz_bleu_stats *bucket, long *exact, int *bucket_n) {
+    enum { PER = 2 + 2 * TZ_BLEU_N, N = (1 + N_BUCKETS) * PER + 1 + N_BUCKETS };
+    double v[N];
+    int k = 0;
+    for (int b = 0; b <= N_BUCKETS; b++) {
+        tz_bleu_stats *st = b ? &bucket[b - 1] : all;
+        v[k++] = (double)st->hyp_len, v[k++] = (double)st->ref_len;
+        for (int i = 0; i < TZ_BLEU_N; i++) v[k++] = (double)st->correct[i], v[k++] = (double)st->total[i];
+    }
+    v[k++] = (double)*exact;
+    for (int b = 0; b < N_BUCKETS; b++) v[k++] = bucket_n[b];
+    dist_sum(v, N); // counts below 2^53: exact in doubles
+    k = 0;
+    for (int b = 0; b <= N_BUCKETS; b++) {
+        tz_bleu_stats *st = b ? &bucket[b - 1] : all;
+        st->hyp_len = (long)v[k++], st->ref_len = (long)v[k++];
+        for (int i = 0; i < TZ_BLEU_N; i++) st->correct[i] = (long)v[k++], st->total[i] = (long)v[k++];
+    }
+    *exact = (long)v[k++];
+    for (int b = 0; b < N_BUCKETS; b++) bucket_n[b] = (int)v[k++];
+}
+
 // Decodes every source of set (beam 1: greedy) and scores the translations against its references.
+// Several ranks: each decodes its share of the sources, and the statistics are summed.
 static set_scores set_translate(tz_task *t, tz_graph *g, const tz_pairset *set, int beam) {
     pairs_task *s = t->self;
     set_scores r = {0};
-    int n = (int)set->n;
-    if (n == 0) return r;
-    const int **src = malloc(sizeof *src * n);
-    int *len = malloc(sizeof *len * n);
-    tz_hyp *h = calloc(n, sizeof *h);
+    if (set->n == 0) return r;
+    long first, mine;
+    dist_rows(set->n, &first, &mine);
+    int n = (int)mine;
+    const int **src = malloc(sizeof *src * (n ? n : 1));
+    int *len = malloc(sizeof *len * (n ? n : 1));
+    tz_hyp *h = calloc(n ? n : 1, sizeof *h);
     if (!src || !len || !h) tz_fail("train: out of memory for %d translations", n);
-    for (int i = 0; i < n; i++) src[i] = set->src + set->src_off[i], len[i] = tz_pair_src_len(set, i);
+    for (int i = 0; i < n; i++) src[i] = set->src + set->src_off[first + i], len[i] = tz_pair_src_len(set, first + i);
     tz_decode_opts o = tz_decode_defaults();
     o.beam = beam, o.n_best = 1, o.graph = g; // the trainer's arena: no second one beside it
     if (o.batch > s->B) o.batch = s->B;
-    tz_translate(t->def, t->model, &o, src, len, n, h);
+    if (n) tz_translate(t->def, t->model, &o, src, len, n, h);
     tz_bleu_stats all = {0}, bucket[N_BUCKETS] = {{0}};
     long exact = 0;
     for (int i = 0; i < n; i++) {
         char *hyp = h[i].len >= 0 ? hyp_text(&s->data.tgt_vocab, h[i].ids, h[i].len) : NULL;
-        const char *ref = tz_sent(&set->tgt_text, i);
-        int k = 0, w = words(tz_sent(&set->src_text, i));
+        const char *ref = tz_sent(&set->tgt_text, first + i);
+        int k = 0, w = words(tz_sent(&set->src_text, first + i));
         while (k < N_BUCKETS - 1 && w > bucket_upper[k]) k++;
         tz_bleu_add_text(&all, hyp ? hyp : "", ref);
         tz_bleu_add_text(&bucket[k], hyp ? hyp : "", ref);
@@ -137,8 +168,9 @@ static set_scores set_translate(tz_task *t, tz_graph *g, const tz_pairset *set, 
         exact += hyp && !strcmp(hyp, ref);
         free(hyp);
     }
+    sum_scores(&all, bucket, &exact, r.bucket_n);
     r.bleu = tz_bleu_score(&all, NULL, NULL);
-    r.exact = 100.0 * exact / n;
+    r.exact = 100.0 * exact / set->n;
     for (int k = 0; k < N_BUCKETS; k++) r.bucket_bleu[k] = r.bucket_n[k] ? tz_bleu_score(&bucket[k], NULL, NULL) : 0;
     tz_hyps_free(h, n);
     free(h);
@@ -234,7 +266,10 @@ void tz_task_pairs_open(tz_task *t, const tz_task_args *a) {
         load_vocab(&sv, a->resume->src_vocab_text, "source", a->resume_path);
         load_vocab(&tv, a->resume->vocab_text, "target", a->resume_path);
     }
-    tz_pairs_load(&s->data, c, a->resume ? &sv : NULL, a->resume ? &tv : NULL, a->json ? stderr : stdout);
+    tz_pairs_load(&s->data, c, a->resume ? &sv : NULL, a->resume ? &tv : NULL,
+                  dist_rank() ? NULL
+                  : a->json   ? stderr
+                              : stdout); // rank 0 alone prints
     if (a->resume) tz_vocab_free(&sv), tz_vocab_free(&tv);
     if (!s->data.set[SPLIT_VAL].n) tz_fail("%s: no validation pairs ([data] val_split, or valid)", c->path);
     // The saved configuration names the data by absolute paths: it must work from the run dir.
@@ -245,6 +280,9 @@ void tz_task_pairs_open(tz_task *t, const tz_task_args *a) {
             if (cfg_str(c, "data", key)[0] && realpath(s->data.path[k], abs)) cfg_set(c, "data", key, abs, "resolved");
         }
     s->B = (int)cfg_int(c, "train", "batch");
+    if (s->B < dist_size())
+        tz_fail("%s: [train] batch = %d is the global batch: %d ranks need at least one pair each", c->path, s->B,
+                dist_size());
     uint64_t seed = (uint64_t)cfg_int(c, "train", "seed");
     long bucket = cfg_int(c, "data", "bucket");
     *t = (tz_task){.self = s,
