@@ -72,7 +72,8 @@ static void usage(void) {
 static long num(const char *flag, const char *s, long lo, long hi) {
     char *end;
     long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) tz_fail("gradient-flow: %s %s: want an integer in [%ld, %ld]", flag, s, lo, hi);
+    if (!*s || *end || v < lo || v > hi)
+        tz_fail("gradient-flow: %s %s: want an integer in [%ld, %ld]", flag, s, lo, hi);
     return v;
 }
 
@@ -84,8 +85,16 @@ static double real_arg(const char *flag, const char *s) {
 }
 
 static opts parse(int argc, char **argv) {
-    opts o = {.init = "uniform", .lr = 1, .steps = 1000, .hidden = 128, .embed = 32, .batch = 32, .block = 64,
-              .kmax = 100, .windows = 64, .seed = 1};
+    opts o = {.init = "uniform",
+              .lr = 1,
+              .steps = 1000,
+              .hidden = 128,
+              .embed = 32,
+              .batch = 32,
+              .block = 64,
+              .kmax = 100,
+              .windows = 64,
+              .seed = 1};
     int have_cell = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -274,7 +283,8 @@ static void selftest(tz_graph *g, tz_params *P, const model *m, const int *x, co
     }
     size_t n = (size_t)T * B * m->E;
     double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) num += ((double)dx[0][i] - dx[1][i]) * ((double)dx[0][i] - dx[1][i]), den += (double)dx[1][i] * dx[1][i];
+    for (size_t i = 0; i < n; i++)
+        num += ((double)dx[0][i] - dx[1][i]) * ((double)dx[0][i] - dx[1][i]), den += (double)dx[1][i] * dx[1][i];
     double rel = sqrt(num / (den > 0 ? den : 1)), lrel = fabs((double)loss[0] - loss[1]) / fabs((double)loss[1]);
     free(dx[0]);
     free(dx[1]);
@@ -355,8 +365,9 @@ int main(int argc, char **argv) {
     if (o.out) {
         FILE *f = fopen(o.out, "w");
         if (!f) tz_fail("gradient-flow: cannot write %s", o.out);
-        fprintf(f, "# gradient-flow: cell %s, recurrent init %s, clip %g, SGD lr %g, hidden %d, embed %d, batch %d, "
-                   "block %ld\n",
+        fprintf(f,
+                "# gradient-flow: cell %s, recurrent init %s, clip %g, SGD lr %g, hidden %d, embed %d, batch %d, "
+                "block %ld\n",
                 nn_cell_name(o.cell), o.init, o.clip, o.lr, o.hidden, o.embed, o.batch, T);
         fprintf(f, "# ||dL/dh_{T-k}||, L the loss of step T only, geometric mean over %d held-out windows\n# k", W);
         for (int p = 0; p < done_probes; p++) fprintf(f, " step_%d", o.probe[p]);
@@ -370,7 +381,8 @@ int main(int argc, char **argv) {
     }
     printf("{\"cell\":\"%s\",\"init\":\"%s\",\"clip\":%g,\"lr\":%g,\"steps\":%d,\"hidden\":%d,\"params\":%zu,"
            "\"max_grad_norm\":%.6g,\"clipped_steps\":%d,\"diverged_at\":%d,\"curve_every\":%d,\"curve\":[",
-           nn_cell_name(o.cell), o.init, o.clip, o.lr, o.steps, o.hidden, P.n, max_norm, clipped, diverged, curve_every);
+           nn_cell_name(o.cell), o.init, o.clip, o.lr, o.steps, o.hidden, P.n, max_norm, clipped, diverged,
+           curve_every);
     for (int i = 0; i < n_curve; i++) printf("%s%.5f", i ? "," : "", curve[i]);
     printf("],\"probe_steps\":[");
     for (int p = 0; p < done_probes; p++) printf("%s%d", p ? "," : "", o.probe[p]);
