@@ -207,6 +207,7 @@ Test(seq2seq, bad_config) {
 // Bahdanau's mechanism at work on a toy: reverse strings of digits (ids 4..13), lengths 3..7.
 
 Test(seq2seq, rnnsearch_learns_to_reverse) {
+    if (getenv("TZ_UNDER_VALGRIND")) cr_skip_test("300 training steps are too slow under valgrind (ASan runs them)");
     mt_model mm;
     const char *const over[] = {"model.embed=16", "model.hidden=32", "model.dec_hidden=32", "model.attn_dim=32", NULL};
     tz_set_threads(1); // tiny products: one thread is faster, and the test must not wait on a busy machine
