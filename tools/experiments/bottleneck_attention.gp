@@ -23,8 +23,11 @@ set grid
 set key top right
 stats file using 1 nooutput
 set xrange [STATS_min - 0.4:STATS_max + 0.4]
+stats file using 5 nooutput
+top = STATS_max
 stats file using 6 nooutput
-set yrange [0:(STATS_max > 0 ? STATS_max * 1.25 : 1)]
+top = STATS_max > top ? STATS_max : top
+set yrange [0:(top > 0 ? top * 1.25 : 1)]
 set xtics scale 0
 
 label(lo, hi, n) = sprintf("%d-%d\n(%d pairs)", lo, hi, n)
