@@ -17,7 +17,8 @@ if (!exists("note")) note = "greedy decoding"
 set terminal pngcairo size 900,540 noenhanced
 set output out
 set title "English -> French (Tatoeba), test BLEU by source length (" . note . ")"
-set xlabel "source sentence length (tokens)"
+set xlabel "source sentence length (tokens)" offset 0,-1   # below the two-line tick labels
+set bmargin 5
 set ylabel "test BLEU"
 set grid
 set key top right
