@@ -1,5 +1,7 @@
 // The gradient check of every registered op, layer and model (float64), one test each, and
 // proof that the checker itself catches a wrong backward.
+#include <math.h>
+
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
@@ -54,6 +56,32 @@ Test(gradcheck, catches_a_wrong_backward) {
     o.mode = TZ_CHECK_DIRECTIONS;
     tz_check_run(&c, &o, &r);
     cr_assert(!r.ok, "directional mode missed a wrong backward (max error %g)", r.max_err);
+}
+
+// y = 2x whose backward leaves the first element's gradient NaN (a buffer it forgot to write):
+// the worst error, even though every later element is right (a later error once replaced it).
+static void twice_nan_backward(tz_graph *g, tz_node *n) {
+    (void)g;
+    for (int i = 0; i < n->out->n; i++) n->in[0]->grad[i] += i ? 2 * n->out->grad[i] : NAN;
+}
+static const tz_op op_twice_nan = {"twice_nan", twice_nan_backward, 0};
+static tz_tensor *twice_nan_fw(tz_graph *g, void *st) {
+    tz_tensor *x = st, *y = tz_op_output(g, x->ndim, x->shape, &x, 1);
+    for (int i = 0; i < x->n; i++) y->data[i] = 2 * x->data[i];
+    tz_op_record(g, &op_twice_nan, y, &x, 1);
+    return y;
+}
+
+Test(gradcheck, catches_a_nan_gradient) {
+    tz_check c = {"test/twice_nan", cube_setup, twice_nan_fw, NULL, 0, 0, NULL, NULL};
+    tz_check_opts o = tz_check_defaults();
+    tz_check_result r;
+    tz_check_run(&c, &o, &r);
+    cr_assert(!r.ok, "a NaN gradient passed the check (max error %g)", r.max_err);
+    cr_assert_eq(r.worst, 0);
+    o.mode = TZ_CHECK_DIRECTIONS;
+    tz_check_run(&c, &o, &r);
+    cr_assert(!r.ok, "directional mode missed a NaN gradient (max error %g)", r.max_err);
 }
 
 Test(gradcheck, registry_names_are_unique) {
