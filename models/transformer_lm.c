@@ -15,6 +15,7 @@ static const cfg_key keys[] = {
     {"model", "d_ff", CFG_INT, "512", "feed-forward width", 1, 262144},
     {"model", "ffn", CFG_STR, "gelu", "relu (Vaswani), gelu (GPT-2) or swiglu", 0, 0},
     {"model", "pre_ln", CFG_BOOL, "true", "pre-LN blocks (GPT-2) instead of post-LN (Vaswani)", 0, 0},
+    {"model", "residual", CFG_BOOL, "true", "residual connections around each sublayer (false: an ablation)", 0, 0},
     {"model", "positions", CFG_STR, "learned", "learned, sinusoidal (Vaswani) or rope (Su 2021)", 0, 0},
     {"model", "dropout", CFG_FLOAT, "0", "dropout on embeddings, sublayer outputs and attention weights", 0, 0.99},
     {"model", "bias", CFG_BOOL, "true", "biases in the linears", 0, 0},
@@ -54,6 +55,7 @@ static void *create(const cfg *c, int V, int block, tz_params *P, tz_rng *r) {
     if (m->L < 1) tz_fail("%s: [model] layers = %d must be >= 1", c->path, m->L);
     nn_block_config bc = nn_block_defaults(m->C, (int)cfg_int(c, "model", "heads"), (int)cfg_int(c, "model", "d_ff"));
     bc.pre_ln = cfg_bool(c, "model", "pre_ln");
+    bc.residual = cfg_bool(c, "model", "residual");
     if (!nn_ffn_parse(cfg_str(c, "model", "ffn"), &bc.ffn))
         tz_fail("%s: [model] ffn = '%s' (want relu, gelu or swiglu)", c->path, cfg_str(c, "model", "ffn"));
     bc.bias = cfg_bool(c, "model", "bias");

@@ -9,6 +9,7 @@ nn_block_config nn_block_defaults(int d_model, int heads, int d_ff) {
                              .heads = heads,
                              .d_ff = d_ff,
                              .pre_ln = 0,
+                             .residual = 1,
                              .ffn = NN_FFN_RELU,
                              .bias = 1,
                              .rope = 0,
@@ -52,9 +53,10 @@ static tz_tensor *sub_in(tz_graph *g, const nn_block_config *c, const nn_layerno
     return c->pre_ln ? nn_layernorm_forward(g, ln, x) : x;
 }
 // ... and the residual sum (normalised after in post-LN), dropout on the sublayer's output.
+// Without residuals (an ablation) the sublayer's output replaces x.
 static tz_tensor *sub_out(tz_graph *g, const nn_block_config *c, const nn_layernorm *ln, tz_tensor *x, tz_tensor *y) {
     if (c->dropout > 0) y = tz_dropout(g, y, c->dropout);
-    tz_tensor *s = tz_add(g, x, y);
+    tz_tensor *s = c->residual ? tz_add(g, x, y) : y;
     return c->pre_ln ? s : nn_layernorm_forward(g, ln, s);
 }
 

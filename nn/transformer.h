@@ -16,6 +16,7 @@
 typedef struct nn_block_config {
     int d_model, heads, d_ff;
     int pre_ln; // 0: post-LN (Vaswani), 1: pre-LN (GPT-2)
+    int residual; // 1: x + Sublayer(..) (the paper); 0: the sublayer's output alone (an ablation)
     nn_ffn_kind ffn; // NN_FFN_RELU (Vaswani), NN_FFN_GELU (GPT), NN_FFN_SWIGLU (LLaMA)
     int bias; // biases in the attention and FFN linears
     int rope; // rotary positions on the self-attention's q and k

@@ -408,6 +408,28 @@ Test(attention, kv_cache_equals_full_forward_preln_rope) {
 }
 Test(attention, kv_cache_equals_full_forward_postln_swiglu_cross) { kv_cache_case(0, NN_FFN_SWIGLU, 1, 1); }
 
+// Without residuals (the ablation's model.residual = false) a block is its sublayers composed:
+// pre-LN FFN(LN3(MHA(LN1(x)))), post-LN LN3(FFN(LN1(MHA(x)))).
+static void no_residual_case(int pre_ln) {
+    enum { B = 2, T = 5, C = 8 };
+    nn_block_config c = nn_block_defaults(C, 2, 16);
+    c.pre_ln = pre_ln, c.residual = 0, c.dropout = 0, c.attn_dropout = 0;
+    nn_decoder_block b;
+    nn_decoder_block_init(&b, &P, "nores", &c, 0, (nn_init){0}, &r);
+    static real x[B * T * C];
+    for (int i = 0; i < B * T * C; i++) x[i] = tz_rng_normal(&r);
+    tz_tensor *in = tz_test_tensor(&g, 3, (const int[]){B, T, C}, x);
+    tz_tensor *y = nn_decoder_block_forward(&g, &b, in, NULL, NULL, NULL);
+    tz_tensor *h =
+        nn_mha_forward(&g, &b.self_attn, pre_ln ? nn_layernorm_forward(&g, &b.ln1, in) : in, NULL, NULL, 1, NULL);
+    tz_tensor *want =
+        pre_ln ? nn_ffn_forward(&g, &b.ffn, nn_layernorm_forward(&g, &b.ln3, h))
+               : nn_layernorm_forward(&g, &b.ln3, nn_ffn_forward(&g, &b.ffn, nn_layernorm_forward(&g, &b.ln1, h)));
+    for (int i = 0; i < y->n; i++) cr_assert_float_eq(y->data[i], want->data[i], 1e-6, "element %d", i);
+}
+Test(attention, decoder_without_residual_preln) { no_residual_case(1); }
+Test(attention, decoder_without_residual_postln) { no_residual_case(0); }
+
 // ---------------------------------------------------------------------------------------------
 // Errors: one line naming the layer and the values.
 

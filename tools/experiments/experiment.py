@@ -35,9 +35,11 @@ Functions (each fails with "<name>: message" and exit status 1 where it says so)
                                   SKIP), else fail
     parser(doc)                   an ArgumentParser with --quick, --build DIR (default <repo>/build),
                                   --out DIR and --keep; the description is doc's first line
-    parse(ap)                     parse the command line; a.build made absolute, a.start = now
+    parse(ap)                     parse the command line and return it (a): a.build made
+                                  absolute, a.start = now; the functions below take this a
     programs(a, *names)           paths of programs in the build dir (e.g. "train",
-                                  "tools/experiments/gradient-flow"); fail when one is missing
+                                  "tools/experiments/gradient-flow"): one path for one name, a
+                                  list for several; fail when one is missing
     tiny_shakespeare(a)           the corpus path; copied by data/fetch from ../shared/data when
                                   absent; else missing()
     dirs(a)                       make a.out (--out, or BUILD/experiments/<name> under --quick,

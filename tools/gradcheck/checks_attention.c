@@ -224,6 +224,16 @@ static void *dec_post_cross_setup(tz_params *P, tz_rng *r) {
     return decoder_setup(P, r, config(0, NN_FFN_RELU, 0.1, 0), 1);
 }
 static void *dec_only_setup(tz_params *P, tz_rng *r) { return decoder_setup(P, r, config(1, NN_FFN_SWIGLU, 0, 1), 0); }
+static void *dec_only_nores_setup(tz_params *P, tz_rng *r) { // residual off (the ablation), pre- then post-LN
+    nn_block_config c = config(1, NN_FFN_GELU, 0, 0);
+    c.residual = 0;
+    return decoder_setup(P, r, c, 0);
+}
+static void *dec_post_nores_setup(tz_params *P, tz_rng *r) {
+    nn_block_config c = config(0, NN_FFN_RELU, 0, 0);
+    c.residual = 0;
+    return decoder_setup(P, r, c, 1);
+}
 static tz_tensor *decoder_fw(tz_graph *g, void *st) {
     return nn_decoder_block_forward(g, &ST->dec, ST->x, ST->mem, ST->mem ? len_S : NULL, NULL);
 }
@@ -287,5 +297,7 @@ const tz_check tz_attention_checks[] = {
     CHECK("block/decoder_preln_cross", dec_pre_cross_setup, decoder_fw),
     CHECK("block/decoder_postln_cross", dec_post_cross_setup, decoder_fw),
     CHECK("block/decoder_only_rope_swiglu", dec_only_setup, decoder_fw),
+    CHECK("block/decoder_only_no_residual", dec_only_nores_setup, decoder_fw),
+    CHECK("block/decoder_postln_cross_no_residual", dec_post_nores_setup, decoder_fw),
 };
 const int tz_n_attention_checks = sizeof tz_attention_checks / sizeof *tz_attention_checks;
