@@ -1,5 +1,5 @@
-// op_softmax.c: softmax, log-softmax and the fused cross-entropy, all over the last dim and
-// max-subtracted so exp never overflows.
+// op_softmax.c: softmax, log-softmax and the fused cross-entropy (with optional label
+// smoothing), all over the last dim and max-subtracted so exp never overflows.
 #include "fastmath.h"
 #include "internal.h"
 #include "lanes.h"
@@ -100,19 +100,28 @@ tz_tensor *tz_log_softmax(tz_graph *g, tz_tensor *x) {
     return y;
 }
 
+// Cross-entropy against the targets q of each row: onehot(y), or with label smoothing eps
+// (Szegedy et al. 2016, 7; the Transformer's eps_ls = 0.1, PyTorch's CrossEntropyLoss(label_smoothing
+// = eps)) q = (1 - eps) onehot(y) + eps / V, so
+//     loss_r = lse(x_r) - (1 - eps) x_r[y] - eps / V sum_j x_r[j],
+//     d loss_r / d x_r[j] = softmax(x_r)_j - q_j,
+// averaged over the rows whose target is not ignore_index. eps = 0 computes exactly what the
+// plain loss always did (the sum of logits is then neither computed nor used).
+
 // Saved for backward: per row the target (or ignore_index) and the log-sum-exp, so the
 // probabilities are recomputed instead of stored (rows x vocab would be the largest tensor).
 typedef struct {
     int *targets;
-    real *lse;
+    real *lse, *xsum; // xsum: each row's sum of logits (eps > 0 only)
     int count, ignore;
+    real eps;
 } ce_saved;
 
-// out: the logits' gradient in backward, the rows' log-sum-exp in forward.
-// over: the gradient is fresh, store (zeros for ignored rows) instead of adding.
+// g: the logits' gradient (backward). over: the gradient is fresh, store (zeros for ignored
+// rows) instead of adding.
 typedef struct {
     const real *x;
-    real *out;
+    real *g;
     const ce_saved *s;
     real scale;
     int V, over;
@@ -120,20 +129,24 @@ typedef struct {
 
 static void ce_bw_rows(void *arg, long lo, long hi) {
     const ce_args *a = arg;
+    int V = a->V;
+    // q's smoothed part (0 without smoothing, and x - 0 is x: the plain loss's bits) and its hit.
+    real u = a->scale * a->s->eps / (real)V, hit = a->scale * (1 - a->s->eps);
     for (long r = lo; r < hi; r++) {
-        real *gx = a->out + r * a->V;
-        if (a->s->targets[r] == a->s->ignore) {
+        real *gx = a->g + r * V;
+        int t = a->s->targets[r];
+        if (t == a->s->ignore) {
             if (a->over)
-                for (int j = 0; j < a->V; j++) gx[j] = 0;
+                for (int j = 0; j < V; j++) gx[j] = 0;
             continue;
         }
-        const real *xr = a->x + r * a->V;
+        const real *xr = a->x + r * V;
         real lse = a->s->lse[r];
         if (a->over)
-            for (int j = 0; j < a->V; j++) gx[j] = a->scale * EXP(xr[j] - lse);
+            for (int j = 0; j < V; j++) gx[j] = a->scale * EXP(xr[j] - lse) - u;
         else
-            for (int j = 0; j < a->V; j++) gx[j] += a->scale * EXP(xr[j] - lse);
-        gx[a->s->targets[r]] -= a->scale;
+            for (int j = 0; j < V; j++) gx[j] += a->scale * EXP(xr[j] - lse) - u;
+        gx[t] -= hit;
     }
 }
 
@@ -151,22 +164,29 @@ static void cross_entropy_backward(tz_graph *g, tz_node *n) {
 }
 static const tz_op op_cross_entropy = {"cross_entropy", cross_entropy_backward, TZ_OVERWRITES | TZ_GRAD_IN_INPUT};
 
-// The log-sum-exp of rows [lo, hi) into a->out.
-static void ce_lse_rows(void *arg, long lo, long hi) {
+// Rows [lo, hi) of the forward: each counted row's log-sum-exp and, with smoothing, its sum.
+static void ce_fw_rows(void *arg, long lo, long hi) {
     const ce_args *a = arg;
-    for (long r = lo; r < hi; r++)
-        if (a->s->targets[r] != a->s->ignore) a->out[r] = row_logsumexp(a->x + r * a->V, a->V);
+    int V = a->V;
+    for (long r = lo; r < hi; r++) {
+        if (a->s->targets[r] == a->s->ignore) continue;
+        const real *xr = a->x + r * V;
+        a->s->lse[r] = row_logsumexp(xr, V);
+        if (a->s->eps > 0) TZ_LANE_SUM(a->s->xsum[r], V, j, xr[j]);
+    }
 }
 
-tz_tensor *tz_cross_entropy(tz_graph *g, tz_tensor *logits, const int *targets, int ignore_index) {
+// logits (N,V), targets (N) -> scalar
+tz_tensor *tz_cross_entropy_smooth(tz_graph *g, tz_tensor *logits, const int *targets, int ignore_index, real eps) {
+    if (!(eps >= 0 && eps < 1)) tz_fail("cross_entropy: label smoothing %g must be in [0, 1)", (double)eps);
     int V = tz_cols(logits), rows = tz_rows(logits);
     tz_tensor *in[1] = {logits};
     tz_tensor *y = tz_op_output(g, 0, NULL, in, 1);
     ce_saved *s = tz_arena_alloc(&g->arena, sizeof *s);
     s->targets = tz_arena_alloc(&g->arena, sizeof(int) * rows);
     s->lse = tz_arena_alloc(&g->arena, sizeof(real) * rows);
-    s->ignore = ignore_index;
-    s->count = 0;
+    s->xsum = eps > 0 ? tz_arena_alloc(&g->arena, sizeof(real) * rows) : NULL;
+    s->ignore = ignore_index, s->count = 0, s->eps = eps;
     for (int r = 0; r < rows; r++) {
         int t = targets[r];
         s->targets[r] = t;
@@ -176,16 +196,23 @@ tz_tensor *tz_cross_entropy(tz_graph *g, tz_tensor *logits, const int *targets, 
                     tz_shape_str(logits, sh));
         }
     }
-    ce_args a = {logits->data, s->lse, s, 0, V, 0};
-    tz_parallel_for(rows, 8L * V, ce_lse_rows, &a);
+    ce_args a = {logits->data, NULL, s, 0, V, 0};
+    tz_parallel_for(rows, 8L * V, ce_fw_rows, &a);
     double total = 0; // summed in double, in row order: thousands of rows lose digits in float
     for (int r = 0; r < rows; r++) {
-        if (targets[r] == ignore_index) continue;
-        total += s->lse[r] - logits->data[(long)r * V + targets[r]];
+        int t = targets[r];
+        if (t == ignore_index) continue;
+        real x_t = logits->data[(long)r * V + t];
+        if (eps > 0) total += (double)s->lse[r] - (1 - (double)eps) * x_t - (double)eps / V * s->xsum[r];
+        else total += s->lse[r] - x_t;
         s->count++;
     }
     y->data[0] = s->count ? (real)(total / s->count) : 0;
     tz_node *n = tz_op_record(g, &op_cross_entropy, y, in, 1);
     if (n) n->aux = s;
     return y;
+}
+
+tz_tensor *tz_cross_entropy(tz_graph *g, tz_tensor *logits, const int *targets, int ignore_index) {
+    return tz_cross_entropy_smooth(g, logits, targets, ignore_index, 0);
 }

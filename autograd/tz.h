@@ -234,8 +234,8 @@ tz_tensor *tz_log_softmax(tz_graph *g, tz_tensor *x);
 // Rows whose target == ignore_index count for nothing; the result is the mean over the others
 // (0 when there are none). Targets outside [0,V) other than ignore_index are an error.
 tz_tensor *tz_cross_entropy(tz_graph *g, tz_tensor *logits, const int *targets, int ignore_index);
-// The same against label-smoothed targets (1 - eps) onehot(y) + eps / V, eps in [0, 1) (eps = 0:
-// tz_cross_entropy itself), as PyTorch's CrossEntropyLoss(label_smoothing = eps).
+// The same op against label-smoothed targets (1 - eps) onehot(y) + eps / V, eps in [0, 1), as
+// PyTorch's CrossEntropyLoss(label_smoothing = eps); eps = 0 is tz_cross_entropy, bit for bit.
 tz_tensor *tz_cross_entropy_smooth(tz_graph *g, tz_tensor *logits, const int *targets, int ignore_index, real eps);
 
 // Rows of w (V,D) picked by ids -> (n,D); backward scatter-adds into w's gradient.

@@ -30,7 +30,7 @@ static void build(void) {
     tz_rng r;
     tz_rng_seed(&r, 1);
     tz_params_init(&P);
-    model = def->create(&c, V, &P, &r);
+    model = def->create(&c, V, cfg_int(&c, "train", "block"), &P, &r);
     nn_optim_config oc = tz_optim_config(&c);
     nn_optim_init(&opt, &P, &oc);
     def->reset(model, 2);

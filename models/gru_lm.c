@@ -11,7 +11,8 @@ static const cfg_key gru_keys[] = {
     {0},
 };
 
-static void *gru_create(const cfg *c, int V, tz_params *P, tz_rng *r) {
+static void *gru_create(const cfg *c, int V, int block, tz_params *P, tz_rng *r) {
+    (void)block; // a recurrence takes windows of any length
     nn_recurrent_config rc = nn_recurrent_defaults(NN_CELL_GRU, 0, 0);
     const char *form = cfg_str(c, "model", "form");
     if (strcmp(form, "cho") && strcmp(form, "cudnn"))

@@ -27,7 +27,7 @@ typedef struct {
     real *win;
 } hybrid;
 
-static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
+static void *create(const cfg *c, int V, int block, tz_params *P, tz_rng *r) {
     hybrid *m = calloc(1, sizeof *m);
     if (!m) tz_fail("hybrid: out of memory");
     nn_cell_kind cell;
@@ -42,9 +42,8 @@ static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
     nn_mha_init(&m->attn, P, "attn", m->H, (int)cfg_int(c, "model", "heads"), 1, (nn_init){0}, r);
     nn_layernorm_init(&m->ln, P, "ln", m->H, 1e-5);
     nn_linear_init(&m->out, P, "out", m->H, V, 1, (nn_init){0}, r);
-    long block = cfg_int(c, "train", "block");
-    if (block < 1 || block > (1 << 20)) tz_fail("%s: [train] block = %ld (want 1 to 1048576)", c->path, block);
-    m->block = (int)block;
+    if (block < 1 || block > (1 << 20)) tz_fail("hybrid: a block of %d positions (want 1 to 1048576)", block);
+    m->block = block;
     return m;
 }
 

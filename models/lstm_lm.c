@@ -10,7 +10,8 @@ static const cfg_key lstm_keys[] = {
     {0},
 };
 
-static void *lstm_create(const cfg *c, int V, tz_params *P, tz_rng *r) {
+static void *lstm_create(const cfg *c, int V, int block, tz_params *P, tz_rng *r) {
+    (void)block; // a recurrence takes windows of any length
     nn_recurrent_config rc = nn_recurrent_defaults(NN_CELL_LSTM, 0, 0);
     rc.peephole = cfg_bool(c, "model", "peephole");
     rc.forget_bias = (real)cfg_float(c, "model", "forget_bias");

@@ -25,7 +25,8 @@ typedef struct {
     int has_direct, has_bn;
 } mlp;
 
-static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
+static void *create(const cfg *c, int V, int block, tz_params *P, tz_rng *r) {
+    (void)block; // each window of the block is one row; the trainer checks it holds a context (context())
     mlp *m = calloc(1, sizeof *m);
     if (!m) tz_fail("mlp: out of memory");
     m->n = (int)cfg_int(c, "model", "context");
@@ -51,7 +52,7 @@ static int context(const void *vm) { return ((const mlp *)vm)->n - 1; }
 static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
     mlp *m = vm;
     int n = m->n, per_row = b->T - (n - 1);
-    if (per_row < 1) tz_fail("mlp: [train] block = %d is shorter than the context %d", b->T, n);
+    if (per_row < 1) tz_fail("mlp: %d positions are fewer than the context %d", b->T, n);
     int R = b->B * per_row;
     int *ids = tz_arena_alloc(&g->arena, sizeof(int) * R * n), *targets = tz_arena_alloc(&g->arena, sizeof(int) * R);
     for (int bi = 0, k = 0; bi < b->B; bi++)

@@ -37,7 +37,10 @@ typedef struct tz_model_def {
     // 1: contiguous streams with the hidden state carried across batches (truncated BPTT);
     // 0: independent random windows.
     int stream;
-    void *(*create)(const cfg *c, int vocab, tz_params *P, tz_rng *r);
+    // Builds a language model for a vocabulary of `vocab` tokens from its [model] keys in c.
+    // block: the longest window forward will be given (the trainer's [train] block), which sizes
+    // a learned position table or a decoding window; a model reads no other section of c.
+    void *(*create)(const cfg *c, int vocab, int block, tz_params *P, tz_rng *r);
     // Left context (tokens) a position needs before its prediction counts; 0 for most.
     int (*context)(const void *m);
     // x (B,T) -> logits (N, V); sets b->targets, b->n_targets = N.

@@ -5,7 +5,8 @@
 
 static const cfg_key rnn_keys[] = {{0}}; // the family's keys only
 
-static void *rnn_create(const cfg *c, int V, tz_params *P, tz_rng *r) {
+static void *rnn_create(const cfg *c, int V, int block, tz_params *P, tz_rng *r) {
+    (void)block; // a recurrence takes windows of any length
     return recurrent_lm_create(c, V, P, r, nn_recurrent_defaults(NN_CELL_RNN, 0, 0));
 }
 

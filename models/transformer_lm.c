@@ -37,13 +37,13 @@ typedef struct {
     nn_kv_cache cache; // for decode, made at its first call
 } transformer;
 
-static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
+static void *create(const cfg *c, int V, int block, tz_params *P, tz_rng *r) {
     transformer *m = calloc(1, sizeof *m);
     if (!m) tz_fail("transformer: out of memory");
     m->L = (int)cfg_int(c, "model", "layers");
     m->C = (int)cfg_int(c, "model", "d_model");
     m->V = V;
-    m->T = (int)cfg_int(c, "train", "block");
+    m->T = block; // the learned position table and the KV cache hold this many positions
     m->tie = cfg_bool(c, "model", "tie");
     m->dropout = (real)cfg_float(c, "model", "dropout");
     const char *pos = cfg_str(c, "model", "positions");
@@ -80,7 +80,7 @@ static void *create(const cfg *c, int V, tz_params *P, tz_rng *r) {
 static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
     transformer *m = vm;
     if (b->T > m->T && m->pos == POS_LEARNED)
-        tz_fail("transformer: %d positions but the learned table has %d ([train] block)", b->T, m->T);
+        tz_fail("transformer: %d positions but the learned table has %d (the block it was built for)", b->T, m->T);
     tz_tensor *x =
         tz_reshape(g, nn_embedding_forward(g, &m->wte, b->x, b->B * b->T), 3, (const int[]){b->B, b->T, m->C});
     if (m->pos == POS_LEARNED) x = nn_learned_pos_forward(g, &m->wpe, x, 0);

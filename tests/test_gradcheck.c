@@ -1,5 +1,7 @@
 // The gradient check of every registered op, layer and model (float64), one test each, and
 // proof that the checker itself catches a wrong backward.
+#include <math.h>
+
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 
@@ -44,16 +46,43 @@ static void *cube_setup(tz_params *P, tz_rng *r) {
 }
 static tz_tensor *cube_fw(tz_graph *g, void *st) { return cube_wrong(g, st); }
 
-Test(gradcheck, catches_a_wrong_backward) {
-    tz_check c = {"test/cube_wrong", cube_setup, cube_fw, NULL, 0, 0, NULL, NULL};
+// A deliberately wrong op (forward fw over cube_setup's x) must fail both modes of the check:
+// every element, and random directions. -> the elements run's result in *r.
+static void expect_caught(tz_tensor *(*fw)(tz_graph *, void *), const char *what, tz_check_result *r) {
+    tz_check c = {what, cube_setup, fw, NULL, 0, 0, NULL, NULL};
     tz_check_opts o = tz_check_defaults();
-    tz_check_result r;
-    tz_check_run(&c, &o, &r);
-    cr_assert(!r.ok, "a wrong backward passed the check (max error %g)", r.max_err);
-    cr_assert_str_eq(r.worst_param, "x");
+    tz_check_result d;
+    tz_check_run(&c, &o, r);
+    cr_assert(!r->ok, "%s passed the check (max error %g)", what, r->max_err);
     o.mode = TZ_CHECK_DIRECTIONS;
-    tz_check_run(&c, &o, &r);
-    cr_assert(!r.ok, "directional mode missed a wrong backward (max error %g)", r.max_err);
+    tz_check_run(&c, &o, &d);
+    cr_assert(!d.ok, "directional mode missed %s (max error %g)", what, d.max_err);
+}
+
+Test(gradcheck, catches_a_wrong_backward) {
+    tz_check_result r;
+    expect_caught(cube_fw, "a wrong backward", &r);
+    cr_assert_str_eq(r.worst_param, "x");
+}
+
+// y = 2x whose backward leaves the first element's gradient NaN (a buffer it forgot to write):
+// the worst error, even though every later element is right (a later error once replaced it).
+static void twice_nan_backward(tz_graph *g, tz_node *n) {
+    (void)g;
+    for (int i = 0; i < n->out->n; i++) n->in[0]->grad[i] += i ? 2 * n->out->grad[i] : NAN;
+}
+static const tz_op op_twice_nan = {"twice_nan", twice_nan_backward, 0};
+static tz_tensor *twice_nan_fw(tz_graph *g, void *st) {
+    tz_tensor *x = st, *y = tz_op_output(g, x->ndim, x->shape, &x, 1);
+    for (int i = 0; i < x->n; i++) y->data[i] = 2 * x->data[i];
+    tz_op_record(g, &op_twice_nan, y, &x, 1);
+    return y;
+}
+
+Test(gradcheck, catches_a_nan_gradient) {
+    tz_check_result r;
+    expect_caught(twice_nan_fw, "a NaN gradient", &r);
+    cr_assert_eq(r.worst, 0);
 }
 
 Test(gradcheck, registry_names_are_unique) {

@@ -372,7 +372,7 @@ static const tz_model_def *small_model(const char *type, cfg *c, int V, tz_param
     tz_rng r;
     tz_rng_seed(&r, 7);
     tz_params_init(P);
-    *m = def->create(c, V, P, &r);
+    *m = def->create(c, V, cfg_int(c, "train", "block"), P, &r);
     for (size_t i = 0; i < P->n; i++) P->data[i] += 0.05f * (real)tz_rng_normal(&r); // biases and norms away from 0/1
     return def;
 }

@@ -283,7 +283,7 @@ static void train_tiny(const char *type, const char *const *over, int steps, dou
     tz_rng_seed(&rng, (uint64_t)cfg_int(&c, "train", "seed"));
     tz_params P;
     tz_params_init(&P);
-    void *m = def->create(&c, corpus.vocab.size, &P, &rng);
+    void *m = def->create(&c, corpus.vocab.size, (int)cfg_int(&c, "train", "block"), &P, &rng);
     nn_optim_config oc = tz_optim_config(&c);
     nn_optim o;
     nn_optim_init(&o, &P, &oc);

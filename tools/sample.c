@@ -83,11 +83,11 @@ int main(int argc, char **argv) {
     tz_rng_seed(&r, 1);
     tz_params P;
     tz_params_init(&P);
-    void *m = def->create(&c, v.size, &P, &r);
-    tz_ckpt_load(path, &P, NULL);
     long block = cfg_int(&c, "train", "block");
     if (block < 1 || block > INT_MAX) tz_fail("%s: its cfg has [train] block = %ld (want >= 1)", path, block);
     o.block = (int)block;
+    void *m = def->create(&c, v.size, o.block, &P, &r);
+    tz_ckpt_load(path, &P, NULL);
     tz_rng_seed(&r, seed);
     tz_sample(def, m, &v, prompt ? prompt : cfg_str(&c, "sample", "prompt"), &o, &r, stdout);
     fputc('\n', stdout);

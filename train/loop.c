@@ -189,6 +189,23 @@ static const char *stop_name(int status, int stop_sig, int early) {
     return early == 2 ? "time_limit" : early ? "early_stop" : "done";
 }
 
+int tz_train_select(const cfg *c, const tz_model_def *def) {
+    const char *names[TZ_TASK_MAX_METRICS];
+    int n = tz_task_metrics(def, names);
+    const char *select = cfg_str(c, "train", "select"), *final = cfg_str(c, "train", "final");
+    int sel = -1;
+    for (int k = 0; k < n; k++)
+        if (!strcmp(select, names[k])) sel = k;
+    if (sel < 0 && strcmp(select, "loss")) {
+        char all[128] = "loss";
+        for (int k = 0; k < n; k++) snprintf(all + strlen(all), sizeof all - strlen(all), ", %s", names[k]);
+        tz_fail("%s: [train] select = '%s' (this task has: %s)", c->path, select, all);
+    }
+    if (strcmp(final, "last") && strcmp(final, "best"))
+        tz_fail("%s: [train] final = '%s' (want last or best)", c->path, final);
+    return sel;
+}
+
 int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     const cfg *c = &r->c;
     FILE *out = r->out, *js = r->js;
@@ -196,20 +213,8 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     long log_every = cfg_int(c, "train", "log_every"), sample_every = cfg_int(c, "train", "sample_every");
     long patience = cfg_int(c, "train", "patience");
     double time_limit = cfg_float(c, "train", "time_limit");
-    // 'best' (best.safetensors, patience) by the validation loss, lowest wins, or by a task
-    // metric such as BLEU, highest wins: sel = -1 or the metric's index.
-    const char *select = cfg_str(c, "train", "select"), *final = cfg_str(c, "train", "final");
-    int sel = -1;
-    for (int k = 0; k < t->n_metrics; k++)
-        if (!strcmp(select, t->metric_names[k])) sel = k;
-    if (sel < 0 && strcmp(select, "loss")) {
-        char names[128] = "loss";
-        for (int k = 0; k < t->n_metrics; k++)
-            snprintf(names + strlen(names), sizeof names - strlen(names), ", %s", t->metric_names[k]);
-        tz_fail("%s: [train] select = '%s' (this task has: %s)", c->path, select, names);
-    }
-    if (strcmp(final, "last") && strcmp(final, "best"))
-        tz_fail("%s: [train] final = '%s' (want last or best)", c->path, final);
+    int sel = tz_train_select(c, t->def);
+    const char *final = cfg_str(c, "train", "final");
     const char *sel_name = sel < 0 ? "loss" : t->metric_names[sel];
     double clip = cfg_float(c, "train", "clip"), clip_value = cfg_float(c, "train", "clip_value");
     real smoothing = (real)cfg_float(c, "train", "label_smoothing"); // training only: validation reports plain CE

@@ -132,6 +132,7 @@ void tz_run_open(tz_run *r) {
     const char *nf = cfg_str(c, "train", "on_nonfinite");
     if (strcmp(nf, "stop") && strcmp(nf, "skip"))
         tz_fail("%s: [train] on_nonfinite = '%s' (want stop or skip)", c->path, nf);
+    tz_train_select(c, r->def); // a typo here must not cost the data's loading
     if (snprintf(r->dir, sizeof r->dir, "%s", r->resume ? r->resume : cfg_str(c, "train", "out_dir")) >=
         (int)sizeof r->dir)
         tz_fail("train.out_dir: the path is longer than %zu bytes", sizeof r->dir - 1);

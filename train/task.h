@@ -57,6 +57,11 @@ struct tz_task {
     void (*free)(tz_task *t); // the data, the vocabularies and the model (not P)
 };
 
+// The names of the extra metrics the task for def reports (tz_task.metric_names, in the order of
+// tz_eval.metric) into names; returns how many: bleu and exact for a translation model that
+// decodes (mt_encode, mt_step), none for the others. Known before any data is loaded.
+int tz_task_metrics(const tz_model_def *def, const char *names[TZ_TASK_MAX_METRICS]);
+
 // The task for a run's cfg: language model (def->pairs == 0) or translation. `c` is the run's
 // cfg (the task may record resolved values, e.g. absolute data paths); `resume` is the
 // checkpoint's metadata when resuming (its vocabularies are used), read from the file

@@ -192,7 +192,12 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
                    .describe = lm_describe,
                    .finish = lm_finish,
                    .free = lm_free};
-    t->model = def->create(c, s->corpus.vocab.size, a->P, a->rng);
+    t->model = def->create(c, s->corpus.vocab.size, s->T, a->P, a->rng);
+    // A window must hold at least one position with its full left context (Bengio's MLP).
+    int context = def->context ? def->context(t->model) : 0;
+    if (s->T <= context)
+        tz_fail("%s: [train] block = %d is shorter than the model's context %d (a window must hold one)", c->path, s->T,
+                context + 1);
     tz_batcher_init(&s->tb, s->corpus.ids[SPLIT_TRAIN], s->corpus.n[SPLIT_TRAIN], s->B, s->T, def->stream, seed + 1);
     long eval_tokens = cfg_int(c, "train", "eval_tokens");
     s->eval_n = eval_tokens > 0 && eval_tokens < s->corpus.n[SPLIT_VAL] ? eval_tokens : s->corpus.n[SPLIT_VAL];

@@ -249,6 +249,12 @@ static void pairs_free(tz_task *t) {
     free(s);
 }
 
+int tz_task_metrics(const tz_model_def *def, const char *names[TZ_TASK_MAX_METRICS]) {
+    if (!def->pairs || !def->mt_encode || !def->mt_step) return 0;
+    names[0] = "bleu", names[1] = "exact"; // pairs_evaluate fills metric[0] and [1] in this order
+    return 2;
+}
+
 void tz_task_pairs_open(tz_task *t, const tz_task_args *a) {
     cfg *c = a->c;
     const tz_model_def *def = a->def;
@@ -294,10 +300,9 @@ void tz_task_pairs_open(tz_task *t, const tz_task_args *a) {
                    .save_state = pairs_save_state,
                    .describe = pairs_describe,
                    .finish = pairs_finish,
-                   .free = pairs_free,
-                   .metric_names = {"bleu", "exact"}};
-    s->decodes = def->mt_encode && def->mt_step; // else loss only (a model without the decoding calls)
-    t->n_metrics = s->decodes ? 2 : 0;
+                   .free = pairs_free};
+    t->n_metrics = tz_task_metrics(def, t->metric_names);
+    s->decodes = t->n_metrics > 0; // else loss only (a model without the decoding calls)
     t->model = def->mt_create(c, s->data.src_vocab.size, s->data.tgt_vocab.size, a->P, a->rng);
     tz_pairs_train_batcher(&s->tb, &s->data, s->B, bucket < 1 ? 1 : bucket > INT_MAX ? INT_MAX : (int)bucket, seed + 1);
     // Validation on the first pairs whose targets hold eval_tokens tokens (0: all of them).

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "corpus.h"
 #include "gemm.h"
 #include "nn.h"
 
@@ -144,33 +145,22 @@ static opts parse(int argc, char **argv) {
     return o;
 }
 
-// The corpus as ids of its distinct bytes (sorted), *n of them; *V the vocabulary size.
+// The corpus as the trainer's char tokens, *n of them; *V the vocabulary size: its distinct bytes
+// in byte order, learned on the whole text ([data] split = 1: the probe's held-out 10 % is cut
+// from these ids in main, and its characters are in the vocabulary).
 static int *read_corpus(const char *path, long *n, int *V) {
-    FILE *f = fopen(path, "rb");
-    if (!f) tz_fail("gradient-flow: cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    if (len <= 0) {
-        fclose(f);
-        tz_fail("gradient-flow: %s is empty or cannot be read", path);
-    }
-    unsigned char *text = xmalloc((size_t)len);
-    if (fread(text, 1, (size_t)len, f) != (size_t)len) {
-        fclose(f);
-        free(text);
-        tz_fail("gradient-flow: cannot read %s", path);
-    }
-    fclose(f);
-    int id[256], v = 0;
-    for (int c = 0; c < 256; c++) id[c] = -1;
-    for (long i = 0; i < len; i++) id[text[i]] = 0;
-    for (int c = 0; c < 256; c++)
-        if (id[c] == 0) id[c] = v++;
-    int *ids = xmalloc(sizeof(int) * (size_t)len);
-    for (long i = 0; i < len; i++) ids[i] = id[text[i]];
-    free(text);
-    *n = len, *V = v;
+    static cfg c; // a cfg is large: not on the stack
+    const cfg_key *const schema[] = {tz_data_keys};
+    cfg_init(&c, schema, 1);
+    snprintf(c.path, sizeof c.path, "gradient-flow");
+    cfg_set(&c, "data", "path", path, "command line");
+    cfg_set(&c, "data", "split", "1", "gradient-flow");
+    tz_corpus corpus;
+    tz_corpus_load(&corpus, &c, NULL);
+    int *ids = corpus.ids[SPLIT_TRAIN];
+    corpus.ids[SPLIT_TRAIN] = NULL; // kept: the caller frees it
+    *n = corpus.n[SPLIT_TRAIN], *V = corpus.vocab.size;
+    tz_corpus_free(&corpus);
     return ids;
 }
 

@@ -65,7 +65,7 @@ static void *cfg_setup(const void *ctx, tz_params *P, tz_rng *r) {
     s->tok = xcalloc((size_t)B * (2 * T + S + 1), sizeof(int));
     s->x_ = s->tok, s->y_ = s->x_ + B * T, s->src = s->y_ + B * T, s->src_len = s->src + B * S;
     if (!x->def->pairs) {
-        s->m = x->def->create(&x->c, x->V, P, r);
+        s->m = x->def->create(&x->c, x->V, x->T, P, r);
         for (int i = 0; i < B * T; i++) s->x_[i] = (int)tz_rng_below(r, x->V), s->y_[i] = (int)tz_rng_below(r, x->V);
         return s;
     }

@@ -26,7 +26,7 @@ static void *model_setup(tz_params *P, tz_rng *r, const char *type, const char *
     cfg_override(&s->c, buf, 0);
     cfg_override(&s->c, "data.path=unused", 0);
     for (int i = 0; over[i]; i++) cfg_override(&s->c, over[i], i + 1);
-    s->m = s->def->create(&s->c, V, P, r);
+    s->m = s->def->create(&s->c, V, cfg_int(&s->c, "train", "block"), P, r);
     for (int i = 0; i < B * T; i++) s->x[i] = (int)tz_rng_below(r, V), s->y[i] = (int)tz_rng_below(r, V);
     return s;
 }

@@ -158,6 +158,17 @@ static tz_tensor *ce_ignore_fw(tz_graph *g, void *st) { return tz_cross_entropy(
 static tz_tensor *ce_smooth_fw(tz_graph *g, void *st) {
     return tz_cross_entropy_smooth(g, IN(0), targets_padded, -100, 0.1);
 }
+static tz_tensor *ce_smooth_all_fw(tz_graph *g, void *st) { // every row counted, a large eps
+    return tz_cross_entropy_smooth(g, IN(0), targets, -100, 0.6);
+}
+// Logits made by an op: their gradient is fresh, so the loss stores it (the branch a model's
+// loss takes) instead of adding to a parameter's.
+static tz_tensor *ce_fresh_fw(tz_graph *g, void *st) {
+    return tz_cross_entropy(g, tz_scale(g, IN(0), 1.5), targets_padded, -100);
+}
+static tz_tensor *ce_smooth_fresh_fw(tz_graph *g, void *st) {
+    return tz_cross_entropy_smooth(g, tz_scale(g, IN(0), 1.5), targets_padded, -100, 0.1);
+}
 
 static void *table_setup(tz_params *P, tz_rng *r) {
     ins *s = NULL;
@@ -251,6 +262,9 @@ const tz_check tz_op_checks[] = {
     CHECK("op/cross_entropy", logits_setup, ce_fw),
     CHECK("op/cross_entropy_ignore", logits_setup, ce_ignore_fw),
     CHECK("op/cross_entropy_smooth", logits_setup, ce_smooth_fw),
+    CHECK("op/cross_entropy_smooth_all", logits_setup, ce_smooth_all_fw),
+    CHECK("op/cross_entropy_fresh", logits_setup, ce_fresh_fw),
+    CHECK("op/cross_entropy_smooth_fresh", logits_setup, ce_smooth_fresh_fw),
     CHECK("op/embedding", table_setup, embedding_fw),
     CHECK("op/layernorm", layernorm_setup, layernorm_fw),
     CHECK("op/layernorm_plain", layernorm_setup, layernorm_plain_fw),

@@ -79,7 +79,10 @@ static void note(tz_check_result *r, const tz_check_opts *o, double tol, const t
     else snprintf(where, sizeof where, "random direction %ld over all parameters", idx);
     if (o->report && !(err <= tol))
         fprintf(o->report, "  FAIL %s: numeric %.10g analytic %.10g rel_err %.2e\n", where, num, ana, err);
-    if (err <= r->max_err && r->checked > 1) return;
+    // NaN (an analytic gradient left unwritten: the float64 build fills fresh buffers with NaN)
+    // is the worst error and stays so: compared with <=, a later finite error replaced it.
+    int worse = r->checked == 1 || err > r->max_err || (isnan(err) && !isnan(r->max_err));
+    if (!worse) return;
     r->max_err = err;
     r->worst = idx;
     r->numeric = num;
