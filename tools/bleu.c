@@ -65,17 +65,6 @@ static void free_lines(char **lines, long n) {
     free(lines);
 }
 
-// Tokens of a line (runs of non-blanks; the sources are the model's own tokenisation).
-static int tokens(const char *s) {
-    int n = 0;
-    for (int in = 0; *s; s++) {
-        int blank = *s == ' ' || *s == '\t' || *s == '\r' || *s == '\n' || *s == '\v' || *s == '\f';
-        n += !blank && !in;
-        in = !blank;
-    }
-    return n;
-}
-
 // "5,10,15,30": strictly increasing whole numbers >= 1; returns how many (exits 2 if malformed).
 static int parse_buckets(const char *s, int *upper) {
     int n = 0;
@@ -146,7 +135,7 @@ int main(int argc, char **argv) {
     for (long i = 0; i < n_ref; i++) {
         tz_bleu_add_text(&all, hyp[i], ref[i]);
         if (!src) continue;
-        int len = tokens(src[i]), k = 0;
+        int len = tz_bleu_words(src[i]), k = 0;
         while (k < nb && len > upper[k]) k++;
         tz_bleu_add_text(&by[k], hyp[i], ref[i]);
         count[k]++;

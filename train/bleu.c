@@ -78,7 +78,7 @@ typedef struct {
     int len, side, pos;
 } word;
 
-// Splits text into words (appending to w); returns how many.
+// Splits text into words (appending to w, unless w is NULL: only counting); returns how many.
 static int split(const char *text, int side, word *w) {
     const unsigned char *s = (const unsigned char *)text;
     int k = 0;
@@ -90,11 +90,13 @@ static int split(const char *text, int side, word *w) {
         }
         const unsigned char *b = s;
         while (*s && !space_at(s)) s++;
-        w[k] = (word){(const char *)b, (int)(s - b), side, k};
+        if (w) w[k] = (word){(const char *)b, (int)(s - b), side, k};
         k++;
     }
     return k;
 }
+
+int tz_bleu_words(const char *text) { return split(text, 0, NULL); }
 
 static int word_cmp(const void *a, const void *b) {
     const word *x = a, *y = b;

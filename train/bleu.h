@@ -17,6 +17,8 @@ typedef struct tz_bleu_stats {
 // Adds one sentence: hypothesis ids (hyp_n) against its reference ids (ref_n).
 void tz_bleu_add(tz_bleu_stats *s, const int *hyp, int hyp_n, const int *ref, int ref_n);
 // Adds one sentence given as text (tokens separated by whitespace).
+// The words of text as tz_bleu_add_text splits it (Python's str.split()).
+int tz_bleu_words(const char *text);
 void tz_bleu_add_text(tz_bleu_stats *s, const char *hyp, const char *ref);
 // BLEU in [0, 100]. precisions (TZ_BLEU_N, percent, smoothed as sacreBLEU reports them) and bp
 // may be NULL.
