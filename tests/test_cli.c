@@ -1,6 +1,7 @@
 // The trainer and sampler as a user runs them: a tiny run with --json, resume, Ctrl-C, and the
 // one-line errors for bad input (exit status != 0, nothing already saved lost).
 #include <criterion/criterion.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -555,4 +556,30 @@ Test(cli, time_limit_stops_validates_and_saves) {
     cr_assert_geq(field(out, "summary", "wall_s"), 1.5);
     cr_assert_eq(run("rev.cfg train.out_dir=run2 train.time_limit=-1", &out, &err), 1);
     cr_assert(strstr(err, "time_limit"), "%s", err);
+}
+
+// A language model's [data] test is evaluated once, at the end, with the final weights: given the
+// validation text as its test text it gives the last validation's loss (train.final = last) or
+// the best one's (final = best), over the same positions. Too short a test text fails up front.
+Test(cli, the_test_split_is_evaluated_with_the_final_weights) {
+    write_cfg("gru.cfg", gru_cfg);
+    cr_assert_eq(sh("head -n 60 tiny.txt > v.txt && head -n 1 tiny.txt | cut -c1-9 > short.txt"), 0);
+    char *out, *err;
+    const char *finals[] = {"last", "best"};
+    for (int i = 0; i < 2; i++) {
+        char args[256];
+        snprintf(args, sizeof args, "gru.cfg --json data.valid=v.txt data.test=v.txt train.final=%s train.out_dir=%s",
+                 finals[i], finals[i]);
+        cr_assert_eq(run(args, &out, &err), 0, "%s", err);
+        double val = field(out, "summary", i ? "best_val_loss" : "final_val_loss");
+        cr_assert_float_eq(field(out, "summary", "test_loss"), val, 2e-6, "%s: test %g, val %g", args,
+                           field(out, "summary", "test_loss"), val);
+        cr_assert_eq(field(out, "summary", "test_tokens"), field(out, "val", "val_count"));
+        cr_assert_float_eq(field(out, "summary", "test_ppl"), exp(val), 1e-3 * exp(val));
+    }
+    cr_assert_eq(run("gru.cfg data.valid=v.txt data.test=v.txt train.out_dir=text", &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "test: 1248 tokens, loss "), "%s", out); // v.txt's 1,249 characters predict 1,248
+    cr_assert(strstr(out, ", perplexity "), "%s", out);
+    cr_assert_eq(run("gru.cfg data.test=short.txt train.out_dir=short", &out, &err), 1);
+    cr_assert(strstr(err, "[data] test has 10 tokens, fewer than one block of 16 + 1"), "%s", err);
 }

@@ -64,12 +64,11 @@ static void lm_next(tz_task *t, tz_batch *b) {
 // streaming model runs fewer streams when the text is too short for B full-length ones. The
 // training state is kept: the carried recurrent state is copied aside and put back and the
 // training batch size restored, so training continues mid-stream as if no validation had run.
-static void lm_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
+// One pass over the first n tokens of ids (a split) without gradients, as B streams (or windows).
+static void eval_tokens(tz_task *t, tz_graph *g, const int *ids, long n, tz_eval *e) {
     lm_task *s = t->self;
     const tz_model_def *def = t->def;
     void *m = t->model;
-    const int *ids = s->corpus.ids[SPLIT_VAL];
-    long n = s->eval_n;
     int B = s->B, T = s->T;
     if (def->stream && (n - 1) / B < T) B = (int)((n - 1) / T); // fewer, full-length streams
     if (s->kept) memcpy(s->kept, def->carried(m, &s->n_carried), sizeof(real) * s->n_carried);
@@ -102,6 +101,11 @@ static void lm_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
     double sums[2] = {total, (double)count};
     dist_sum(sums, 2); // over the ranks' rows
     e->sum_loss = sums[0], e->count = (long)sums[1];
+}
+
+static void lm_evaluate(tz_task *t, tz_graph *g, tz_eval *e) {
+    lm_task *s = t->self;
+    eval_tokens(t, g, s->corpus.ids[SPLIT_VAL], s->eval_n, e);
 }
 
 static void lm_save_state(tz_task *t, tz_ckpt_meta *m) {
@@ -142,9 +146,18 @@ static void lm_sample(tz_task *t, long step, FILE *out) {
     if (s->kept) memcpy(t->def->carried(t->model, &s->n_carried), s->kept, sizeof(real) * s->n_carried);
 }
 
+// The test split (when [data] test names one), all of it, with the final weights: the figure to
+// hold against a paper's table (perplexity = e^loss).
 static void lm_finish(tz_task *t, tz_graph *g, FILE *out, FILE *json) {
-    (void)g;
     lm_task *s = t->self;
+    long n_test = s->corpus.n[SPLIT_TEST];
+    if (n_test >= 2) { // every rank takes part: the sums are over the ranks' rows
+        tz_eval e = {0};
+        eval_tokens(t, g, s->corpus.ids[SPLIT_TEST], n_test, &e);
+        double loss = e.count ? e.sum_loss / (double)e.count : NAN;
+        if (json) fprintf(json, ",\"test_loss\":%.6f,\"test_ppl\":%.4f,\"test_tokens\":%ld", loss, exp(loss), e.count);
+        else if (!dist_rank()) fprintf(out, "test: %ld tokens, loss %.4f, perplexity %.2f\n", e.count, loss, exp(loss));
+    }
     if (json || dist_rank()) return; // --json: nothing but JSON lines, no sample; rank 0 alone prints
     fprintf(out, "--- sample\n");
     print_sample(s, t, out);
@@ -205,6 +218,9 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
     if (s->eval_n - 1 < s->T)
         tz_fail("validation: %ld tokens are fewer than one block of %d + 1 ([train] eval_tokens, block)", s->eval_n,
                 s->T);
+    if (s->corpus.n[SPLIT_TEST] && s->corpus.n[SPLIT_TEST] - 1 < s->T) // else it fails after the training
+        tz_fail("%s: [data] test has %ld tokens, fewer than one block of %d + 1 ([train] block)", c->path,
+                s->corpus.n[SPLIT_TEST], s->T);
     // The saved configuration names the data by absolute paths: it must work from the run dir.
     for (int k = 0; k < N_SPLITS; k++) {
         const char *key = k == SPLIT_TRAIN ? "path" : k == SPLIT_VAL ? "valid" : "test";
