@@ -1,4 +1,4 @@
-// error.c: one-line errors and the handler that receives them.
+// error.c: one-line errors, the handler that receives them, and the checked allocators that end in one.
 #include "tz.h"
 
 #include <stdarg.h>
@@ -20,4 +20,22 @@ void tz_fail(const char *fmt, ...) {
     // The default, and the fallback for a handler that returns: one line and a non-zero exit.
     fprintf(stderr, "tapezoo: %s\n", last_msg);
     exit(1);
+}
+
+void *tz_malloc(size_t bytes, const char *who) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) tz_fail("%s: out of memory (%zu bytes)", who, bytes);
+    return p;
+}
+
+void *tz_calloc(size_t n, size_t size, const char *who) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) tz_fail("%s: out of memory (%zu x %zu bytes)", who, n, size);
+    return p;
+}
+
+void *tz_realloc(void *p, size_t bytes, const char *who) {
+    void *q = realloc(p, bytes ? bytes : 1);
+    if (!q) tz_fail("%s: out of memory (%zu bytes)", who, bytes);
+    return q;
 }

@@ -29,6 +29,12 @@ const char *tz_last_error(void);
 __attribute__((noreturn, format(printf, 1, 2)))
 #endif
 void tz_fail(const char *fmt, ...);
+// Checked allocation for memory that lives beyond a step (data, vocabularies, buffers): the
+// memory, or tz_fail("<who>: out of memory (<bytes> bytes)"). Zero bytes allocate one, so the
+// result is never NULL. calloc's is zeroed and checks n * size for overflow.
+void *tz_malloc(size_t bytes, const char *who);
+void *tz_calloc(size_t n, size_t size, const char *who);
+void *tz_realloc(void *p, size_t bytes, const char *who);
 
 // Seconds on the monotonic clock from an arbitrary start: for measuring time, never a date (the
 // one clock of the engine's profile and thread pool, the trainer and the benchmarks).

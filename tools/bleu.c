@@ -28,12 +28,6 @@ static void usage(FILE *f) {
                "  (and B_last+1 and longer when there are any); --json: one JSON object\n");
 }
 
-static void *xrealloc(void *p, size_t bytes) {
-    void *q = realloc(p, bytes ? bytes : 1);
-    if (!q) tz_fail("bleu: out of memory for %zu bytes", bytes);
-    return q;
-}
-
 // The lines of a file, without their line ends: *n lines, each malloc'd, in a malloc'd array.
 static char **read_lines(const char *path, FILE *f, long *n) {
     char **lines = NULL, *line = NULL;
@@ -43,7 +37,7 @@ static char **read_lines(const char *path, FILE *f, long *n) {
     while ((got = getline(&line, &cap, f)) >= 0) {
         if (memchr(line, 0, (size_t)got)) tz_fail("%s line %ld: a NUL byte (want text)", path, *n + 1);
         while (got && (line[got - 1] == '\n' || line[got - 1] == '\r')) line[--got] = 0;
-        if ((size_t)*n == have) have = have ? 2 * have : 1024, lines = xrealloc(lines, sizeof(char *) * have);
+        if ((size_t)*n == have) have = have ? 2 * have : 1024, lines = tz_realloc(lines, sizeof(char *) * have, "bleu");
         lines[(*n)++] = line;
         line = NULL, cap = 0;
     }

@@ -26,12 +26,6 @@ static void usage(FILE *f) {
                "  --attention FILE: with one sentence, writes its alignment matrix for tools/plot_attention.gp\n");
 }
 
-static void *xmalloc(size_t bytes) { // zeroed: small buffers, and gcc then sees them written
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p) tz_fail("translate: out of memory for %zu bytes", bytes);
-    return p;
-}
-
 static void bad_option(const char *fmt, const char *opt, const char *v) {
     fprintf(stderr, "translate: ");
     fprintf(stderr, fmt, opt, v);
@@ -70,7 +64,7 @@ typedef struct {
 static void encode(const tz_vocab *sv, const tz_prep *prep, const char *line, long lineno, int max_src, input *in) {
     size_t len = strlen(line), bad;
     while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
-    in->text = xmalloc(3 * len + 1);
+    in->text = tz_calloc(1, 3 * len + 1, "translate");
     if (tz_prep_sentence(prep, line, len, in->text, &bad) < 0)
         tz_fail("translate: input line %ld: invalid UTF-8 (or a NUL byte) at byte %zu", lineno, bad);
     in->ids = tz_pairs_encode(sv, in->text, &in->n); // unknown words become <unk>
@@ -82,8 +76,9 @@ static void encode(const tz_vocab *sv, const tz_prep *prep, const char *line, lo
 // word vocabulary: an unknown one is <unk> to the model) and the target words.
 static void write_attention(const char *path, const tz_vocab *sv, const tz_vocab *tv, const input *in, const tz_hyp *h,
                             const char *model) {
-    const char **src = xmalloc(sizeof(char *) * (in->n + 1)), **tgt = xmalloc(sizeof(char *) * (h->len + 1));
-    char *words = xmalloc(strlen(in->text) + 1), *w = words;
+    const char **src = tz_calloc(1, sizeof(char *) * (in->n + 1), "translate"),
+               **tgt = tz_calloc(1, sizeof(char *) * (h->len + 1), "translate");
+    char *words = tz_calloc(1, strlen(in->text) + 1, "translate"), *w = words;
     strcpy(words, in->text);
     for (int j = 0; j < in->n; j++) {
         if (sv->kind == TOK_WORD) {
@@ -138,9 +133,9 @@ static void print_hyps(const tz_decode_opts *o, const tz_vocab *tv, const tz_hyp
 
 static void flush_chunk(const tz_model_def *def, void *m, const tz_decode_opts *o, const tz_vocab *tv, input *in,
                         int n) {
-    const int **src = xmalloc(sizeof(int *) * n);
-    int *len = xmalloc(sizeof(int) * n);
-    tz_hyp *h = xmalloc(sizeof(tz_hyp) * (size_t)n * o->n_best);
+    const int **src = tz_calloc(1, sizeof(int *) * n, "translate");
+    int *len = tz_calloc(1, sizeof(int) * n, "translate");
+    tz_hyp *h = tz_calloc(1, sizeof(tz_hyp) * (size_t)n * o->n_best, "translate");
     for (int i = 0; i < n; i++) src[i] = in[i].ids, len[i] = in[i].n;
     tz_translate(def, m, o, src, len, n, h);
     print_hyps(o, tv, h, n);
@@ -219,7 +214,7 @@ int main(int argc, char **argv) {
         if (attn_path) {
             if (in.n == 0) tz_fail("translate: --attention: the sentence is empty");
             o.attention = 1;
-            tz_hyp *h = xmalloc(sizeof(tz_hyp) * o.n_best);
+            tz_hyp *h = tz_calloc(1, sizeof(tz_hyp) * o.n_best, "translate");
             const int *src[] = {in.ids};
             tz_translate(def, m, &o, src, &in.n, 1, h);
             if (!h[0].attn) tz_fail("translate: model %s has no attention to draw", def->name);
@@ -232,7 +227,7 @@ int main(int argc, char **argv) {
         FILE *f = file ? fopen(file, "r") : stdin;
         if (!f) tz_fail("translate: cannot read %s", file);
         int chunk = !file && isatty(0) ? 1 : CHUNK, n = 0;
-        input *in = xmalloc(sizeof(input) * chunk);
+        input *in = tz_calloc(1, sizeof(input) * chunk, "translate");
         char *line = NULL;
         size_t cap = 0;
         long lineno = 0;

@@ -7,12 +7,6 @@
 
 #include "tz.h"
 
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) tz_fail("bleu: out of memory for %zu bytes", bytes);
-    return p;
-}
-
 // An n-gram: where it starts and its order (the order rides along so qsort needs no context).
 typedef struct {
     const int *p;
@@ -37,7 +31,8 @@ static int grams(const int *ids, int len, int n, gram *out) {
 void tz_bleu_add(tz_bleu_stats *s, const int *hyp, int hyp_n, const int *ref, int ref_n) {
     s->hyp_len += hyp_n;
     s->ref_len += ref_n; // one reference: it is the closest
-    gram *h = xmalloc(sizeof(gram) * (size_t)(hyp_n + 1)), *r = xmalloc(sizeof(gram) * (size_t)(ref_n + 1));
+    gram *h = tz_malloc(sizeof(gram) * (size_t)(hyp_n + 1), "bleu"),
+         *r = tz_malloc(sizeof(gram) * (size_t)(ref_n + 1), "bleu");
     for (int n = 1; n <= TZ_BLEU_N; n++) {
         int nh = grams(hyp, hyp_n, n, h), nr = grams(ref, ref_n, n, r);
         s->total[n - 1] += nh;
@@ -107,9 +102,9 @@ static int word_cmp(const void *a, const void *b) {
 void tz_bleu_add_text(tz_bleu_stats *s, const char *hyp, const char *ref) {
     // Words become ids local to this pair (equal text, equal id): sort all words, number the runs.
     size_t cap = strlen(hyp) / 2 + strlen(ref) / 2 + 2;
-    word *w = xmalloc(sizeof(word) * cap);
+    word *w = tz_malloc(sizeof(word) * cap, "bleu");
     int nh = split(hyp, 0, w), nr = split(ref, 1, w + nh), n = nh + nr;
-    int *ids = xmalloc(sizeof(int) * (size_t)(n + 1));
+    int *ids = tz_malloc(sizeof(int) * (size_t)(n + 1), "bleu");
     qsort(w, n, sizeof *w, word_cmp);
     for (int i = 0, id = 0; i < n; i++) {
         if (i && word_cmp(&w[i - 1], &w[i])) id++;
@@ -156,7 +151,7 @@ double tz_bleu_corpus_text(const char *const *hyp, const char *const *ref, int n
 
 void tz_bleu_by_length(const int *src_n, const int *const *hyp, const int *hyp_n, const int *const *ref,
                        const int *ref_n, int n, const int *upper, int n_buckets, double *score, int *count) {
-    tz_bleu_stats *s = xmalloc(sizeof *s * (size_t)n_buckets);
+    tz_bleu_stats *s = tz_malloc(sizeof *s * (size_t)n_buckets, "bleu");
     memset(s, 0, sizeof *s * (size_t)n_buckets);
     for (int k = 0; k < n_buckets; k++) count[k] = 0;
     for (int i = 0; i < n; i++) {

@@ -6,19 +6,13 @@
 #include "synth.h"
 #include "tz.h"
 
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) tz_fail("pair batcher: out of memory (%zu bytes)", bytes);
-    return p;
-}
-
 static void alloc_buffers(tz_pair_batcher *b, int S, int T) {
     if (b->B < 1) tz_fail("pair batcher: a batch of %d pairs (want >= 1)", b->B);
     b->cap_S = S > 0 ? S : 1, b->cap_T = T > 0 ? T : 1;
-    b->src = xmalloc(sizeof(int) * b->B * b->cap_S);
-    b->src_len = xmalloc(sizeof(int) * b->B);
-    b->x = xmalloc(sizeof(int) * b->B * b->cap_T);
-    b->y = xmalloc(sizeof(int) * b->B * b->cap_T);
+    b->src = tz_malloc(sizeof(int) * b->B * b->cap_S, "pair batcher");
+    b->src_len = tz_malloc(sizeof(int) * b->B, "pair batcher");
+    b->x = tz_malloc(sizeof(int) * b->B * b->cap_T, "pair batcher");
+    b->y = tz_malloc(sizeof(int) * b->B * b->cap_T, "pair batcher");
 }
 
 void tz_pair_batcher_init(tz_pair_batcher *b, const tz_pairset *set, int B, int bucket, uint64_t seed) {
@@ -28,8 +22,8 @@ void tz_pair_batcher_init(tz_pair_batcher *b, const tz_pairset *set, int B, int 
     if (set->n < B)
         tz_fail("pairs: the training split has %ld pairs, fewer than one batch of %d ([train] batch)", set->n, B);
     b->per_epoch = set->n / B;
-    b->order = xmalloc(sizeof(long) * b->per_epoch * B);
-    b->batches = xmalloc(sizeof(long) * b->per_epoch);
+    b->order = tz_malloc(sizeof(long) * b->per_epoch * B, "pair batcher");
+    b->batches = tz_malloc(sizeof(long) * b->per_epoch, "pair batcher");
     alloc_buffers(b, set->max_src, set->max_tgt + 1);
 }
 
@@ -63,7 +57,8 @@ static void plan(tz_pair_batcher *b, long epoch) {
     long n = s->n, used = b->per_epoch * b->B, pool = (long)b->bucket * b->B;
     tz_rng r;
     seed_for(&r, b->seed, epoch, 0x5041495253ull); // "PAIRS"
-    long *perm = xmalloc(sizeof(long) * n), *key = xmalloc(sizeof(long) * (pool < used ? pool : used));
+    long *perm = tz_malloc(sizeof(long) * n, "pair batcher"),
+         *key = tz_malloc(sizeof(long) * (pool < used ? pool : used), "pair batcher");
     for (long i = 0; i < n; i++) perm[i] = i;
     for (long i = n - 1; i > 0; i--) {
         long j = tz_rng_below(&r, (uint32_t)(i + 1)), t = perm[i];

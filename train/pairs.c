@@ -40,12 +40,6 @@ const cfg_key tz_pair_keys[] = {
     {0},
 };
 
-static void *xrealloc(void *p, size_t bytes) {
-    void *q = realloc(p, bytes ? bytes : 1);
-    if (!q) tz_fail("pairs: out of memory (%zu bytes)", bytes);
-    return q;
-}
-
 tz_data_kind tz_data_kind_of(const cfg *c) {
     static const char *names[] = {"text", "pairs", "reverse", "copy"};
     const char *k = cfg_str(c, "data", "kind");
@@ -66,10 +60,10 @@ void tz_pairs_cfg_resolve(cfg *c) {
 // Sentences and sets of pairs.
 
 void tz_sents_add(tz_sents *s, const char *sent, size_t len) {
-    if (s->n + 1 >= s->cap) s->off = xrealloc(s->off, sizeof(long) * (s->cap = 2 * s->cap + 256));
+    if (s->n + 1 >= s->cap) s->off = tz_realloc(s->off, sizeof(long) * (s->cap = 2 * s->cap + 256), "pairs");
     if (s->len + len + 1 > (size_t)s->text_cap) {
         while (s->len + len + 1 > (size_t)s->text_cap) s->text_cap = 2 * s->text_cap + 4096;
-        s->text = xrealloc(s->text, s->text_cap);
+        s->text = tz_realloc(s->text, s->text_cap, "pairs");
     }
     s->off[s->n++] = s->len;
     memcpy(s->text + s->len, sent, len);
@@ -86,7 +80,7 @@ void tz_sents_free(tz_sents *s) {
 static void push_ids(int **ids, long *cap, long at, const int *src, int n) {
     if (at + n > *cap) {
         while (at + n > *cap) *cap = 2 * *cap + 1024;
-        *ids = xrealloc(*ids, sizeof(int) * *cap);
+        *ids = tz_realloc(*ids, sizeof(int) * *cap, "pairs");
     }
     memcpy(*ids + at, src, sizeof(int) * n);
 }
@@ -95,8 +89,8 @@ void tz_pairset_add(tz_pairset *s, const int *src, int ns, const int *tgt, int n
                     const char *tgt_text) {
     if (s->n + 2 > s->off_cap) {
         s->off_cap = 2 * s->off_cap + 256;
-        s->src_off = xrealloc(s->src_off, sizeof(long) * s->off_cap);
-        s->tgt_off = xrealloc(s->tgt_off, sizeof(long) * s->off_cap);
+        s->src_off = tz_realloc(s->src_off, sizeof(long) * s->off_cap, "pairs");
+        s->tgt_off = tz_realloc(s->tgt_off, sizeof(long) * s->off_cap, "pairs");
         if (s->n == 0) s->src_off[0] = s->tgt_off[0] = 0;
     }
     long a = s->src_off[s->n], b = s->tgt_off[s->n];
@@ -286,7 +280,7 @@ static void parse(tz_pair_text *out, const char *name, const char *data, size_t 
         }
         tz_sents_add(&t.src, a, strlen(a));
         tz_sents_add(&t.tgt, b, strlen(b));
-        if (t.st.kept == line_cap) t.line = xrealloc(t.line, sizeof(long) * (line_cap = 2 * line_cap + 256));
+        if (t.st.kept == line_cap) t.line = tz_realloc(t.line, sizeof(long) * (line_cap = 2 * line_cap + 256), "pairs");
         t.line[t.st.kept++] = line;
     }
     free(a), free(b);
@@ -332,7 +326,7 @@ static int by_count(const void *x, const void *y) {
 static void build_words(tz_vocab *v, const tz_sents *s, int min_count) {
     tz_vocab all = {.unk = -1, .eos = -1};
     long *count = NULL, cap = 0;
-    char *word = xrealloc(NULL, s->len + 1); // room for the longest token
+    char *word = tz_realloc(NULL, s->len + 1, "pairs"); // room for the longest token
     for (long i = 0; i < s->n; i++) {
         const char *w = tz_sent(s, i);
         while (*w) {
@@ -343,14 +337,14 @@ static void build_words(tz_vocab *v, const tz_sents *s, int min_count) {
             int id = tz_vocab_find(&all, word);
             if (id < 0) {
                 id = tz_vocab_add_token(&all, word);
-                if (id >= cap) count = xrealloc(count, sizeof(long) * (cap = 2 * cap + 1024));
+                if (id >= cap) count = tz_realloc(count, sizeof(long) * (cap = 2 * cap + 1024), "pairs");
                 count[id] = 0;
             }
             count[id]++;
             w += n + (e != NULL);
         }
     }
-    int *order = xrealloc(NULL, sizeof(int) * (all.size + 1));
+    int *order = tz_realloc(NULL, sizeof(int) * (all.size + 1), "pairs");
     for (int i = 0; i < all.size; i++) order[i] = i;
     sort_counts = count;
     qsort(order, all.size, sizeof *order, by_count);
@@ -369,7 +363,7 @@ void tz_bpe_learn(tz_vocab *v, const char *text, size_t len, int merges); // bpe
 
 // BPE vocabulary of one side: the specials, the bytes of the training sentences, the merges.
 static void build_bpe(tz_vocab *v, const tz_sents *s, int merges) {
-    char *text = xrealloc(NULL, s->len + 1);
+    char *text = tz_realloc(NULL, s->len + 1, "pairs");
     for (long i = 0; i < s->len; i++) text[i] = s->text[i] ? s->text[i] : '\n'; // one sentence a line
     text[s->len] = 0;
     add_specials(v, TOK_BPE);
@@ -429,7 +423,7 @@ void tz_pairs_build(tz_pairs *p, tz_pair_text *t, const tz_pairs_opts *o, const 
     // Group the pairs by source sentence (a string set: ids in order of first appearance).
     tz_vocab groups = {.unk = -1, .eos = -1};
     long n = t->src.n;
-    int *group = xrealloc(NULL, sizeof(int) * (n + 1));
+    int *group = tz_realloc(NULL, sizeof(int) * (n + 1), "pairs");
     for (long i = 0; i < n; i++) {
         const char *s = tz_sent(&t->src, i);
         int g = tz_vocab_find(&groups, s);
@@ -447,7 +441,7 @@ void tz_pairs_build(tz_pairs *p, tz_pair_text *t, const tz_pairs_opts *o, const 
         free(group);
         tz_fail("pairs: %ld distinct sources are too few to split %g / %g / %g", G, o->split, o->val_split, test_frac);
     }
-    int *perm = xrealloc(NULL, sizeof(int) * G), *split_of = xrealloc(NULL, sizeof(int) * G);
+    int *perm = tz_realloc(NULL, sizeof(int) * G, "pairs"), *split_of = tz_realloc(NULL, sizeof(int) * G, "pairs");
     for (long g = 0; g < G; g++) perm[g] = (int)g;
     tz_rng r;
     tz_rng_seed(&r, o->seed);

@@ -11,12 +11,6 @@
 
 #define LEN_CAP 4096 // the longest target a decode may make, whatever a and b say
 
-static void *xmalloc(size_t bytes) { // zeroed (and gcc then sees the buffers written)
-    void *p = calloc(1, bytes ? bytes : 1);
-    if (!p) tz_fail("translate: out of memory for %zu bytes", bytes);
-    return p;
-}
-
 tz_decode_opts tz_decode_defaults(void) {
     return (tz_decode_opts){.beam = 5, .alpha = 0.6, .n_best = 1, .max_len_a = 2, .max_len_b = 10, .batch = 64};
 }
@@ -61,25 +55,25 @@ static void decoder_init(decoder *d, const tz_model_def *def, void *m, const tz_
     memset(d, 0, sizeof *d);
     d->def = def, d->m = m, d->o = o, d->B = B, d->K = o->beam, d->T = T, d->S = S;
     size_t rows = (size_t)B * o->beam, nb = (size_t)B * o->n_best;
-    d->src = xmalloc(sizeof(int) * B * S);
-    d->len = xmalloc(sizeof(int) * B);
-    d->lmax = xmalloc(sizeof(int) * B);
-    d->done = xmalloc(sizeof(int) * B);
-    d->pool_n = xmalloc(sizeof(int) * B);
-    d->prev = xmalloc(sizeof(int) * rows);
-    d->parent = xmalloc(sizeof(int) * rows);
-    d->score = xmalloc(sizeof(double) * rows);
-    d->nscore = xmalloc(sizeof(double) * rows);
-    d->lse = xmalloc(sizeof(double) * rows);
-    d->tok = xmalloc(sizeof(int) * rows * T);
-    d->ntok = xmalloc(sizeof(int) * rows * T);
-    d->pool = xmalloc(sizeof(finished) * nb);
-    d->pool_tok = xmalloc(sizeof(int) * nb * T);
-    d->heap = xmalloc(sizeof(cand) * o->beam);
+    d->src = tz_calloc(1, sizeof(int) * B * S, "translate");
+    d->len = tz_calloc(1, sizeof(int) * B, "translate");
+    d->lmax = tz_calloc(1, sizeof(int) * B, "translate");
+    d->done = tz_calloc(1, sizeof(int) * B, "translate");
+    d->pool_n = tz_calloc(1, sizeof(int) * B, "translate");
+    d->prev = tz_calloc(1, sizeof(int) * rows, "translate");
+    d->parent = tz_calloc(1, sizeof(int) * rows, "translate");
+    d->score = tz_calloc(1, sizeof(double) * rows, "translate");
+    d->nscore = tz_calloc(1, sizeof(double) * rows, "translate");
+    d->lse = tz_calloc(1, sizeof(double) * rows, "translate");
+    d->tok = tz_calloc(1, sizeof(int) * rows * T, "translate");
+    d->ntok = tz_calloc(1, sizeof(int) * rows * T, "translate");
+    d->pool = tz_calloc(1, sizeof(finished) * nb, "translate");
+    d->pool_tok = tz_calloc(1, sizeof(int) * nb * T, "translate");
+    d->heap = tz_calloc(1, sizeof(cand) * o->beam, "translate");
     if (o->attention) {
-        d->hist = xmalloc(sizeof(real) * rows * T * S);
-        d->nhist = xmalloc(sizeof(real) * rows * T * S);
-        d->pool_attn = xmalloc(sizeof(real) * nb * T * S);
+        d->hist = tz_calloc(1, sizeof(real) * rows * T * S, "translate");
+        d->nhist = tz_calloc(1, sizeof(real) * rows * T * S, "translate");
+        d->pool_attn = tz_calloc(1, sizeof(real) * nb * T * S, "translate");
     }
 }
 
@@ -251,11 +245,11 @@ static void decode_batch(decoder *d, tz_graph *g, const int *const *src, const i
             if (k >= d->pool_n[b]) continue;
             const finished *f = &d->pool[(size_t)b * o->n_best + k];
             h->len = f->len, h->logp = f->logp, h->score = f->score;
-            h->ids = xmalloc(sizeof(int) * (f->len + 1));
+            h->ids = tz_calloc(1, sizeof(int) * (f->len + 1), "translate");
             memcpy(h->ids, d->pool_tok + (size_t)f->slot * d->T, sizeof(int) * f->len);
             if (d->pool_attn && d->got_attn) { // (len + 1, src_len) out of the batch's (T, S) rows
                 int n = d->len[b];
-                h->attn = xmalloc(sizeof(real) * (f->len + 1) * n);
+                h->attn = tz_calloc(1, sizeof(real) * (f->len + 1) * n, "translate");
                 for (int i = 0; i <= f->len; i++)
                     memcpy(h->attn + (size_t)i * n, d->pool_attn + (size_t)f->slot * d->T * d->S + (size_t)i * S,
                            sizeof(real) * n);
@@ -280,14 +274,14 @@ void tz_translate(const tz_model_def *def, void *m, const tz_decode_opts *o, con
                 "batch >= 1, alpha >= 0",
                 o->beam, o->n_best, o->batch, o->alpha);
     // Sources by length, so a batch pads little and stops early; empty ones need no model.
-    by_len *order = xmalloc(sizeof(by_len) * (size_t)(n + 1));
+    by_len *order = tz_calloc(1, sizeof(by_len) * (size_t)(n + 1), "translate");
     int m_n = 0, T = 1, S = 1;
     for (int i = 0; i < n; i++) {
         if (src_len[i] < 0) tz_fail("translate: source %d has length %d", i, src_len[i]);
         if (src_len[i] == 0) {
             for (int k = 0; k < o->n_best; k++)
                 out[(size_t)i * o->n_best + k] = (tz_hyp){.len = k ? -1 : 0,
-                                                          .ids = k ? NULL : xmalloc(sizeof(int)),
+                                                          .ids = k ? NULL : tz_calloc(1, sizeof(int), "translate"),
                                                           .logp = k ? -INFINITY : 0,
                                                           .score = k ? -INFINITY : 0};
             continue;
@@ -298,7 +292,7 @@ void tz_translate(const tz_model_def *def, void *m, const tz_decode_opts *o, con
     }
     qsort(order, m_n, sizeof *order, by_len_cmp);
     int B = o->batch < m_n ? o->batch : m_n > 0 ? m_n : 1;
-    int *idx = xmalloc(sizeof(int) * B);
+    int *idx = tz_calloc(1, sizeof(int) * B, "translate");
     decoder d;
     decoder_init(&d, def, m, o, B, T, S);
     tz_graph own, *g = o->graph ? o->graph : &own;

@@ -56,12 +56,6 @@ typedef struct {
     int V, E, H;
 } model;
 
-static void *xmalloc(size_t bytes) {
-    void *p = malloc(bytes ? bytes : 1);
-    if (!p) tz_fail("gradient-flow: out of memory (%zu bytes)", bytes);
-    return p;
-}
-
 static void usage(void) {
     fprintf(stderr,
             "usage: gradient-flow CORPUS --cell rnn|lstm|gru [--init uniform|orthogonal] [--clip C] [--steps N]\n"
@@ -268,7 +262,7 @@ static void selftest(tz_graph *g, tz_params *P, const model *m, const int *x, co
         tz_tensor *l = way ? probe_loss_fused(g, m, e, y) : probe_loss_steps(g, m, e, y, steps);
         tz_backward(g, l);
         loss[way] = l->data[0];
-        dx[way] = xmalloc(sizeof(real) * (size_t)e->n);
+        dx[way] = tz_malloc(sizeof(real) * (size_t)e->n, "gradient-flow");
         memcpy(dx[way], e->grad, sizeof(real) * (size_t)e->n);
     }
     size_t n = (size_t)T * B * m->E;
@@ -311,8 +305,9 @@ int main(int argc, char **argv) {
 
     // The probe windows: W fixed windows of K+1 characters from the held-out 10 %, evenly spaced.
     int W = o.windows;
-    const int **pw = xmalloc(sizeof *pw * (size_t)(W > o.batch ? W : o.batch));
-    int *px = xmalloc(sizeof(int) * (size_t)(K * W)), *py = xmalloc(sizeof(int) * (size_t)W);
+    const int **pw = tz_malloc(sizeof *pw * (size_t)(W > o.batch ? W : o.batch), "gradient-flow");
+    int *px = tz_malloc(sizeof(int) * (size_t)(K * W), "gradient-flow"),
+        *py = tz_malloc(sizeof(int) * (size_t)W, "gradient-flow");
     for (int w = 0; w < W; w++) pw[w] = ids + cut + (long)w * (n - cut - K - 1) / W;
     for (int w = 0; w < W; w++) {
         for (int t = 0; t < K; t++) px[t * W + w] = pw[w][t];
@@ -320,9 +315,10 @@ int main(int argc, char **argv) {
     }
     if (o.selftest) selftest(&g, &P, &m, px, py, W, (int)K);
 
-    double *norms = xmalloc(sizeof(double) * (size_t)(K * o.n_probe)), probe_loss[MAX_PROBES];
+    double *norms = tz_malloc(sizeof(double) * (size_t)(K * o.n_probe), "gradient-flow"), probe_loss[MAX_PROBES];
     int done_probes = 0;
-    int *x = xmalloc(sizeof(int) * (size_t)(T * o.batch)), *y = xmalloc(sizeof(int) * (size_t)(T * o.batch));
+    int *x = tz_malloc(sizeof(int) * (size_t)(T * o.batch), "gradient-flow"),
+        *y = tz_malloc(sizeof(int) * (size_t)(T * o.batch), "gradient-flow");
     double max_norm = 0, sum = 0, curve[4096];
     int n_curve = 0, clipped = 0, diverged = -1, in_sum = 0;
     // Every 50 steps (short runs: 20 points; long ones: at most 4000).

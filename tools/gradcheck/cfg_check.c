@@ -41,12 +41,6 @@ static int has_key(const cfg *c, const char *section, const char *key) {
     return 0;
 }
 
-static void *xcalloc(size_t n, size_t size) {
-    void *p = calloc(n ? n : 1, size);
-    if (!p) tz_fail("gradcheck: out of memory");
-    return p;
-}
-
 // "N" or "N,M" (translation: source, target) -> a, b; fails naming the option otherwise.
 static void parse_vocab(const char *s, int *a, int *b) {
     char *end;
@@ -59,10 +53,10 @@ static void parse_vocab(const char *s, int *a, int *b) {
 
 static void *cfg_setup(const void *ctx, tz_params *P, tz_rng *r) {
     const cfg_ctx *x = ctx;
-    cfg_state *s = xcalloc(1, sizeof *s);
+    cfg_state *s = tz_calloc(1, sizeof *s, "gradcheck");
     s->x = x;
     int B = x->B, T = x->T, S = x->S;
-    s->tok = xcalloc((size_t)B * (2 * T + S + 1), sizeof(int));
+    s->tok = tz_calloc((size_t)B * (2 * T + S + 1), sizeof(int), "gradcheck");
     s->x_ = s->tok, s->y_ = s->x_ + B * T, s->src = s->y_ + B * T, s->src_len = s->src + B * S;
     if (!x->def->pairs) {
         s->m = x->def->create(&x->c, x->V, x->T, P, r);
@@ -104,11 +98,11 @@ static void cfg_teardown(void *st) {
 
 void tz_cfg_check_make(tz_check *check, char *name, size_t name_size, const char *path, char *const *overrides,
                        int n_overrides, int small, const char *vocab, int batch) {
-    cfg_ctx *x = xcalloc(1, sizeof *x);
+    cfg_ctx *x = tz_calloc(1, sizeof *x, "gradcheck");
     x->def = tz_cfg_load(&x->c, path, overrides, n_overrides);
     if (small) { // the shrinking overrides first, the user's after them (theirs win)
-        char(*over)[96] = xcalloc(sizeof shrink / sizeof *shrink, sizeof *over);
-        char **all = xcalloc(sizeof shrink / sizeof *shrink + (size_t)n_overrides, sizeof *all);
+        char(*over)[96] = tz_calloc(sizeof shrink / sizeof *shrink, sizeof *over, "gradcheck");
+        char **all = tz_calloc(sizeof shrink / sizeof *shrink + (size_t)n_overrides, sizeof *all, "gradcheck");
         int n = 0;
         for (size_t k = 0; k < sizeof shrink / sizeof *shrink; k++) {
             if (!has_key(&x->c, shrink[k].section, shrink[k].key)) continue;

@@ -98,12 +98,6 @@ static void note(tz_check_result *r, const tz_check_opts *o, double tol, const t
     } else if (P) snprintf(r->worst_param, sizeof r->worst_param, "%s", P->names[what]);
 }
 
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) tz_fail("gradcheck: out of memory (%zu bytes)", n);
-    return p;
-}
-
 // Elements: every element of every input, or at most o->samples per parameter tensor (its
 // first and last, the rest drawn at random).
 static void check_elements(run_ctx *x, tz_params *P, const double *ana, const unsigned char *skip,
@@ -151,7 +145,7 @@ static double slope(run_ctx *x, tz_params *P, const double *base, const double *
 // Random directions over all parameters (float64's directional mode: one step, eps).
 static void check_directions(run_ctx *x, tz_params *P, const double *ana, const unsigned char *skip,
                              const tz_check_opts *o, double tol, tz_check_result *r) {
-    double *d = xmalloc(sizeof(double) * P->n), *base = xmalloc(sizeof(double) * P->n);
+    double *d = tz_malloc(sizeof(double) * P->n, "gradcheck"), *base = tz_malloc(sizeof(double) * P->n, "gradcheck");
     tz_rng dr;
     tz_rng_seed(&dr, SEED_R + 1);
     for (size_t i = 0; i < P->n; i++) base[i] = P->data[i];
@@ -171,7 +165,7 @@ static void check_directions(run_ctx *x, tz_params *P, const double *ana, const 
 // gradient, o->directions random ones; each at nine steps, the best kept.
 static void check_f32(run_ctx *x, tz_params *P, const double *ana, const unsigned char *skip, const tz_check_opts *o,
                       double tol, tz_check_result *r) {
-    double *d = xmalloc(sizeof(double) * P->n), *base = xmalloc(sizeof(double) * P->n);
+    double *d = tz_malloc(sizeof(double) * P->n, "gradcheck"), *base = tz_malloc(sizeof(double) * P->n, "gradcheck");
     static const double steps[] = {1e-1, 3e-2, 1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5};
     enum { N_STEPS = sizeof steps / sizeof *steps };
     tz_rng dr;
@@ -223,11 +217,11 @@ void tz_check_run(const tz_check *c, const tz_check_opts *o, tz_check_result *r)
     // Analytic gradient: one forward, one backward seeded with R.
     tz_params_zero_grad(&P);
     tz_tensor *out = forward(&x);
-    real *seed = xmalloc(sizeof(real) * out->n);
+    real *seed = tz_malloc(sizeof(real) * out->n, "gradcheck");
     for (int i = 0; i < out->n; i++) seed[i] = (real)x.R[i];
     tz_backward_seed(&x.g, out, seed);
     free(seed);
-    double *ana = xmalloc(sizeof(double) * P.n);
+    double *ana = tz_malloc(sizeof(double) * P.n, "gradcheck");
     for (size_t i = 0; i < P.n; i++) ana[i] = P.grad[i];
 
 #ifdef TZ_DOUBLE
