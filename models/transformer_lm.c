@@ -3,6 +3,7 @@
 // pre-LN blocks, GELU, learned positions, a final LayerNorm, output weights tied to the token
 // embedding (Press & Wolf 2017), N(0, 0.02) init.
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "model.h"
@@ -20,6 +21,8 @@ static const cfg_key keys[] = {
     {"model", "dropout", CFG_FLOAT, "0", "dropout on embeddings, sublayer outputs and attention weights", 0, 0.99},
     {"model", "bias", CFG_BOOL, "true", "biases in the linears", 0, 0},
     {"model", "tie", CFG_BOOL, "true", "output weights tied to the token embedding", 0, 0},
+    {"model", "embed_scale", CFG_BOOL, "false",
+     "token embeddings times sqrt(d_model) before the positions are added (Vaswani 3.4)", 0, 0},
     {"model", "init_std", CFG_FLOAT, "0.02", "std of the N(0, s) init of weights and embeddings", 0, 1e6},
     {0},
 };
@@ -28,7 +31,7 @@ enum { POS_LEARNED, POS_SINUSOIDAL, POS_ROPE };
 
 typedef struct {
     int L, C, V, T, pos, tie;
-    real dropout;
+    real dropout, scale; // scale: on the token embeddings, 1 or sqrt(d_model)
     nn_embedding wte;
     nn_learned_pos wpe;
     nn_decoder_block *blocks;
@@ -46,6 +49,8 @@ static void *create(const cfg *c, int V, int block, tz_params *P, tz_rng *r) {
     m->T = block; // the learned position table and the KV cache hold this many positions
     m->tie = cfg_bool(c, "model", "tie");
     m->dropout = (real)cfg_float(c, "model", "dropout");
+    // Vaswani's sqrt(d) lifts N(0, 0.02) embeddings next to unit-scale sinusoids (ablations).
+    m->scale = cfg_bool(c, "model", "embed_scale") ? (real)sqrt((double)m->C) : 1;
     const char *pos = cfg_str(c, "model", "positions");
     m->pos = !strcmp(pos, "learned")      ? POS_LEARNED
              : !strcmp(pos, "sinusoidal") ? POS_SINUSOIDAL
@@ -83,6 +88,7 @@ static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
         tz_fail("transformer: %d positions but the learned table has %d (the block it was built for)", b->T, m->T);
     tz_tensor *x =
         tz_reshape(g, nn_embedding_forward(g, &m->wte, b->x, b->B * b->T), 3, (const int[]){b->B, b->T, m->C});
+    if (m->scale != 1) x = tz_scale(g, x, m->scale);
     if (m->pos == POS_LEARNED) x = nn_learned_pos_forward(g, &m->wpe, x, 0);
     if (m->pos == POS_SINUSOIDAL) x = nn_sinusoidal_forward(g, x, 0);
     x = tz_dropout(g, x, m->dropout);
@@ -103,6 +109,7 @@ static tz_tensor *decode(tz_graph *g, void *vm, const int *ids, int n, int reset
     int offset = nn_kv_cache_len(&m->cache);
     if (offset + n > m->T) return NULL;
     tz_tensor *x = tz_reshape(g, nn_embedding_forward(g, &m->wte, ids, n), 3, (const int[]){1, n, m->C});
+    if (m->scale != 1) x = tz_scale(g, x, m->scale);
     if (m->pos == POS_LEARNED) x = nn_learned_pos_forward(g, &m->wpe, x, offset);
     if (m->pos == POS_SINUSOIDAL) x = nn_sinusoidal_forward(g, x, offset);
     for (int l = 0; l < m->L; l++) x = nn_decoder_block_step(g, &m->blocks[l], x, &m->cache, l, NULL, NULL, NULL);

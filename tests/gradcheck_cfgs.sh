@@ -27,13 +27,14 @@ done
 # float32 at d_model 16: at --small's 4, without the residual sum two LayerNorms over 4 features
 # follow each other and float32's difference quotient drifts to ~1.5e-2 (float64 checks every
 # element to 1e-7; at d_model 8 and up float32 is within 7e-3).
-for extra in "model.residual=false" "model.residual=false model.pre_ln=false"; do
+for extra in "model.residual=false" "model.residual=false model.pre_ln=false" \
+    "model.positions=sinusoidal model.embed_scale=true"; do
     # shellcheck disable=SC2086
     check --cfg "$models/transformer.cfg" $extra --small
     # shellcheck disable=SC2086
     check --cfg "$models/transformer.cfg" $extra --small --f32 model.d_model=16
 done
-[ "$n" -ge 24 ] || { echo "gradcheck_cfgs: only $n checks: no cfgs in $models?"; fail=1; }
+[ "$n" -ge 30 ] || { echo "gradcheck_cfgs: only $n checks: no cfgs in $models?"; fail=1; }
 out=$("$gc" --cfg "$models/lstm.cfg" --small model.hiden=3 2>&1)
 st=$?
 if [ $st != 1 ] || ! echo "$out" | grep -q "hiden"; then

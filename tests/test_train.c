@@ -351,3 +351,49 @@ Test(models, first_losses_are_pinned) {
                       got[i], cases[k].want[i]);
     }
 }
+
+// The Transformer LM's sampling path (decode: a KV cache, one call per token or several) gives
+// the logits its training forward gives for the same positions, for each kind of positions and
+// with embeddings scaled by sqrt(d_model).
+Test(models, transformer_decode_equals_forward) {
+    static const char *variants[][2] = {{"model.positions=learned", "model.embed_scale=false"},
+                                        {"model.positions=sinusoidal", "model.embed_scale=true"},
+                                        {"model.positions=rope", "model.embed_scale=true"}};
+    enum { V = 11, T = 8 };
+    char path[64];
+    temp_file(path, "[model]\ntype = transformer\nlayers = 2\nheads = 2\nd_model = 16\nd_ff = 32\n"
+                    "[data]\npath = unread.txt\n[train]\nblock = 8\n");
+    for (int k = 0; k < 3; k++) {
+        static cfg c;
+        const tz_model_def *def = tz_cfg_load(&c, path, (char *const *)variants[k], 2);
+        tz_rng rng;
+        tz_rng_seed(&rng, 7);
+        tz_params P;
+        tz_params_init(&P);
+        void *m = def->create(&c, V, T, &P, &rng);
+        int ids[T + 1];
+        for (int i = 0; i <= T; i++) ids[i] = (int)tz_rng_below(&rng, V);
+        tz_graph g;
+        tz_graph_init(&g, 1 << 20);
+        g.training = 0;
+        tz_batch b = {.B = 1, .T = T, .x = ids, .y = ids + 1};
+        tz_tensor *full = def->forward(&g, m, &b);
+        real want[T * V];
+        memcpy(want, full->data, sizeof want);
+        int pos = 0;
+        for (int n = 1; pos < T; n++) { // 1, 2, 3 then the last 2 positions: cache and chunks
+            if (pos + n > T) n = T - pos;
+            tz_graph_reset(&g);
+            tz_tensor *got = def->decode(&g, m, ids + pos, n, pos == 0);
+            cr_assert(got, "%s: decode refused %d positions at %d", variants[k][0], n, pos);
+            for (int i = 0; i < n * V; i++)
+                cr_assert_float_eq(got->data[i], want[pos * V + i], 1e-4, "%s %s: position %d, logit %d: %g vs %g",
+                                   variants[k][0], variants[k][1], pos + i / V, i % V, got->data[i], want[pos * V + i]);
+            pos += n;
+        }
+        tz_graph_free(&g);
+        def->free(m);
+        tz_params_free(&P);
+    }
+    unlink(path);
+}
