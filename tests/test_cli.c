@@ -581,5 +581,5 @@ Test(cli, the_test_split_is_evaluated_with_the_final_weights) {
     cr_assert(strstr(out, "test: 1248 tokens, loss "), "%s", out); // v.txt's 1,249 characters predict 1,248
     cr_assert(strstr(out, ", perplexity "), "%s", out);
     cr_assert_eq(run("gru.cfg data.test=short.txt train.out_dir=short", &out, &err), 1);
-    cr_assert(strstr(err, "[data] test has 10 tokens, fewer than one block of 16 + 1"), "%s", err);
+    cr_assert(strstr(err, "[data] test: 10 tokens are fewer than one block of 16 + 1"), "%s", err);
 }

@@ -151,7 +151,7 @@ static void lm_sample(tz_task *t, long step, FILE *out) {
 static void lm_finish(tz_task *t, tz_graph *g, FILE *out, FILE *json) {
     lm_task *s = t->self;
     long n_test = s->corpus.n[SPLIT_TEST];
-    if (n_test >= 2) { // every rank takes part: the sums are over the ranks' rows
+    if (n_test) { // every rank takes part: the sums are over the ranks' rows
         tz_eval e = {0};
         eval_tokens(t, g, s->corpus.ids[SPLIT_TEST], n_test, &e);
         double loss = e.count ? e.sum_loss / (double)e.count : NAN;
@@ -174,6 +174,12 @@ static void lm_free(tz_task *t) {
     tz_corpus_free(&s->corpus);
     if (s->has_saved_vocab) tz_vocab_free(&s->saved_vocab);
     free(s);
+}
+
+// An evaluated split must hold one block and its next token: checked before training, not at
+// the evaluation (which uses fewer streams if need be), so a run never fails after its work.
+static void holds_a_block(const cfg *c, const char *split, long n, int T, const char *keys) {
+    if (n - 1 < T) tz_fail("%s: %s: %ld tokens are fewer than one block of %d + 1 (%s)", c->path, split, n, T, keys);
 }
 
 void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
@@ -214,13 +220,8 @@ void tz_task_lm_open(tz_task *t, const tz_task_args *a) {
     tz_batcher_init(&s->tb, s->corpus.ids[SPLIT_TRAIN], s->corpus.n[SPLIT_TRAIN], s->B, s->T, def->stream, seed + 1);
     long eval_tokens = cfg_int(c, "train", "eval_tokens");
     s->eval_n = eval_tokens > 0 && eval_tokens < s->corpus.n[SPLIT_VAL] ? eval_tokens : s->corpus.n[SPLIT_VAL];
-    // Checked before training, not at the first evaluation (lm_evaluate uses fewer streams if need be).
-    if (s->eval_n - 1 < s->T)
-        tz_fail("validation: %ld tokens are fewer than one block of %d + 1 ([train] eval_tokens, block)", s->eval_n,
-                s->T);
-    if (s->corpus.n[SPLIT_TEST] && s->corpus.n[SPLIT_TEST] - 1 < s->T) // else it fails after the training
-        tz_fail("%s: [data] test has %ld tokens, fewer than one block of %d + 1 ([train] block)", c->path,
-                s->corpus.n[SPLIT_TEST], s->T);
+    holds_a_block(c, "validation", s->eval_n, s->T, "[train] eval_tokens, block");
+    if (s->corpus.n[SPLIT_TEST]) holds_a_block(c, "[data] test", s->corpus.n[SPLIT_TEST], s->T, "[train] block");
     // The saved configuration names the data by absolute paths: it must work from the run dir.
     for (int k = 0; k < N_SPLITS; k++) {
         const char *key = k == SPLIT_TRAIN ? "path" : k == SPLIT_VAL ? "valid" : "test";
