@@ -444,12 +444,20 @@ def main(argv):
                 out = out + self.direct(e)
             return out, targets
 
+    def uniform_range():
+        """a of model.init = uniform's U(-a, a) (the trainer's default 1), or None for the default
+        init; another init has no reference."""
+        init = c.str("model", "init")
+        if init == "uniform" and mtype != "hybrid":
+            return c.float("model", "init_scale") or 1.0
+        if init not in ("default", "pytorch") or c.float("model", "init_scale") != 0:
+            raise CfgError("recurrent: only the default (PyTorch) and the uniform init have a reference")
+        return None
+
     class RecurrentBody(nn.Module):  # models/recurrent_lm.c: embedding -> stacked recurrent layer
         def __init__(self, cell):
             super().__init__()
-            init = c.str("model", "init")
-            if not (init == "uniform" and mtype != "hybrid" or init in ("default", "pytorch") and c.float("model", "init_scale") == 0):
-                raise CfgError("recurrent: only the default (PyTorch) and the uniform init have a reference")
+            uniform = uniform_range()
             if mb("residual"):
                 raise CfgError("recurrent: model.residual has no torch.nn equivalent")
             E, H, L, p = mi("embed"), mi("hidden"), mi("layers"), mf("dropout")
@@ -458,11 +466,10 @@ def main(argv):
             self.drop = nn.Dropout(p)
             klass = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[cell]
             self.rnn = klass(E, H, num_layers=L, dropout=p if L > 1 else 0.0)  # time-major (T,B,*)
-            if init == "uniform":  # models/recurrent_lm.c: U(-a, a) on every weight and bias (Zaremba's)
-                a = c.float("model", "init_scale") or 1.0
+            if uniform:  # models/recurrent_lm.c: U(-a, a) on every weight and bias (Zaremba's)
                 with torch.no_grad():
                     for w in list(self.emb.parameters()) + list(self.rnn.parameters()):
-                        w.uniform_(-a, a)
+                        w.uniform_(-uniform, uniform)
             if cell == "lstm":  # nn/recurrent.c: forget_bias added to b_ih's forget block (gates i,f,g,o)
                 fb = mf("forget_bias") if mtype == "lstm" else 1.0  # the hybrid's LSTM uses 1
                 with torch.no_grad():
@@ -490,9 +497,9 @@ def main(argv):
             self.body = RecurrentBody(mtype)
             self.drop = nn.Dropout(mf("dropout"))
             self.out = nn.Linear(mi("hidden"), V)
-            if c.str("model", "init") == "uniform":  # the output weight too; its bias keeps PyTorch's
+            if uniform_range():  # the output weight too; its bias keeps PyTorch's
                 with torch.no_grad():
-                    self.out.weight.uniform_(-(c.float("model", "init_scale") or 1.0), c.float("model", "init_scale") or 1.0)
+                    self.out.weight.uniform_(-uniform_range(), uniform_range())
 
         def reset(self, Bn):
             self.body.reset(Bn)

@@ -40,6 +40,9 @@ Functions (each fails with "<name>: message" and exit status 1 where it says so)
     programs(a, *names)           paths of programs in the build dir (e.g. "train",
                                   "tools/experiments/gradient-flow"): one path for one name, a
                                   list for several; fail when one is missing
+    fetched(corpus, paths)        True when the paths exist, after data/fetch CORPUS copied them
+                                  from ../shared/data if they were absent and it is there
+    today()                       the UTC date, YYYY-MM-DD
     tiny_shakespeare(a)           the corpus path; copied by data/fetch from ../shared/data when
                                   absent; else, under --quick, a generated stand-in (40 KB of
                                   play-like lines, in BUILD/experiments/), else fail
@@ -127,11 +130,20 @@ def programs(a, *names):
     return paths[0] if len(paths) == 1 else paths
 
 
+def fetched(corpus, paths):
+    """True when every path exists, after data/fetch CORPUS has copied them from ../shared/data
+    (the local mirror) if they were absent and the mirror is there."""
+    if not all(os.path.exists(p) for p in paths) and os.path.isdir(os.path.join(ROOT, "..", "shared", "data")):
+        subprocess.call([os.path.join(ROOT, "data", "fetch"), corpus], stdout=subprocess.DEVNULL)
+    return all(os.path.exists(p) for p in paths)
+
+
+def today():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+
+
 def tiny_shakespeare(a):
-    mirror = os.path.join(ROOT, "..", "shared", "data")
-    if not os.path.exists(TINY_SHAKESPEARE) and os.path.isdir(mirror):  # data/fetch copies it from the mirror
-        subprocess.call([os.path.join(ROOT, "data", "fetch"), "tinyshakespeare"], stdout=subprocess.DEVNULL)
-    if not os.path.exists(TINY_SHAKESPEARE):
+    if not fetched("tinyshakespeare", [TINY_SHAKESPEARE]):
         if not a.quick:
             fail("%s not found: fetch it with data/fetch tinyshakespeare (from the project root)" % TINY_SHAKESPEARE)
         # --quick checks the script, not a result: a generated stand-in does for that
@@ -244,7 +256,7 @@ def stamp(a):
         "quick": a.quick,
         "wall_s": round(a.wall, 1),
         "load_average": [None if x is None else round(x, 2) for x in (a.load_before, load_average())],
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+        "date": today(),
         "commit": git_commit(),
     }
 
