@@ -2,8 +2,10 @@
 // tape node, reading the heads straight out of the (B,T,C) projections (or one packed (B,T,3C)
 // projection [q k v]): no head split/merge copies, no mask tensors, masked weights never
 // computed. (Batch, head) pairs are shared out over the thread pool (tz_parallel_for); their
-// small products run single-threaded. Same function as nn_sdpa over split heads with
-// causal/padding masks (tested), gradient-checked in float64.
+// small products run single-threaded. Queries go in tiles of rows whose products stop at the last
+// key the tile's last row may see: causal attention computes about half of the T x T scores and
+// padded keys none. Same function as nn_sdpa over split heads with causal/padding masks (tested),
+// gradient-checked in float64.
 //   forward:  S = Q K^T / sqrt(D), P = softmax over the allowed keys (0 elsewhere), O = P V
 //   backward: dP = dO V^T, dS = P (dP - rowsum(P dP)), dQ = dS K / sqrt(D), dK = dS^T Q / sqrt(D),
 //             dV = P^T dO
@@ -29,7 +31,19 @@ typedef struct {
     long ld;
     const tz_tensor *o;
     real beta_q, beta_k, beta_v; // backward: 0 overwrites a fresh gradient, 1 adds
+    int tile; // query rows per tile
 } fused_attn;
+
+// Query rows per tile: fewer rows skip more of the masked triangle (rows/T of it is computed),
+// more rows make larger products; 1/8 of T in multiples of 8, at least 16 (below that the
+// products' fixed cost outweighs the saving). nn_attention_fused_tile forces it (tests).
+static int forced_tile;
+void nn_attention_fused_tile(int rows) { forced_tile = rows > 0 ? rows : 0; }
+static int tile_rows(int Tq) {
+    if (forced_tile) return forced_tile;
+    int r = (Tq / 8 + 7) / 8 * 8;
+    return r < 16 ? 16 : r;
+}
 
 // Keys query i may see: [0, limit).
 static int key_limit(const fused_attn *a, int b, int i) {
@@ -48,17 +62,21 @@ static void forward_pairs(void *arg, long lo, long hi) {
         const real *Q = a->q + (long)b * Tq * ld + h * D, *K = a->k + (long)b * Tk * ld + h * D;
         const real *V = a->v + (long)b * Tk * ld + h * D;
         real *S = a->P + (long)p * Tq * Tk, *O = a->o->data + (long)b * Tq * C + h * D;
-        tz_gemm(0, 1, Tq, Tk, D, a->scale, Q, ld, K, ld, 0, S, Tk);
-        for (int i = 0; i < Tq; i++) {
-            real *restrict s = S + (long)i * Tk, mx, sum;
-            int lim = key_limit(a, b, i);
-            TZ_LANE_MAX(mx, lim, j, s[j]);
-            for (int j = 0; j < lim; j++) s[j] = tz_fexp(s[j] - mx);
-            TZ_LANE_SUM(sum, lim, j, s[j]);
-            for (int j = 0; j < lim; j++) s[j] /= sum;
-            for (int j = lim; j < Tk; j++) s[j] = 0;
+        for (int i0 = 0; i0 < Tq; i0 += a->tile) {
+            int m = Tq - i0 < a->tile ? Tq - i0 : a->tile, kn = key_limit(a, b, i0 + m - 1);
+            real *St = S + (long)i0 * Tk;
+            tz_gemm(0, 1, m, kn, D, a->scale, Q + (long)i0 * ld, ld, K, ld, 0, St, Tk);
+            for (int i = 0; i < m; i++) {
+                real *restrict s = St + (long)i * Tk, mx, sum;
+                int lim = key_limit(a, b, i0 + i);
+                TZ_LANE_MAX(mx, lim, j, s[j]);
+                for (int j = 0; j < lim; j++) s[j] = tz_fexp(s[j] - mx);
+                TZ_LANE_SUM(sum, lim, j, s[j]);
+                for (int j = 0; j < lim; j++) s[j] /= sum;
+                for (int j = lim; j < Tk; j++) s[j] = 0;
+            }
+            tz_gemm(0, 0, m, D, kn, 1, St, Tk, V, ld, 0, O + (long)i0 * C, C);
         }
-        tz_gemm(0, 0, Tq, D, Tk, 1, S, Tk, V, ld, 0, O, C);
     }
 }
 
@@ -69,18 +87,28 @@ static void backward_pairs(void *arg, long lo, long hi) {
         int b = p / a->H, h = p % a->H;
         long qo = (long)b * Tq * ld + h * D, ko = (long)b * Tk * ld + h * D, oo = (long)b * Tq * C + h * D;
         const real *Q = a->q + qo, *K = a->k + ko, *V = a->v + ko, *dO = a->o->grad + oo;
-        const real *P = a->P + (long)p * Tq * Tk;
-        real *dS = a->dP + (long)p * Tq * Tk;
-        tz_gemm(0, 1, Tq, Tk, D, 1, dO, C, V, ld, 0, dS, Tk); // dP
-        for (int i = 0; i < Tq; i++) {
-            const real *restrict pr = P + (long)i * Tk;
-            real *restrict d = dS + (long)i * Tk, dot;
-            TZ_LANE_SUM(dot, Tk, j, pr[j] * d[j]);
-            for (int j = 0; j < Tk; j++) d[j] = pr[j] * (d[j] - dot);
+        // The last tile first: it sees the most keys, so its dK and dV products (beta as given)
+        // write every key row any tile adds to; rows no query sees are zeroed when overwriting.
+        for (int i0 = (Tq - 1) / a->tile * a->tile, first = 1; i0 >= 0; i0 -= a->tile, first = 0) {
+            int m = Tq - i0 < a->tile ? Tq - i0 : a->tile, kn = key_limit(a, b, i0 + m - 1);
+            const real *Pt = a->P + (long)p * Tq * Tk + (long)i0 * Tk, *Qt = Q + (long)i0 * ld,
+                       *dOt = dO + (long)i0 * C;
+            real *dS = a->dP + (long)p * Tq * Tk + (long)i0 * Tk;
+            tz_gemm(0, 1, m, kn, D, 1, dOt, C, V, ld, 0, dS, Tk); // dP
+            for (int i = 0; i < m; i++) {
+                const real *restrict pr = Pt + (long)i * Tk;
+                real *restrict d = dS + (long)i * Tk, dot;
+                TZ_LANE_SUM(dot, kn, j, pr[j] * d[j]);
+                for (int j = 0; j < kn; j++) d[j] = pr[j] * (d[j] - dot);
+            }
+            if (a->gq) tz_gemm(0, 0, m, D, kn, a->scale, dS, Tk, K, ld, a->beta_q, a->gq + qo + (long)i0 * ld, ld);
+            if (a->gk) tz_gemm(1, 0, kn, D, m, a->scale, dS, Tk, Qt, ld, first ? a->beta_k : 1, a->gk + ko, ld);
+            if (a->gv) tz_gemm(1, 0, kn, D, m, 1, Pt, Tk, dOt, C, first ? a->beta_v : 1, a->gv + ko, ld);
+            for (int j = kn; first && j < Tk; j++) {
+                if (a->gk && a->beta_k == 0) memset(a->gk + ko + (long)j * ld, 0, sizeof(real) * D);
+                if (a->gv && a->beta_v == 0) memset(a->gv + ko + (long)j * ld, 0, sizeof(real) * D);
+            }
         }
-        if (a->gq) tz_gemm(0, 0, Tq, D, Tk, a->scale, dS, Tk, K, ld, a->beta_q, a->gq + qo, ld);
-        if (a->gk) tz_gemm(1, 0, Tk, D, Tq, a->scale, dS, Tk, Q, ld, a->beta_k, a->gk + ko, ld);
-        if (a->gv) tz_gemm(1, 0, Tk, D, Tq, 1, P, Tk, dO, C, a->beta_v, a->gv + ko, ld);
     }
 }
 
@@ -91,9 +119,9 @@ static void fused_backward(tz_graph *g, tz_node *n) {
     fused_attn *a = n->aux;
     a->o = n->out;
     a->dP = tz_arena_alloc(&g->arena, sizeof(real) * a->B * a->H * a->Tq * a->Tk);
-    // Each (batch, head) task writes its whole block of dQ, dK and dV, in that order: fresh
-    // buffers are overwritten (q, k, v may be one tensor: only its first product overwrites;
-    // a packed [q k v] is one buffer whose three parts are each written whole).
+    // Each (batch, head) task writes its whole block of dQ, dK and dV: fresh buffers are
+    // overwritten (a packed [q k v] is one buffer whose three parts are each written whole).
+    // Tiles interleave the three, so q, k, v that are one tensor are zeroed first and added to.
     a->beta_q = a->beta_k = a->beta_v = 1;
     if (n->n_in == 1) {
         tz_tensor *qkv = n->in[0];
@@ -102,10 +130,16 @@ static void fused_backward(tz_graph *g, tz_node *n) {
             if (tz_grad_overwrite(qkv)) a->beta_q = a->beta_k = a->beta_v = 0;
         }
     } else {
-        a->gq = n->in[0]->grad, a->gk = n->in[1]->grad, a->gv = n->in[2]->grad;
-        if (a->gq && tz_grad_overwrite(n->in[0])) a->beta_q = 0;
-        if (a->gk && tz_grad_overwrite(n->in[1])) a->beta_k = 0;
-        if (a->gv && tz_grad_overwrite(n->in[2])) a->beta_v = 0;
+        tz_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
+        a->gq = q->grad, a->gk = k->grad, a->gv = v->grad;
+        if (q == k || q == v || k == v) {
+            for (int i = 0; i < 3; i++)
+                if (n->in[i]->grad) tz_grad_accumulate(n->in[i]);
+        } else {
+            if (a->gq && tz_grad_overwrite(q)) a->beta_q = 0;
+            if (a->gk && tz_grad_overwrite(k)) a->beta_k = 0;
+            if (a->gv && tz_grad_overwrite(v)) a->beta_v = 0;
+        }
     }
     tz_parallel_for((long)a->B * a->H, pair_cost(a), backward_pairs, a);
 }
@@ -122,6 +156,7 @@ static tz_tensor *fused(tz_graph *g, fused_attn a, tz_tensor **in, int n_in, con
     *s = a;
     s->o = o;
     s->scale = (real)(1 / sqrt((double)a.D));
+    s->tile = a.causal || forced_tile ? tile_rows(a.Tq) : a.Tq; // without the triangle, tiles save nothing
     s->beta_q = s->beta_k = s->beta_v = 1;
     if (lengths) s->lengths = memcpy(tz_arena_alloc(&g->arena, sizeof(int) * a.B), lengths, sizeof(int) * a.B);
     s->P = tz_arena_alloc(&g->arena, sizeof(real) * a.B * a.H * a.Tq * a.Tk);

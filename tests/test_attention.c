@@ -508,19 +508,25 @@ Test(attention, fused_equals_sdpa_over_split_heads) {
     for (int t = 0; t < 3; t++)
         for (int i = 0; i < ts[t]->n; i++) ts[t]->data[i] = (real)tz_rng_normal(&r);
     static const int lengths[Bb] = {5, 2};
-    for (int causal = 0; causal < 2; causal++) {
-        tz_tensor *w1, *w2;
-        tz_tensor *fused = nn_attention_fused(&g, q, k, v, Hh, lengths, causal, &w1);
-        tz_tensor *sq = tz_permute(&g, tz_reshape(&g, q, 4, (const int[]){Bb, Tq, Hh, D}), (const int[]){0, 2, 1, 3});
-        tz_tensor *sk = tz_permute(&g, tz_reshape(&g, k, 4, (const int[]){Bb, Tk, Hh, D}), (const int[]){0, 2, 1, 3});
-        tz_tensor *sv = tz_permute(&g, tz_reshape(&g, v, 4, (const int[]){Bb, Tk, Hh, D}), (const int[]){0, 2, 1, 3});
-        tz_tensor *ref = nn_sdpa(&g, sq, sk, sv, nn_attn_mask(&g, Bb, Tq, Tk, lengths, causal), 0, 0, &w2);
-        ref = tz_permute(&g, ref, (const int[]){0, 2, 1, 3});
-        for (int i = 0; i < ref->n; i++)
-            cr_assert_float_eq(fused->data[i], ref->data[i], 1e-5, "causal %d, output %d", causal, i);
-        for (int i = 0; i < w2->n; i++)
-            cr_assert_float_eq(w1->data[i], w2->data[i], 1e-6, "causal %d, weight %d", causal, i);
-    }
+    for (int causal = 0; causal < 2; causal++)
+        for (int tile = 0; tile <= 2; tile++) { // tile 0: its own choice (one tile here)
+            tz_tensor *w1, *w2;
+            nn_attention_fused_tile(tile);
+            tz_tensor *fused = nn_attention_fused(&g, q, k, v, Hh, lengths, causal, &w1);
+            nn_attention_fused_tile(0);
+            tz_tensor *sq =
+                tz_permute(&g, tz_reshape(&g, q, 4, (const int[]){Bb, Tq, Hh, D}), (const int[]){0, 2, 1, 3});
+            tz_tensor *sk =
+                tz_permute(&g, tz_reshape(&g, k, 4, (const int[]){Bb, Tk, Hh, D}), (const int[]){0, 2, 1, 3});
+            tz_tensor *sv =
+                tz_permute(&g, tz_reshape(&g, v, 4, (const int[]){Bb, Tk, Hh, D}), (const int[]){0, 2, 1, 3});
+            tz_tensor *ref = nn_sdpa(&g, sq, sk, sv, nn_attn_mask(&g, Bb, Tq, Tk, lengths, causal), 0, 0, &w2);
+            ref = tz_permute(&g, ref, (const int[]){0, 2, 1, 3});
+            for (int i = 0; i < ref->n; i++)
+                cr_assert_float_eq(fused->data[i], ref->data[i], 1e-5, "causal %d tile %d, output %d", causal, tile, i);
+            for (int i = 0; i < w2->n; i++)
+                cr_assert_float_eq(w1->data[i], w2->data[i], 1e-6, "causal %d tile %d, weight %d", causal, tile, i);
+        }
     cr_assert(EXPECT_FAIL(nn_attention_fused(&g, q, k, v, 3, NULL, 0, NULL)));
     cr_assert(strstr(tz_last_error(), "divisible by 3 heads"), "%s", tz_last_error());
 }
@@ -542,25 +548,63 @@ Test(attention, fused_qkv_equals_three_tensors) {
     real seed[Bb * T * C];
     for (int i = 0; i < Bb * T * C; i++) seed[i] = (real)tz_rng_normal(&r);
     static const int lengths[Bb] = {5, 3};
-    for (int causal = 0; causal < 2; causal++) {
+    for (int causal = 0; causal < 2; causal++)
+        for (int tile = 0; tile <= 2; tile += 2) {
+            tz_params_zero_grad(&Q);
+            tz_graph g2, g3; // one tape each: a backward walks every node before its output
+            tz_graph_init(&g2, 1 << 16);
+            tz_graph_init(&g3, 1 << 16);
+            nn_attention_fused_tile(tile);
+            tz_tensor *three = nn_attention_fused(&g2, q, k, v, Hh, lengths, causal, NULL);
+            tz_tensor *packed = nn_attention_fused_qkv(&g3, qkv, Hh, lengths, causal, NULL);
+            nn_attention_fused_tile(0);
+            cr_assert(memcmp(three->data, packed->data, sizeof(real) * three->n) == 0, "causal %d: outputs differ",
+                      causal);
+            tz_backward_seed(&g2, three, seed);
+            tz_backward_seed(&g3, packed, seed);
+            for (int row = 0; row < Bb * T; row++)
+                for (int p = 0; p < 3; p++)
+                    for (int j = 0; j < C; j++)
+                        cr_assert_eq(parts[p]->grad[row * C + j], qkv->grad[row * 3 * C + p * C + j],
+                                     "causal %d tile %d: part %d row %d col %d", causal, tile, p, row, j);
+            tz_graph_free(&g2);
+            tz_graph_free(&g3);
+        }
+    cr_assert(EXPECT_FAIL(nn_attention_fused_qkv(&g, tz_zeros(&g, 3, (const int[]){1, 2, 10}), 2, NULL, 0, NULL)));
+    cr_assert(strstr(tz_last_error(), "is not (B,T,3C)"), "%s", tz_last_error());
+    tz_params_free(&Q);
+}
+
+// q, k and v as one tensor x (tiles interleave the three gradient products): x's gradient is the
+// sum of the gradients of three separate copies, in tiles of 2 rows and in one tile.
+Test(attention, fused_with_one_tensor_as_q_k_v) {
+    enum { Bb = 2, T = 5, C = 8, Hh = 2, N = Bb * T * C };
+    tz_params Q;
+    tz_params_init(&Q);
+    tz_tensor *x = tz_param(&Q, "x", 3, (const int[]){Bb, T, C}), *c[3];
+    for (int p = 0; p < 3; p++) c[p] = tz_param(&Q, p == 0 ? "q" : p == 1 ? "k" : "v", 3, (const int[]){Bb, T, C});
+    real seed[N];
+    for (int i = 0; i < N; i++) {
+        x->data[i] = c[0]->data[i] = c[1]->data[i] = c[2]->data[i] = (real)tz_rng_normal(&r);
+        seed[i] = (real)tz_rng_normal(&r);
+    }
+    static const int lengths[Bb] = {5, 3};
+    for (int tile = 0; tile <= 2; tile += 2) {
         tz_params_zero_grad(&Q);
-        tz_graph g2, g3; // one tape each: a backward walks every node before its output
+        tz_graph g2, g3;
         tz_graph_init(&g2, 1 << 16);
         tz_graph_init(&g3, 1 << 16);
-        tz_tensor *three = nn_attention_fused(&g2, q, k, v, Hh, lengths, causal, NULL);
-        tz_tensor *packed = nn_attention_fused_qkv(&g3, qkv, Hh, lengths, causal, NULL);
-        cr_assert(memcmp(three->data, packed->data, sizeof(real) * three->n) == 0, "causal %d: outputs differ", causal);
-        tz_backward_seed(&g2, three, seed);
-        tz_backward_seed(&g3, packed, seed);
-        for (int row = 0; row < Bb * T; row++)
-            for (int p = 0; p < 3; p++)
-                for (int j = 0; j < C; j++)
-                    cr_assert_eq(parts[p]->grad[row * C + j], qkv->grad[row * 3 * C + p * C + j],
-                                 "causal %d: part %d row %d col %d", causal, p, row, j);
+        nn_attention_fused_tile(tile);
+        tz_tensor *one = nn_attention_fused(&g2, x, x, x, Hh, lengths, 1, NULL);
+        tz_tensor *three = nn_attention_fused(&g3, c[0], c[1], c[2], Hh, lengths, 1, NULL);
+        nn_attention_fused_tile(0);
+        tz_backward_seed(&g2, one, seed);
+        tz_backward_seed(&g3, three, seed);
+        for (int i = 0; i < N; i++)
+            cr_assert_float_eq(x->grad[i], c[0]->grad[i] + c[1]->grad[i] + c[2]->grad[i], 1e-5, "tile %d, element %d",
+                               tile, i);
         tz_graph_free(&g2);
         tz_graph_free(&g3);
     }
-    cr_assert(EXPECT_FAIL(nn_attention_fused_qkv(&g, tz_zeros(&g, 3, (const int[]){1, 2, 10}), 2, NULL, 0, NULL)));
-    cr_assert(strstr(tz_last_error(), "is not (B,T,3C)"), "%s", tz_last_error());
     tz_params_free(&Q);
 }

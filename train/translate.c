@@ -55,25 +55,25 @@ static void decoder_init(decoder *d, const tz_model_def *def, void *m, const tz_
     memset(d, 0, sizeof *d);
     d->def = def, d->m = m, d->o = o, d->B = B, d->K = o->beam, d->T = T, d->S = S;
     size_t rows = (size_t)B * o->beam, nb = (size_t)B * o->n_best;
-    d->src = tz_calloc(1, sizeof(int) * B * S, "translate");
-    d->len = tz_calloc(1, sizeof(int) * B, "translate");
-    d->lmax = tz_calloc(1, sizeof(int) * B, "translate");
-    d->done = tz_calloc(1, sizeof(int) * B, "translate");
-    d->pool_n = tz_calloc(1, sizeof(int) * B, "translate");
-    d->prev = tz_calloc(1, sizeof(int) * rows, "translate");
-    d->parent = tz_calloc(1, sizeof(int) * rows, "translate");
-    d->score = tz_calloc(1, sizeof(double) * rows, "translate");
-    d->nscore = tz_calloc(1, sizeof(double) * rows, "translate");
-    d->lse = tz_calloc(1, sizeof(double) * rows, "translate");
-    d->tok = tz_calloc(1, sizeof(int) * rows * T, "translate");
-    d->ntok = tz_calloc(1, sizeof(int) * rows * T, "translate");
-    d->pool = tz_calloc(1, sizeof(finished) * nb, "translate");
-    d->pool_tok = tz_calloc(1, sizeof(int) * nb * T, "translate");
-    d->heap = tz_calloc(1, sizeof(cand) * o->beam, "translate");
+    d->src = tz_calloc((size_t)B * S, sizeof(int), "translate");
+    d->len = tz_calloc((size_t)B, sizeof(int), "translate");
+    d->lmax = tz_calloc((size_t)B, sizeof(int), "translate");
+    d->done = tz_calloc((size_t)B, sizeof(int), "translate");
+    d->pool_n = tz_calloc((size_t)B, sizeof(int), "translate");
+    d->prev = tz_calloc(rows, sizeof(int), "translate");
+    d->parent = tz_calloc(rows, sizeof(int), "translate");
+    d->score = tz_calloc(rows, sizeof(double), "translate");
+    d->nscore = tz_calloc(rows, sizeof(double), "translate");
+    d->lse = tz_calloc(rows, sizeof(double), "translate");
+    d->tok = tz_calloc(rows * T, sizeof(int), "translate");
+    d->ntok = tz_calloc(rows * T, sizeof(int), "translate");
+    d->pool = tz_calloc(nb, sizeof(finished), "translate");
+    d->pool_tok = tz_calloc(nb * T, sizeof(int), "translate");
+    d->heap = tz_calloc(o->beam, sizeof(cand), "translate");
     if (o->attention) {
-        d->hist = tz_calloc(1, sizeof(real) * rows * T * S, "translate");
-        d->nhist = tz_calloc(1, sizeof(real) * rows * T * S, "translate");
-        d->pool_attn = tz_calloc(1, sizeof(real) * nb * T * S, "translate");
+        d->hist = tz_calloc(rows * T * S, sizeof(real), "translate");
+        d->nhist = tz_calloc(rows * T * S, sizeof(real), "translate");
+        d->pool_attn = tz_calloc(nb * T * S, sizeof(real), "translate");
     }
 }
 
@@ -245,11 +245,11 @@ static void decode_batch(decoder *d, tz_graph *g, const int *const *src, const i
             if (k >= d->pool_n[b]) continue;
             const finished *f = &d->pool[(size_t)b * o->n_best + k];
             h->len = f->len, h->logp = f->logp, h->score = f->score;
-            h->ids = tz_calloc(1, sizeof(int) * (f->len + 1), "translate");
+            h->ids = tz_calloc((f->len + 1), sizeof(int), "translate");
             memcpy(h->ids, d->pool_tok + (size_t)f->slot * d->T, sizeof(int) * f->len);
             if (d->pool_attn && d->got_attn) { // (len + 1, src_len) out of the batch's (T, S) rows
                 int n = d->len[b];
-                h->attn = tz_calloc(1, sizeof(real) * (f->len + 1) * n, "translate");
+                h->attn = tz_calloc((f->len + 1) * n, sizeof(real), "translate");
                 for (int i = 0; i <= f->len; i++)
                     memcpy(h->attn + (size_t)i * n, d->pool_attn + (size_t)f->slot * d->T * d->S + (size_t)i * S,
                            sizeof(real) * n);
@@ -274,7 +274,7 @@ void tz_translate(const tz_model_def *def, void *m, const tz_decode_opts *o, con
                 "batch >= 1, alpha >= 0",
                 o->beam, o->n_best, o->batch, o->alpha);
     // Sources by length, so a batch pads little and stops early; empty ones need no model.
-    by_len *order = tz_calloc(1, sizeof(by_len) * (size_t)(n + 1), "translate");
+    by_len *order = tz_calloc((size_t)(n + 1), sizeof(by_len), "translate");
     int m_n = 0, T = 1, S = 1;
     for (int i = 0; i < n; i++) {
         if (src_len[i] < 0) tz_fail("translate: source %d has length %d", i, src_len[i]);
@@ -292,7 +292,7 @@ void tz_translate(const tz_model_def *def, void *m, const tz_decode_opts *o, con
     }
     qsort(order, m_n, sizeof *order, by_len_cmp);
     int B = o->batch < m_n ? o->batch : m_n > 0 ? m_n : 1;
-    int *idx = tz_calloc(1, sizeof(int) * B, "translate");
+    int *idx = tz_calloc((size_t)B, sizeof(int), "translate");
     decoder d;
     decoder_init(&d, def, m, o, B, T, S);
     tz_graph own, *g = o->graph ? o->graph : &own;

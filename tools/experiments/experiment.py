@@ -226,6 +226,20 @@ def json_lines(path):
         return [json.loads(line) for line in f if line.startswith("{")]
 
 
+def log_row(header, line):
+    """One log.csv line as {column: int step / float value / None where empty}, by the header's names
+    (step,train_loss,val_loss,lr,grad_norm,tokens_per_s,elapsed_s), so no script counts columns."""
+    cells = line.rstrip("\n").split(",")
+    return {k: (int(v) if k == "step" else float(v)) if v else None for k, v in zip(header, cells)}
+
+
+def read_log(path):
+    """Every row of a run's log.csv (log_row's dicts), in step order."""
+    with open(path) as f:
+        header = f.readline().rstrip("\n").split(",")
+        return [log_row(header, line) for line in f if line.strip()]
+
+
 def summary_of(path):
     for ev in json_lines(path):
         if ev.get("event") == "summary":

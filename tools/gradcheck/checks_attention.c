@@ -263,6 +263,19 @@ static void *fused_qkv_setup(tz_params *P, tz_rng *r) {
 static tz_tensor *fused_qkv_fw(tz_graph *g, void *st) {
     return nn_attention_fused_qkv(g, ST->x, 2, len_fused, 1, NULL);
 }
+// The same two in query tiles of 2 rows (the tile is read when the node is recorded).
+static tz_tensor *fused_tiled_fw(tz_graph *g, void *st) {
+    nn_attention_fused_tile(2);
+    tz_tensor *o = fused_masked_fw(g, st);
+    nn_attention_fused_tile(0);
+    return o;
+}
+static tz_tensor *fused_qkv_tiled_fw(tz_graph *g, void *st) {
+    nn_attention_fused_tile(2);
+    tz_tensor *o = fused_qkv_fw(g, st);
+    nn_attention_fused_tile(0);
+    return o;
+}
 
 #define CHECK(name, setup, fw) \
     { name, setup, fw, free, 0, 0, NULL, NULL }
@@ -270,6 +283,8 @@ const tz_check tz_attention_checks[] = {
     CHECK("attn/fused_causal_padding", fused_setup, fused_masked_fw),
     CHECK("attn/fused_unmasked", fused_setup, fused_plain_fw),
     CHECK("attn/fused_qkv_causal_padding", fused_qkv_setup, fused_qkv_fw),
+    CHECK("attn/fused_tiled", fused_setup, fused_tiled_fw),
+    CHECK("attn/fused_qkv_tiled", fused_qkv_setup, fused_qkv_tiled_fw),
     CHECK("attn/bahdanau", bahdanau_setup, bahdanau_fw),
     CHECK("attn/bahdanau_keys", bahdanau_setup, bahdanau_keys_fw),
     CHECK("attn/luong_dot", luong_dot_setup, luong_fw),
