@@ -33,7 +33,7 @@ set multiplot layout 1,2
 set title "tokens/s, tapezoo / PyTorch"
 set ylabel "ratio"
 set yrange [0:*]
-set key bottom right
+set key top right
 set arrow 1 from graph 0, first 1.5 to graph 1, first 1.5 nohead dt 3 lc "gray40"  # the issue's 1.5x
 set label 1 "1.5x" at graph 0.01, first 1.5 offset 0, 0.6 tc "gray40"
 plot for [i=0:nfam-1] dat index i using 1:2 with linespoints lw 2 pt 7 lc i+1 title columnheader(1)
