@@ -497,9 +497,10 @@ def main(argv):
             self.body = RecurrentBody(mtype)
             self.drop = nn.Dropout(mf("dropout"))
             self.out = nn.Linear(mi("hidden"), V)
-            if uniform_range():  # the output weight too; its bias keeps PyTorch's
+            a = uniform_range()
+            if a:  # the output weight too; its bias keeps PyTorch's
                 with torch.no_grad():
-                    self.out.weight.uniform_(-uniform_range(), uniform_range())
+                    self.out.weight.uniform_(-a, a)
 
         def reset(self, Bn):
             self.body.reset(Bn)

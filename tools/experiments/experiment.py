@@ -48,6 +48,8 @@ Functions (each fails with "<name>: message" and exit status 1 where it says so)
                                   play-like lines, in BUILD/experiments/), else fail
     data_overrides(a)             ["data.path=STAND_IN"] when that stand-in is used, else []: add
                                   it to the commands of cfgs that name the corpus themselves
+    log_row(header, line)         one log.csv line as {column name: value or None}
+    read_log(path)                every row of a run's log.csv, as log_row's dicts
     dirs(a)                       make a.out (--out, or BUILD/experiments/<name> under --quick,
                                   else docs/experiments/<name>) and a.work (a temporary
                                   directory); note the load average; return (a.out, a.work)
