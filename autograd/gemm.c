@@ -92,6 +92,7 @@ static const kernel k_avx512 = {"avx512", 12, 32, 384, 512, 1, tz_ukr_avx512, tz
 
 // ---- settings: kernel and thread count ----------------------------------------------------
 static const kernel *g_kernel;
+static int g_form = -1; // -1: choose (use_transposed), 0: never C^T, 1: C^T wherever the kernel allows
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static atomic_int g_threads; // 0 = default
 static int g_default_threads;
@@ -112,6 +113,10 @@ static void init_settings(void) {
     if (want && strcmp(want, "avx512") == 0) k = has512 ? &k_avx512 : has2 ? &k_avx2 : &k_portable;
 #endif
     g_kernel = k;
+    // TZ_GEMM_FORM=normal|transposed forces the form of small-M products (tests, benchmarks).
+    const char *form = getenv("TZ_GEMM_FORM");
+    if (form && strcmp(form, "normal") == 0) g_form = 0;
+    if (form && strcmp(form, "transposed") == 0) g_form = 1;
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     const char *env = getenv("TZ_NUM_THREADS");
     if (env && atoi(env) > 0) n = atoi(env);
@@ -140,8 +145,8 @@ const char *tz_gemm_kernel_name(void) {
 // Grown on demand and kept, so steady-state calls never allocate. A pthread key frees them
 // when a thread that used tz_sgemm exits.
 typedef struct {
-    float *a, *b;
-    size_t acap, bcap; // in floats
+    float *a, *b, *ct; // packed A, packed B, C^T of a transposed product
+    size_t acap, bcap, ctcap; // in floats
 } buffers;
 
 static _Thread_local buffers tls_buf;
@@ -152,8 +157,9 @@ static void buf_free(void *p) {
     buffers *b = p;
     free(b->a);
     free(b->b);
-    b->a = b->b = NULL;
-    b->acap = b->bcap = 0;
+    free(b->ct);
+    b->a = b->b = b->ct = NULL;
+    b->acap = b->bcap = b->ctcap = 0;
 }
 static void buf_key_init(void) { pthread_key_create(&buf_key, buf_free); }
 
@@ -358,6 +364,40 @@ static void run_job(job *J) {
     tz_pool_run(T, gemm_task, J);
 }
 
+// ---- small M against a large B: C^T = op(B)^T op(A)^T -----------------------------------------
+// With few rows (an MLP's 128 contexts against a 4096 x 3072 weight), packing op(B) - the whole
+// weight, every call - is amortised over only M rows: at M = 128 it costs about a quarter of the
+// product. Computed transposed, the weight becomes the in-place A operand (no packing at all)
+// and the small op(A) is the one packed, once for all N rows; the (N,M) result then goes into C
+// with beta and the bias in one blocked transpose. Same K blocks, same order of the sums.
+static int use_transposed(const kernel *Kr, int ta, int tb, int M, int N, int K) {
+    // op(B)^T must be readable in place: B^T (k-major) by every SIMD kernel, B row-major by
+    // kernels with a rows variant.
+    if (!(tb ? Kr->ukr_rows != NULL : Kr->simd)) return 0;
+    (void)ta;
+    if (g_form >= 0) return g_form;
+    // Packing op(B) costs ~K*N; the transposed form packs op(A) (~K*M) and moves C twice (~2MN).
+    double normal = (double)K * N, transposed = (double)K * M + 2.0 * M * N;
+    return (double)M * N * K >= (double)(1 << 24) && normal > 2.0 * transposed;
+}
+
+// C(M,N) = Ct^T + beta * C (+ bias), Ct (N,M) dense; 32 x 32 blocks keep both sides' lines in L1.
+static void transpose_into(int M, int N, const float *Ct, float beta, float *C, long ldc, const float *bias) {
+    for (int i0 = 0; i0 < M; i0 += 32) {
+        int i1 = i0 + 32 < M ? i0 + 32 : M;
+        for (int j0 = 0; j0 < N; j0 += 32) {
+            int j1 = j0 + 32 < N ? j0 + 32 : N;
+            for (int i = i0; i < i1; i++) {
+                float *c = C + (long)i * ldc;
+                for (int j = j0; j < j1; j++) {
+                    float v = Ct[(long)j * M + i] + (bias ? bias[j] : 0.0f);
+                    c[j] = beta == 0.0f ? v : v + beta * c[j];
+                }
+            }
+        }
+    }
+}
+
 // Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C (+ bias); see gemm.h.
 void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                    float beta, float *C, int ldc, const float *bias) {
@@ -365,6 +405,14 @@ void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float
     init();
     if (K <= 0 || alpha == 0.0f) {
         scale_only(M, N, beta, C, ldc, bias);
+        return;
+    }
+    if (use_transposed(g_kernel, ta, tb, M, N, K)) {
+        buffers *bf = &tls_buf; // this thread's: pool workers use their own a and b only
+        float *Ct = grow(&bf->ct, &bf->ctcap, (size_t)N * M);
+        job J = {g_kernel, !tb, !ta, N, M, K, alpha, 0.0f, B, A, Ct, NULL, NULL, 0, ldb, lda, M, 0, 1};
+        run_job(&J);
+        transpose_into(M, N, Ct, beta, C, ldc, bias);
         return;
     }
     job J = {g_kernel, ta, tb, M, N, K, alpha, beta, A, B, C, bias, NULL, 0, lda, ldb, ldc, 0, 1};

@@ -2,7 +2,8 @@
 // sizes (1..70 in each dimension, primes, sizes straddling the register tiles and the K/N cache
 // blocks), padded leading dimensions, alpha/beta variants (beta 0 over NaNs), for every kernel
 // (TZ_GEMM_KERNEL) at 1 and 2 threads, with and without a bias row (tz_sgemm_bias, added once
-// whatever the number of K blocks). Also tz_dgemm, and determinism across thread counts.
+// whatever the number of K blocks), and the transposed form of small-M products. Also
+// tz_dgemm, and determinism across thread counts.
 //
 // Criterion runs each test in its own process, so setting TZ_GEMM_KERNEL before the first gemm
 // call of a test picks that test's kernel.
@@ -196,6 +197,33 @@ ParameterizedTest(kparam *p, gemm, packed_b) {
                       tz_gemm_kernel_name(), ta, tb, M, N, K);
             free(A), free(B), free(C1), free(C2), free(Bp);
         }
+}
+
+ParameterizedTestParameters(gemm, transposed_form) { return cr_make_param_array(kparam, kparams, 6); }
+
+// Small-M products may be computed as C^T = op(B)^T op(A)^T and transposed into C (gemm.c,
+// use_transposed). TZ_GEMM_FORM=transposed takes that form wherever the kernel can: every
+// transpose, alpha/beta, bias and padded leading dimension, over odd sizes and K blocks.
+ParameterizedTest(kparam *p, gemm, transposed_form) {
+    setenv("TZ_GEMM_FORM", "transposed", 1);
+    setup(p->kernel, p->threads);
+    static const float ab[][2] = {{1, 0}, {1, 1}, {-0.5f, 0}, {2, -0.75f}, {0.3f, 1}};
+    for (int c = 0; c < 160; c++) {
+        int M = 1 + (int)((frand() + 1) * 20), N = 1 + (int)((frand() + 1) * 60), K = 1 + (int)((frand() + 1) * 60);
+        check_case_bias(c & 1, (c >> 1) & 1, M, N, K, c % 3 == 0 ? 0 : 1 + c % 5, ab[c % 5][0], ab[c % 5][1],
+                        c % 7 < 3);
+    }
+    for (int t = 0; t < 4; t++) check_case_bias(t & 1, t >> 1, 13, 700, 800, t, 1.0f, t & 1 ? 1.0f : 0.0f, t >> 1);
+}
+
+ParameterizedTestParameters(gemm, small_m_large_b) { return cr_make_param_array(kparam, kparams, 6); }
+
+// The shapes the transposed form is chosen for by default (an MLP's few rows against a big
+// weight), all transposes, with and without beta and the bias.
+ParameterizedTest(kparam *p, gemm, small_m_large_b) {
+    setup(p->kernel, p->threads);
+    for (int t = 0; t < 8; t++)
+        check_case_bias(t & 1, (t >> 1) & 1, 16, 1100, 1000, t % 3, 1.0f, t >> 2 ? 0.5f : 0.0f, t % 3 == 1);
 }
 
 static kparam dparams[] = {{0, 2}, {1, 2}, {2, 2}};
