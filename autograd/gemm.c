@@ -370,25 +370,37 @@ static void run_job(job *J) {
 // product. Computed transposed, the weight becomes the in-place A operand (no packing at all)
 // and the small op(A) is the one packed, once for all N rows; the (N,M) result then goes into C
 // with beta and the bias in one blocked transpose. Same K blocks, same order of the sums.
-static int use_transposed(const kernel *Kr, int ta, int tb, int M, int N, int K) {
+static int use_transposed(const kernel *Kr, int tb, int M, int N, int K) {
     // op(B)^T must be readable in place: B^T (k-major) by every SIMD kernel, B row-major by
     // kernels with a rows variant.
     if (!(tb ? Kr->ukr_rows != NULL : Kr->simd)) return 0;
-    (void)ta;
     if (g_form >= 0) return g_form;
     // Packing op(B) costs ~K*N; the transposed form packs op(A) (~K*M) and moves C twice (~2MN).
     double normal = (double)K * N, transposed = (double)K * M + 2.0 * M * N;
     return (double)M * N * K >= (double)(1 << 24) && normal > 2.0 * transposed;
 }
 
-// C(M,N) = Ct^T + beta * C (+ bias), Ct (N,M) dense; 32 x 32 blocks keep both sides' lines in L1.
-static void transpose_into(int M, int N, const float *Ct, float beta, float *C, long ldc, const float *bias) {
-    for (int i0 = 0; i0 < M; i0 += 32) {
-        int i1 = i0 + 32 < M ? i0 + 32 : M;
+// C(i0:i1, :) = Ct^T + beta * C (+ bias), Ct (N,M) dense; 32 x 32 blocks keep both sides' lines
+// in L1.
+typedef struct {
+    int M, N;
+    const float *Ct;
+    float beta;
+    float *C;
+    long ldc;
+    const float *bias;
+} transpose_job;
+
+static void transpose_rows(const transpose_job *t, int r0, int r1) {
+    const int M = t->M, N = t->N;
+    const float *Ct = t->Ct, *bias = t->bias;
+    const float beta = t->beta;
+    for (int i0 = r0; i0 < r1; i0 += 32) {
+        int i1 = i0 + 32 < r1 ? i0 + 32 : r1;
         for (int j0 = 0; j0 < N; j0 += 32) {
             int j1 = j0 + 32 < N ? j0 + 32 : N;
             for (int i = i0; i < i1; i++) {
-                float *c = C + (long)i * ldc;
+                float *c = t->C + (long)i * t->ldc;
                 for (int j = j0; j < j1; j++) {
                     float v = Ct[(long)j * M + i] + (bias ? bias[j] : 0.0f);
                     c[j] = beta == 0.0f ? v : v + beta * c[j];
@@ -396,6 +408,21 @@ static void transpose_into(int M, int N, const float *Ct, float beta, float *C, 
             }
         }
     }
+}
+
+// Rows of C in 32-row slices, one contiguous run of slices per thread.
+static void transpose_task(void *arg, int t, int T) {
+    const transpose_job *J = arg;
+    int slices = (J->M + 31) / 32, s0 = (int)((long)slices * t / T), s1 = (int)((long)slices * (t + 1) / T);
+    transpose_rows(J, s0 * 32, s1 * 32 < J->M ? s1 * 32 : J->M);
+}
+
+static void transpose_into(int M, int N, const float *Ct, float beta, float *C, long ldc, const float *bias) {
+    transpose_job J = {M, N, Ct, beta, C, ldc, bias};
+    int T = tz_get_threads(), slices = (M + 31) / 32;
+    if (T > slices) T = slices;
+    if (T <= 1 || tz_pool_in_task() || (double)M * N < 65536.0) transpose_rows(&J, 0, M);
+    else tz_pool_run(T, transpose_task, &J);
 }
 
 // Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C (+ bias); see gemm.h.
@@ -407,7 +434,7 @@ void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float
         scale_only(M, N, beta, C, ldc, bias);
         return;
     }
-    if (use_transposed(g_kernel, ta, tb, M, N, K)) {
+    if (use_transposed(g_kernel, tb, M, N, K)) {
         buffers *bf = &tls_buf; // this thread's: pool workers use their own a and b only
         float *Ct = grow(&bf->ct, &bf->ctcap, (size_t)N * M);
         job J = {g_kernel, !tb, !ta, N, M, K, alpha, 0.0f, B, A, Ct, NULL, NULL, 0, ldb, lda, M, 0, 1};

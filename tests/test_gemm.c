@@ -214,6 +214,8 @@ ParameterizedTest(kparam *p, gemm, transposed_form) {
                         c % 7 < 3);
     }
     for (int t = 0; t < 4; t++) check_case_bias(t & 1, t >> 1, 13, 700, 800, t, 1.0f, t & 1 ? 1.0f : 0.0f, t >> 1);
+    // Several 32-row slices of a large enough C: the transpose into C is shared between threads.
+    for (int t = 0; t < 4; t++) check_case_bias(t & 1, t >> 1, 75, 1100, 20, t, 1.0f, t & 1 ? 1.0f : 0.0f, t >> 1);
 }
 
 ParameterizedTestParameters(gemm, small_m_large_b) { return cr_make_param_array(kparam, kparams, 6); }
