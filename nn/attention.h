@@ -78,7 +78,8 @@ tz_tensor *nn_attention_fused(tz_graph *g, tz_tensor *q, tz_tensor *k, tz_tensor
 // (one gemm instead of three) -> (B,T,C).
 tz_tensor *nn_attention_fused_qkv(tz_graph *g, tz_tensor *qkv, int heads, const int *lengths, int causal,
                                   tz_tensor **weights);
-// Query rows per tile of the fused node (0: its own choice, from T); for tests of the tiling.
+// Query rows per tile of the fused nodes this thread records (0: their own choice, from T); for
+// tests of the tiling.
 void nn_attention_fused_tile(int rows);
 
 // ---------------------------------------------------------------------------------------------
