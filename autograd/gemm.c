@@ -14,6 +14,8 @@
 // m <= MR and mask the last vector of a row, so only the SIMD lanes past N are wasted.
 // Threads: C is cut into one rectangle per thread along M or N (whichever wastes less), so each
 // C element is computed by exactly one thread, in the same order as single-threaded.
+// A product of few rows against a large B runs transposed, C^T = op(B)^T op(A)^T, so the large
+// operand is read in place instead of packed (use_transposed; TZ_GEMM_FORM forces a form).
 #include "gemm.h"
 #include "threadpool.h"
 #include "tz.h" // tz_fail (error.c is built into this library)
