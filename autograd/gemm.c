@@ -368,8 +368,8 @@ static void run_job(job *J) {
 
 // ---- small M against a large B: C^T = op(B)^T op(A)^T -----------------------------------------
 // With few rows (an MLP's 128 contexts against a 4096 x 3072 weight), packing op(B) - the whole
-// weight, every call - is amortised over only M rows: at M = 128 it costs about a quarter of the
-// product. Computed transposed, the weight becomes the in-place A operand (no packing at all)
+// weight, every call - is amortised over only M rows (perf, h4096: that pack was 14.5% of the
+// run's samples against 42% in the kernels). Computed transposed, the weight becomes the in-place A operand (no packing at all)
 // and the small op(A) is the one packed, once for all N rows; the (N,M) result then goes into C
 // with beta and the bias in one blocked transpose. Same K blocks, same order of the sums.
 static int use_transposed(const kernel *Kr, int tb, int M, int N, int K) {
