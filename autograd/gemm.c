@@ -307,20 +307,31 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
     }
 }
 
+// Slice t of T of [0, n) cut on multiples of q: [*lo, *hi).
+static void slice(int n, int q, int t, int T, int *lo, int *hi) {
+    int units = (n + q - 1) / q, u0 = (int)((long)units * t / T), u1 = (int)((long)units * (t + 1) / T);
+    *lo = u0 * q, *hi = u1 * q < n ? u1 * q : n;
+}
+
+// Threads for `work` multiply-adds (or element moves) cut into `units` slices: below ~64k,
+// waking a second core costs more than it saves; inside a pool task (attention's per-head
+// products) the pool is taken, and a split would run serially; never more than the slices.
+static int threads_for(double work, int units) {
+    int T = work < 65536.0 || tz_pool_in_task() ? 1 : tz_get_threads();
+    return T < units ? T : units;
+}
+
 // Task t of T: its slice of M or N, cut on MR / 16-column boundaries (NR with a packed B, so
 // each slice starts on a panel).
 static void gemm_task(void *arg, int t, int T) {
     const job *J = arg;
+    int lo, hi;
     if (J->split_m) {
-        int q = J->K->mr, units = (J->M + q - 1) / q;
-        int u0 = (int)((long)units * t / T), u1 = (int)((long)units * (t + 1) / T);
-        int i0 = u0 * q, i1 = u1 * q < J->M ? u1 * q : J->M;
-        gemm_rect(J, i0, i1, 0, J->N);
+        slice(J->M, J->K->mr, t, T, &lo, &hi);
+        gemm_rect(J, lo, hi, 0, J->N);
     } else {
-        int q = J->Bpre ? J->K->nr : 16, units = (J->N + q - 1) / q;
-        int u0 = (int)((long)units * t / T), u1 = (int)((long)units * (t + 1) / T);
-        int j0 = u0 * q, j1 = u1 * q < J->N ? u1 * q : J->N;
-        gemm_rect(J, 0, J->M, j0, j1);
+        slice(J->N, J->Bpre ? J->K->nr : 16, t, T, &lo, &hi);
+        gemm_rect(J, 0, J->M, lo, hi);
     }
 }
 
@@ -350,13 +361,8 @@ static void scale_only(int M, int N, float beta, float *C, int ldc, const float 
 
 // Runs a job on the pool: one rectangle of C per thread, or all of it here.
 static void run_job(job *J) {
-    int M = J->M, N = J->N, T = tz_get_threads();
-    // Below ~64k multiply-adds, waking a second core costs more than it saves; inside a pool
-    // task (attention's per-head products) the pool is taken, and a split would run serially.
-    if ((double)M * N * J->Kd < 65536.0 || tz_pool_in_task()) T = 1;
-    // No more threads than there are MR-row or 16-column slices to hand out.
-    int maxu = (M + J->K->mr - 1) / J->K->mr > (N + 15) / 16 ? (M + J->K->mr - 1) / J->K->mr : (N + 15) / 16;
-    if (T > maxu) T = maxu;
+    int M = J->M, N = J->N, rows = (M + J->K->mr - 1) / J->K->mr, cols = (N + 15) / 16;
+    int T = threads_for((double)M * N * J->Kd, rows > cols ? rows : cols); // MR-row or 16-column slices
     if (T <= 1) {
         gemm_rect(J, 0, M, 0, N);
         return;
@@ -415,15 +421,15 @@ static void transpose_rows(const transpose_job *t, int r0, int r1) {
 // Rows of C in 32-row slices, one contiguous run of slices per thread.
 static void transpose_task(void *arg, int t, int T) {
     const transpose_job *J = arg;
-    int slices = (J->M + 31) / 32, s0 = (int)((long)slices * t / T), s1 = (int)((long)slices * (t + 1) / T);
-    transpose_rows(J, s0 * 32, s1 * 32 < J->M ? s1 * 32 : J->M);
+    int lo, hi;
+    slice(J->M, 32, t, T, &lo, &hi);
+    transpose_rows(J, lo, hi);
 }
 
 static void transpose_into(int M, int N, const float *Ct, float beta, float *C, long ldc, const float *bias) {
     transpose_job J = {M, N, Ct, beta, C, ldc, bias};
-    int T = tz_get_threads(), slices = (M + 31) / 32;
-    if (T > slices) T = slices;
-    if (T <= 1 || tz_pool_in_task() || (double)M * N < 65536.0) transpose_rows(&J, 0, M);
+    int T = threads_for((double)M * N, (M + 31) / 32);
+    if (T <= 1) transpose_rows(&J, 0, M);
     else tz_pool_run(T, transpose_task, &J);
 }
 
