@@ -23,7 +23,9 @@ typedef struct {
     const int *lengths; // (B) or NULL
     real scale;
     real *P; // (B,H,Tq,Tk) attention weights, saved for backward
-    real *dP; // backward scratch, same shape
+    real *dS; // backward scratch: one tile (tile, Tk) per (batch, head), reused by its tiles
+    int full_rows; // 1: P rows are zeroed up to Tk (the caller reads the weights), else up to
+                   // the tile's last key, all that backward reads
     // q, k, v: data and (in backward) gradients of rows of C values, ld apart (C for three
     // tensors, 3C for one packed [q k v] tensor); o (B,Tq,C).
     const real *q, *k, *v;
@@ -77,7 +79,7 @@ static void forward_pairs(void *arg, long lo, long hi) {
                 for (int j = 0; j < lim; j++) s[j] = tz_fexp(s[j] - mx);
                 TZ_LANE_SUM(sum, lim, j, s[j]);
                 for (int j = 0; j < lim; j++) s[j] /= sum;
-                for (int j = lim; j < Tk; j++) s[j] = 0;
+                for (int j = lim; j < (a->full_rows ? Tk : kn); j++) s[j] = 0;
             }
             tz_gemm(0, 0, m, D, kn, 1, St, Tk, V, ld, 0, O + (long)i0 * C, C);
         }
@@ -97,7 +99,7 @@ static void backward_pairs(void *arg, long lo, long hi) {
             int m = Tq - i0 < a->tile ? Tq - i0 : a->tile, kn = key_limit(a, b, i0 + m - 1);
             const real *Pt = a->P + (long)p * Tq * Tk + (long)i0 * Tk, *Qt = Q + (long)i0 * ld,
                        *dOt = dO + (long)i0 * C;
-            real *dS = a->dP + (long)p * Tq * Tk + (long)i0 * Tk;
+            real *dS = a->dS + (long)p * a->tile * Tk;
             tz_gemm(0, 1, m, kn, D, 1, dOt, C, V, ld, 0, dS, Tk); // dP
             for (int i = 0; i < m; i++) {
                 const real *restrict pr = Pt + (long)i * Tk;
@@ -123,7 +125,9 @@ static long pair_cost(const fused_attn *a) { return 4L * a->Tq * a->Tk * a->D; }
 static void fused_backward(tz_graph *g, tz_node *n) {
     fused_attn *a = n->aux;
     a->o = n->out;
-    a->dP = tz_arena_alloc(&g->arena, sizeof(real) * a->B * a->H * a->Tq * a->Tk);
+    // A tile of dS per pair instead of all of (B,H,Tq,Tk): it is written and read again at once,
+    // so it stays in cache instead of going out to memory (d384: 12.6 MB a layer less written).
+    a->dS = tz_arena_alloc(&g->arena, sizeof(real) * a->B * a->H * a->tile * a->Tk);
     // Each (batch, head) task writes its whole block of dQ, dK and dV: fresh buffers are
     // overwritten (a packed [q k v] is one buffer whose three parts are each written whole).
     // Tiles interleave the three, so q, k, v that are one tensor are zeroed first and added to.
@@ -165,6 +169,9 @@ static tz_tensor *fused(tz_graph *g, fused_attn a, tz_tensor **in, int n_in, con
     s->beta_q = s->beta_k = s->beta_v = 1;
     if (lengths) s->lengths = memcpy(tz_arena_alloc(&g->arena, sizeof(int) * a.B), lengths, sizeof(int) * a.B);
     s->P = tz_arena_alloc(&g->arena, sizeof(real) * a.B * a.H * a.Tq * a.Tk);
+    // Without a reader of the weights, the masked keys past a tile's last key are never read:
+    // not writing their zeros saves ~40% of P's stores at T = 256 (P goes out to memory).
+    s->full_rows = weights != NULL;
     tz_parallel_for((long)a.B * a.H, pair_cost(s), forward_pairs, s);
     if (weights) *weights = tz_wrap(g, s->P, NULL, 4, (const int[]){a.B, a.H, a.Tq, a.Tk});
     tz_node *n = tz_op_record(g, &op_fused_attention, o, in, n_in);
