@@ -76,9 +76,9 @@ static void forward_pairs(void *arg, long lo, long hi) {
                 real *restrict s = St + (long)i * Tk, mx, sum;
                 int lim = key_limit(a, b, i0 + i);
                 TZ_LANE_MAX(mx, lim, j, s[j]);
-                for (int j = 0; j < lim; j++) s[j] = tz_fexp(s[j] - mx);
-                TZ_LANE_SUM(sum, lim, j, s[j]);
-                for (int j = 0; j < lim; j++) s[j] /= sum;
+                TZ_LANE_SUM(sum, lim, j, (s[j] = tz_fexp(s[j] - mx))); // exp and its sum in one pass
+                const real inv = 1 / sum;
+                for (int j = 0; j < lim; j++) s[j] *= inv;
                 for (int j = lim; j < (a->full_rows ? Tk : kn); j++) s[j] = 0;
             }
             tz_gemm(0, 0, m, D, kn, 1, St, Tk, V, ld, 0, O + (long)i0 * C, C);
