@@ -17,6 +17,7 @@
 // A product of few rows against a large B runs transposed, C^T = op(B)^T op(A)^T, so the large
 // operand is read in place instead of packed (use_transposed; TZ_GEMM_FORM forces a form).
 #include "gemm.h"
+#include "fastmath.h" // tz_fnormal: the GELU epilogue computes what tz_gelu computes
 #include "threadpool.h"
 #include "tz.h" // tz_fail (error.c is built into this library)
 
@@ -238,6 +239,9 @@ typedef struct {
     long lda, ldb, ldc;
     int split_m; // 1: threads split M, 0: split N
     int nthreads;
+    tz_epilogue epi; // applied to each C tile by the last K block (TZ_EPI_NONE: nothing)
+    float *D; // the epilogue's second matrix (M,N), row stride ldd
+    long ldd;
 } job;
 
 // Block size for a dimension of n: the fewest blocks of at most bmax, evened out and rounded up
@@ -265,6 +269,30 @@ static void pack_b_panel(const kernel *K, int tb, const float *B, long ldb, int 
                          float *dst) {
     if (!tb) pack_copy(n, kc, B + (long)pc * ldb + col, ldb, dst, K->nr);
     else pack_trans(K, n, kc, B + col * ldb + pc, ldb, dst, K->nr);
+}
+
+// The epilogue on a finished m x n tile of C (still in L1), D at the same place in D's rows.
+// (GELU with D NULL: C only, for a forward that records nothing.)
+static void epilogue_tile(tz_epilogue epi, int m, int n, float *C, long ldc, float *D, long ldd) {
+    for (int i = 0; i < m; i++) {
+        float *restrict c = C + i * ldc, *restrict d = D ? D + i * ldd : NULL;
+        float Phi, phi;
+        if (epi == TZ_EPI_GELU && d)
+            for (int j = 0; j < n; j++) {
+                float v = c[j];
+                tz_fnormal(v, &Phi, &phi);
+                c[j] = v * Phi;
+                d[j] = Phi + v * phi;
+            }
+        else if (epi == TZ_EPI_GELU)
+            for (int j = 0; j < n; j++) {
+                float v = c[j];
+                tz_fnormal(v, &Phi, &phi);
+                c[j] = v * Phi;
+            }
+        else
+            for (int j = 0; j < n; j++) c[j] *= d[j];
+    }
 }
 
 // C(i0:i1, j0:j1) of job J, single-threaded.
@@ -304,9 +332,13 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
                 else if (K->simd) a = J->A + (long)pc * J->lda + row, sa = J->lda;
                 else pack_copy(m, kc, J->A + (long)pc * J->lda + row, J->lda, Ap, MR);
                 float *c = J->C + row * J->ldc + j0 + jc;
+                // The last K block finishes the tiles: the epilogue runs on each while it is in cache.
+                const int fin = J->epi && pc + kc == KD;
+                float *d = fin && J->D ? J->D + row * J->ldd + j0 + jc : NULL;
                 for (int jr = 0; jr < nc; jr += NR) {
                     int n = nc - jr < NR ? nc - jr : NR;
                     ukr(m, n, kc, a, sa, Bp + (long)jr * kc, c + jr, J->ldc, J->alpha, beta, bias ? bias + jr : NULL);
+                    if (fin) epilogue_tile(J->epi, m, n, c + jr, J->ldc, d ? d + jr : NULL, J->ldd);
                 }
             }
         }
@@ -439,25 +471,34 @@ static void transpose_into(int M, int N, const float *Ct, float beta, float *C, 
     else tz_pool_run(T, transpose_task, &J);
 }
 
-// Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C (+ bias); see gemm.h.
-void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-                   float beta, float *C, int ldc, const float *bias) {
+// Row-major C(M,N) = alpha * op(A)(M,K) * op(B)(K,N) + beta * C (+ bias), then the epilogue;
+// see gemm.h.
+void tz_sgemm_epi(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                  float beta, float *C, int ldc, const float *bias, tz_epilogue epi, float *D, int ldd) {
     if (M <= 0 || N <= 0) return;
     init();
     if (K <= 0 || alpha == 0.0f) {
         scale_only(M, N, beta, C, ldc, bias);
+        if (epi)
+            for (int i = 0; i < M; i++) epilogue_tile(epi, 1, N, C + (long)i * ldc, 0, D ? D + (long)i * ldd : NULL, 0);
         return;
     }
-    if (use_transposed(g_kernel, tb, M, N, K)) {
+    // (The transposed form finishes C in its copy, not tile by tile: no epilogue there.)
+    if (!epi && use_transposed(g_kernel, tb, M, N, K)) {
         buffers *bf = &tls_buf; // this thread's: pool workers use their own a and b only
         float *Ct = grow(&bf->ct, &bf->ctcap, (size_t)N * M);
-        job J = {g_kernel, !tb, !ta, N, M, K, alpha, 0.0f, B, A, Ct, NULL, NULL, 0, ldb, lda, M, 0, 1};
+        job J = {g_kernel, !tb, !ta, N, M, K, alpha, 0.0f, B, A, Ct, NULL, NULL, 0, ldb, lda, M, 0, 1, TZ_EPI_NONE, NULL, 0};
         run_job(&J);
         transpose_into(M, N, Ct, beta, C, ldc, bias);
         return;
     }
-    job J = {g_kernel, ta, tb, M, N, K, alpha, beta, A, B, C, bias, NULL, 0, lda, ldb, ldc, 0, 1};
+    job J = {g_kernel, ta, tb, M, N, K, alpha, beta, A, B, C, bias, NULL, 0, lda, ldb, ldc, 0, 1, epi, D, ldd};
     run_job(&J);
+}
+
+void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                   float beta, float *C, int ldc, const float *bias) {
+    tz_sgemm_epi(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, TZ_EPI_NONE, NULL, 0);
 }
 
 // ---- a B packed once for many products (recurrent weights) ----------------------------------
@@ -491,7 +532,8 @@ void tz_sgemm_packed(int ta, int M, int N, int K, float alpha, const float *A, i
         return;
     }
     const int NR = g_kernel->nr;
-    job J = {g_kernel, ta, 0, M, N, K, alpha, beta, A, NULL, C, NULL, Bp, (N + NR - 1) / NR * NR, lda, 0, ldc, 0, 1};
+    job J = {g_kernel, ta, 0, M, N, K, alpha, beta, A, NULL, C, NULL, Bp, (N + NR - 1) / NR * NR, lda, 0, ldc, 0, 1,
+             TZ_EPI_NONE, NULL, 0};
     run_job(&J);
 }
 
@@ -527,6 +569,24 @@ void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const doub
         }
         if (bias)
             for (int j = 0; j < N; j++) c[j] += bias[j];
+    }
+}
+
+// The epilogue in double with libm's erf and exp (the float64 build's GELU, fastmath.h).
+void tz_dgemm_epi(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda, const double *B, int ldb,
+                  double beta, double *C, int ldc, const double *bias, tz_epilogue epi, double *D, int ldd) {
+    tz_dgemm_bias(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias);
+    for (int i = 0; epi && i < M; i++) {
+        double *c = C + (long)i * ldc, *d = D ? D + (long)i * ldd : NULL;
+        for (int j = 0; j < N; j++) {
+            if (epi == TZ_EPI_MUL) {
+                c[j] *= d[j];
+                continue;
+            }
+            double v = c[j], Phi = 0.5 * (1 + erf(v * M_SQRT1_2)), phi = 0.5 * M_2_SQRTPI * M_SQRT1_2 * exp(-0.5 * v * v);
+            c[j] = v * Phi;
+            if (d) d[j] = Phi + v * phi;
+        }
     }
 }
 

@@ -22,6 +22,18 @@ void tz_sgemm_bias(int ta, int tb, int M, int N, int K, float alpha, const float
 void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda, const double *B,
                    int ldb, double beta, double *C, int ldc, const double *bias);
 
+// The same, then an elementwise epilogue on each finished tile of C while it is in cache (a
+// fused layer's activation costs no extra pass over C):
+//   TZ_EPI_GELU: C = gelu(C) and D = gelu'(C) (D written, unless NULL; gelu(x) = x Phi(x), as tz_gelu)
+//   TZ_EPI_MUL:  C = C * D elementwise (D read: a saved derivative, for the backward)
+// D is (M,N) with row stride ldd; unused (may be NULL) with TZ_EPI_NONE.
+// (The float64 version: libm's erf and exp, as the float64 build's tz_gelu.)
+typedef enum { TZ_EPI_NONE, TZ_EPI_GELU, TZ_EPI_MUL } tz_epilogue;
+void tz_sgemm_epi(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                  float beta, float *C, int ldc, const float *bias, tz_epilogue epi, float *D, int ldd);
+void tz_dgemm_epi(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda, const double *B, int ldb,
+                  double beta, double *C, int ldc, const double *bias, tz_epilogue epi, double *D, int ldd);
+
 // Many products with one B (a recurrent weight, at every timestep of a sequence): pack op(B)
 // (K,N) once into Bp (tz_sgemm_packed_size floats, 64-byte aligned; the layout belongs to the
 // kernel chosen at run time), then C = alpha * op(A) * op(B) + beta * C reads it in place.
@@ -36,16 +48,18 @@ void tz_dgemm_packed(int ta, int M, int N, int K, double alpha, const double *A,
                      double *C, int ldc);
 
 // The gemm of the engine's element type `real` (float64 in the gradient check's build), for
-// code compiled in both builds: tz_gemm, tz_gemm_bias, tz_gemm_packed and the packing.
+// code compiled in both builds: tz_gemm, tz_gemm_bias, tz_gemm_epi, tz_gemm_packed and the packing.
 #ifdef TZ_DOUBLE
 #define tz_gemm tz_dgemm
 #define tz_gemm_bias tz_dgemm_bias
+#define tz_gemm_epi tz_dgemm_epi
 #define tz_gemm_packed_size tz_dgemm_packed_size
 #define tz_gemm_pack_b tz_dgemm_pack_b
 #define tz_gemm_packed tz_dgemm_packed
 #else
 #define tz_gemm tz_sgemm
 #define tz_gemm_bias tz_sgemm_bias
+#define tz_gemm_epi tz_sgemm_epi
 #define tz_gemm_packed_size tz_sgemm_packed_size
 #define tz_gemm_pack_b tz_sgemm_pack_b
 #define tz_gemm_packed tz_sgemm_packed

@@ -331,6 +331,43 @@ Test(attention, ffn_by_hand) {
     cr_assert(tz_params_find(&P, "ffn2.w3.weight") && !tz_params_find(&P, "ffn2.w1.bias"));
 }
 
+// The GELU block without dropout is one fused node (gemm epilogues); it must compute what
+// linear + gelu + linear compute, values and every gradient. d_model 520 makes the products over
+// d_model two K blocks, so the epilogue runs after the last one only.
+Test(attention, ffn_gelu_fused_equals_unfused) {
+    enum { R = 21, D = 520, F = 40 };
+    nn_ffn f;
+    nn_ffn_init(&f, &P, "ffn", NN_FFN_GELU, D, F, 1, (nn_init){0}, &r);
+    real *xv = malloc(sizeof(real) * R * D), *gx[2], *seed = malloc(sizeof(real) * R * D), *out[2];
+    for (int i = 0; i < R * D; i++) xv[i] = tz_rng_normal(&r), seed[i] = tz_rng_normal(&r);
+    tz_tensor *ws[4] = {f.w1.w, f.w1.b, f.w2.w, f.w2.b};
+    real *gw[2][4];
+    for (int pass = 0; pass < 2; pass++) {
+        tz_graph_reset(&g);
+        tz_params_zero_grad(&P);
+        gx[pass] = calloc(R * D, sizeof(real));
+        tz_tensor *x = tz_wrap(&g, xv, gx[pass], 2, (const int[]){R, D});
+        tz_tensor *y = pass == 0 ? nn_ffn_forward(&g, &f, x)
+                                 : nn_linear_forward(&g, &f.w2, tz_gelu(&g, nn_linear_forward(&g, &f.w1, x)));
+        out[pass] = malloc(sizeof(real) * R * D);
+        memcpy(out[pass], y->data, sizeof(real) * R * D);
+        tz_backward_seed(&g, y, seed);
+        for (int k = 0; k < 4; k++) gw[pass][k] = memcpy(malloc(sizeof(real) * ws[k]->n), ws[k]->grad, sizeof(real) * ws[k]->n);
+    }
+    for (int i = 0; i < R * D; i++) {
+        cr_assert_float_eq(out[0][i], out[1][i], 1e-6 * (1 + fabs(out[1][i])), "y[%d]", i);
+        cr_assert_float_eq(gx[0][i], gx[1][i], 1e-6 * (1 + fabs(gx[1][i])), "dx[%d]", i);
+    }
+    for (int k = 0; k < 4; k++)
+        for (int i = 0; i < ws[k]->n; i++)
+            cr_assert_float_eq(gw[0][k][i], gw[1][k][i], 1e-6 * (1 + fabs(gw[1][k][i])), "grad of %d [%d]", k, i);
+    for (int pass = 0; pass < 2; pass++) {
+        free(gx[pass]), free(out[pass]);
+        for (int k = 0; k < 4; k++) free(gw[pass][k]);
+    }
+    free(xv), free(seed);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Incremental decoding: a decoder-only stack (2 pre-LN blocks, RoPE, final LayerNorm and a head
 // to 11 logits) run one position at a time with the KV cache, after a prefill of 3, gives the

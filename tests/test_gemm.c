@@ -171,6 +171,71 @@ ParameterizedTest(kparam *p, gemm, degenerate) {
     for (int i = 0; i < 4; i++) cr_assert_eq(E[i], bias[i % 2]);
 }
 
+// GELU(x) = x Phi(x) and its derivative, in double: the epilogue's reference.
+static void gelu_ref(double x, double *y, double *dy) {
+    double Phi = 0.5 * (1 + erf(x * M_SQRT1_2)), phi = exp(-0.5 * x * x) / sqrt(2 * M_PI);
+    *y = x * Phi;
+    *dy = Phi + x * phi;
+}
+
+// tz_sgemm_epi: C = epi(alpha op(A) op(B) + beta C + bias) on every element, D written (GELU's
+// derivative; or not at all when NULL) or read (MUL), padding columns of C and D untouched.
+static void check_epilogue(int ta, int tb, int M, int N, int K, float beta, int bias, tz_epilogue epi, int with_d) {
+    int pad = 2, lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad, ldd = N + 3;
+    long na = (long)(ta ? K : M) * lda, nb = (long)(tb ? N : K) * ldb, nc = (long)M * ldc, nd = (long)M * ldd;
+    float *A = malloc(sizeof(float) * na), *B = malloc(sizeof(float) * nb), *C = malloc(sizeof(float) * nc),
+          *C0 = malloc(sizeof(float) * nc), *D = malloc(sizeof(float) * nd), *D0 = malloc(sizeof(float) * nd),
+          *bv = malloc(sizeof(float) * N);
+    for (long i = 0; i < na; i++) A[i] = frand();
+    for (long i = 0; i < nb; i++) B[i] = frand();
+    for (long i = 0; i < nc; i++) C0[i] = frand();
+    for (long i = 0; i < nd; i++) D0[i] = epi == TZ_EPI_MUL ? frand() : 777.0f;
+    for (int j = 0; j < N; j++) bv[j] = frand();
+    memcpy(C, C0, sizeof(float) * nc);
+    memcpy(D, D0, sizeof(float) * nd);
+    float alpha = 3.0f / sqrtf((float)K); // pre-activations of order 1-3: both tails of GELU
+    tz_sgemm_epi(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias ? bv : NULL, epi, with_d ? D : NULL, ldd);
+    double tol = 8 * 6e-8 * (K * alpha + 2 + 1) + 2e-6; // the product's rounding, then GELU's (<= 1.5e-7)
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < ldc; j++) {
+            long ci = (long)i * ldc + j, di = (long)i * ldd + j;
+            if (j >= N) {
+                cr_assert_eq(C[ci], C0[ci], "C padding (%d,%d) written", i, j);
+                continue;
+            }
+            double s = 0;
+            for (int k = 0; k < K; k++)
+                s += (double)(ta ? A[(long)k * lda + i] : A[(long)i * lda + k]) *
+                     (double)(tb ? B[(long)j * ldb + k] : B[(long)k * ldb + j]);
+            double u = alpha * s + beta * (double)C0[ci] + (bias ? bv[j] : 0.0), y, dy;
+            if (epi == TZ_EPI_MUL) y = u * D0[di], dy = D0[di];
+            else gelu_ref(u, &y, &dy);
+            cr_assert(fabs(C[ci] - y) <= tol * (1 + fabs(y)), "epi %d (%d,%d,%d) ta %d tb %d: C(%d,%d) = %.8g, want %.8g",
+                      epi, M, N, K, ta, tb, i, j, C[ci], y);
+            double want_d = epi == TZ_EPI_GELU && with_d ? dy : D0[di];
+            cr_assert(fabs(D[di] - want_d) <= tol * (1 + fabs(want_d)), "epi %d: D(%d,%d) = %.8g, want %.8g", epi, i, j,
+                      D[di], want_d);
+        }
+        for (int j = N; j < ldd; j++) cr_assert_eq(D[(long)i * ldd + j], D0[(long)i * ldd + j], "D padding written");
+    }
+    free(A), free(B), free(C), free(C0), free(D), free(D0), free(bv);
+}
+
+ParameterizedTestParameters(gemm, epilogue) { return cr_make_param_array(kparam, kparams, 6); }
+
+// Odd sizes, several K blocks (the epilogue must run once, after the last), threaded splits.
+ParameterizedTest(kparam *p, gemm, epilogue) {
+    setup(p->kernel, p->threads);
+    static const int shapes[][3] = {{1, 1, 1}, {7, 45, 13}, {13, 33, 600}, {40, 130, 385}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int t = 0; t < 4; t++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            check_epilogue(t & 1, t >> 1, M, N, K, t == 1 ? 1.0f : 0.0f, t != 2, TZ_EPI_GELU, 1);
+            check_epilogue(t & 1, t >> 1, M, N, K, 0.0f, t == 0, TZ_EPI_GELU, 0);
+            check_epilogue(t & 1, t >> 1, M, N, K, t == 3 ? 1.0f : 0.0f, 0, TZ_EPI_MUL, 1);
+        }
+}
+
 ParameterizedTestParameters(gemm, packed_b) { return cr_make_param_array(kparam, kparams, 6); }
 
 // A B packed once (tz_sgemm_pack_b) gives the same bits as the plain product, for both B forms,

@@ -178,8 +178,16 @@ static void *ffn_setup_kind(tz_params *P, tz_rng *r, nn_ffn_kind kind, int bias)
 }
 static void *ffn_relu_setup(tz_params *P, tz_rng *r) { return ffn_setup_kind(P, r, NN_FFN_RELU, 1); }
 static void *ffn_gelu_setup(tz_params *P, tz_rng *r) { return ffn_setup_kind(P, r, NN_FFN_GELU, 1); }
+static void *ffn_gelu_nobias_setup(tz_params *P, tz_rng *r) { return ffn_setup_kind(P, r, NN_FFN_GELU, 0); }
 static void *ffn_swiglu_setup(tz_params *P, tz_rng *r) { return ffn_setup_kind(P, r, NN_FFN_SWIGLU, 0); }
+// GELU without dropout is the fused ffn_gelu node; with dropout, linear + gelu + dropout + linear.
 static tz_tensor *ffn_fw(tz_graph *g, void *st) { return nn_ffn_forward(g, &ST->ffn, ST->x); }
+static tz_tensor *ffn_dropout_fw(tz_graph *g, void *st) {
+    ST->ffn.dropout = 0.25;
+    tz_tensor *y = nn_ffn_forward(g, &ST->ffn, ST->x);
+    ST->ffn.dropout = 0;
+    return y;
+}
 static void *silu_setup(tz_params *P, tz_rng *r) {
     state *s = new_state();
     s->x = IN("x", 3, 5);
@@ -306,6 +314,8 @@ const tz_check tz_attention_checks[] = {
     CHECK("ffn/silu", silu_setup, silu_fw),
     CHECK("ffn/relu", ffn_relu_setup, ffn_fw),
     CHECK("ffn/gelu", ffn_gelu_setup, ffn_fw),
+    CHECK("ffn/gelu_nobias", ffn_gelu_nobias_setup, ffn_fw),
+    CHECK("ffn/gelu_dropout", ffn_gelu_setup, ffn_dropout_fw),
     CHECK("ffn/swiglu", ffn_swiglu_setup, ffn_fw),
     CHECK("block/encoder_postln", enc_post_setup, encoder_fw),
     CHECK("block/encoder_preln", enc_pre_setup, encoder_fw),
