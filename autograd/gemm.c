@@ -5,6 +5,7 @@
 // rectangle of C:
 //   for jc over N in blocks of NC:
 //     for pc over K in blocks of KC:            K order is fixed: results do not depend on threads
+//                                               (a depth up to 4/3 KC is one block: k_block)
 //       pack B(pc:+KC, jc:+NC) into Bp          KC x NC, stays in L2 while every row panel uses it
 //       for ir over M in steps of MR:
 //         pack A(ir:+MR, pc:+KC) into Ap        MR x KC, stays in L1 across the jr loop

@@ -6,7 +6,9 @@
 // key the tile's last row may see: causal attention computes about half of the T x T scores and
 // padded keys none. Same function as nn_sdpa over split heads with causal/padding masks (tested),
 // gradient-checked in float64.
-//   forward:  S = Q K^T / sqrt(D), P = softmax over the allowed keys (0 elsewhere), O = P V
+//   forward:  S = Q K^T / sqrt(D), P = softmax over the allowed keys (0 elsewhere up to the
+//             tile's last key; past it P is not written unless the caller reads the weights),
+//             O = P V
 //   backward: dP = dO V^T, dS = P (dP - rowsum(P dP)), dQ = dS K / sqrt(D), dK = dS^T Q / sqrt(D),
 //             dV = P^T dO
 #include <math.h>

@@ -33,8 +33,9 @@ tz_tensor *tz_silu(tz_graph *g, tz_tensor *x) {
 // product that makes dH, so neither the pre-activation nor dH is ever a tensor of its own: two
 // passes over (rows, d_ff) less each way, and 2 (rows, d_ff) buffers less per block.
 //   forward:  H = gelu(U), G = gelu'(U), U = x W1^T + b1;  y = H W2^T + b2
-//   backward: dW2 = dy^T H, db2 = colsum(dy), dU = (dy W2) * G (into H's buffer, dead by then),
-//             dW1 = dU^T x, db1 = colsum(dU), dx = dU W1
+//   backward: dW2 = dy^T H, db2 = colsum(dy), dU = (dy W2) * G (into H's buffer, dead by then:
+//             one backward per tape, as everywhere in the engine), dW1 = dU^T x, db1 =
+//             colsum(dU), dx = dU W1
 typedef struct {
     real *H, *G; // (R, F): the hidden activations and GELU's derivative
     int R, D, F;

@@ -333,7 +333,7 @@ Test(attention, ffn_by_hand) {
 
 // The GELU block without dropout is one fused node (gemm epilogues); it must compute what
 // linear + gelu + linear compute, values and every gradient. d_model 520 makes the products over
-// d_model two K blocks, so the epilogue runs after the last one only.
+// d_model two or three K blocks (KC 384 or 256), so the epilogue runs after the last one only.
 Test(attention, ffn_gelu_fused_equals_unfused) {
     enum { R = 21, D = 520, F = 40 };
     nn_ffn f;

@@ -139,13 +139,15 @@ ParameterizedTest(kparam *p, gemm, random_sizes) {
 
 ParameterizedTestParameters(gemm, block_edges) { return cr_make_param_array(kparam, kparams, 6); }
 
-// Sizes straddling the cache blocks (KC 256, 384 for AVX-512; NC 512) and the per-thread splits.
+// Sizes straddling the cache blocks (KC 256, 384 for AVX-512, a depth up to 4/3 KC in one block:
+// 341/342, 512/513; NC 512) and the per-thread splits.
 ParameterizedTest(kparam *p, gemm, block_edges) {
     setup(p->kernel, p->threads);
     static const int shapes[][3] = {{13, 17, 255}, {13, 17, 256}, {13, 17, 257}, {9, 33, 513},   {5, 511, 7},
                                     {7, 512, 9},   {6, 513, 11},  {3, 1030, 5},  {97, 130, 300}, {130, 65, 70},
                                     {64, 97, 129}, {1, 600, 600}, {600, 1, 300}, {13, 17, 383},  {13, 17, 384},
-                                    {13, 17, 385}, {9, 33, 769}};
+                                    {13, 17, 385}, {9, 33, 769},   {13, 17, 341}, {13, 17, 342},
+                                    {13, 17, 512}, {13, 17, 513}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int t = 0; t < 4; t++)
             for (int bias = 0; bias < 2; bias++)
@@ -169,6 +171,17 @@ ParameterizedTest(kparam *p, gemm, degenerate) {
     float bias[2] = {10, 20}, E[4] = {NAN, NAN, 1, 1};
     tz_sgemm_bias(0, 0, 2, 2, 0, 1.0f, A, 1, B, 2, 0.0f, E, 2, bias); // K = 0: just the bias
     for (int i = 0; i < 4; i++) cr_assert_eq(E[i], bias[i % 2]);
+    // K = 0 with an epilogue: it still runs, on beta * C + bias.
+    float F[4] = {-1, 0, 0.5f, 2}, G[4] = {NAN, NAN, NAN, NAN}, H[4] = {1, 2, 3, 4}, S[4] = {3, 3, -1, 0.5f};
+    tz_sgemm_epi(0, 0, 2, 2, 0, 1.0f, A, 1, B, 2, 1.0f, F, 2, NULL, TZ_EPI_GELU, G, 2);
+    const double x[4] = {-1, 0, 0.5, 2};
+    for (int i = 0; i < 4; i++) {
+        double Phi = 0.5 * (1 + erf(x[i] / sqrt(2.0))), phi = exp(-0.5 * x[i] * x[i]) / sqrt(2 * M_PI);
+        cr_assert_float_eq(F[i], x[i] * Phi, 1e-6, "gelu(%g) = %g", x[i], F[i]);
+        cr_assert_float_eq(G[i], Phi + x[i] * phi, 1e-6, "gelu'(%g) = %g", x[i], G[i]);
+    }
+    tz_sgemm_epi(0, 0, 2, 2, 3, 0.0f, A, 3, B, 2, 1.0f, H, 2, NULL, TZ_EPI_MUL, S, 2); // alpha 0: C * D
+    for (int i = 0; i < 4; i++) cr_assert_eq(H[i], (i + 1) * S[i]);
 }
 
 // GELU(x) = x Phi(x) and its derivative, in double: the epilogue's reference.
