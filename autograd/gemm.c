@@ -488,12 +488,43 @@ void tz_sgemm_epi(int ta, int tb, int M, int N, int K, float alpha, const float 
     if (!epi && use_transposed(g_kernel, tb, M, N, K)) {
         buffers *bf = &tls_buf; // this thread's: pool workers use their own a and b only
         float *Ct = grow(&bf->ct, &bf->ctcap, (size_t)N * M);
-        job J = {g_kernel, !tb, !ta, N, M, K, alpha, 0.0f, B, A, Ct, NULL, NULL, 0, ldb, lda, M, 0, 1, TZ_EPI_NONE, NULL, 0};
+        job J = {.K = g_kernel,
+                 .ta = !tb,
+                 .tb = !ta,
+                 .M = N,
+                 .N = M,
+                 .Kd = K,
+                 .alpha = alpha,
+                 .A = B,
+                 .B = A,
+                 .C = Ct,
+                 .lda = ldb,
+                 .ldb = lda,
+                 .ldc = M,
+                 .nthreads = 1};
         run_job(&J);
         transpose_into(M, N, Ct, beta, C, ldc, bias);
         return;
     }
-    job J = {g_kernel, ta, tb, M, N, K, alpha, beta, A, B, C, bias, NULL, 0, lda, ldb, ldc, 0, 1, epi, D, ldd};
+    job J = {.K = g_kernel,
+             .ta = ta,
+             .tb = tb,
+             .M = M,
+             .N = N,
+             .Kd = K,
+             .alpha = alpha,
+             .beta = beta,
+             .A = A,
+             .B = B,
+             .C = C,
+             .bias = bias,
+             .lda = lda,
+             .ldb = ldb,
+             .ldc = ldc,
+             .nthreads = 1,
+             .epi = epi,
+             .D = D,
+             .ldd = ldd};
     run_job(&J);
 }
 
@@ -533,8 +564,20 @@ void tz_sgemm_packed(int ta, int M, int N, int K, float alpha, const float *A, i
         return;
     }
     const int NR = g_kernel->nr;
-    job J = {g_kernel, ta, 0, M, N, K, alpha, beta, A, NULL, C, NULL, Bp, (N + NR - 1) / NR * NR, lda, 0, ldc, 0, 1,
-             TZ_EPI_NONE, NULL, 0};
+    job J = {.K = g_kernel,
+             .ta = ta,
+             .M = M,
+             .N = N,
+             .Kd = K,
+             .alpha = alpha,
+             .beta = beta,
+             .A = A,
+             .C = C,
+             .Bpre = Bp,
+             .Npad = (N + NR - 1) / NR * NR,
+             .lda = lda,
+             .ldc = ldc,
+             .nthreads = 1};
     run_job(&J);
 }
 
@@ -584,7 +627,8 @@ void tz_dgemm_epi(int ta, int tb, int M, int N, int K, double alpha, const doubl
                 c[j] *= d[j];
                 continue;
             }
-            double v = c[j], Phi = 0.5 * (1 + erf(v * M_SQRT1_2)), phi = 0.5 * M_2_SQRTPI * M_SQRT1_2 * exp(-0.5 * v * v);
+            double v = c[j], Phi = 0.5 * (1 + erf(v * M_SQRT1_2)),
+                   phi = 0.5 * M_2_SQRTPI * M_SQRT1_2 * exp(-0.5 * v * v);
             c[j] = v * Phi;
             if (d) d[j] = Phi + v * phi;
         }

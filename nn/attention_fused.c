@@ -26,8 +26,9 @@ typedef struct {
     real scale;
     real *P; // (B,H,Tq,Tk) attention weights, saved for backward
     real *dS; // backward scratch: one tile (tile, Tk) per (batch, head), reused by its tiles
-    int full_rows; // 1: P rows are zeroed up to Tk (the caller reads the weights), else up to
-                   // the tile's last key, all that backward reads
+    // 1: P rows are zeroed up to Tk (the caller reads the weights), else up to the tile's last
+    // key, all that backward reads
+    int full_rows;
     // q, k, v: data and (in backward) gradients of rows of C values, ld apart (C for three
     // tensors, 3C for one packed [q k v] tensor); o (B,Tq,C).
     const real *q, *k, *v;

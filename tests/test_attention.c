@@ -352,7 +352,8 @@ Test(attention, ffn_gelu_fused_equals_unfused) {
         out[pass] = malloc(sizeof(real) * R * D);
         memcpy(out[pass], y->data, sizeof(real) * R * D);
         tz_backward_seed(&g, y, seed);
-        for (int k = 0; k < 4; k++) gw[pass][k] = memcpy(malloc(sizeof(real) * ws[k]->n), ws[k]->grad, sizeof(real) * ws[k]->n);
+        for (int k = 0; k < 4; k++)
+            gw[pass][k] = memcpy(malloc(sizeof(real) * ws[k]->n), ws[k]->grad, sizeof(real) * ws[k]->n);
     }
     for (int i = 0; i < R * D; i++) {
         cr_assert_float_eq(out[0][i], out[1][i], 1e-6 * (1 + fabs(out[1][i])), "y[%d]", i);

@@ -143,11 +143,10 @@ ParameterizedTestParameters(gemm, block_edges) { return cr_make_param_array(kpar
 // 341/342, 512/513; NC 512) and the per-thread splits.
 ParameterizedTest(kparam *p, gemm, block_edges) {
     setup(p->kernel, p->threads);
-    static const int shapes[][3] = {{13, 17, 255}, {13, 17, 256}, {13, 17, 257}, {9, 33, 513},   {5, 511, 7},
-                                    {7, 512, 9},   {6, 513, 11},  {3, 1030, 5},  {97, 130, 300}, {130, 65, 70},
-                                    {64, 97, 129}, {1, 600, 600}, {600, 1, 300}, {13, 17, 383},  {13, 17, 384},
-                                    {13, 17, 385}, {9, 33, 769},   {13, 17, 341}, {13, 17, 342},
-                                    {13, 17, 512}, {13, 17, 513}};
+    static const int shapes[][3] = {
+        {13, 17, 255}, {13, 17, 256},  {13, 17, 257}, {9, 33, 513},  {5, 511, 7},   {7, 512, 9},   {6, 513, 11},
+        {3, 1030, 5},  {97, 130, 300}, {130, 65, 70}, {64, 97, 129}, {1, 600, 600}, {600, 1, 300}, {13, 17, 383},
+        {13, 17, 384}, {13, 17, 385},  {9, 33, 769},  {13, 17, 341}, {13, 17, 342}, {13, 17, 512}, {13, 17, 513}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int t = 0; t < 4; t++)
             for (int bias = 0; bias < 2; bias++)
@@ -223,8 +222,9 @@ static void check_epilogue(int ta, int tb, int M, int N, int K, float beta, int 
             double u = alpha * s + beta * (double)C0[ci] + (bias ? bv[j] : 0.0), y, dy;
             if (epi == TZ_EPI_MUL) y = u * D0[di], dy = D0[di];
             else gelu_ref(u, &y, &dy);
-            cr_assert(fabs(C[ci] - y) <= tol * (1 + fabs(y)), "epi %d (%d,%d,%d) ta %d tb %d: C(%d,%d) = %.8g, want %.8g",
-                      epi, M, N, K, ta, tb, i, j, C[ci], y);
+            cr_assert(fabs(C[ci] - y) <= tol * (1 + fabs(y)),
+                      "epi %d (%d,%d,%d) ta %d tb %d: C(%d,%d) = %.8g, want %.8g", epi, M, N, K, ta, tb, i, j, C[ci],
+                      y);
             double want_d = epi == TZ_EPI_GELU && with_d ? dy : D0[di];
             cr_assert(fabs(D[di] - want_d) <= tol * (1 + fabs(want_d)), "epi %d: D(%d,%d) = %.8g, want %.8g", epi, i, j,
                       D[di], want_d);
