@@ -4,7 +4,8 @@
 # Transformer LM) and on the synthetic reversal task (RNNsearch); every logged train and val
 # loss must agree to float tolerance. Also: a checkpoint written by 2 ranks resumes on 1 (the
 # carried state is gathered); rank 0 alone prints; a failure or a NaN on one rank stops both,
-# with its message and status, never a hang; train.time_limit stops both at the same step.
+# with its message and status, never a hang; train.time_limit stops both at the same step. And
+# tools/bench/mpi_figures runs, shrunk, and prints all its figures.
 # Skips (77) when the build has no MPI (-Dmpi=disabled or none found) and under valgrind.
 #   mpi_check.sh TRAIN_EXE SOURCE_ROOT MPI_FOUND MPIRUN
 set -eu
@@ -99,4 +100,21 @@ expect_stop() {
 }
 expect_stop fail 1 "rank 1: step 3: failing as TZ_TEST_FAIL_AT asks" TZ_TEST_FAIL_AT=3:1
 expect_stop nan 3 "step 5: the loss is nan" TZ_TEST_NAN_AT=5:1
+
+# tools/bench/mpi_figures (the README's MPI figures), shrunk to 3 steps on made-up text (with the
+# cfgs' sample prompt "ROMEO:" among its words): every figure it prints is there.
+awk 'BEGIN { split("the cat sat on a mat and dog ran far away ROMEO:", w, " ");
+    for (i = 0; i < 4000; i++) printf "%s%s", w[(i * 7 + int(i / 12)) % 12 + 1], i % 9 == 8 ? "\n" : " " }' \
+    > "$TMP/figures.txt"
+if figs=$(STEPS=3 ALLREDUCE_ITERS=3 DATA="$TMP/figures.txt" MPI_BIND=none \
+    timeout 240 "$ROOT/tools/bench/mpi_figures" "$(dirname "$TRAIN")" 1 2>"$TMP/figures.err"); then
+    for m in lstm transformer; do
+        echo "$figs" | grep -Eq "^$m run 1: 1 x 2 threads [0-9.]+ tok/s; 2 ranks x 1 thread [0-9.]+ tok/s, ms_allreduce [0-9.]+$" &&
+            echo "$figs" | grep -q "^$m: .*allreduce of" ||
+            { echo "FAIL: mpi_figures printed no figures for $m:"; echo "$figs"; status=1; }
+    done
+    [ $status != 0 ] || echo "mpi_figures: every figure printed"
+else
+    echo "FAIL: mpi_figures:"; tail -5 "$TMP/figures.err"; status=1
+fi
 exit $status
