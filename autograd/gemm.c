@@ -239,7 +239,6 @@ typedef struct {
     long Npad; // N rounded up to the kernel's NR: the row length of a packed K block
     long lda, ldb, ldc;
     int split_m; // 1: threads split M, 0: split N
-    int nthreads;
     tz_epilogue epi; // applied to each C tile by the last K block (TZ_EPI_NONE: nothing)
     float *D; // the epilogue's second matrix (M,N), row stride ldd
     long ldd;
@@ -407,7 +406,6 @@ static void run_job(job *J) {
         return;
     }
     J->split_m = split_cost(J, 1, T) <= split_cost(J, 0, T);
-    J->nthreads = T;
     tz_pool_run(T, gemm_task, J);
 }
 
@@ -480,8 +478,7 @@ void tz_sgemm_epi(int ta, int tb, int M, int N, int K, float alpha, const float 
     init();
     if (K <= 0 || alpha == 0.0f) {
         scale_only(M, N, beta, C, ldc, bias);
-        if (epi)
-            for (int i = 0; i < M; i++) epilogue_tile(epi, 1, N, C + (long)i * ldc, 0, D ? D + (long)i * ldd : NULL, 0);
+        if (epi) epilogue_tile(epi, M, N, C, ldc, D, ldd);
         return;
     }
     // (The transposed form finishes C in its copy, not tile by tile: no epilogue there.)
@@ -500,8 +497,7 @@ void tz_sgemm_epi(int ta, int tb, int M, int N, int K, float alpha, const float 
                  .C = Ct,
                  .lda = ldb,
                  .ldb = lda,
-                 .ldc = M,
-                 .nthreads = 1};
+                 .ldc = M};
         run_job(&J);
         transpose_into(M, N, Ct, beta, C, ldc, bias);
         return;
@@ -521,7 +517,6 @@ void tz_sgemm_epi(int ta, int tb, int M, int N, int K, float alpha, const float 
              .lda = lda,
              .ldb = ldb,
              .ldc = ldc,
-             .nthreads = 1,
              .epi = epi,
              .D = D,
              .ldd = ldd};
@@ -576,8 +571,7 @@ void tz_sgemm_packed(int ta, int M, int N, int K, float alpha, const float *A, i
              .Bpre = Bp,
              .Npad = (N + NR - 1) / NR * NR,
              .lda = lda,
-             .ldc = ldc,
-             .nthreads = 1};
+             .ldc = ldc};
     run_job(&J);
 }
 
