@@ -3,7 +3,10 @@
 
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "helpers.h"
 #include "setup.h"
 
 void mt_make(mt_model *mm, const char *type, int Vs, int Vt, uint64_t seed, const char *const *over) {
@@ -75,4 +78,38 @@ double mt_reverse_exact(tz_graph *g, const mt_model *mm, const int *src, const i
     int n = 0;
     for (int b = 0; b < RB; b++) n += ok[b] && done[b];
     return (double)n / RB;
+}
+
+void mt_check_beam_rows(const mt_model *mm, tz_graph *g, int Vs, int Vt) {
+    tz_rng r;
+    tz_rng_seed(&r, 8);
+    enum { B = 2, S = 4, K = 3, R = B * K };
+    int src[B * S], len[B], x[B * 2], y[B * 2];
+    mt_make_pairs(&r, Vs, Vt, B, S, 2, (const int[]){4, 2}, (const int[]){2, 2}, src, len, x, y);
+    const int w1[R] = {4, 5, 6, 7, 8, 4}, parent[R] = {2, 2, 0, 4, 3, 5}, w2[R] = {5, 6, 7, 8, 4, 5};
+    int bos[R];
+    for (int i = 0; i < R; i++) bos[i] = TZ_BOS;
+    tz_no_grad_begin(g);
+    mm->def->mt_encode(g, mm->m, src, len, B, S, K);
+    mm->def->mt_step(g, mm->m, bos, NULL, NULL);
+    mm->def->mt_step(g, mm->m, w1, NULL, NULL);
+    tz_tensor *beam = mm->def->mt_step(g, mm->m, w2, parent, NULL);
+    cr_assert_eq(beam->shape[0], R);
+    real *got = malloc(sizeof(real) * R * Vt);
+    memcpy(got, beam->data, sizeof(real) * R * Vt);
+    for (int i = 0; i < R; i++) {
+        int b = i / K, p1 = TZ_BOS, p2 = w1[parent[i]], p3 = w2[i];
+        mm->def->mt_encode(g, mm->m, src + b * S, len + b, 1, S, 1);
+        mm->def->mt_step(g, mm->m, &p1, NULL, NULL);
+        mm->def->mt_step(g, mm->m, &p2, NULL, NULL);
+        tz_tensor *ref = mm->def->mt_step(g, mm->m, &p3, NULL, NULL);
+        for (int v = 0; v < Vt; v++)
+            cr_assert_float_eq(got[i * Vt + v], ref->data[v], 1e-5, "%s: beam row %d, word %d", mm->def->name, i, v);
+    }
+    free(got);
+    mm->def->mt_encode(g, mm->m, src, len, B, S, K);
+    const int bad[R] = {0, 1, 3, 3, 4, 5};
+    cr_assert(EXPECT_FAIL(mm->def->mt_step(g, mm->m, bos, bad, NULL)));
+    cr_assert(strstr(tz_last_error(), "parent[2] = 3"), "%s", tz_last_error());
+    tz_no_grad_end(g);
 }

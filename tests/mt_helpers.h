@@ -22,6 +22,11 @@ void mt_unmake(mt_model *mm);
 void mt_make_pairs(tz_rng *r, int Vs, int Vt, int B, int S, int T, const int *slen, const int *tlen, int *src, int *len,
                    int *x, int *y);
 
+// Beam rows of a model built with Vt target words: 2 sources x 3 rows each; after two steps with
+// different tokens per row, a reordering (parent) and a third step, each row's logits equal a
+// single-row decode of its own history; a parent outside its source's rows is refused.
+void mt_check_beam_rows(const mt_model *mm, tz_graph *g, int Vs, int Vt);
+
 // The reversal toy: strings of digits (ids 4..13) of lengths lo..MT_RMAX, RB of them a batch.
 enum { MT_RV = 14, MT_RB = 32, MT_RMIN = 3, MT_RMAX = 7, MT_RS = MT_RMAX, MT_RT = MT_RMAX + 1 };
 void mt_reverse_batch(tz_rng *r, int lo, int *src, int *len, int *x, int *y);

@@ -144,44 +144,12 @@ Test(seq2seq, decoding_matches_forward) {
     check_teacher_forcing("rnnenc", small_enc);
 }
 
-// Beam rows: B sources x K rows each; after a step with different tokens per row, a reordering
-// (parent) and another step, each row's logits equal a single-row decode of its own history.
 static void check_beam(const char *type, const char *const *over) {
     mt_model mm;
     mt_make(&mm, type, VS, VT, 7, over);
     tz_graph g;
     tz_graph_init(&g, 1 << 20);
-    tz_rng r;
-    tz_rng_seed(&r, 8);
-    enum { B = 2, S = 4, K = 3, R = B * K };
-    int src[B * S], len[B], x[B * 2], y[B * 2];
-    mt_make_pairs(&r, VS, VT, B, S, 2, (const int[]){4, 2}, (const int[]){2, 2}, src, len, x, y);
-    const int w1[R] = {4, 5, 6, 7, 8, 4}, parent[R] = {2, 2, 0, 4, 3, 5}, w2[R] = {5, 6, 7, 8, 4, 5};
-    int bos[R];
-    for (int i = 0; i < R; i++) bos[i] = TZ_BOS;
-    tz_no_grad_begin(&g);
-    mm.def->mt_encode(&g, mm.m, src, len, B, S, K);
-    mm.def->mt_step(&g, mm.m, bos, NULL, NULL);
-    mm.def->mt_step(&g, mm.m, w1, NULL, NULL);
-    tz_tensor *beam = mm.def->mt_step(&g, mm.m, w2, parent, NULL);
-    cr_assert_eq(beam->shape[0], R);
-    real got[R * VT];
-    memcpy(got, beam->data, sizeof got);
-    for (int i = 0; i < R; i++) {
-        int b = i / K, p1 = TZ_BOS, p2 = w1[parent[i]], p3 = w2[i];
-        mm.def->mt_encode(&g, mm.m, src + b * S, len + b, 1, S, 1);
-        mm.def->mt_step(&g, mm.m, &p1, NULL, NULL);
-        mm.def->mt_step(&g, mm.m, &p2, NULL, NULL);
-        tz_tensor *ref = mm.def->mt_step(&g, mm.m, &p3, NULL, NULL);
-        for (int v = 0; v < VT; v++)
-            cr_assert_float_eq(got[i * VT + v], ref->data[v], 1e-5, "%s: beam row %d, word %d", type, i, v);
-    }
-    // A parent outside its source's rows is refused.
-    mm.def->mt_encode(&g, mm.m, src, len, B, S, K);
-    const int bad[R] = {0, 1, 3, 3, 4, 5};
-    cr_assert(EXPECT_FAIL(mm.def->mt_step(&g, mm.m, bos, bad, NULL)));
-    cr_assert(strstr(tz_last_error(), "parent[2] = 3"), "%s", tz_last_error());
-    tz_no_grad_end(&g);
+    mt_check_beam_rows(&mm, &g, VS, VT);
     tz_graph_free(&g);
     mt_unmake(&mm);
 }

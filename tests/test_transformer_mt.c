@@ -148,44 +148,15 @@ Test(transformer_mt, decoding_matches_forward) {
     check_teacher_forcing(pre);
 }
 
-// B sources x K rows: after two steps with different tokens per row, a reordering (parent) and a
-// third step, each row's logits equal a single-row decode of its own history; and a decode longer
-// than the cache's first guess (2 |src| + 11 positions) grows it and still matches forward.
+// Beam rows follow their parents (mt_check_beam_rows), and a decode longer than the cache's first
+// guess (2 |src| + 11 positions) grows it and still matches forward.
 Test(transformer_mt, beam_rows_follow_parents) {
     mt_model mm;
     mt_make(&mm, "transformer_mt", VS, VT, 7, post);
     tz_graph g;
     tz_graph_init(&g, 1 << 20);
-    tz_rng r;
-    tz_rng_seed(&r, 8);
-    enum { B = 2, S = 4, K = 3, R = B * K };
-    int src[B * S], len[B], x[B * 2], y[B * 2];
-    mt_make_pairs(&r, VS, VT, B, S, 2, (const int[]){4, 2}, (const int[]){2, 2}, src, len, x, y);
-    const int w1[R] = {4, 5, 6, 7, 8, 4}, parent[R] = {2, 2, 0, 4, 3, 5}, w2[R] = {5, 6, 7, 8, 4, 5};
-    int bos[R];
-    for (int i = 0; i < R; i++) bos[i] = TZ_BOS;
+    mt_check_beam_rows(&mm, &g, VS, VT);
     tz_no_grad_begin(&g);
-    mm.def->mt_encode(&g, mm.m, src, len, B, S, K);
-    mm.def->mt_step(&g, mm.m, bos, NULL, NULL);
-    mm.def->mt_step(&g, mm.m, w1, NULL, NULL);
-    tz_tensor *beam = mm.def->mt_step(&g, mm.m, w2, parent, NULL);
-    cr_assert_eq(beam->shape[0], R);
-    real got[R * VT];
-    memcpy(got, beam->data, sizeof got);
-    for (int i = 0; i < R; i++) {
-        int b = i / K, p1 = TZ_BOS, p2 = w1[parent[i]], p3 = w2[i];
-        mm.def->mt_encode(&g, mm.m, src + b * S, len + b, 1, S, 1);
-        mm.def->mt_step(&g, mm.m, &p1, NULL, NULL);
-        mm.def->mt_step(&g, mm.m, &p2, NULL, NULL);
-        tz_tensor *ref = mm.def->mt_step(&g, mm.m, &p3, NULL, NULL);
-        for (int v = 0; v < VT; v++)
-            cr_assert_float_eq(got[i * VT + v], ref->data[v], 1e-5, "beam row %d, word %d", i, v);
-    }
-    // A parent outside its source's rows is refused.
-    mm.def->mt_encode(&g, mm.m, src, len, B, S, K);
-    const int bad[R] = {0, 1, 3, 3, 4, 5};
-    cr_assert(EXPECT_FAIL(mm.def->mt_step(&g, mm.m, bos, bad, NULL)));
-    cr_assert(strstr(tz_last_error(), "parent[2] = 3"), "%s", tz_last_error());
     // 2 * 1 + 11 = 13 cached positions at first; 20 steps grow the cache, the logits still match.
     enum { T = 20 };
     int s1 = 5, l1 = 1, xs[T], ys[T];
