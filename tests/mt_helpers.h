@@ -22,6 +22,15 @@ void mt_unmake(mt_model *mm);
 void mt_make_pairs(tz_rng *r, int Vs, int Vt, int B, int S, int T, const int *slen, const int *tlen, int *src, int *len,
                    int *x, int *y);
 
+// The loss of one pair alone equals its loss inside a batch of longer pairs (the other rows'
+// targets ignored): padding reaches nothing that matters (encoder states, attention, decoder).
+void mt_check_padding(const char *type, const char *const *over, int Vs, int Vt);
+
+// Decoding (mt_encode, mt_step) fed the reference prefix reproduces forward's logits (forward in
+// the full (B*T, V) layout: skip_padding off) within tol; with attention the weights are a
+// distribution over the real source words, without it mt_step reports none.
+void mt_check_teacher_forcing(const char *type, const char *const *over, int Vs, int Vt, double tol, int attention);
+
 // Beam rows of a model built with Vt target words: 2 sources x 3 rows each; after two steps with
 // different tokens per row, a reordering (parent) and a third step, each row's logits equal a
 // single-row decode of its own history; a parent outside its source's rows is refused.

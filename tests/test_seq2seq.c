@@ -58,90 +58,16 @@ Test(seq2seq, forward_shapes) {
     check_shapes("rnnenc", small_enc);
 }
 
-// The loss of one pair alone equals its loss inside a batch of longer pairs (other rows'
-// targets ignored): padding reaches neither the encoder states that matter nor attention.
-static void check_padding(const char *type, const char *const *over) {
-    mt_model mm;
-    mt_make(&mm, type, VS, VT, 3, over);
-    tz_graph g;
-    tz_graph_init(&g, 1 << 20);
-    tz_rng r;
-    tz_rng_seed(&r, 4);
-    enum { B = 3, S = 7, T = 6, S1 = 3, T1 = 2 };
-    int src[B * S], len[B], x[B * T], y[B * T];
-    mt_make_pairs(&r, VS, VT, B, S, T, (const int[]){7, S1, 5}, (const int[]){6, T1, 4}, src, len, x, y);
-    // The middle pair alone, unpadded.
-    int src1[S1], x1[T1], y1[T1], len1 = S1;
-    memcpy(src1, src + S, sizeof src1);
-    memcpy(x1, x + T, sizeof x1);
-    memcpy(y1, y + T, sizeof y1);
-    tz_batch b1 = {.B = 1, .T = T1, .x = x1, .y = y1, .S = S1, .src = src1, .src_len = &len1};
-    tz_tensor *l1 = tz_cross_entropy(&g, mm.def->forward(&g, mm.m, &b1), y1, TZ_IGNORE);
-    int yb[B * T];
-    for (int i = 0; i < B * T; i++) yb[i] = i / T == 1 ? y[i] : TZ_IGNORE;
-    tz_batch b = {.B = B, .T = T, .x = x, .y = yb, .S = S, .src = src, .src_len = len};
-    tz_tensor *l = tz_cross_entropy(&g, mm.def->forward(&g, mm.m, &b), yb, TZ_IGNORE);
-    cr_assert_float_eq(l->data[0], l1->data[0], 1e-5, "%s: alone %.7f, batched %.7f", type, (double)l1->data[0],
-                       (double)l->data[0]);
-    tz_graph_free(&g);
-    mt_unmake(&mm);
-}
-
 Test(seq2seq, padding_invariance) {
-    check_padding("rnnsearch", small);
-    check_padding("rnnsearch", small_dot);
-    check_padding("rnnenc", small_enc);
-}
-
-// Greedy-style decoding fed the reference prefix (teacher forcing) reproduces forward's logits.
-static void check_teacher_forcing(const char *type, const char *const *over) {
-    mt_model mm;
-    mt_make(&mm, type, VS, VT, 5, over);
-    tz_graph g;
-    tz_graph_init(&g, 1 << 20);
-    tz_rng r;
-    tz_rng_seed(&r, 6);
-    enum { B = 3, S = 5, T = 4 };
-    int src[B * S], len[B], x[B * T], y[B * T];
-    mt_make_pairs(&r, VS, VT, B, S, T, (const int[]){2, 5, 4}, (const int[]){4, 2, 3}, src, len, x, y);
-    tz_no_grad_begin(&g);
-    tz_batch b = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len};
-    tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
-    mm.def->mt_encode(&g, mm.m, src, len, B, S, 1);
-    for (int t = 0; t < T; t++) {
-        int prev[B];
-        for (int i = 0; i < B; i++) prev[i] = x[i * T + t];
-        tz_tensor *attn = NULL;
-        tz_tensor *step = mm.def->mt_step(&g, mm.m, prev, NULL, &attn);
-        cr_assert_eq(step->shape[0], B);
-        cr_assert_eq(step->shape[1], VT);
-        for (int i = 0; i < B; i++)
-            for (int v = 0; v < VT; v++)
-                cr_assert_float_eq(step->data[i * VT + v], logits->data[(i * T + t) * VT + v], 1e-5,
-                                   "%s row %d step %d", type, i, t);
-        if (strcmp(type, "rnnsearch")) { // no attention
-            cr_assert_null(attn);
-            continue;
-        }
-        cr_assert(attn && attn->shape[0] == B && attn->shape[1] == S);
-        for (int i = 0; i < B; i++) {
-            double sum = 0;
-            for (int j = 0; j < S; j++) {
-                if (j >= len[i]) cr_assert_eq(attn->data[i * S + j], 0, "padding gets no attention");
-                sum += attn->data[i * S + j];
-            }
-            cr_assert_float_eq(sum, 1, 1e-5);
-        }
-    }
-    tz_no_grad_end(&g);
-    tz_graph_free(&g);
-    mt_unmake(&mm);
+    mt_check_padding("rnnsearch", small, VS, VT);
+    mt_check_padding("rnnsearch", small_dot, VS, VT);
+    mt_check_padding("rnnenc", small_enc, VS, VT);
 }
 
 Test(seq2seq, decoding_matches_forward) {
-    check_teacher_forcing("rnnsearch", small);
-    check_teacher_forcing("rnnsearch", small_dot);
-    check_teacher_forcing("rnnenc", small_enc);
+    mt_check_teacher_forcing("rnnsearch", small, VS, VT, 1e-5, 1);
+    mt_check_teacher_forcing("rnnsearch", small_dot, VS, VT, 1e-5, 1);
+    mt_check_teacher_forcing("rnnenc", small_enc, VS, VT, 1e-5, 0);
 }
 
 static void check_beam(const char *type, const char *const *over) {
