@@ -88,6 +88,13 @@ static pid_t start(const char *env, const char *args) {
     return pid;
 }
 
+// Under valgrind (~50x slower) a test whose point is that two runs give the same numbers, over
+// code paths the other tests here already run under valgrind, skips: it adds minutes and no
+// memory check. It runs in the plain and ASan suites.
+static void same_paths_under_valgrind(void) {
+    if (getenv("TZ_UNDER_VALGRIND")) cr_skip_test("numbers only, paths checked by the other tests under valgrind");
+}
+
 // Waits for pid: its exit status, or -(the signal) that killed it.
 static int finish(pid_t pid) {
     int st;
@@ -242,6 +249,7 @@ Test(cli, sampling_does_not_change_training) {
 
 // 64 streams of the tiny text wrap every few steps: resuming must land on the same stream position.
 Test(cli, resume_across_epochs_is_exact) {
+    same_paths_under_valgrind(); // resume: json_run_resume_and_sample
     write_cfg("gru.cfg", gru_cfg);
     const char *common = "train.batch=64 train.eval_every=5";
     final_val_loss("gru.cfg --json %s train.steps=10 train.out_dir=run", common);
@@ -432,6 +440,7 @@ Test(cli, the_sample_prompt_is_checked_before_training) {
 // Validation leaves the carried recurrent state as it was: the training losses of a run that
 // validates every 5 steps are those of one that validates only at the end.
 Test(cli, validation_does_not_change_training) {
+    same_paths_under_valgrind(); // validation every few steps: json_run_resume_and_sample
     write_cfg("gru.cfg", gru_cfg);
     char *err;
     cr_assert_eq(run("gru.cfg train.eval_every=5 train.out_dir=a", NULL, &err), 0, "%s", err);
