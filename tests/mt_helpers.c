@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h" // tz_set_threads
 #include "helpers.h"
 #include "setup.h"
 
@@ -187,4 +188,38 @@ void mt_check_teacher_forcing(const char *type, const char *const *over, int Vs,
     tz_no_grad_end(&g);
     tz_graph_free(&g);
     mt_unmake(&mm);
+}
+
+double mt_train_reverse(mt_model *mm, const mt_reverse_training *t, double *last_loss) {
+    tz_set_threads(1); // tiny products: one thread is faster, and the test must not wait on a busy machine
+    nn_optim o;
+    nn_optim_init(&o, &mm->P, &t->oc);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    tz_rng r;
+    tz_rng_seed(&r, 12);
+    int src[MT_RB * MT_RS], len[MT_RB], x[MT_RB * MT_RT], y[MT_RB * MT_RT];
+    for (int step = 0; step < t->steps; step++) {
+        mt_reverse_batch(&r, MT_RMIN, src, len, x, y);
+        tz_graph_reset(&g);
+        g.training = 1;
+        tz_batch b = {.B = MT_RB, .T = MT_RT, .x = x, .y = y, .S = MT_RS, .src = src, .src_len = len};
+        tz_tensor *logits = mm->def->forward(&g, mm->m, &b); // sets b.targets
+        tz_tensor *l = tz_cross_entropy_smooth(&g, logits, b.targets, TZ_IGNORE, t->smoothing);
+        *last_loss = l->data[0];
+        tz_params_zero_grad(&mm->P);
+        tz_backward(&g, l);
+        nn_clip_grad_norm(&mm->P, 1);
+        nn_optim_step(&o, &mm->P, (real)nn_schedule_lr(&t->sched, step));
+    }
+    g.training = 0;
+    double acc = 0;
+    for (int k = 0; k < 4; k++) { // 4 x 32 fresh draws
+        mt_reverse_batch(&r, t->eval_lo, src, len, x, y);
+        acc += mt_reverse_exact(&g, mm, src, len) / 4;
+    }
+    nn_optim_free(&o);
+    tz_graph_free(&g);
+    tz_set_threads(0);
+    return acc;
 }

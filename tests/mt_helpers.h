@@ -42,4 +42,16 @@ void mt_reverse_batch(tz_rng *r, int lo, int *src, int *len, int *x, int *y);
 // Greedy decoding of a batch: the fraction of rows whose output (up to <eos>) is the reverse.
 double mt_reverse_exact(tz_graph *g, const mt_model *mm, const int *src, const int *len);
 
+// Training on the reversal toy: `steps` optimiser steps (oc, clip 1, the schedule's LR, label
+// smoothing `smoothing`) on batches of lengths MT_RMIN..MT_RMAX (seed 12), one thread; returns
+// the exact match on 128 fresh strings of lengths eval_lo..MT_RMAX, *last_loss the last
+// training loss.
+typedef struct {
+    nn_optim_config oc;
+    nn_schedule sched;
+    int steps, eval_lo;
+    real smoothing;
+} mt_reverse_training;
+double mt_train_reverse(mt_model *mm, const mt_reverse_training *t, double *last_loss);
+
 #endif

@@ -104,43 +104,16 @@ Test(seq2seq, rnnsearch_learns_to_reverse) {
     if (getenv("TZ_UNDER_VALGRIND")) cr_skip_test("300 training steps are too slow under valgrind (ASan runs them)");
     mt_model mm;
     const char *const over[] = {"model.embed=16", "model.hidden=32", "model.dec_hidden=32", "model.attn_dim=32", NULL};
-    tz_set_threads(1); // tiny products: one thread is faster, and the test must not wait on a busy machine
     mt_make(&mm, "rnnsearch", MT_RV, MT_RV, 11, over);
-    nn_optim_config oc = nn_optim_defaults(NN_OPTIM_ADAM);
-    nn_optim o;
-    nn_optim_init(&o, &mm.P, &oc);
-    tz_graph g;
-    tz_graph_init(&g, 1 << 20);
-    tz_rng r;
-    tz_rng_seed(&r, 12);
-    int src[MT_RB * MT_RS], len[MT_RB], x[MT_RB * MT_RT], y[MT_RB * MT_RT];
-    double loss = 0;
-    for (int step = 0; step < 300; step++) {
-        mt_reverse_batch(&r, MT_RMIN, src, len, x, y);
-        tz_graph_reset(&g);
-        g.training = 1;
-        tz_batch b = {.B = MT_RB, .T = MT_RT, .x = x, .y = y, .S = MT_RS, .src = src, .src_len = len};
-        tz_tensor *logits = mm.def->forward(&g, mm.m, &b); // sets b.targets
-        tz_tensor *l = tz_cross_entropy(&g, logits, b.targets, TZ_IGNORE);
-        loss = l->data[0];
-        tz_params_zero_grad(&mm.P);
-        tz_backward(&g, l);
-        nn_clip_grad_norm(&mm.P, 1);
-        nn_optim_step(&o, &mm.P, 1e-2);
-    }
-    g.training = 0;
-    double acc = 0;
-    // 128 fresh strings of 7 digits: training saw ~1,900 of the 10^7 such strings, so these are
-    // unseen (p ~ 2e-4 each); a model that memorised its short strings would fail here.
-    for (int k = 0; k < 4; k++) {
-        mt_reverse_batch(&r, MT_RMAX, src, len, x, y);
-        acc += mt_reverse_exact(&g, &mm, src, len) / 4;
-    }
+    // Evaluated on 128 fresh strings of 7 digits: training saw ~1,900 of the 10^7 such strings,
+    // so these are unseen (p ~ 2e-4 each); a model that memorised its short strings would fail.
+    mt_reverse_training t = {.oc = nn_optim_defaults(NN_OPTIM_ADAM),
+                             .sched = {.kind = NN_SCHED_CONSTANT, .lr = 1e-2},
+                             .steps = 300,
+                             .eval_lo = MT_RMAX};
+    double loss, acc = mt_train_reverse(&mm, &t, &loss);
     cr_assert(acc >= 0.9, "exact match %.3f after 300 steps (last loss %.4f)", acc, loss);
-    nn_optim_free(&o);
-    tz_graph_free(&g);
     mt_unmake(&mm);
-    tz_set_threads(0);
 }
 
 // skip_padding: the readout leaves out padded positions; the kept rows and the loss are the same.

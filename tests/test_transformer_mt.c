@@ -121,48 +121,21 @@ Test(transformer_mt, bad_config) {
 }
 
 Test(transformer_mt, learns_to_reverse) {
-    // 300 training steps: minutes under valgrind; the other tests run this model's code there.
+    // 500 training steps: minutes under valgrind; the other tests run this model's code there.
     if (getenv("TZ_UNDER_VALGRIND")) cr_skip_test("300 training steps are too slow under valgrind");
     mt_model mm;
     const char *const over[] = {"model.layers=2", "model.heads=2",   "model.d_model=32",
                                 "model.d_ff=64",  "model.dropout=0", NULL};
-    tz_set_threads(1); // tiny products: one thread, no waiting on a busy machine
     mt_make(&mm, "transformer_mt", MT_RV, MT_RV, 11, over);
-    nn_optim_config oc = nn_optim_defaults(NN_OPTIM_ADAM);
-    oc.beta2 = 0.98, oc.eps = 1e-9;
-    nn_optim o;
-    nn_optim_init(&o, &mm.P, &oc);
-    nn_schedule sched = {.kind = NN_SCHED_NOAM, .lr = 0.25, .warmup = 20, .d_model = 32}; // peak 0.0099
-    tz_graph g;
-    tz_graph_init(&g, 1 << 20);
-    tz_rng r;
-    tz_rng_seed(&r, 12);
-    int src[MT_RB * MT_RS], len[MT_RB], x[MT_RB * MT_RT], y[MT_RB * MT_RT];
-    double loss = 0;
-    for (int step = 0; step < 500; step++) {
-        mt_reverse_batch(&r, MT_RMIN, src, len, x, y);
-        tz_graph_reset(&g);
-        g.training = 1;
-        tz_batch b = {.B = MT_RB, .T = MT_RT, .x = x, .y = y, .S = MT_RS, .src = src, .src_len = len};
-        tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
-        tz_tensor *l = tz_cross_entropy_smooth(&g, logits, b.targets, TZ_IGNORE, 0.1);
-        loss = l->data[0];
-        tz_params_zero_grad(&mm.P);
-        tz_backward(&g, l);
-        nn_clip_grad_norm(&mm.P, 1);
-        nn_optim_step(&o, &mm.P, nn_schedule_lr(&sched, step));
-    }
-    g.training = 0;
-    double acc = 0;
-    for (int k = 0; k < 4; k++) { // 128 held-out strings (fresh draws)
-        mt_reverse_batch(&r, MT_RMIN, src, len, x, y);
-        acc += mt_reverse_exact(&g, &mm, src, len) / 4;
-    }
+    mt_reverse_training t = {.oc = nn_optim_defaults(NN_OPTIM_ADAM),
+                             .sched = {.kind = NN_SCHED_NOAM, .lr = 0.25, .warmup = 20, .d_model = 32}, // peak 0.0099
+                             .steps = 500,
+                             .eval_lo = MT_RMIN,
+                             .smoothing = 0.1};
+    t.oc.beta2 = 0.98, t.oc.eps = 1e-9;
+    double loss, acc = mt_train_reverse(&mm, &t, &loss);
     cr_assert(acc >= 0.9, "exact match %.3f after 500 steps (last loss %.4f)", acc, loss);
-    nn_optim_free(&o);
-    tz_graph_free(&g);
     mt_unmake(&mm);
-    tz_set_threads(0);
 }
 
 // ---------------------------------------------------------------------------------------------
