@@ -54,7 +54,7 @@ from collections import Counter
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_ref import Cfg, CfgError, MT_MODELS, blas_info, read_safetensors, rss_mb  # noqa: E402
+from torch_ref import Cfg, CfgError, MT_MODELS, StepTimes, blas_info, read_safetensors, rss_mb  # noqa: E402
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ["<pad>", "<bos>", "<eos>", "<unk>"]
@@ -489,9 +489,7 @@ def main(argv):
     data_seed = c.int("data", "seed") or seed
     batcher = PairBatcher(data["train"], B, c.int("data", "bucket"), data_seed + 1)
 
-    warmup_steps = 20
-    t_fwd = t_bwd = t_opt = t_train = t_all = 0.0
-    timed_steps = timed_tokens = tokens_all = 0
+    times = StepTimes(20)
     sum_loss, n_loss = 0.0, 0
     last_train = last_val = float("nan")
     best_val, best_step = float("inf"), -1
@@ -514,15 +512,7 @@ def main(argv):
         opt.step()
         t3 = time.perf_counter()
         step += 1
-        t_all += t3 - t0
-        tokens_all += n_tok
-        if step > warmup_steps:
-            t_fwd += t1 - t0
-            t_bwd += t2 - t1
-            t_opt += t3 - t2
-            t_train += t3 - t0
-            timed_steps += 1
-            timed_tokens += n_tok
+        times.add(step, t0, t1, t2, t3, n_tok)
         sum_loss += lval
         n_loss += 1
         do_eval = step % eval_every == 0 or step == steps
@@ -534,17 +524,11 @@ def main(argv):
                 if last_val < best_val:
                     best_val, best_step = last_val, step
             if verbose:
-                tps = timed_tokens / t_train if t_train > 0 else 0
-                print(f"step {step}/{steps} train {last_train:.4f} val {last_val:.4f} {tps:.0f} target tok/s",
-                      file=sys.stderr, flush=True)
-    if not timed_steps and step > 0:
-        t_train, timed_tokens, timed_steps = t_all, tokens_all, step
+                print(f"step {step}/{steps} train {last_train:.4f} val {last_val:.4f} "
+                      f"{times.tokens_per_s():.0f} target tok/s", file=sys.stderr, flush=True)
     peak_train = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    ms = lambda t: 1e3 * t / timed_steps if timed_steps else 0.0  # noqa: E731
     out = {"event": "summary", "model": c.type, "impl": "torch", "params": n_params, "steps": step,
-           "tokens_per_s": round(timed_tokens / t_train, 1) if t_train > 0 else 0.0,
-           "ms_per_step": round(ms(t_train), 3), "ms_forward": round(ms(t_fwd), 3),
-           "ms_backward": round(ms(t_bwd), 3), "ms_optimizer": round(ms(t_opt), 3),
+           **times.summary(),
            "final_train_loss": round(last_train, 6), "final_val_loss": round(last_val, 6),
            "best_val_loss": round(best_val, 6), "best_step": best_step}
     if data["test"] and status == 0:

@@ -350,6 +350,39 @@ def blas_info(torch):
             "blas_threading": threading, "blas_config": cfg_line.strip(), "cpu_capability": capability}
 
 
+class StepTimes:
+    """The loop's clocks, as train/loop.c keeps them: forward, backward and optimiser seconds and
+    tokens of the steps after the first `warmup`; when no step got past it, all steps count."""
+
+    def __init__(self, warmup):
+        self.warmup = warmup
+        self.fwd = self.bwd = self.opt = self.train = self.all = 0.0
+        self.steps = self.tokens = self.tokens_all = self.steps_all = 0
+
+    def add(self, step, t0, t1, t2, t3, n_tok):  # step: 1-based, after the optimiser step
+        self.all += t3 - t0
+        self.tokens_all += n_tok
+        self.steps_all += 1
+        if step > self.warmup:
+            self.fwd += t1 - t0
+            self.bwd += t2 - t1
+            self.opt += t3 - t2
+            self.train += t3 - t0
+            self.steps += 1
+            self.tokens += n_tok
+
+    def tokens_per_s(self):
+        return self.tokens / self.train if self.train > 0 else 0.0
+
+    def summary(self):
+        """tokens_per_s and ms_per_step / forward / backward / optimizer for the summary line."""
+        if not self.steps and self.steps_all:
+            self.train, self.tokens, self.steps = self.all, self.tokens_all, self.steps_all
+        ms = lambda t: round(1e3 * t / self.steps, 3) if self.steps else 0.0  # noqa: E731
+        return {"tokens_per_s": round(self.tokens_per_s(), 1), "ms_per_step": ms(self.train),
+                "ms_forward": ms(self.fwd), "ms_backward": ms(self.bwd), "ms_optimizer": ms(self.opt)}
+
+
 def rss_mb():
     with open("/proc/self/status") as f:
         for line in f:
@@ -763,9 +796,7 @@ def main(argv):
         return 0
 
     # ----- the loop (train/main.c) ------------------------------------------------------------
-    warmup_steps = 20
-    t_fwd = t_bwd = t_opt = t_train = t_all = 0.0
-    timed_steps = timed_tokens = tokens_all = 0
+    times = StepTimes(20)
     sum_loss, n_loss = 0.0, 0
     last_train = last_val = float("nan")
     best_val, best_step = float("inf"), -1
@@ -802,16 +833,7 @@ def main(argv):
         opt.step()
         t3 = time.perf_counter()
         step += 1
-        n_tok = targets.numel()
-        t_all += t3 - t0
-        tokens_all += n_tok
-        if step > warmup_steps:
-            t_fwd += t1 - t0
-            t_bwd += t2 - t1
-            t_opt += t3 - t2
-            t_train += t3 - t0
-            timed_steps += 1
-            timed_tokens += n_tok
+        times.add(step, t0, t1, t2, t3, targets.numel())
         sum_loss += lval
         n_loss += 1
         do_eval = step % eval_every == 0 or step == steps
@@ -823,15 +845,10 @@ def main(argv):
                 if last_val < best_val:
                     best_val, best_step = last_val, step
             if verbose:
-                tps = timed_tokens / t_train if t_train > 0 else 0
-                print(f"step {step}/{steps} train {last_train:.4f} val {last_val:.4f} {tps:.0f} tok/s", file=sys.stderr)
-    if not timed_steps and step > 0:
-        t_train, timed_tokens, timed_steps = t_all, tokens_all, step
-    ms = lambda t: 1e3 * t / timed_steps if timed_steps else 0.0
+                print(f"step {step}/{steps} train {last_train:.4f} val {last_val:.4f} "
+                      f"{times.tokens_per_s():.0f} tok/s", file=sys.stderr)
     out = {"event": "summary", "model": mtype, "impl": "torch", "params": n_params, "steps": step,
-           "tokens_per_s": round(timed_tokens / t_train, 1) if t_train > 0 else 0.0,
-           "ms_per_step": round(ms(t_train), 3), "ms_forward": round(ms(t_fwd), 3),
-           "ms_backward": round(ms(t_bwd), 3), "ms_optimizer": round(ms(t_opt), 3),
+           **times.summary(),
            "final_train_loss": round(last_train, 6), "final_val_loss": round(last_val, 6),
            "best_val_loss": round(best_val, 6), "best_step": best_step,
            "wall_s": round(time.perf_counter() - t_start, 2),
