@@ -2,7 +2,6 @@
 #include "mt_helpers.h"
 
 #include <criterion/criterion.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -122,7 +122,7 @@ Test(transformer_mt, bad_config) {
 
 Test(transformer_mt, learns_to_reverse) {
     // 500 training steps: minutes under valgrind; the other tests run this model's code there.
-    if (getenv("TZ_UNDER_VALGRIND")) cr_skip_test("300 training steps are too slow under valgrind");
+    if (getenv("TZ_UNDER_VALGRIND")) cr_skip_test("500 training steps are too slow under valgrind");
     mt_model mm;
     const char *const over[] = {"model.layers=2", "model.heads=2",   "model.d_model=32",
                                 "model.d_ff=64",  "model.dropout=0", NULL};

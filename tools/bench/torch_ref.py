@@ -376,10 +376,11 @@ class StepTimes:
 
     def summary(self):
         """tokens_per_s and ms_per_step / forward / backward / optimizer for the summary line."""
-        if not self.steps and self.steps_all:
-            self.train, self.tokens, self.steps = self.all, self.tokens_all, self.steps_all
-        ms = lambda t: round(1e3 * t / self.steps, 3) if self.steps else 0.0  # noqa: E731
-        return {"tokens_per_s": round(self.tokens_per_s(), 1), "ms_per_step": ms(self.train),
+        timed = self.steps > 0
+        steps, train, tokens = (self.steps, self.train, self.tokens) if timed else \
+            (self.steps_all, self.all, self.tokens_all)
+        ms = lambda t: round(1e3 * t / steps, 3) if steps else 0.0  # noqa: E731
+        return {"tokens_per_s": round(tokens / train, 1) if train > 0 else 0.0, "ms_per_step": ms(train),
                 "ms_forward": ms(self.fwd), "ms_backward": ms(self.bwd), "ms_optimizer": ms(self.opt)}
 
 
