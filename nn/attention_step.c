@@ -1,6 +1,7 @@
 // attention_step.c: Bahdanau et al. 2015 (appendix A.1.2) additive attention for one decoder
 // step as one node. Forward saves u = tanh(ws + keys_j) (B,S,A) and the weights a (B,S);
-// backward, per row b (rows never meet):
+// backward, per row b (rows meet only in dv, summed from per-row shares), both run on the cores
+// by rows:
 //   da_j = dc . h_j,  dh_j += a_j dc,  de_j = a_j (da_j - sum_k a_k da_k),
 //   du_j = de_j v * (1 - u_j^2),  dkeys_j += du_j,  dws += sum_j du_j,  dv += sum_j de_j u_j.
 #include "attention_step.h"
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "fastmath.h"
+#include "parallel.h"
 
 typedef struct {
     real *u, *a; // (B,S,A) tanh(ws + keys), (B,S) weights
@@ -33,34 +35,88 @@ static void tanh_grad(int n, real de, const real *restrict v, const real *restri
     for (int k = 0; k < n; k++) du[k] = de * v[k] * (1 - u[k] * u[k]);
 }
 
-static void step_backward(tz_graph *g, tz_node *n) {
-    tz_tensor *ws = n->in[0], *keys = n->in[1], *v = n->in[2], *h = n->in[3];
-    const step_saved *s = n->aux;
+typedef struct {
+    const step_saved *s;
+    tz_tensor *ws, *keys, *v, *h;
+    const real *dc;
+    real *de, *du, *dv; // (B,S) scratch, (B,A) scratch, (B,A) each row's share of dv
+} step_grads;
+
+// Rows [lo, hi) of the backward; each writes only its own rows of dh, dkeys, dws and dv.
+static void backward_rows(void *arg, long lo, long hi) {
+    const step_grads *k = arg;
+    const step_saved *s = k->s;
     const int S = s->S, A = s->A, C = s->C;
-    const real *dc = n->out->grad;
-    real *de = tz_arena_alloc(&g->arena, sizeof(real) * S), *du = tz_arena_alloc(&g->arena, sizeof(real) * A);
-    for (int b = 0; b < s->B; b++) {
+    for (long b = lo; b < hi; b++) {
         int L = s->len[b];
-        const real *a = s->a + (long)b * S, *dcb = dc + (long)b * C;
-        real sum = 0;
+        const real *a = s->a + b * S, *dcb = k->dc + b * C;
+        real *de = k->de + b * S, *du = k->du + b * A, *dv = k->dv ? k->dv + b * A : NULL, sum = 0;
         for (int j = 0; j < L; j++) {
-            long row = (long)b * S + j;
-            de[j] = dot(C, dcb, h->data + row * C); // da_j
+            long row = b * S + j;
+            de[j] = dot(C, dcb, k->h->data + row * C); // da_j
             sum += a[j] * de[j];
-            if (h->grad) axpy(C, a[j], dcb, h->grad + row * C);
+            if (k->h->grad) axpy(C, a[j], dcb, k->h->grad + row * C);
         }
+        if (dv) memset(dv, 0, sizeof(real) * A);
         for (int j = 0; j < L; j++) {
-            long row = (long)b * S + j;
+            long row = b * S + j;
             const real *u = s->u + row * A;
             real dej = a[j] * (de[j] - sum);
-            tanh_grad(A, dej, v->data, u, du);
-            if (v->grad) axpy(A, dej, u, v->grad);
-            if (keys->grad) axpy(A, 1, du, keys->grad + row * A);
-            if (ws->grad) axpy(A, 1, du, ws->grad + (long)b * A);
+            tanh_grad(A, dej, k->v->data, u, du);
+            if (dv) axpy(A, dej, u, dv);
+            if (k->keys->grad) axpy(A, 1, du, k->keys->grad + row * A);
+            if (k->ws->grad) axpy(A, 1, du, k->ws->grad + b * A);
         }
     }
 }
+
+// Rows in parallel; v's gradient, which every row adds to, is summed from the rows' shares in
+// row order, so the result does not depend on the thread count.
+static void step_backward(tz_graph *g, tz_node *n) {
+    const step_saved *s = n->aux;
+    const int B = s->B, S = s->S, A = s->A;
+    step_grads k = {.s = s, .ws = n->in[0], .keys = n->in[1], .v = n->in[2], .h = n->in[3], .dc = n->out->grad};
+    k.de = tz_arena_alloc(&g->arena, sizeof(real) * B * S);
+    k.du = tz_arena_alloc(&g->arena, sizeof(real) * B * A);
+    k.dv = k.v->grad ? tz_arena_alloc(&g->arena, sizeof(real) * B * A) : NULL;
+    tz_parallel_for(B, (long)S * (A + s->C) * 4, backward_rows, &k);
+    if (k.dv) tz_column_sums_add(k.v->grad, k.dv, B, A);
+}
 static const tz_op op_attention_step = {"additive_attention_step", step_backward, 0};
+
+typedef struct {
+    step_saved *s;
+    const tz_tensor *ws, *keys, *v, *h;
+    real *c;
+} step_inputs;
+
+// Rows [lo, hi) of the forward: scores, weights and context of each row on its own.
+static void forward_rows(void *arg, long lo, long hi) {
+    const step_inputs *k = arg;
+    step_saved *s = k->s;
+    const int S = s->S, A = s->A, C = s->C;
+    for (long b = lo; b < hi; b++) {
+        int L = s->len[b];
+        real *a = s->a + b * S, *c = k->c + b * C, mx = -INFINITY;
+        const real *wb = k->ws->data + b * A, *v = k->v->data;
+        for (int j = 0; j < L; j++) {
+            real *u = s->u + (b * S + j) * A;
+            const real *kj = k->keys->data + (b * S + j) * A;
+            real e = 0;
+            for (int i = 0; i < A; i++) u[i] = tz_ftanh(wb[i] + kj[i]), e += v[i] * u[i];
+            a[j] = e;
+            if (e > mx) mx = e;
+        }
+        double sum = 0;
+        for (int j = 0; j < L; j++) a[j] = (real)exp((double)(a[j] - mx)), sum += a[j];
+        for (int j = 0; j < L; j++) a[j] = (real)(a[j] / sum);
+        memset(c, 0, sizeof(real) * C);
+        for (int j = 0; j < L; j++) {
+            const real *hj = k->h->data + (b * S + j) * C;
+            for (int i = 0; i < C; i++) c[i] += a[j] * hj[i];
+        }
+    }
+}
 
 // ws (B,A), keys (B,S,A), v (A), h (B,S,C) -> (B,C)
 tz_tensor *nn_additive_attention_step(tz_graph *g, tz_tensor *ws, tz_tensor *keys, tz_tensor *v, tz_tensor *h,
@@ -85,27 +141,9 @@ tz_tensor *nn_additive_attention_step(tz_graph *g, tz_tensor *ws, tz_tensor *key
     tz_tensor *w = tz_zeros(g, 2, (const int[]){B, S}); // padded keys keep weight 0
     s->a = w->data;
     s->len = tz_arena_alloc(&g->arena, sizeof(int) * B);
-    for (int b = 0; b < B; b++) {
-        int L = s->len[b] = lengths ? lengths[b] : S;
-        real *a = s->a + (long)b * S, *c = out->data + (long)b * C, mx = -INFINITY;
-        const real *wb = ws->data + (long)b * A;
-        for (int j = 0; j < L; j++) {
-            real *u = s->u + ((long)b * S + j) * A;
-            const real *kj = keys->data + ((long)b * S + j) * A;
-            real e = 0;
-            for (int k = 0; k < A; k++) u[k] = tz_ftanh(wb[k] + kj[k]), e += v->data[k] * u[k];
-            a[j] = e;
-            if (e > mx) mx = e;
-        }
-        double sum = 0;
-        for (int j = 0; j < L; j++) a[j] = (real)exp((double)(a[j] - mx)), sum += a[j];
-        for (int j = 0; j < L; j++) a[j] = (real)(a[j] / sum);
-        memset(c, 0, sizeof(real) * C);
-        for (int j = 0; j < L; j++) {
-            const real *hj = h->data + ((long)b * S + j) * C;
-            for (int k = 0; k < C; k++) c[k] += a[j] * hj[k];
-        }
-    }
+    for (int b = 0; b < B; b++) s->len[b] = lengths ? lengths[b] : S;
+    step_inputs k = {s, ws, keys, v, h, out->data};
+    tz_parallel_for(B, (long)S * (A + C) * 4, forward_rows, &k);
     if (weights) *weights = w;
     tz_node *n = tz_op_record(g, &op_attention_step, out, in, 4);
     if (n) n->aux = s;

@@ -107,12 +107,15 @@ Test(seq2seq, rnnsearch_learns_to_reverse) {
     mt_make(&mm, "rnnsearch", MT_RV, MT_RV, 11, over);
     // Evaluated on 128 fresh strings of 7 digits: training saw ~1,900 of the 10^7 such strings,
     // so these are unseen (p ~ 2e-4 each); a model that memorised its short strings would fail.
+    // The LR decays (cosine, to 1e-4 at the last step): at a constant 1e-2 the exact match on
+    // 7 digits swung between 0.72 and 0.98 with the seed, or with the last bit of a summation
+    // order; decayed, seeds 11-18 all reach 1.000 (150 steps: 0.98; 30 steps: 0).
     mt_reverse_training t = {.oc = nn_optim_defaults(NN_OPTIM_ADAM),
-                             .sched = {.kind = NN_SCHED_CONSTANT, .lr = 1e-2},
+                             .sched = {.kind = NN_SCHED_COSINE, .lr = 1e-2, .min_lr = 1e-4, .decay_iters = 300},
                              .steps = 300,
                              .eval_lo = MT_RMAX};
     double loss, acc = mt_train_reverse(&mm, &t, &loss);
-    cr_assert(acc >= 0.9, "exact match %.3f after 300 steps (last loss %.4f)", acc, loss);
+    cr_assert(acc >= 0.95, "exact match %.3f after 300 steps (last loss %.4f)", acc, loss);
     mt_unmake(&mm);
 }
 
@@ -178,6 +181,45 @@ Test(seq2seq, fused_attention_step_matches_layer) {
     for (int i = 0; i < ref->n; i++) cr_assert_float_eq(c->data[i], ref->data[i], 1e-5);
     for (int i = 0; i < B * S; i++) cr_assert_float_eq(w->data[i], w_ref->data[i], 1e-6);
     tz_graph_free(&g);
+    tz_params_free(&P);
+}
+
+// The attention step on both cores (rows split between them; v's gradient summed from per-row
+// shares) gives the bits one core gives: output, weights and every input's gradient.
+Test(seq2seq, attention_step_threads_agree) {
+    enum { B = 64, S = 12, A = 32, C = 48 };
+    tz_params P;
+    tz_params_init(&P);
+    tz_tensor *ws = tz_param(&P, "ws", 2, (const int[]){B, A}), *keys = tz_param(&P, "keys", 3, (const int[]){B, S, A});
+    tz_tensor *v = tz_param(&P, "v", 1, (const int[]){A}), *h = tz_param(&P, "h", 3, (const int[]){B, S, C});
+    tz_rng r;
+    tz_rng_seed(&r, 5);
+    for (size_t i = 0; i < P.n; i++) P.data[i] = (real)tz_rng_normal(&r);
+    int len[B];
+    real seed[B * C];
+    for (int b = 0; b < B; b++) len[b] = 1 + (int)(tz_rng_uniform(&r) * S);
+    for (int i = 0; i < B * C; i++) seed[i] = (real)tz_rng_normal(&r);
+    real *out[2], *weights[2], *grads[2];
+    for (int t = 0; t < 2; t++) {
+        tz_set_threads(t + 1);
+        tz_params_zero_grad(&P);
+        tz_graph g;
+        tz_graph_init(&g, 1 << 22);
+        tz_tensor *w, *c = nn_additive_attention_step(&g, ws, keys, v, h, len, &w);
+        tz_backward_seed(&g, c, seed);
+        out[t] = malloc(sizeof(real) * B * C), weights[t] = malloc(sizeof(real) * B * S);
+        grads[t] = malloc(sizeof(real) * P.n);
+        memcpy(out[t], c->data, sizeof(real) * B * C);
+        memcpy(weights[t], w->data, sizeof(real) * B * S);
+        memcpy(grads[t], P.grad, sizeof(real) * P.n);
+        tz_graph_free(&g);
+    }
+    cr_assert(!memcmp(out[0], out[1], sizeof(real) * B * C), "the context differs between 1 and 2 threads");
+    cr_assert(!memcmp(weights[0], weights[1], sizeof(real) * B * S), "the weights differ");
+    for (size_t i = 0; i < P.n; i++)
+        cr_assert(grads[0][i] == grads[1][i], "gradient element %zu: %.9g on 1 thread, %.9g on 2", i, grads[0][i],
+                  grads[1][i]);
+    for (int t = 0; t < 2; t++) free(out[t]), free(weights[t]), free(grads[t]);
     tz_params_free(&P);
 }
 
