@@ -184,42 +184,73 @@ Test(seq2seq, fused_attention_step_matches_layer) {
     tz_params_free(&P);
 }
 
-// The attention step on both cores (rows split between them; v's gradient summed from per-row
-// shares) gives the bits one core gives: output, weights and every input's gradient.
-Test(seq2seq, attention_step_threads_agree) {
-    enum { B = 64, S = 12, A = 32, C = 48 };
-    tz_params P;
-    tz_params_init(&P);
-    tz_tensor *ws = tz_param(&P, "ws", 2, (const int[]){B, A}), *keys = tz_param(&P, "keys", 3, (const int[]){B, S, A});
-    tz_tensor *v = tz_param(&P, "v", 1, (const int[]){A}), *h = tz_param(&P, "h", 3, (const int[]){B, S, C});
+// A node run on both cores (rows split between them) gives the bits one core gives: its output
+// and every parameter's gradient (backward from a fixed random seed). node builds it from P's
+// tensors (filled here with normal values).
+static void check_threads_agree(tz_params *P, tz_tensor *(*node)(tz_graph *g, tz_params *P), const char *what) {
     tz_rng r;
     tz_rng_seed(&r, 5);
-    for (size_t i = 0; i < P.n; i++) P.data[i] = (real)tz_rng_normal(&r);
-    int len[B];
-    real seed[B * C];
-    for (int b = 0; b < B; b++) len[b] = 1 + (int)(tz_rng_uniform(&r) * S);
-    for (int i = 0; i < B * C; i++) seed[i] = (real)tz_rng_normal(&r);
-    real *out[2], *weights[2], *grads[2];
+    for (size_t i = 0; i < P->n; i++) P->data[i] = (real)tz_rng_normal(&r);
+    real *out[2] = {0}, *grads[2], *seed = NULL;
+    long n = 0;
     for (int t = 0; t < 2; t++) {
         tz_set_threads(t + 1);
-        tz_params_zero_grad(&P);
+        tz_params_zero_grad(P);
         tz_graph g;
         tz_graph_init(&g, 1 << 22);
-        tz_tensor *w, *c = nn_additive_attention_step(&g, ws, keys, v, h, len, &w);
-        tz_backward_seed(&g, c, seed);
-        out[t] = malloc(sizeof(real) * B * C), weights[t] = malloc(sizeof(real) * B * S);
-        grads[t] = malloc(sizeof(real) * P.n);
-        memcpy(out[t], c->data, sizeof(real) * B * C);
-        memcpy(weights[t], w->data, sizeof(real) * B * S);
-        memcpy(grads[t], P.grad, sizeof(real) * P.n);
+        tz_tensor *y = node(&g, P);
+        if (!seed) {
+            n = y->n, seed = malloc(sizeof(real) * n);
+            for (long i = 0; i < n; i++) seed[i] = (real)tz_rng_normal(&r);
+        }
+        tz_backward_seed(&g, y, seed);
+        out[t] = malloc(sizeof(real) * n), grads[t] = malloc(sizeof(real) * P->n);
+        memcpy(out[t], y->data, sizeof(real) * n);
+        memcpy(grads[t], P->grad, sizeof(real) * P->n);
         tz_graph_free(&g);
     }
-    cr_assert(!memcmp(out[0], out[1], sizeof(real) * B * C), "the context differs between 1 and 2 threads");
-    cr_assert(!memcmp(weights[0], weights[1], sizeof(real) * B * S), "the weights differ");
-    for (size_t i = 0; i < P.n; i++)
-        cr_assert(grads[0][i] == grads[1][i], "gradient element %zu: %.9g on 1 thread, %.9g on 2", i, grads[0][i],
-                  grads[1][i]);
-    for (int t = 0; t < 2; t++) free(out[t]), free(weights[t]), free(grads[t]);
+    cr_assert(!memcmp(out[0], out[1], sizeof(real) * n), "%s: the output differs between 1 and 2 threads", what);
+    for (size_t i = 0; i < P->n; i++)
+        cr_assert(grads[0][i] == grads[1][i], "%s: gradient element %zu: %.9g on 1 thread, %.9g on 2", what, i,
+                  grads[0][i], grads[1][i]);
+    for (int t = 0; t < 2; t++) free(out[t]), free(grads[t]);
+    free(seed);
+}
+
+// The attention step: v's gradient, which every row adds to, is summed from per-row shares.
+enum { TB = 64, TS = 12, TA = 32, TC = 48 };
+static int thread_lengths[TB];
+static tz_tensor *attention_node(tz_graph *g, tz_params *P) {
+    return nn_additive_attention_step(g, tz_params_find(P, "ws"), tz_params_find(P, "keys"), tz_params_find(P, "v"),
+                                      tz_params_find(P, "h"), thread_lengths, NULL);
+}
+Test(seq2seq, attention_step_threads_agree) {
+    tz_params P;
+    tz_params_init(&P);
+    tz_param(&P, "ws", 2, (const int[]){TB, TA});
+    tz_param(&P, "keys", 3, (const int[]){TB, TS, TA});
+    tz_param(&P, "v", 1, (const int[]){TA});
+    tz_param(&P, "h", 3, (const int[]){TB, TS, TC});
+    for (int b = 0; b < TB; b++) thread_lengths[b] = 1 + (b * 7) % TS;
+    check_threads_agree(&P, attention_node, "additive attention step");
+    tz_params_free(&P);
+}
+
+// The GRU cell in both forms.
+static int thread_cho;
+static tz_tensor *gru_cell_node(tz_graph *g, tz_params *P) {
+    return nn_gru_cell(g, tz_params_find(P, "xg"), tz_params_find(P, "h"), tz_params_find(P, "w_hh"),
+                       tz_params_find(P, "b_hh"), thread_cho);
+}
+Test(seq2seq, gru_cell_threads_agree) {
+    tz_params P;
+    tz_params_init(&P);
+    tz_param(&P, "xg", 2, (const int[]){TB, 3 * TC});
+    tz_param(&P, "h", 2, (const int[]){TB, TC});
+    tz_param(&P, "w_hh", 2, (const int[]){3 * TC, TC});
+    tz_param(&P, "b_hh", 1, (const int[]){3 * TC});
+    for (thread_cho = 0; thread_cho < 2; thread_cho++)
+        check_threads_agree(&P, gru_cell_node, thread_cho ? "GRU cell, Cho's form" : "GRU cell, cuDNN form");
     tz_params_free(&P);
 }
 
