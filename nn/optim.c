@@ -97,15 +97,17 @@ typedef struct step_consts {
     real c_alpha, c_b1, c_b2; // 1 - alpha, 1 - beta1, 1 - beta2 (rounded from double:
         // 1 - (float)0.999 is off by 1.3e-5 relative)
     real step_size, bc2_sqrt, decay_mul; // Adam: lr / bc1, sqrt(bc2); AdamW: 1 - lr wd
+    real grad_scale; // the gradient is read as grad_scale x P->grad (1: as it is, the same bits)
 } step_consts;
 
 // One tensor's elements [lo, hi): w, gr, s0, s1 point at element lo; wd is its L2 coefficient.
 static void update(const nn_optim *o, const step_consts *k, real wd, size_t n, real *w, const real *gr, real *s0,
                    real *s1) {
+    const real gs = k->grad_scale;
     switch (o->c.kind) {
         case NN_OPTIM_SGD: // buf = momentum buf + g; step with buf, or g + momentum buf (Nesterov)
             for (size_t j = 0; j < n; j++) {
-                real g = gr[j] + wd * w[j];
+                real g = gs * gr[j] + wd * w[j];
                 if (s0) {
                     s0[j] = k->mom * s0[j] + g;
                     g = o->c.nesterov ? g + k->mom * s0[j] : s0[j];
@@ -115,14 +117,14 @@ static void update(const nn_optim *o, const step_consts *k, real wd, size_t n, r
             break;
         case NN_OPTIM_ADAGRAD: // Duchi et al. 2011: G += g^2; θ -= lr g / (sqrt(G) + eps)
             for (size_t j = 0; j < n; j++) {
-                real g = gr[j] + wd * w[j];
+                real g = gs * gr[j] + wd * w[j];
                 s0[j] += g * g;
                 w[j] -= k->lr * g / (tz_real_sqrt(s0[j]) + k->eps);
             }
             break;
         case NN_OPTIM_RMSPROP: // Tieleman & Hinton 2012: v = α v + (1-α) g^2; θ -= lr g / (sqrt(v) + eps)
             for (size_t j = 0; j < n; j++) {
-                real g = gr[j] + wd * w[j];
+                real g = gs * gr[j] + wd * w[j];
                 s0[j] = k->alpha * s0[j] + k->c_alpha * g * g;
                 real u = g / (tz_real_sqrt(s0[j]) + k->eps);
                 if (s1) u = s1[j] = k->mom * s1[j] + u; // PyTorch: buf = momentum buf + g / avg
@@ -138,7 +140,7 @@ static void update(const nn_optim *o, const step_consts *k, real wd, size_t n, r
             const real inv_bc2_sqrt = 1 / k->bc2_sqrt, step_size = k->step_size;
             const real decay_mul = o->c.kind == NN_OPTIM_ADAMW ? k->decay_mul : 1;
             for (size_t j = 0; j < n; j++) {
-                real g = gr[j] + wd * w[j];
+                real g = gs * gr[j] + wd * w[j];
                 real m = b1 * s0[j] + c_b1 * g, v = b2 * s1[j] + c_b2 * g * g;
                 s0[j] = m, s1[j] = v;
                 w[j] = w[j] * decay_mul - step_size * m / (tz_real_sqrt(v) * inv_bc2_sqrt + eps);
@@ -175,7 +177,9 @@ static void step_range(void *arg, long lo, long hi) {
     }
 }
 
-void nn_optim_step(nn_optim *o, tz_params *P, double lr) {
+void nn_optim_step(nn_optim *o, tz_params *P, double lr) { nn_optim_step_scaled(o, P, lr, 1); }
+
+void nn_optim_step_scaled(nn_optim *o, tz_params *P, double lr, double grad_scale) {
     const nn_optim_config *c = &o->c;
     if (P->n != o->n || P->count != o->count)
         tz_fail("optim %s: params have %d tensors, %zu elements; the optimiser was made for %d, %zu",
@@ -196,6 +200,7 @@ void nn_optim_step(nn_optim *o, tz_params *P, double lr) {
         .step_size = (real)(lr / bc1),
         .bc2_sqrt = (real)sqrt(bc2),
         .decay_mul = (real)(1 - lr * c->weight_decay),
+        .grad_scale = (real)grad_scale,
     };
     step_args a = {o, &k, P};
     tz_parallel_for((long)P->n, 12, step_range, &a);
@@ -228,17 +233,25 @@ static void scale_range(void *arg, long lo, long hi) {
     for (long j = lo; j < hi; j++) g[j] *= k;
 }
 
-double nn_clip_grad_norm(tz_params *P, double max_norm) {
-    if (!(max_norm >= 0)) tz_fail("clip_grad_norm: max_norm = %g must be >= 0", max_norm);
+double nn_grad_norm(const tz_params *P) {
     norm_args a = {.g = P->grad, .n = P->n, .block = (P->n + NORM_BLOCKS - 1) / NORM_BLOCKS};
     if (a.block == 0) a.block = 1;
     long blocks = (long)((P->n + a.block - 1) / a.block);
     tz_parallel_for(blocks, 2 * (long)a.block, norm_blocks, &a);
     double ss = 0;
     for (long b = 0; b < blocks; b++) ss += a.part[b];
-    double norm = sqrt(ss);
-    if (norm > max_norm) { // PyTorch: g *= max / (norm + 1e-6)
-        a.scale = (real)(max_norm / (norm + 1e-6));
+    return sqrt(ss);
+}
+
+double nn_clip_scale(double norm, double max_norm) {
+    if (!(max_norm >= 0)) tz_fail("clip_grad_norm: max_norm = %g must be >= 0", max_norm);
+    return norm > max_norm ? (double)(real)(max_norm / (norm + 1e-6)) : 1; // PyTorch: g *= max / (norm + 1e-6)
+}
+
+double nn_clip_grad_norm(tz_params *P, double max_norm) {
+    double norm = nn_grad_norm(P), scale = nn_clip_scale(norm, max_norm);
+    if (scale != 1) {
+        norm_args a = {.g = P->grad, .scale = (real)scale};
         tz_parallel_for((long)P->n, 1, scale_range, &a);
     }
     return norm;

@@ -52,6 +52,10 @@ typedef struct nn_optim {
 void nn_optim_init(nn_optim *o, const tz_params *P, const nn_optim_config *c);
 // One update of P->data from P->grad (not modified) at learning rate lr. No allocation.
 void nn_optim_step(nn_optim *o, tz_params *P, double lr);
+// The same from grad_scale x P->grad (P->grad still not modified): clipping by norm folded into
+// the update (grad_scale = nn_clip_scale), one pass over the gradient instead of two. The same
+// bits as nn_clip_grad_norm then nn_optim_step.
+void nn_optim_step_scaled(nn_optim *o, tz_params *P, double lr, double grad_scale);
 // The state array called name (n elements), or NULL if this optimiser has none of that name.
 real *nn_optim_state(const nn_optim *o, const char *name);
 void nn_optim_free(nn_optim *o);
@@ -60,6 +64,11 @@ void nn_optim_free(nn_optim *o);
 // scaled by max_norm / (norm + 1e-6) as torch.nn.utils.clip_grad_norm_. Returns the norm before
 // clipping (inf/nan pass through so the caller can skip the step).
 double nn_clip_grad_norm(tz_params *P, double max_norm);
+// Its two halves: the norm (the same bits whatever the thread count), and the factor the
+// gradient is scaled by: max_norm / (norm + 1e-6) rounded to the element type when norm >
+// max_norm, else 1.
+double nn_grad_norm(const tz_params *P);
+double nn_clip_scale(double norm, double max_norm);
 // Clamps every gradient to [-v, v] (torch.nn.utils.clip_grad_value_).
 void nn_clip_grad_value(tz_params *P, double v);
 

@@ -250,6 +250,43 @@ Test(optim, clip_grad_norm) {
     tz_params_free(&P);
 }
 
+// Clipping folded into the step (the trainer's way: nn_clip_scale, nn_optim_step_scaled) gives
+// the bits of clipping the gradient first, for every optimiser, over and under the max norm;
+// the gradient itself is left as it was.
+Test(optim, folded_clip_is_clip_then_step) {
+    const nn_optim_kind kinds[] = {NN_OPTIM_SGD, NN_OPTIM_ADAGRAD, NN_OPTIM_RMSPROP, NN_OPTIM_ADAM, NN_OPTIM_ADAMW};
+    for (int k = 0; k < 5; k++)
+        for (int over = 0; over < 2; over++) {
+            tz_params P[2];
+            nn_optim o[2];
+            nn_optim_config c = nn_optim_defaults(kinds[k]);
+            c.weight_decay = 0.1, c.momentum = kinds[k] == NN_OPTIM_SGD || kinds[k] == NN_OPTIM_RMSPROP ? 0.9 : 0;
+            for (int v = 0; v < 2; v++) {
+                tz_params_init(&P[v]);
+                tz_param(&P[v], "w", 2, (const int[]){7, 33});
+                tz_param(&P[v], "b", 1, (const int[]){33});
+                for (size_t i = 0; i < P[v].n; i++)
+                    P[v].data[i] = (real)sin(1.0 + i), P[v].grad[i] = (real)(0.3 * cos(2.0 + 3 * i));
+                nn_optim_init(&o[v], &P[v], &c);
+            }
+            double max = over ? 0.5 : 1e3;
+            for (int s = 0; s < 3; s++) { // three steps: the state carries the scaled gradients
+                double n0 = nn_clip_grad_norm(&P[0], max);
+                nn_optim_step(&o[0], &P[0], 0.01);
+                real g0 = P[1].grad[5];
+                double n1 = nn_grad_norm(&P[1]);
+                nn_optim_step_scaled(&o[1], &P[1], 0.01, nn_clip_scale(n1, max));
+                cr_assert(n0 == n1, "%s: norms %.17g and %.17g", nn_optim_name(kinds[k]), n0, n1);
+                cr_assert(P[1].grad[5] == g0, "the folded step changed the gradient");
+                for (size_t i = 0; i < P[0].n; i++)
+                    cr_assert(P[0].data[i] == P[1].data[i], "%s, %s the max, step %d: weight %zu %.9g against %.9g",
+                              nn_optim_name(kinds[k]), over ? "over" : "under", s, i, P[0].data[i], P[1].data[i]);
+                memcpy(P[0].grad, P[1].grad, sizeof(real) * P[0].n); // the next step's gradient, unclipped
+            }
+            for (int v = 0; v < 2; v++) nn_optim_free(&o[v]), tz_params_free(&P[v]);
+        }
+}
+
 Test(optim, clip_grad_value) {
     tz_params P;
     tz_params_init(&P);

@@ -317,7 +317,8 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         t_comm += tc - t2;
         double lr = nn_schedule_lr(&sched, s.step);
         if (clip_value > 0) nn_clip_grad_value(P, clip_value); // clipping sees the summed gradient
-        grad_norm = nn_clip_grad_norm(P, clip > 0 ? clip : INFINITY);
+        grad_norm = nn_grad_norm(P); // clipping is a factor on the gradient the optimiser step reads
+        double grad_scale = nn_clip_scale(grad_norm, clip > 0 ? clip : INFINITY);
         diverged_above = DIVERGED_FACTOR * log((double)logits->shape[logits->ndim - 1]);
         int skip = 0;
         if (!isfinite(l) || !isfinite(grad_norm)) {
@@ -341,7 +342,8 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
             }
         } else skipped_in_a_row = 0;
         if (!skip)
-            nn_optim_step(&s.opt, P, lr); // a skipped step still counts: the batches stay where a resume puts them
+            nn_optim_step_scaled(&s.opt, P, lr,
+                                 grad_scale); // a skipped step still counts: the batches stay where a resume puts them
         double t3 = tz_now();
         s.step++;
         t_all += t3 - t0, tokens_all += n_targets;
