@@ -127,14 +127,19 @@ Test(transformer_mt, learns_to_reverse) {
     const char *const over[] = {"model.layers=2", "model.heads=2",   "model.d_model=32",
                                 "model.d_ff=64",  "model.dropout=0", NULL};
     mt_make(&mm, "transformer_mt", MT_RV, MT_RV, 11, over);
-    mt_reverse_training t = {.oc = nn_optim_defaults(NN_OPTIM_ADAM),
-                             .sched = {.kind = NN_SCHED_NOAM, .lr = 0.25, .warmup = 20, .d_model = 32}, // peak 0.0099
-                             .steps = 500,
-                             .eval_lo = MT_RMIN,
-                             .smoothing = 0.1};
+    // Warm-up to the paper schedule's peak (0.0099 with these sizes), then cosine down to 1e-4
+    // at the last step: with the paper's own decay (lr s^-0.5) the exact match ran 0.89-1.00 over
+    // seeds 11-16 (0.94 at this one, against 0.9 asked then); decayed, seeds 11-18 all give 1.000
+    // (150 steps: 0.48; 50: 0.02).
+    mt_reverse_training t = {
+        .oc = nn_optim_defaults(NN_OPTIM_ADAM),
+        .sched = {.kind = NN_SCHED_COSINE, .lr = 0.0099, .min_lr = 1e-4, .warmup = 20, .decay_iters = 500},
+        .steps = 500,
+        .eval_lo = MT_RMIN,
+        .smoothing = 0.1};
     t.oc.beta2 = 0.98, t.oc.eps = 1e-9;
     double loss, acc = mt_train_reverse(&mm, &t, &loss);
-    cr_assert(acc >= 0.9, "exact match %.3f after 500 steps (last loss %.4f)", acc, loss);
+    cr_assert(acc >= 0.95, "exact match %.3f after 500 steps (last loss %.4f)", acc, loss);
     mt_unmake(&mm);
 }
 
