@@ -1,7 +1,7 @@
 // attention_step.c: Bahdanau et al. 2015 (appendix A.1.2) additive attention for one decoder
-// step as one node. Forward saves u = tanh(ws + keys_j) (B,S,A) and the weights a (B,S);
-// backward, per row b (rows meet only in dv, summed from per-row shares), both run on the cores
-// by rows:
+// step as one node. Forward saves u = tanh(ws + keys_j) (B,S,A) and the weights a (B,S).
+// Both passes run on the cores by rows; rows meet only in dv, summed from per-row shares in row
+// order (the same bits whatever the thread count). Backward, per row b:
 //   da_j = dc . h_j,  dh_j += a_j dc,  de_j = a_j (da_j - sum_k a_k da_k),
 //   du_j = de_j v * (1 - u_j^2),  dkeys_j += du_j,  dws += sum_j du_j,  dv += sum_j de_j u_j.
 #include "attention_step.h"
@@ -17,6 +17,9 @@ typedef struct {
     int *len; // (B) keys per row
     int B, S, A, C;
 } step_saved;
+
+// Work per row for tz_parallel_for: a tanh and a few multiply-adds per key and feature.
+static long row_cost(const step_saved *s) { return (long)s->S * (s->A + s->C) * 4; }
 
 // x . y with independent partial sums, so the compiler vectorises it without reassociating.
 static real dot(int n, const real *restrict x, const real *restrict y) {
@@ -70,8 +73,6 @@ static void backward_rows(void *arg, long lo, long hi) {
     }
 }
 
-// Rows in parallel; v's gradient, which every row adds to, is summed from the rows' shares in
-// row order, so the result does not depend on the thread count.
 static void step_backward(tz_graph *g, tz_node *n) {
     const step_saved *s = n->aux;
     const int B = s->B, S = s->S, A = s->A;
@@ -79,7 +80,7 @@ static void step_backward(tz_graph *g, tz_node *n) {
     k.de = tz_arena_alloc(&g->arena, sizeof(real) * B * S);
     k.du = tz_arena_alloc(&g->arena, sizeof(real) * B * A);
     k.dv = k.v->grad ? tz_arena_alloc(&g->arena, sizeof(real) * B * A) : NULL;
-    tz_parallel_for(B, (long)S * (A + s->C) * 4, backward_rows, &k);
+    tz_parallel_for(B, row_cost(s), backward_rows, &k);
     if (k.dv) tz_column_sums_add(k.v->grad, k.dv, B, A);
 }
 static const tz_op op_attention_step = {"additive_attention_step", step_backward, 0};
@@ -143,7 +144,7 @@ tz_tensor *nn_additive_attention_step(tz_graph *g, tz_tensor *ws, tz_tensor *key
     s->len = tz_arena_alloc(&g->arena, sizeof(int) * B);
     for (int b = 0; b < B; b++) s->len[b] = lengths ? lengths[b] : S;
     step_inputs k = {s, ws, keys, v, h, out->data};
-    tz_parallel_for(B, (long)S * (A + C) * 4, forward_rows, &k);
+    tz_parallel_for(B, row_cost(s), forward_rows, &k);
     if (weights) *weights = w;
     tz_node *n = tz_op_record(g, &op_attention_step, out, in, 4);
     if (n) n->aux = s;

@@ -23,9 +23,11 @@ void mt_make(mt_model *mm, const char *type, int Vs, int Vt, uint64_t seed, cons
     tz_rng r;
     tz_rng_seed(&r, seed);
     mm->m = mm->def->mt_create(&mm->c, Vs, Vt, &mm->P, &r);
+    tz_graph_init(&mm->g, 1 << 20); // after mt_create: a bad key leaves nothing to free
 }
 
 void mt_unmake(mt_model *mm) {
+    tz_graph_free(&mm->g);
     mm->def->free(mm->m);
     tz_params_free(&mm->P);
 }
@@ -81,7 +83,8 @@ double mt_reverse_exact(tz_graph *g, const mt_model *mm, const int *src, const i
     return (double)n / RB;
 }
 
-void mt_check_beam_rows(const mt_model *mm, tz_graph *g, int Vs, int Vt) {
+void mt_check_beam_rows(mt_model *mm, int Vs, int Vt) {
+    tz_graph *g = &mm->g;
     tz_rng r;
     tz_rng_seed(&r, 8);
     enum { B = 2, S = 4, K = 3, R = B * K };
@@ -118,8 +121,6 @@ void mt_check_beam_rows(const mt_model *mm, tz_graph *g, int Vs, int Vt) {
 void mt_check_padding(const char *type, const char *const *over, int Vs, int Vt) {
     mt_model mm;
     mt_make(&mm, type, Vs, Vt, 3, over);
-    tz_graph g;
-    tz_graph_init(&g, 1 << 20);
     tz_rng r;
     tz_rng_seed(&r, 4);
     enum { B = 3, S = 7, T = 6, S1 = 3, T1 = 2 };
@@ -131,39 +132,36 @@ void mt_check_padding(const char *type, const char *const *over, int Vs, int Vt)
     memcpy(x1, x + T, sizeof x1);
     memcpy(y1, y + T, sizeof y1);
     tz_batch b1 = {.B = 1, .T = T1, .x = x1, .y = y1, .S = S1, .src = src1, .src_len = &len1};
-    tz_tensor *o1 = mm.def->forward(&g, mm.m, &b1);
-    tz_tensor *l1 = tz_cross_entropy(&g, o1, b1.targets, TZ_IGNORE);
+    tz_tensor *o1 = mm.def->forward(&mm.g, mm.m, &b1);
+    tz_tensor *l1 = tz_cross_entropy(&mm.g, o1, b1.targets, TZ_IGNORE);
     int yb[B * T];
     for (int i = 0; i < B * T; i++) yb[i] = i / T == 1 ? y[i] : TZ_IGNORE;
     tz_batch b = {.B = B, .T = T, .x = x, .y = yb, .S = S, .src = src, .src_len = len};
-    tz_tensor *o = mm.def->forward(&g, mm.m, &b);
-    tz_tensor *l = tz_cross_entropy(&g, o, b.targets, TZ_IGNORE);
+    tz_tensor *o = mm.def->forward(&mm.g, mm.m, &b);
+    tz_tensor *l = tz_cross_entropy(&mm.g, o, b.targets, TZ_IGNORE);
     cr_assert_float_eq(l->data[0], l1->data[0], 1e-5, "%s: alone %.7f, batched %.7f", type, (double)l1->data[0],
                        (double)l->data[0]);
-    tz_graph_free(&g);
     mt_unmake(&mm);
 }
 
 void mt_check_teacher_forcing(const char *type, const char *const *over, int Vs, int Vt, double tol, int attention) {
     mt_model mm;
     mt_make(&mm, type, Vs, Vt, 5, over);
-    tz_graph g;
-    tz_graph_init(&g, 1 << 20);
     tz_rng r;
     tz_rng_seed(&r, 6);
     enum { B = 3, S = 5, T = 4 };
     int src[B * S], len[B], x[B * T], y[B * T];
     mt_make_pairs(&r, Vs, Vt, B, S, T, (const int[]){2, 5, 4}, (const int[]){4, 2, 3}, src, len, x, y);
-    tz_no_grad_begin(&g);
+    tz_no_grad_begin(&mm.g);
     tz_batch b = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len};
-    tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
+    tz_tensor *logits = mm.def->forward(&mm.g, mm.m, &b);
     cr_assert_eq(logits->shape[0], B * T, "%s: forward's logits are not (B*T, V)", type);
-    mm.def->mt_encode(&g, mm.m, src, len, B, S, 1);
+    mm.def->mt_encode(&mm.g, mm.m, src, len, B, S, 1);
     for (int t = 0; t < T; t++) {
         int prev[B];
         for (int i = 0; i < B; i++) prev[i] = x[i * T + t];
         tz_tensor *attn = NULL;
-        tz_tensor *step = mm.def->mt_step(&g, mm.m, prev, NULL, &attn);
+        tz_tensor *step = mm.def->mt_step(&mm.g, mm.m, prev, NULL, &attn);
         cr_assert_eq(step->shape[0], B);
         cr_assert_eq(step->shape[1], Vt);
         for (int i = 0; i < B; i++)
@@ -184,8 +182,7 @@ void mt_check_teacher_forcing(const char *type, const char *const *over, int Vs,
             cr_assert_float_eq(sum, 1, 1e-5);
         }
     }
-    tz_no_grad_end(&g);
-    tz_graph_free(&g);
+    tz_no_grad_end(&mm.g);
     mt_unmake(&mm);
 }
 
@@ -193,32 +190,30 @@ double mt_train_reverse(mt_model *mm, const mt_reverse_training *t, double *last
     tz_set_threads(1); // tiny products: one thread is faster, and the test must not wait on a busy machine
     nn_optim o;
     nn_optim_init(&o, &mm->P, &t->oc);
-    tz_graph g;
-    tz_graph_init(&g, 1 << 20);
+    tz_graph *g = &mm->g;
     tz_rng r;
     tz_rng_seed(&r, 12);
     int src[MT_RB * MT_RS], len[MT_RB], x[MT_RB * MT_RT], y[MT_RB * MT_RT];
     for (int step = 0; step < t->steps; step++) {
         mt_reverse_batch(&r, MT_RMIN, src, len, x, y);
-        tz_graph_reset(&g);
-        g.training = 1;
+        tz_graph_reset(g);
+        g->training = 1;
         tz_batch b = {.B = MT_RB, .T = MT_RT, .x = x, .y = y, .S = MT_RS, .src = src, .src_len = len};
-        tz_tensor *logits = mm->def->forward(&g, mm->m, &b); // sets b.targets
-        tz_tensor *l = tz_cross_entropy_smooth(&g, logits, b.targets, TZ_IGNORE, t->smoothing);
+        tz_tensor *logits = mm->def->forward(g, mm->m, &b); // sets b.targets
+        tz_tensor *l = tz_cross_entropy_smooth(g, logits, b.targets, TZ_IGNORE, t->smoothing);
         *last_loss = l->data[0];
         tz_params_zero_grad(&mm->P);
-        tz_backward(&g, l);
+        tz_backward(g, l);
         nn_clip_grad_norm(&mm->P, 1);
         nn_optim_step(&o, &mm->P, (real)nn_schedule_lr(&t->sched, step));
     }
-    g.training = 0;
+    g->training = 0;
     double acc = 0;
     for (int k = 0; k < 4; k++) { // 4 x 32 fresh draws
         mt_reverse_batch(&r, t->eval_lo, src, len, x, y);
-        acc += mt_reverse_exact(&g, mm, src, len) / 4;
+        acc += mt_reverse_exact(g, mm, src, len) / 4;
     }
     nn_optim_free(&o);
-    tz_graph_free(&g);
     tz_set_threads(0);
     return acc;
 }

@@ -11,9 +11,11 @@ typedef struct {
     void *m;
     tz_params P;
     cfg c;
+    tz_graph g; // the graph its tests run it in
 } mt_model;
 
-// A translation model of the given type with [model] overrides (NULL-terminated), seeded.
+// A translation model of the given type with [model] overrides (NULL-terminated), seeded, and
+// an empty graph; mt_unmake frees both.
 void mt_make(mt_model *mm, const char *type, int Vs, int Vt, uint64_t seed, const char *const *over);
 void mt_unmake(mt_model *mm);
 
@@ -34,7 +36,7 @@ void mt_check_teacher_forcing(const char *type, const char *const *over, int Vs,
 // Beam rows of a model built with Vt target words: 2 sources x 3 rows each; after two steps with
 // different tokens per row, a reordering (parent) and a third step, each row's logits equal a
 // single-row decode of its own history; a parent outside its source's rows is refused.
-void mt_check_beam_rows(const mt_model *mm, tz_graph *g, int Vs, int Vt);
+void mt_check_beam_rows(mt_model *mm, int Vs, int Vt);
 
 // The reversal toy: strings of digits (ids 4..13) of lengths lo..MT_RMAX, RB of them a batch.
 enum { MT_RV = 14, MT_RB = 32, MT_RMIN = 3, MT_RMAX = 7, MT_RS = MT_RMAX, MT_RT = MT_RMAX + 1 };

@@ -30,25 +30,22 @@ enum { VS = 11, VT = 9 };
 static void check_shapes(const char *type, const char *const *over) {
     mt_model mm;
     mt_make(&mm, type, VS, VT, 1, over);
-    tz_graph g;
-    tz_graph_init(&g, 1 << 20);
     tz_rng r;
     tz_rng_seed(&r, 2);
     enum { B = 3, S = 6, T = 5 };
     int src[B * S], len[B], x[B * T], y[B * T];
     mt_make_pairs(&r, VS, VT, B, S, T, (const int[]){6, 1, 3}, (const int[]){2, 5, 1}, src, len, x, y);
     tz_batch b = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len};
-    tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
+    tz_tensor *logits = mm.def->forward(&mm.g, mm.m, &b);
     cr_assert_eq(logits->ndim, 2);
     cr_assert_eq(logits->shape[0], B * T);
     cr_assert_eq(logits->shape[1], VT);
     cr_assert_eq(b.n_targets, B * T);
     cr_assert_eq(b.targets, y);
-    tz_tensor *loss = tz_cross_entropy(&g, logits, b.targets, TZ_IGNORE);
+    tz_tensor *loss = tz_cross_entropy(&mm.g, logits, b.targets, TZ_IGNORE);
     cr_assert(isfinite(loss->data[0]) && loss->data[0] > 0);
     tz_params_zero_grad(&mm.P);
-    tz_backward(&g, loss);
-    tz_graph_free(&g);
+    tz_backward(&mm.g, loss);
     mt_unmake(&mm);
 }
 
@@ -73,10 +70,7 @@ Test(seq2seq, decoding_matches_forward) {
 static void check_beam(const char *type, const char *const *over) {
     mt_model mm;
     mt_make(&mm, type, VS, VT, 7, over);
-    tz_graph g;
-    tz_graph_init(&g, 1 << 20);
-    mt_check_beam_rows(&mm, &g, VS, VT);
-    tz_graph_free(&g);
+    mt_check_beam_rows(&mm, VS, VT);
     mt_unmake(&mm);
 }
 
@@ -129,15 +123,13 @@ static void check_skip(const char *type, const char *const *over) {
     mt_model all, skip;
     mt_make(&all, type, VS, VT, 9, without);
     mt_make(&skip, type, VS, VT, 9, with);
-    tz_graph g;
-    tz_graph_init(&g, 1 << 20);
     tz_rng r;
     tz_rng_seed(&r, 10);
     enum { B = 3, S = 4, T = 5 };
     int src[B * S], len[B], x[B * T], y[B * T];
     mt_make_pairs(&r, VS, VT, B, S, T, (const int[]){4, 2, 3}, (const int[]){5, 1, 3}, src, len, x, y);
     tz_batch ba = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len}, bs = ba;
-    tz_tensor *la = all.def->forward(&g, all.m, &ba), *ls = skip.def->forward(&g, skip.m, &bs);
+    tz_tensor *la = all.def->forward(&all.g, all.m, &ba), *ls = skip.def->forward(&skip.g, skip.m, &bs);
     cr_assert_eq(bs.n_targets, 9);
     cr_assert_eq(ls->shape[0], 9);
     for (int i = 0, n = 0; i < B * T; i++) {
@@ -146,10 +138,9 @@ static void check_skip(const char *type, const char *const *over) {
         for (int v = 0; v < VT; v++) cr_assert_float_eq(ls->data[n * VT + v], la->data[i * VT + v], 1e-6);
         n++;
     }
-    double l1 = tz_cross_entropy(&g, la, ba.targets, TZ_IGNORE)->data[0];
-    double l2 = tz_cross_entropy(&g, ls, bs.targets, TZ_IGNORE)->data[0];
+    double l1 = tz_cross_entropy(&all.g, la, ba.targets, TZ_IGNORE)->data[0];
+    double l2 = tz_cross_entropy(&skip.g, ls, bs.targets, TZ_IGNORE)->data[0];
     cr_assert_float_eq(l1, l2, 1e-6);
-    tz_graph_free(&g);
     mt_unmake(&all);
     mt_unmake(&skip);
 }
@@ -186,8 +177,9 @@ Test(seq2seq, fused_attention_step_matches_layer) {
 
 // A node run on both cores (rows split between them) gives the bits one core gives: its output
 // and every parameter's gradient (backward from a fixed random seed). node builds it from P's
-// tensors (filled here with normal values).
-static void check_threads_agree(tz_params *P, tz_tensor *(*node)(tz_graph *g, tz_params *P), const char *what) {
+// tensors (filled here with normal values) and arg.
+typedef tz_tensor *node_fn(tz_graph *g, tz_params *P, const void *arg);
+static void check_threads_agree(tz_params *P, node_fn *node, const void *arg, const char *what) {
     tz_rng r;
     tz_rng_seed(&r, 5);
     for (size_t i = 0; i < P->n; i++) P->data[i] = (real)tz_rng_normal(&r);
@@ -198,7 +190,7 @@ static void check_threads_agree(tz_params *P, tz_tensor *(*node)(tz_graph *g, tz
         tz_params_zero_grad(P);
         tz_graph g;
         tz_graph_init(&g, 1 << 22);
-        tz_tensor *y = node(&g, P);
+        tz_tensor *y = node(&g, P, arg);
         if (!seed) {
             n = y->n, seed = malloc(sizeof(real) * n);
             for (long i = 0; i < n; i++) seed[i] = (real)tz_rng_normal(&r);
@@ -219,10 +211,9 @@ static void check_threads_agree(tz_params *P, tz_tensor *(*node)(tz_graph *g, tz
 
 // The attention step: v's gradient, which every row adds to, is summed from per-row shares.
 enum { TB = 64, TS = 12, TA = 32, TC = 48 };
-static int thread_lengths[TB];
-static tz_tensor *attention_node(tz_graph *g, tz_params *P) {
+static tz_tensor *attention_node(tz_graph *g, tz_params *P, const void *lengths) {
     return nn_additive_attention_step(g, tz_params_find(P, "ws"), tz_params_find(P, "keys"), tz_params_find(P, "v"),
-                                      tz_params_find(P, "h"), thread_lengths, NULL);
+                                      tz_params_find(P, "h"), lengths, NULL);
 }
 Test(seq2seq, attention_step_threads_agree) {
     tz_params P;
@@ -231,16 +222,16 @@ Test(seq2seq, attention_step_threads_agree) {
     tz_param(&P, "keys", 3, (const int[]){TB, TS, TA});
     tz_param(&P, "v", 1, (const int[]){TA});
     tz_param(&P, "h", 3, (const int[]){TB, TS, TC});
-    for (int b = 0; b < TB; b++) thread_lengths[b] = 1 + (b * 7) % TS;
-    check_threads_agree(&P, attention_node, "additive attention step");
+    int lengths[TB];
+    for (int b = 0; b < TB; b++) lengths[b] = 1 + (b * 7) % TS;
+    check_threads_agree(&P, attention_node, lengths, "additive attention step");
     tz_params_free(&P);
 }
 
 // The GRU cell in both forms.
-static int thread_cho;
-static tz_tensor *gru_cell_node(tz_graph *g, tz_params *P) {
+static tz_tensor *gru_cell_node(tz_graph *g, tz_params *P, const void *cho) {
     return nn_gru_cell(g, tz_params_find(P, "xg"), tz_params_find(P, "h"), tz_params_find(P, "w_hh"),
-                       tz_params_find(P, "b_hh"), thread_cho);
+                       tz_params_find(P, "b_hh"), *(const int *)cho);
 }
 Test(seq2seq, gru_cell_threads_agree) {
     tz_params P;
@@ -249,8 +240,8 @@ Test(seq2seq, gru_cell_threads_agree) {
     tz_param(&P, "h", 2, (const int[]){TB, TC});
     tz_param(&P, "w_hh", 2, (const int[]){3 * TC, TC});
     tz_param(&P, "b_hh", 1, (const int[]){3 * TC});
-    for (thread_cho = 0; thread_cho < 2; thread_cho++)
-        check_threads_agree(&P, gru_cell_node, thread_cho ? "GRU cell, Cho's form" : "GRU cell, cuDNN form");
+    for (int cho = 0; cho < 2; cho++)
+        check_threads_agree(&P, gru_cell_node, &cho, cho ? "GRU cell, Cho's form" : "GRU cell, cuDNN form");
     tz_params_free(&P);
 }
 

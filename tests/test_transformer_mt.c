@@ -34,27 +34,24 @@ enum { VS = 11, VT = 9 };
 static void check_shapes(const char *const *over, int skipping) {
     mt_model mm;
     mt_make(&mm, "transformer_mt", VS, VT, 1, over);
-    tz_graph g;
-    tz_graph_init(&g, 1 << 20);
-    g.training = 1;
+    mm.g.training = 1;
     tz_rng r;
     tz_rng_seed(&r, 2);
     enum { B = 3, S = 6, T = 5 };
     int src[B * S], len[B], x[B * T], y[B * T];
     mt_make_pairs(&r, VS, VT, B, S, T, (const int[]){6, 1, 3}, (const int[]){2, 5, 1}, src, len, x, y);
     tz_batch b = {.B = B, .T = T, .x = x, .y = y, .S = S, .src = src, .src_len = len};
-    tz_tensor *logits = mm.def->forward(&g, mm.m, &b);
+    tz_tensor *logits = mm.def->forward(&mm.g, mm.m, &b);
     int n = skipping ? 2 + 5 + 1 : B * T;
     cr_assert_eq(logits->ndim, 2);
     cr_assert_eq(logits->shape[0], n);
     cr_assert_eq(logits->shape[1], VT);
     cr_assert_eq(b.n_targets, n);
     if (!skipping) cr_assert_eq(b.targets, y);
-    tz_tensor *loss = tz_cross_entropy_smooth(&g, logits, b.targets, TZ_IGNORE, 0.1);
+    tz_tensor *loss = tz_cross_entropy_smooth(&mm.g, logits, b.targets, TZ_IGNORE, 0.1);
     cr_assert(isfinite(loss->data[0]) && loss->data[0] > 0);
     tz_params_zero_grad(&mm.P);
-    tz_backward(&g, loss);
-    tz_graph_free(&g);
+    tz_backward(&mm.g, loss);
     mt_unmake(&mm);
 }
 
@@ -82,26 +79,23 @@ Test(transformer_mt, decoding_matches_forward) {
 Test(transformer_mt, beam_rows_follow_parents) {
     mt_model mm;
     mt_make(&mm, "transformer_mt", VS, VT, 7, post);
-    tz_graph g;
-    tz_graph_init(&g, 1 << 20);
-    mt_check_beam_rows(&mm, &g, VS, VT);
-    tz_no_grad_begin(&g);
+    mt_check_beam_rows(&mm, VS, VT);
+    tz_no_grad_begin(&mm.g);
     // 2 * 1 + 11 = 13 cached positions at first; 20 steps grow the cache, the logits still match.
     enum { T = 20 };
     int s1 = 5, l1 = 1, xs[T], ys[T];
     for (int t = 0; t < T; t++) ys[t] = 4 + t % 5, xs[t] = t ? ys[t - 1] : TZ_BOS;
     tz_batch b1 = {.B = 1, .T = T, .x = xs, .y = ys, .S = 1, .src = &s1, .src_len = &l1};
-    tz_tensor *full = mm.def->forward(&g, mm.m, &b1);
-    mm.def->mt_encode(&g, mm.m, &s1, &l1, 1, 1, 2);
+    tz_tensor *full = mm.def->forward(&mm.g, mm.m, &b1);
+    mm.def->mt_encode(&mm.g, mm.m, &s1, &l1, 1, 1, 2);
     for (int t = 0; t < T; t++) {
         int prev[2] = {xs[t], xs[t]}, par[2] = {1, 0}; // swapped every step: the same history
-        tz_tensor *l = mm.def->mt_step(&g, mm.m, prev, t ? par : NULL, NULL);
+        tz_tensor *l = mm.def->mt_step(&mm.g, mm.m, prev, t ? par : NULL, NULL);
         for (int v = 0; v < VT; v++)
             for (int k = 0; k < 2; k++)
                 cr_assert_float_eq(l->data[k * VT + v], full->data[t * VT + v], 1e-4, "step %d", t);
     }
-    tz_no_grad_end(&g);
-    tz_graph_free(&g);
+    tz_no_grad_end(&mm.g);
     mt_unmake(&mm);
 }
 
