@@ -145,6 +145,12 @@ static unsigned char *gradient_in_values(tz_graph *g, int last, const tz_tensor 
     return uses;
 }
 
+void tz_grad_settle(tz_tensor *t) {
+    if (!t->grad_fresh) return;
+    tz_parallel_zero(t->grad, t->n);
+    t->grad_fresh = 0;
+}
+
 // Gradient buffers of the step's tensors are made only here, for the nodes before the output.
 // They start fresh (unwritten): the first backward to reach one overwrites it (a gemm with
 // beta 0, `=` instead of `+=`), so most are never zeroed, nor read back as zeros. A buffer is
@@ -166,6 +172,7 @@ void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
             n->out->grad_fresh = 0;
             tz_tensor *o = grad_owner(g, n->in[0]);
             if (o->node >= 0) zero[o->node] = 1;
+            else tz_grad_settle(o);
         } else {
             n->out->grad = alias[i] ? n->out->data : tz_arena_alloc(&g->arena, sizeof(real) * (size_t)n->out->n);
             made[i] = 1;
@@ -177,7 +184,10 @@ void tz_backward_seed(tz_graph *g, tz_tensor *out, const real *seed) {
         for (int j = 0; j < n->n_in; j++) {
             if (!n->in[j] || !n->in[j]->grad) continue;
             tz_tensor *o = grad_owner(g, n->in[j]);
-            if (o->node < 0) continue;
+            if (o->node < 0) {
+                if (!(n->op->flags & TZ_OVERWRITES)) tz_grad_settle(o);
+                continue;
+            }
             used[o->node] = 1;
             if (!(n->op->flags & TZ_OVERWRITES)) zero[o->node] = 1;
         }

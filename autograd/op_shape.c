@@ -12,6 +12,7 @@ static tz_tensor *view(tz_graph *g, tz_tensor *x, int ndim, const int *shape, in
     y->node = -1;
     y->grad_fresh = 0;
     y->grad = y->requires_grad && x->node < 0 ? x->grad + offset : NULL; // a leaf's exists already
+    if (y->grad) tz_grad_settle(x); // y is a leaf of its own: what adds into y adds into x
     if (y->requires_grad && !y->grad) {
         tz_node *n = tz_op_record(g, &tz_op_view, y, &x, 1);
         n->iarg[0] = offset;

@@ -2,6 +2,7 @@
 #include "internal.h"
 #include "parallel.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -108,7 +109,27 @@ void tz_params_set_flags(tz_params *P, const tz_tensor *t, unsigned flags) {
     P->flags[i] = flags;
 }
 
-void tz_params_zero_grad(tz_params *P) { tz_parallel_zero(P->grad, (long)P->n); }
+void tz_params_zero_grad(tz_params *P) {
+    tz_parallel_zero(P->grad, (long)P->n);
+    for (int i = 0; i < P->count; i++) P->t[i]->grad_fresh = 0;
+}
+
+void tz_params_grad_begin(tz_params *P) {
+    for (int i = 0; i < P->count; i++) {
+        P->t[i]->grad_fresh = 1;
+#ifdef TZ_DOUBLE // the gradient check's build: garbage is NaN, so a missed overwrite shows
+        for (int k = 0; k < P->t[i]->n; k++) P->t[i]->grad[k] = NAN;
+#endif
+    }
+}
+
+void tz_params_grad_end(tz_params *P) {
+    for (int i = 0; i < P->count; i++)
+        if (P->t[i]->grad_fresh) {
+            tz_parallel_zero(P->t[i]->grad, P->t[i]->n);
+            P->t[i]->grad_fresh = 0;
+        }
+}
 
 void tz_params_free(tz_params *P) {
     for (int i = 0; i < P->count; i++) {

@@ -120,6 +120,13 @@ tz_tensor *tz_params_find(const tz_params *P, const char *name);
 int tz_params_index(const tz_params *P, const tz_tensor *t); // -1 if t is not in P
 void tz_params_set_flags(tz_params *P, const tz_tensor *t, unsigned flags);
 void tz_params_zero_grad(tz_params *P);
+// A step's alternative to zeroing the whole gradient block (a pass over as many bytes as the
+// weights, and a gemm that reads the zeros back to add to them): tz_params_grad_begin marks each
+// gradient unwritten, so the first backward to reach it stores instead of adding (see
+// tz_grad_overwrite; the tape zeroes one up front when an op that adds reaches it first), and
+// tz_params_grad_end, after the step's backward(s), zeroes those nothing reached.
+void tz_params_grad_begin(tz_params *P);
+void tz_params_grad_end(tz_params *P);
 void tz_params_free(tz_params *P);
 // Fails with one line ("model needs N parameters (X GiB ...) - more than this machine's memory")
 // when n parameters, with their gradients and an optimiser's two moments, would not fit in

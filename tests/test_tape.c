@@ -27,6 +27,48 @@ Test(tape, reuse_accumulates_both_paths) {
     tz_params_free(&P);
 }
 
+// Parameter gradients left unwritten by tz_params_grad_begin (holding a previous step's
+// values, here NaN) must come out of the backward equal to zeroing first: w by an op that
+// overwrites (linear) and again by one that adds (permute), e through a view (a leaf slice) and
+// a scatter (embedding), b by a broadcast sum; u, which nothing reaches, ends zero.
+static void lazy_step(tz_params *P, tz_graph *g, int lazy, real *out) {
+    tz_tensor *w = P->t[0], *e = P->t[1], *b = P->t[2];
+    for (size_t k = 0; k < P->n; k++) P->grad[k] = NAN;
+    if (lazy) tz_params_grad_begin(P);
+    else tz_params_zero_grad(P);
+    tz_graph_reset(g);
+    tz_tensor *x = tz_embedding(g, e, (const int[]){2, 0, 2}, 3); // (3,4)
+    tz_tensor *y = tz_tanh(g, tz_linear(g, x, w, b)); // (3,4)
+    tz_tensor *wt = tz_permute(g, w, (const int[]){1, 0});
+    tz_tensor *z = tz_mul(g, tz_matmul(g, y, wt, 0, 0), tz_slice(g, e, 0, 1, 1)); // (3,4) * e[1]
+    tz_backward(g, tz_sum(g, tz_mul(g, z, z)));
+    if (lazy) tz_params_grad_end(P);
+    memcpy(out, P->grad, sizeof(real) * P->n);
+}
+
+Test(tape, lazy_param_gradients_equal_zeroed) {
+    tz_params P;
+    tz_params_init(&P);
+    tz_param(&P, "w", 2, (const int[]){4, 4});
+    tz_param(&P, "e", 2, (const int[]){3, 4});
+    tz_param(&P, "b", 1, (const int[]){4});
+    tz_tensor *u = tz_param(&P, "u", 1, (const int[]){5});
+    for (size_t k = 0; k < P.n; k++) P.data[k] = (real)(0.05 * (double)(k % 11) - 0.2);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 16);
+    real eager[64], lazy[64];
+    cr_assert(P.n <= 64);
+    lazy_step(&P, &g, 0, eager);
+    lazy_step(&P, &g, 1, lazy);
+    for (size_t k = 0; k < P.n; k++) {
+        cr_assert(isfinite(eager[k]), "eager grad[%zu] = %g", k, (double)eager[k]);
+        cr_assert(lazy[k] == eager[k], "grad[%zu]: lazy %g, zeroed first %g", k, (double)lazy[k], (double)eager[k]);
+    }
+    for (int k = 0; k < u->n; k++) cr_assert(u->grad[k] == 0);
+    tz_graph_free(&g);
+    tz_params_free(&P);
+}
+
 // Step tensors' gradient buffers start unwritten (fresh): ops that overwrite must do so exactly
 // once, ops that add must find zeros. The arena is first filled with NaN so that a missed
 // overwrite or a missed zeroing shows. h = tanh(x) is used twice by one op, by another

@@ -303,12 +303,13 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         t->next(t, &b);
         if (r->profile && s.step - start_step == warmup) tz_profile_start(g);
         double t0 = tz_now();
-        tz_params_zero_grad(P);
-        tz_graph_reset(g); // after the zeroing: --profile counts from here
+        tz_params_grad_begin(P); // the backward overwrites each gradient instead of adding to zeros
+        tz_graph_reset(g); // after this: --profile counts from here
         tz_tensor *logits = def->forward(g, t->model, &b);
         tz_tensor *loss = tz_cross_entropy_smooth(g, logits, b.targets, TZ_IGNORE, smoothing);
         double t1 = tz_now();
         tz_backward(g, loss);
+        tz_params_grad_end(P);
         double t2 = tz_now();
         long n_targets = t->n_targets ? t->n_targets(t, &b) : b.n_targets; // this rank's
         double l = s.step + 1 == nan_at ? NAN : loss->data[0];

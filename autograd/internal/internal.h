@@ -40,6 +40,9 @@ void tz_profile_backward(tz_graph *g, const char *name, double seconds);
 
 // Views share data and gradient with their input; backward skips them.
 extern const tz_op tz_op_view;
+// A parameter whose gradient is unwritten (tz_params_grad_begin) but may be added to before an
+// overwrite (through a view, or by an op that adds): zeroed now.
+void tz_grad_settle(tz_tensor *t);
 
 // Limits that keep exp and log finite in the build's precision.
 #ifdef TZ_DOUBLE

@@ -215,11 +215,14 @@ void tz_check_run(const tz_check *c, const tz_check_opts *o, tz_check_result *r)
     x.g.training = 1;
 
     // Analytic gradient: one forward, one backward seeded with R.
-    tz_params_zero_grad(&P);
+    // As the trainer does: gradients start unwritten (NaN in float64), so an op that adds to one
+    // it should have overwritten shows as NaN.
+    tz_params_grad_begin(&P);
     tz_tensor *out = forward(&x);
     real *seed = tz_malloc(sizeof(real) * out->n, "gradcheck");
     for (int i = 0; i < out->n; i++) seed[i] = (real)x.R[i];
     tz_backward_seed(&x.g, out, seed);
+    tz_params_grad_end(&P);
     free(seed);
     double *ana = tz_malloc(sizeof(double) * P.n, "gradcheck");
     for (size_t i = 0; i < P.n; i++) ana[i] = P.grad[i];
