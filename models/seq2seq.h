@@ -7,6 +7,7 @@
 #define TZ_SEQ2SEQ_H
 
 #include "attention_step.h"
+#include "context_linear.h"
 #include "gru_step.h"
 #include "model.h"
 #include "nn.h"
@@ -65,6 +66,11 @@ tz_tensor *s2s_target_embed(tz_graph *g, const s2s *m, const int *x, int B, int 
 // b->targets = b->y, n_targets = B*T; with skip_padding only the rows whose target is not
 // TZ_IGNORE (N, Vt), in the same order, and b->targets their targets (arena).
 tz_tensor *s2s_readout_tm(tz_graph *g, const s2s *m, tz_tensor *feat, tz_batch *b);
+// The same for [h; c; E y] with one c per sentence, h (T,B,D), c (B,C), ey (T,B,E): a linear
+// readout computes c's part once per sentence (nn_context_linear); maxout, or dropout while
+// training (each row its own mask), reads c repeated for every position, cT (T,B,C), as above.
+tz_tensor *s2s_readout_context(tz_graph *g, const s2s *m, tz_tensor *h, tz_tensor *c, tz_tensor *cT, tz_tensor *ey,
+                               tz_batch *b);
 
 // Decoding: checks the sizes and keeps, for rows = B * beam, the source lengths per row; returns
 // the row -> source index map (rows) for expanding per-source tensors.

@@ -151,9 +151,10 @@ tz_tensor *s2s_target_embed(tz_graph *g, const s2s *m, const int *x, int B, int 
     return tz_reshape(g, e, 3, (const int[]){T, B, m->E});
 }
 
-// feat (T,B,F) -> (B*T, Vt) or (N, Vt)
-tz_tensor *s2s_readout_tm(tz_graph *g, const s2s *m, tz_tensor *feat, tz_batch *b) {
-    int T = feat->shape[0], B = feat->shape[1], F = feat->shape[2], n = 0;
+// The readout's rows of a (T,B) batch: into idx (time-major positions t*B + i) in batch-major
+// order, with skip_padding only those whose target is real; sets b->targets, b->n_targets.
+static int readout_rows(tz_graph *g, const s2s *m, tz_batch *b, int T, int B, int **idx_out) {
+    int n = 0;
     // One gather puts the rows in batch-major order (it is the transpose), and with skip_padding
     // leaves out the padded positions, whose logits the loss would ignore: the readout over the
     // target vocabulary is most of the model's work.
@@ -171,7 +172,31 @@ tz_tensor *s2s_readout_tm(tz_graph *g, const s2s *m, tz_tensor *feat, tz_batch *
     }
     b->targets = kept ? kept : b->y;
     b->n_targets = n;
+    *idx_out = idx;
+    return n;
+}
+
+// feat (T,B,F) -> (B*T, Vt) or (N, Vt)
+tz_tensor *s2s_readout_tm(tz_graph *g, const s2s *m, tz_tensor *feat, tz_batch *b) {
+    int T = feat->shape[0], B = feat->shape[1], F = feat->shape[2], *idx;
+    int n = readout_rows(g, m, b, T, B, &idx);
     return s2s_readout(g, m, tz_embedding(g, tz_reshape(g, feat, 2, (const int[]){T * B, F}), idx, n));
+}
+
+// h (T,B,D), c (B,C), cT (T,B,C) c repeated, ey (T,B,E) -> as s2s_readout_tm of [h; cT; ey]
+tz_tensor *s2s_readout_context(tz_graph *g, const s2s *m, tz_tensor *h, tz_tensor *c, tz_tensor *cT, tz_tensor *ey,
+                               tz_batch *b) {
+    int T = h->shape[0], B = h->shape[1], *idx;
+    if (m->maxout || (m->dropout > 0 && g->training)) { // each row's own c: masks differ by row
+        tz_tensor *feat[3] = {h, cT, ey};
+        return s2s_readout_tm(g, m, tz_concat(g, feat, 3, 2), b);
+    }
+    int n = readout_rows(g, m, b, T, B, &idx);
+    int *seq = tz_arena_alloc(&g->arena, sizeof(int) * n);
+    for (int r = 0; r < n; r++) seq[r] = idx[r] % B;
+    tz_tensor *hr = tz_embedding(g, tz_reshape(g, h, 2, (const int[]){T * B, m->D}), idx, n);
+    tz_tensor *er = tz_embedding(g, tz_reshape(g, ey, 2, (const int[]){T * B, m->E}), idx, n);
+    return nn_context_linear(g, hr, c, er, seq, m->out.w, m->out.b);
 }
 
 const int *s2s_decode_rows(s2s *m, const int *len, int B, int S, int beam) {

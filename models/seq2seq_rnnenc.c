@@ -38,8 +38,7 @@ static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
     tz_tensor *in[2] = {ey, cT};
     const nn_recurrent_weights *p = &m->dec.p[0][0];
     tz_tensor *h = tz_gru_seq(g, tz_concat(g, in, 2, 2), s0, p->w_ih, p->w_hh, p->b_ih, p->b_hh, m->cho, 0); // (T,B,D)
-    tz_tensor *feat[3] = {h, cT, ey};
-    return s2s_readout_tm(g, m, tz_concat(g, feat, 3, 2), b);
+    return s2s_readout_context(g, m, h, c, cT, ey, b);
 }
 
 static void mt_encode(tz_graph *g, void *vm, const int *src, const int *src_len, int B, int S, int beam) {

@@ -11,6 +11,7 @@
 #define NN_H
 
 #include "attention.h"
+#include "context_linear.h"
 #include "ffn.h"
 #include "init.h"
 #include "layers.h"

@@ -272,3 +272,52 @@ Test(seq2seq, gru_cell_matches_sequence_op) {
     tz_graph_free(&g);
     tz_params_free(&P);
 }
+
+// RNNenc's readout computes c's part once per sentence (nn_context_linear): the same values and
+// gradients, to float32 rounding, as a Linear on the rows [a; c repeated; e] (37 rows of 5
+// sequences, one of them without rows; 300 outputs, enough for both threads).
+Test(seq2seq, context_linear_is_linear_on_repeated_rows) {
+    enum { N = 37, G = 5, A = 16, C = 12, E = 8, O = 300, F = A + C + E };
+    tz_params P;
+    tz_params_init(&P);
+    tz_rng r;
+    tz_rng_seed(&r, 9);
+    tz_tensor *a = tz_param(&P, "a", 2, (const int[]){N, A}), *c = tz_param(&P, "c", 2, (const int[]){G, C});
+    tz_tensor *e = tz_param(&P, "e", 2, (const int[]){N, E}), *w = tz_param(&P, "w", 2, (const int[]){O, F});
+    tz_tensor *bias = tz_param(&P, "b", 1, (const int[]){O});
+    for (size_t k = 0; k < P.n; k++) P.data[k] = (real)(tz_rng_uniform(&r) - 0.5);
+    int seq[N];
+    for (int i = 0; i < N; i++) seq[i] = (int)tz_rng_below(&r, G - 1); // sequence G-1 has no rows
+    real *R = malloc(sizeof(real) * N * O), *want = malloc(sizeof(real) * P.n), *y1 = malloc(sizeof(real) * N * O);
+    for (int k = 0; k < N * O; k++) R[k] = (real)(tz_rng_uniform(&r) - 0.5);
+    tz_graph g;
+    tz_graph_init(&g, 1 << 20);
+    for (int fused = 0; fused < 2; fused++) {
+        tz_graph_reset(&g);
+        tz_params_zero_grad(&P);
+        tz_tensor *y;
+        if (fused) y = nn_context_linear(&g, a, c, e, seq, w, bias);
+        else {
+            tz_tensor *parts[3] = {a, tz_embedding(&g, c, seq, N), e};
+            y = tz_linear(&g, tz_concat(&g, parts, 3, 1), w, bias);
+        }
+        tz_tensor *rt = tz_wrap(&g, R, NULL, 2, (const int[]){N, O});
+        if (!fused) memcpy(y1, y->data, sizeof(real) * N * O);
+        else
+            for (int k = 0; k < N * O; k++)
+                cr_assert(fabs(y->data[k] - y1[k]) <= 1e-5, "y[%d] = %g, want %g", k, (double)y->data[k],
+                          (double)y1[k]);
+        tz_backward(&g, tz_sum(&g, tz_mul(&g, y, rt)));
+        if (!fused) memcpy(want, P.grad, sizeof(real) * P.n);
+        else
+            for (size_t k = 0; k < P.n; k++)
+                cr_assert(fabs(P.grad[k] - want[k]) <= 1e-4 * (1 + fabs(want[k])), "grad[%zu] = %g, want %g", k,
+                          (double)P.grad[k], (double)want[k]);
+    }
+    for (int k = 0; k < C; k++) cr_assert_eq(c->grad[(G - 1) * C + k], 0); // no rows, no gradient
+    free(R);
+    free(want);
+    free(y1);
+    tz_graph_free(&g);
+    tz_params_free(&P);
+}

@@ -201,9 +201,30 @@ static tz_tensor *cell_twice_fw(tz_graph *g, void *st) {
     return nn_gru_cell(g, s->xg, nn_gru_cell(g, s->xg, s->h, s->w_hh, NULL, 1), s->w_hh, s->b_hh, 1);
 }
 
+// A Linear whose middle block is one vector per sequence (Cho 2014's readout): 5 rows of 3
+// sequences (the last has none), A 3, C 2, E 2, O 4.
+typedef struct {
+    tz_tensor *a, *c, *e, *w, *b;
+} ctx_in;
+static void *ctx_setup(tz_params *P, tz_rng *r) {
+    ctx_in *s = calloc(1, sizeof *s);
+    s->a = normal(P, r, "a", 2, (const int[]){5, 3}, 1);
+    s->c = normal(P, r, "c", 2, (const int[]){3, 2}, 1);
+    s->e = normal(P, r, "e", 2, (const int[]){5, 2}, 1);
+    s->w = normal(P, r, "w", 2, (const int[]){4, 7}, 0.5);
+    s->b = normal(P, r, "b", 1, (const int[]){4}, 0.3);
+    return s;
+}
+static tz_tensor *ctx_fw(tz_graph *g, void *st) {
+    ctx_in *s = st;
+    static const int seq[5] = {1, 0, 1, 1, 0};
+    return tz_tanh(g, nn_context_linear(g, s->a, s->c, s->e, seq, s->w, s->b));
+}
+
 const tz_check tz_nn_checks[] = {
     CHECK("nn/rmsnorm", rms_setup, rms_fw),
     CHECK("nn/additive_attention_step", attn_step_setup, attn_step_fw),
+    CHECK("nn/context_linear", ctx_setup, ctx_fw),
     CHECK("rnn/gru_cell", cell_setup, cell_fw),
     CHECK("rnn/gru_cell_cho", cell_setup, cell_cho_fw),
     CHECK("rnn/gru_cell_cho_twice_nobias", cell_setup, cell_twice_fw),
