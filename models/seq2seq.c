@@ -78,8 +78,7 @@ static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
         sc[t] = tz_concat(g, pair, 2, 1); // [s_i; c_i] (B, D+C)
     }
     tz_tensor *all = tz_reshape(g, tz_concat(g, sc, T, 0), 3, (const int[]){T, B, m->D + m->C});
-    tz_tensor *feat[2] = {all, ey};
-    return s2s_readout_tm(g, m, tz_concat(g, feat, 2, 2), b);
+    return s2s_readout_prev(g, m, all, ey, b);
 }
 
 static void mt_encode(tz_graph *g, void *vm, const int *src, const int *src_len, int B, int S, int beam) {

@@ -71,6 +71,9 @@ tz_tensor *s2s_readout_tm(tz_graph *g, const s2s *m, tz_tensor *feat, tz_batch *
 // training (each row its own mask), reads c repeated for every position, cT (T,B,C), as above.
 tz_tensor *s2s_readout_context(tz_graph *g, const s2s *m, tz_tensor *h, tz_tensor *c, tz_tensor *cT, tz_tensor *ey,
                                tz_batch *b);
+// The same for [s_i; c_i; E y_{i-1}] rows, sc (T,B,D+C) and ey (T,B,E): a linear readout
+// computes E y's part once per distinct previous word of the batch (nn_context_linear).
+tz_tensor *s2s_readout_prev(tz_graph *g, const s2s *m, tz_tensor *sc, tz_tensor *ey, tz_batch *b);
 
 // Decoding: checks the sizes and keeps, for rows = B * beam, the source lengths per row; returns
 // the row -> source index map (rows) for expanding per-source tensors.

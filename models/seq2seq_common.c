@@ -199,6 +199,28 @@ tz_tensor *s2s_readout_context(tz_graph *g, const s2s *m, tz_tensor *h, tz_tenso
     return nn_context_linear(g, hr, c, er, seq, m->out.w, m->out.b);
 }
 
+// sc (T,B,D+C) the [s_i; c_i] rows, ey (T,B,E) = E y_{i-1} -> as s2s_readout_tm of [sc; ey]
+tz_tensor *s2s_readout_prev(tz_graph *g, const s2s *m, tz_tensor *sc, tz_tensor *ey, tz_batch *b) {
+    int T = sc->shape[0], B = sc->shape[1], *idx;
+    if (m->maxout || (m->dropout > 0 && g->training)) { // each row's own E y: masks differ by row
+        tz_tensor *feat[2] = {sc, ey};
+        return s2s_readout_tm(g, m, tz_concat(g, feat, 2, 2), b);
+    }
+    int n = readout_rows(g, m, b, T, B, &idx), V = m->tgt_emb.w->shape[0], U = 0;
+    // E y_{i-1} W_e^T once per distinct previous word of the batch (<bos> starts every sentence).
+    int *group = tz_arena_alloc(&g->arena, sizeof(int) * V), *words = tz_arena_alloc(&g->arena, sizeof(int) * n);
+    int *seq = tz_arena_alloc(&g->arena, sizeof(int) * n);
+    for (int v = 0; v < V; v++) group[v] = -1;
+    for (int r = 0; r < n; r++) {
+        int w = b->x[(idx[r] % B) * T + idx[r] / B];
+        if (w < 0 || w >= V) tz_fail("seq2seq: decoder input %d outside the target vocabulary [0,%d)", w, V);
+        if (group[w] < 0) group[w] = U, words[U++] = w;
+        seq[r] = group[w];
+    }
+    tz_tensor *rows = tz_embedding(g, tz_reshape(g, sc, 2, (const int[]){T * B, m->D + m->C}), idx, n);
+    return nn_context_linear(g, rows, nn_embedding_forward(g, &m->tgt_emb, words, U), NULL, seq, m->out.w, m->out.b);
+}
+
 const int *s2s_decode_rows(s2s *m, const int *len, int B, int S, int beam) {
     if (B < 1 || S < 1 || beam < 1)
         tz_fail("seq2seq: mt_encode of %d sources of length %d, beam %d (want >= 1 each)", B, S, beam);

@@ -1,5 +1,6 @@
 // context_linear.c: y_r = [a_r; c_{seq(r)}; e_r] W^T + b with W = [W_a W_c W_e] (see the header).
 //   forward:  Z = c W_c^T + b (one row per sequence), y_r = Z_{seq(r)} + a_r W_a^T + e_r W_e^T
+// (e may be NULL: [a_r; c_{seq(r)}], the grouped block last.)
 //   backward: S_s = sum of dy_r over the rows of sequence s;
 //             dW_a = dy^T a, dW_c = S^T c, dW_e = dy^T e, db = colsum(S);
 //             da = dy W_a, dc = S W_c, de = dy W_e
@@ -57,12 +58,12 @@ static void ctx_backward(tz_graph *g, tz_node *nd) {
         real beta = tz_grad_overwrite(w) ? 0 : 1;
         tz_gemm(1, 0, O, A, n, 1, dy, O, a->data, A, beta, w->grad, F);
         tz_gemm(1, 0, O, C, G, 1, S, O, c->data, C, beta, w->grad + A, F);
-        tz_gemm(1, 0, O, E, n, 1, dy, O, e->data, E, beta, w->grad + A + C, F);
+        if (e) tz_gemm(1, 0, O, E, n, 1, dy, O, e->data, E, beta, w->grad + A + C, F);
     }
     if (b && b->grad) tz_column_sums_add(tz_grad_accumulate(b), S, G, O);
     if (a->grad) tz_gemm(0, 0, n, A, O, 1, dy, O, w->data, F, tz_grad_overwrite(a) ? 0 : 1, a->grad, A);
     if (c->grad) tz_gemm(0, 0, G, C, O, 1, S, O, w->data + A, F, tz_grad_overwrite(c) ? 0 : 1, c->grad, C);
-    if (e->grad) tz_gemm(0, 0, n, E, O, 1, dy, O, w->data + A + C, F, tz_grad_overwrite(e) ? 0 : 1, e->grad, E);
+    if (e && e->grad) tz_gemm(0, 0, n, E, O, 1, dy, O, w->data + A + C, F, tz_grad_overwrite(e) ? 0 : 1, e->grad, E);
 }
 static const tz_op op_context_linear = {"context_linear", ctx_backward, TZ_OVERWRITES | TZ_OUT_UNREAD};
 
@@ -70,12 +71,13 @@ tz_tensor *nn_context_linear(tz_graph *g, tz_tensor *a, tz_tensor *c, tz_tensor 
                              tz_tensor *b) {
     char s1[64], s2[64], s3[64], s4[64], s5[64] = "none";
     int n = a->ndim == 2 ? a->shape[0] : 0, A = a->ndim == 2 ? a->shape[1] : 0;
-    int G = c->ndim == 2 ? c->shape[0] : 0, C = c->ndim == 2 ? c->shape[1] : 0, E = e->ndim == 2 ? e->shape[1] : 0;
+    int G = c->ndim == 2 ? c->shape[0] : 0, C = c->ndim == 2 ? c->shape[1] : 0;
+    int E = !e ? 0 : e->ndim == 2 ? e->shape[1] : -1;
     int O = w->ndim == 2 ? w->shape[0] : 0;
-    if (!n || !G || e->ndim != 2 || e->shape[0] != n || w->ndim != 2 || w->shape[1] != A + C + E ||
+    if (!n || !G || E < 0 || (e && e->shape[0] != n) || w->ndim != 2 || w->shape[1] != A + C + E ||
         (b && (b->ndim != 1 || b->shape[0] != O)))
         tz_fail("context_linear: a %s, c %s, e %s, w %s, b %s do not fit (n,A), (G,C), (n,E), (O,A+C+E), (O)",
-                tz_shape_str(a, s1), tz_shape_str(c, s2), tz_shape_str(e, s3), tz_shape_str(w, s4),
+                tz_shape_str(a, s1), tz_shape_str(c, s2), e ? tz_shape_str(e, s3) : "none", tz_shape_str(w, s4),
                 b ? tz_shape_str(b, s5) : s5);
     for (int r = 0; r < n; r++)
         if (seq[r] < 0 || seq[r] >= G)
@@ -92,7 +94,7 @@ tz_tensor *nn_context_linear(tz_graph *g, tz_tensor *a, tz_tensor *c, tz_tensor 
     spread_args sp = {s, Z, y->data};
     tz_parallel_for(n, O, spread_rows, &sp);
     tz_gemm(0, 1, n, O, A, 1, a->data, A, w->data, F, 1, y->data, O);
-    tz_gemm(0, 1, n, O, E, 1, e->data, E, w->data + A + C, F, 1, y->data, O);
+    if (e) tz_gemm(0, 1, n, O, E, 1, e->data, E, w->data + A + C, F, 1, y->data, O);
     tz_node *nd = tz_op_record(g, &op_context_linear, y, in, 5);
     if (nd) nd->aux = s;
     return y;

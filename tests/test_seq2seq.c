@@ -273,21 +273,23 @@ Test(seq2seq, gru_cell_matches_sequence_op) {
     tz_params_free(&P);
 }
 
-// RNNenc's readout computes c's part once per sentence (nn_context_linear): the same values and
-// gradients, to float32 rounding, as a Linear on the rows [a; c repeated; e] (37 rows of 5
-// sequences, one of them without rows; 300 outputs, enough for both threads).
-Test(seq2seq, context_linear_is_linear_on_repeated_rows) {
-    enum { N = 37, G = 5, A = 16, C = 12, E = 8, O = 300, F = A + C + E };
+// RNNenc's readout computes c's part once per sentence, RNNsearch's E y's once per distinct
+// previous word (nn_context_linear, the grouped block in the middle or last): the same values
+// and gradients, to float32 rounding, as a Linear on the rows [a; c repeated; e] (37 rows of 5
+// groups, one of them without rows; 300 outputs, enough for both threads).
+static void check_context_linear(int with_e) {
+    enum { N = 37, G = 5, A = 16, C = 12, E = 8, O = 300 };
+    const int F = A + C + (with_e ? E : 0);
     tz_params P;
     tz_params_init(&P);
     tz_rng r;
     tz_rng_seed(&r, 9);
     tz_tensor *a = tz_param(&P, "a", 2, (const int[]){N, A}), *c = tz_param(&P, "c", 2, (const int[]){G, C});
-    tz_tensor *e = tz_param(&P, "e", 2, (const int[]){N, E}), *w = tz_param(&P, "w", 2, (const int[]){O, F});
-    tz_tensor *bias = tz_param(&P, "b", 1, (const int[]){O});
+    tz_tensor *e = with_e ? tz_param(&P, "e", 2, (const int[]){N, E}) : NULL;
+    tz_tensor *w = tz_param(&P, "w", 2, (const int[]){O, F}), *bias = tz_param(&P, "b", 1, (const int[]){O});
     for (size_t k = 0; k < P.n; k++) P.data[k] = (real)(tz_rng_uniform(&r) - 0.5);
     int seq[N];
-    for (int i = 0; i < N; i++) seq[i] = (int)tz_rng_below(&r, G - 1); // sequence G-1 has no rows
+    for (int i = 0; i < N; i++) seq[i] = (int)tz_rng_below(&r, G - 1); // group G-1 has no rows
     real *R = malloc(sizeof(real) * N * O), *want = malloc(sizeof(real) * P.n), *y1 = malloc(sizeof(real) * N * O);
     for (int k = 0; k < N * O; k++) R[k] = (real)(tz_rng_uniform(&r) - 0.5);
     tz_graph g;
@@ -299,7 +301,7 @@ Test(seq2seq, context_linear_is_linear_on_repeated_rows) {
         if (fused) y = nn_context_linear(&g, a, c, e, seq, w, bias);
         else {
             tz_tensor *parts[3] = {a, tz_embedding(&g, c, seq, N), e};
-            y = tz_linear(&g, tz_concat(&g, parts, 3, 1), w, bias);
+            y = tz_linear(&g, tz_concat(&g, parts, with_e ? 3 : 2, 1), w, bias);
         }
         tz_tensor *rt = tz_wrap(&g, R, NULL, 2, (const int[]){N, O});
         if (!fused) memcpy(y1, y->data, sizeof(real) * N * O);
@@ -311,8 +313,8 @@ Test(seq2seq, context_linear_is_linear_on_repeated_rows) {
         if (!fused) memcpy(want, P.grad, sizeof(real) * P.n);
         else
             for (size_t k = 0; k < P.n; k++)
-                cr_assert(fabs(P.grad[k] - want[k]) <= 1e-4 * (1 + fabs(want[k])), "grad[%zu] = %g, want %g", k,
-                          (double)P.grad[k], (double)want[k]);
+                cr_assert(fabs(P.grad[k] - want[k]) <= 1e-4 * (1 + fabs(want[k])), "e %d: grad[%zu] = %g, want %g",
+                          with_e, k, (double)P.grad[k], (double)want[k]);
     }
     for (int k = 0; k < C; k++) cr_assert_eq(c->grad[(G - 1) * C + k], 0); // no rows, no gradient
     free(R);
@@ -320,4 +322,9 @@ Test(seq2seq, context_linear_is_linear_on_repeated_rows) {
     free(y1);
     tz_graph_free(&g);
     tz_params_free(&P);
+}
+
+Test(seq2seq, context_linear_is_linear_on_repeated_rows) {
+    check_context_linear(1);
+    check_context_linear(0);
 }
