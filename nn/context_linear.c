@@ -13,6 +13,7 @@
 
 typedef struct {
     const int *seq; // (n)
+    real *Z; // (G,O): the forward's per-group rows, then the backward's S (no longer needed: reused)
     int n, G, A, C, E, O;
 } ctx_saved;
 
@@ -47,11 +48,12 @@ static void sum_cols(void *arg, long lo, long hi) {
 }
 
 static void ctx_backward(tz_graph *g, tz_node *nd) {
+    (void)g;
     tz_tensor *a = nd->in[0], *c = nd->in[1], *e = nd->in[2], *w = nd->in[3], *b = nd->in[4];
     const ctx_saved *s = nd->aux;
     const int n = s->n, G = s->G, A = s->A, C = s->C, E = s->E, O = s->O, F = A + C + E;
     const real *dy = nd->out->grad;
-    real *S = tz_arena_alloc(&g->arena, sizeof(real) * (size_t)G * O);
+    real *S = s->Z;
     sum_args sa = {s, dy, S};
     tz_parallel_for(O, 2L * n, sum_cols, &sa);
     if (w->grad) { // each product writes its own columns of the gradient whole
@@ -90,7 +92,7 @@ tz_tensor *nn_context_linear(tz_graph *g, tz_tensor *a, tz_tensor *c, tz_tensor 
     ctx_saved *s = tz_arena_alloc(&g->arena, sizeof *s);
     int *keep = tz_arena_alloc(&g->arena, sizeof(int) * n);
     memcpy(keep, seq, sizeof(int) * n);
-    *s = (ctx_saved){keep, n, G, A, C, E, O};
+    *s = (ctx_saved){keep, Z, n, G, A, C, E, O};
     spread_args sp = {s, Z, y->data};
     tz_parallel_for(n, O, spread_rows, &sp);
     tz_gemm(0, 1, n, O, A, 1, a->data, A, w->data, F, 1, y->data, O);
