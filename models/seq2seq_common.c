@@ -183,11 +183,15 @@ tz_tensor *s2s_readout_tm(tz_graph *g, const s2s *m, tz_tensor *feat, tz_batch *
     return s2s_readout(g, m, tz_embedding(g, tz_reshape(g, feat, 2, (const int[]){T * B, F}), idx, n));
 }
 
+// Whether the readout may compute a block shared by rows once (nn_context_linear): not with
+// maxout (it is not one linear map), nor under dropout while training (each row its own mask).
+static int shared_blocks_ok(const tz_graph *g, const s2s *m) { return !m->maxout && !(m->dropout > 0 && g->training); }
+
 // h (T,B,D), c (B,C), cT (T,B,C) c repeated, ey (T,B,E) -> as s2s_readout_tm of [h; cT; ey]
 tz_tensor *s2s_readout_context(tz_graph *g, const s2s *m, tz_tensor *h, tz_tensor *c, tz_tensor *cT, tz_tensor *ey,
                                tz_batch *b) {
     int T = h->shape[0], B = h->shape[1], *idx;
-    if (m->maxout || (m->dropout > 0 && g->training)) { // each row's own c: masks differ by row
+    if (!shared_blocks_ok(g, m)) {
         tz_tensor *feat[3] = {h, cT, ey};
         return s2s_readout_tm(g, m, tz_concat(g, feat, 3, 2), b);
     }
@@ -202,7 +206,7 @@ tz_tensor *s2s_readout_context(tz_graph *g, const s2s *m, tz_tensor *h, tz_tenso
 // sc (T,B,D+C) the [s_i; c_i] rows, ey (T,B,E) = E y_{i-1} -> as s2s_readout_tm of [sc; ey]
 tz_tensor *s2s_readout_prev(tz_graph *g, const s2s *m, tz_tensor *sc, tz_tensor *ey, tz_batch *b) {
     int T = sc->shape[0], B = sc->shape[1], *idx;
-    if (m->maxout || (m->dropout > 0 && g->training)) { // each row's own E y: masks differ by row
+    if (!shared_blocks_ok(g, m)) {
         tz_tensor *feat[2] = {sc, ey};
         return s2s_readout_tm(g, m, tz_concat(g, feat, 2, 2), b);
     }

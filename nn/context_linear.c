@@ -17,32 +17,29 @@ typedef struct {
     int n, G, A, C, E, O;
 } ctx_saved;
 
-// Rows [lo, hi) of y: the sequence's row of Z (what the products then add to).
+// A pass over rows of the output (y forward, dy backward) and the per-group buffer s->Z.
 typedef struct {
     const ctx_saved *s;
-    const real *Z;
-    real *y;
-} spread_args;
+    real *rows; // (n,O)
+} ctx_pass;
+
+// Rows [lo, hi) of y: their group's row of Z (what the products then add to).
 static void spread_rows(void *arg, long lo, long hi) {
-    const spread_args *p = arg;
+    const ctx_pass *p = arg;
     const int O = p->s->O;
-    for (long r = lo; r < hi; r++) memcpy(p->y + r * O, p->Z + (long)p->s->seq[r] * O, sizeof(real) * O);
+    for (long r = lo; r < hi; r++) memcpy(p->rows + r * O, p->s->Z + (long)p->s->seq[r] * O, sizeof(real) * O);
 }
 
-// Columns [lo, hi) of S: each sequence's sum of its rows of dy, in row order (the same bits on
-// any number of threads).
-typedef struct {
-    const ctx_saved *s;
-    const real *dy;
-    real *S;
-} sum_args;
+// Columns [lo, hi) of S (in Z's buffer): each group's sum of its rows of dy, in row order (the
+// same bits on any number of threads).
 static void sum_cols(void *arg, long lo, long hi) {
-    const sum_args *p = arg;
+    const ctx_pass *p = arg;
     const int O = p->s->O;
-    for (int q = 0; q < p->s->G; q++) memset(p->S + (long)q * O + lo, 0, sizeof(real) * (size_t)(hi - lo));
+    real *S = p->s->Z;
+    for (int q = 0; q < p->s->G; q++) memset(S + (long)q * O + lo, 0, sizeof(real) * (size_t)(hi - lo));
     for (int r = 0; r < p->s->n; r++) {
-        real *restrict d = p->S + (long)p->s->seq[r] * O;
-        const real *restrict x = p->dy + (long)r * O;
+        real *restrict d = S + (long)p->s->seq[r] * O;
+        const real *restrict x = p->rows + (long)r * O;
         for (long j = lo; j < hi; j++) d[j] += x[j];
     }
 }
@@ -52,10 +49,9 @@ static void ctx_backward(tz_graph *g, tz_node *nd) {
     tz_tensor *a = nd->in[0], *c = nd->in[1], *e = nd->in[2], *w = nd->in[3], *b = nd->in[4];
     const ctx_saved *s = nd->aux;
     const int n = s->n, G = s->G, A = s->A, C = s->C, E = s->E, O = s->O, F = A + C + E;
-    const real *dy = nd->out->grad;
-    real *S = s->Z;
-    sum_args sa = {s, dy, S};
-    tz_parallel_for(O, 2L * n, sum_cols, &sa);
+    const real *dy = nd->out->grad, *S = s->Z;
+    ctx_pass sp = {s, nd->out->grad};
+    tz_parallel_for(O, 2L * n, sum_cols, &sp);
     if (w->grad) { // each product writes its own columns of the gradient whole
         real beta = tz_grad_overwrite(w) ? 0 : 1;
         tz_gemm(1, 0, O, A, n, 1, dy, O, a->data, A, beta, w->grad, F);
@@ -93,7 +89,7 @@ tz_tensor *nn_context_linear(tz_graph *g, tz_tensor *a, tz_tensor *c, tz_tensor 
     int *keep = tz_arena_alloc(&g->arena, sizeof(int) * n);
     memcpy(keep, seq, sizeof(int) * n);
     *s = (ctx_saved){keep, Z, n, G, A, C, E, O};
-    spread_args sp = {s, Z, y->data};
+    ctx_pass sp = {s, y->data};
     tz_parallel_for(n, O, spread_rows, &sp);
     tz_gemm(0, 1, n, O, A, 1, a->data, A, w->data, F, 1, y->data, O);
     if (e) tz_gemm(0, 1, n, O, E, 1, e->data, E, w->data + A + C, F, 1, y->data, O);
