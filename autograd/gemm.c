@@ -299,9 +299,15 @@ static void epilogue_tile(tz_epilogue epi, int m, int n, float *C, long ldc, flo
 // rows all fall in one set of the L1 cache (64 sets of 64-byte lines, 12 ways: 4 KB apart is the
 // same set), and with the B panel streaming through they evict each other: a hidden size of
 // 1024, 2048 or 4096 ran 20-25% slower than one of 1032 or 2056 (bench-gemm --case
-// 2048,512,2048,0,1: 274 vs 343 GFLOP/s). Such an A is packed instead, unless fewer than four
-// B panels would share the packing (few columns: 64 x 4096 x 1024 gained nothing from it).
+// 2048,512,2048,0,1: 274 vs 343 GFLOP/s). Such an A is copied instead, unless fewer than four
+// B panels would share the copy (few columns: 64 x 4096 x 1024 gained nothing from it).
 static int rows_alias(long lda) { return lda % 1024 == 0; }
+// The copy keeps A's rows (one memcpy each, ROWS_SKEW floats apart beyond kc, so they fall in
+// different sets) for the rows kernel, instead of transposing them into the packed layout: the
+// MLP's 128 x 4096 x 3072 forward (the 50 MB weight copied every call) 346-353 -> 364-368
+// GFLOP/s, the d512 Transformer's 2048 x 512 x 2048 products about 1% faster (bench-gemm, the
+// two forms alternating, 2 threads).
+#define ROWS_SKEW 16
 
 // C(i0:i1, j0:j1) of job J, single-threaded.
 static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
@@ -311,7 +317,7 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
     int kcb = k_block(K, KD);
     int ncb = even_block(N, K->nc, NR);
     buffers *bf = &tls_buf;
-    float *Ap = grow(&bf->a, &bf->acap, (size_t)kcb * MR);
+    float *Ap = grow(&bf->a, &bf->acap, (size_t)(kcb + ROWS_SKEW) * MR);
     float *Bp = J->Bpre ? NULL : grow(&bf->b, &bf->bcap, (size_t)kcb * ncb);
     for (int jc = 0; jc < N; jc += ncb) {
         int nc = N - jc < ncb ? N - jc : ncb;
@@ -337,7 +343,11 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
                 ukr_fn ukr = K->ukr;
                 if (!J->ta && K->ukr_rows && (!rows_alias(J->lda) || nc < 4 * NR))
                     a = J->A + row * J->lda + pc, sa = J->lda, ukr = K->ukr_rows;
-                else if (!J->ta) pack_trans(K, m, kc, J->A + row * J->lda + pc, J->lda, Ap, MR);
+                else if (!J->ta && K->ukr_rows) {
+                    for (int i = 0; i < m; i++)
+                        memcpy(Ap + (long)i * (kc + ROWS_SKEW), J->A + (row + i) * J->lda + pc, sizeof(float) * kc);
+                    a = Ap, sa = kc + ROWS_SKEW, ukr = K->ukr_rows;
+                } else if (!J->ta) pack_trans(K, m, kc, J->A + row * J->lda + pc, J->lda, Ap, MR);
                 else if (K->simd) a = J->A + (long)pc * J->lda + row, sa = J->lda;
                 else pack_copy(m, kc, J->A + (long)pc * J->lda + row, J->lda, Ap, MR);
                 float *c = J->C + row * J->ldc + j0 + jc;

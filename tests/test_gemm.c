@@ -139,12 +139,13 @@ ParameterizedTest(kparam *p, gemm, random_sizes) {
 
 ParameterizedTestParameters(gemm, rows_4k_apart) { return cr_make_param_array(kparam, kparams, 6); }
 
-// A row-major A whose rows are 4 KB apart (lda 1024) is packed rather than read in place when
-// enough columns share it (gemm.c rows_alias): both sides of that rule, against the reference.
+// A row-major A whose rows are 4 KB apart (lda 1024) is copied rather than read in place when
+// enough columns share it (gemm.c rows_alias): both sides of that rule, against the reference,
+// and a copy in several K blocks with a ragged last row panel.
 ParameterizedTest(kparam *p, gemm, rows_4k_apart) {
     setup(p->kernel, p->threads);
-    static const int sizes[][3] = {{13, 150, 29}, {40, 37, 100}, {27, 300, 70}, {5, 129, 1}};
-    for (int c = 0; c < 4; c++)
+    static const int sizes[][3] = {{13, 150, 29}, {40, 37, 100}, {27, 300, 70}, {5, 129, 1}, {29, 260, 900}};
+    for (int c = 0; c < 5; c++)
         for (int tb = 0; tb < 2; tb++)
             check_case_bias(0, tb, sizes[c][0], sizes[c][1], sizes[c][2], 1024 - sizes[c][2], 1.0f, c & 1 ? 1.0f : 0.0f,
                             c == 2);
