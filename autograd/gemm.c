@@ -356,6 +356,13 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
                 float *d = fin && J->D ? J->D + row * J->ldd + j0 + jc : NULL;
                 for (int jr = 0; jr < nc; jr += NR) {
                     int n = nc - jr < NR ? nc - jr : NR;
+                    // The epilogue's D tile (GELU writes it, MUL reads it; it went out to memory
+                    // since the forward) is asked for while the kernel computes: the d512
+                    // Transformer's step 0.35-0.86% faster, four in-process A/B runs.
+                    for (int i = 0; d && i < m; i++) {
+                        __builtin_prefetch(d + jr + i * J->ldd, 1, 3);
+                        __builtin_prefetch(d + jr + i * J->ldd + n - 1, 1, 3);
+                    }
                     ukr(m, n, kc, a, sa, Bp + (long)jr * kc, c + jr, J->ldc, J->alpha, beta, bias ? bias + jr : NULL);
                     if (fin) epilogue_tile(J->epi, m, n, c + jr, J->ldc, d ? d + jr : NULL, J->ldd);
                 }
