@@ -3,6 +3,7 @@ a run-time estimate and the plot's data (imported by tools/bench/run; no torch n
 
 Each family grows in 4 sizes to ~10-15M parameters (issue 12). A preset is the family's zoo cfg
 plus overrides; the steps shrink as the models grow so that every row takes a comparable time
+(FAMILY_STEPS where a family's steps are too short for that)
 (the first 20 steps of each run are warm-up and not timed, as for the zoo rows).
 
 FLOPs (the "model FLOPs" of PaLM / nanoGPT's MFU, stated in every row as `flops_formula`):
@@ -62,6 +63,10 @@ FAMILIES = {
                           for h in (128, 256, 384, 512)]),
 }
 STEPS = [200, 100, 60, 40]  # per size index: 180, 80, 40, 20 timed steps
+# The MLP's steps take 2-33 ms: at the default steps its rows timed 0.3-0.7 s, short enough for
+# one busy moment of the VM to move a ratio from 2.0 to 1.0 (mlp-h512 in 2026-12-03-scale.jsonl,
+# pairs 0.38 / 3.28 / 1.01). These give every MLP row about 2 s or more of timed steps.
+FAMILY_STEPS = {"mlp": [1000, 600, 300, 120]}
 EVAL_TOKENS = 8192  # validation at the end on this many tokens (a loss check, not the benchmark)
 
 
@@ -72,7 +77,7 @@ def presets(families, sizes):
         cfg, ps = FAMILIES[f]
         for s in sizes:
             label, over = ps[s - 1]
-            out.append((f, s, label, cfg, list(over), STEPS[s - 1]))
+            out.append((f, s, label, cfg, list(over), FAMILY_STEPS.get(f, STEPS)[s - 1]))
     return out
 
 
