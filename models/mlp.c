@@ -2,6 +2,7 @@
 //   x = [C(w_{t-n+1}); ...; C(w_t)],  y = b + W x + U tanh(d + H x),  P(w_{t+1}) = softmax(y)
 // with optional direct connections W and, as the seeds stabilise it, optional BatchNorm on H x.
 #include <stdlib.h>
+#include <string.h>
 
 #include "model.h"
 #include "nn.h"
@@ -13,6 +14,10 @@ static const cfg_key keys[] = {
     {"model", "direct", CFG_BOOL, "false", "direct connections W from the embeddings to the output", 0, 0},
     {"model", "batchnorm", CFG_BOOL, "false", "BatchNorm1d on H x before the tanh", 0, 0},
     {"model", "dropout", CFG_FLOAT, "0", "dropout on the hidden layer", 0, 0.99},
+    {"model", "shared_pairs", CFG_STR, "auto",
+     "H x once per distinct (position, token) of a batch: auto (when that at least halves the work), always or never;"
+     " the same function",
+     0, 0},
     {0},
 };
 
@@ -22,7 +27,7 @@ typedef struct {
     nn_embedding C;
     nn_linear hid, out, direct;
     nn_batchnorm bn;
-    int has_direct, has_bn;
+    int has_direct, has_bn, shared_pairs; // shared_pairs: -1 auto, 1 always, 0 never (nn_window_linear)
 } mlp;
 
 static void *create(const cfg *c, int V, int block, tz_params *P, tz_rng *r) {
@@ -36,6 +41,9 @@ static void *create(const cfg *c, int V, int block, tz_params *P, tz_rng *r) {
     m->dropout = (real)cfg_float(c, "model", "dropout");
     m->has_direct = cfg_bool(c, "model", "direct");
     m->has_bn = cfg_bool(c, "model", "batchnorm");
+    const char *sp = cfg_str(c, "model", "shared_pairs");
+    m->shared_pairs = !strcmp(sp, "auto") ? -1 : !strcmp(sp, "always") ? 1 : !strcmp(sp, "never") ? 0 : 2;
+    if (m->shared_pairs == 2) tz_fail("%s: [model] shared_pairs = '%s' (want auto, always or never)", c->path, sp);
     if (m->n < 1) tz_fail("mlp: [model] context = %d must be >= 1", m->n);
     nn_init def = {NN_INIT_DEFAULT, 0};
     nn_embedding_init(&m->C, P, "C", V, m->E, def, r);
@@ -60,8 +68,12 @@ static tz_tensor *forward(tz_graph *g, void *vm, tz_batch *b) {
             for (int j = 0; j < n; j++) ids[k * n + j] = b->x[bi * b->T + t - n + 1 + j];
             targets[k] = b->y[bi * b->T + t];
         }
-    tz_tensor *x = tz_reshape(g, nn_embedding_forward(g, &m->C, ids, R * n), 2, (const int[]){R, n * m->E});
-    tz_tensor *h = nn_linear_forward(g, &m->hid, x);
+    // Without direct connections x itself is not needed: H x comes from the window's ids.
+    tz_tensor *x = NULL, *h;
+    if (m->has_direct) {
+        x = tz_reshape(g, nn_embedding_forward(g, &m->C, ids, R * n), 2, (const int[]){R, n * m->E});
+        h = nn_linear_forward(g, &m->hid, x);
+    } else h = nn_window_linear(g, m->C.w, ids, R, n, m->hid.w, m->hid.b, m->shared_pairs);
     if (m->has_bn) h = nn_batchnorm_forward(g, &m->bn, h);
     h = tz_dropout(g, tz_tanh(g, h), m->dropout);
     tz_tensor *y = nn_linear_forward(g, &m->out, h);

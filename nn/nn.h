@@ -20,5 +20,6 @@
 #include "recurrent.h"
 #include "schedule.h"
 #include "transformer.h"
+#include "window_linear.h"
 
 #endif

@@ -2,6 +2,7 @@
 // the one-line errors for bad shapes.
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "helpers.h"
@@ -275,4 +276,51 @@ Test(ops, overlapping_views_accumulate_exactly) {
     tz_graph_free(&g2);
     tz_params_free(&P);
     tz_set_threads(0);
+}
+
+// The MLP's H x over windows of looked-up embeddings (nn_window_linear): the pairs' way, the
+// plain way and the per-batch choice give the values and gradients, to float32 rounding, of
+// a Linear on the gathered rows (37 rows of 5 positions over 11 words, one never used: 55 or
+// fewer pairs for 185 row-positions; 300 outputs, enough for both threads).
+Test(ops, window_linear_is_linear_on_gathered_rows) {
+    enum { N = 37, P = 5, V = 11, E = 8, O = 300 };
+    tz_params Ps;
+    tz_params_init(&Ps);
+    tz_rng r;
+    tz_rng_seed(&r, 4);
+    tz_tensor *C = tz_param(&Ps, "C", 2, (const int[]){V, E}), *w = tz_param(&Ps, "w", 2, (const int[]){O, P * E});
+    tz_tensor *bias = tz_param(&Ps, "b", 1, (const int[]){O});
+    for (size_t k = 0; k < Ps.n; k++) Ps.data[k] = (real)(tz_rng_uniform(&r) - 0.5);
+    int ids[N * P];
+    for (int i = 0; i < N * P; i++) ids[i] = (int)tz_rng_below(&r, V - 1); // word V-1 in no window
+    real *R = malloc(sizeof(real) * N * O), *want = malloc(sizeof(real) * Ps.n), *y1 = malloc(sizeof(real) * N * O);
+    for (int k = 0; k < N * O; k++) R[k] = (real)(tz_rng_uniform(&r) - 0.5);
+    tz_graph gw;
+    tz_graph_init(&gw, 1 << 20);
+    for (int way = -2; way <= 1; way++) { // -2: the reference, then auto, never, always
+        tz_graph_reset(&gw);
+        tz_params_zero_grad(&Ps);
+        tz_tensor *y =
+            way == -2
+                ? tz_linear(&gw, tz_reshape(&gw, tz_embedding(&gw, C, ids, N * P), 2, (const int[]){N, P * E}), w, bias)
+                : nn_window_linear(&gw, C, ids, N, P, w, bias, way);
+        if (way == -2) memcpy(y1, y->data, sizeof(real) * N * O);
+        else
+            for (int k = 0; k < N * O; k++)
+                cr_assert(fabs(y->data[k] - y1[k]) <= 1e-5, "way %d: y[%d] = %g, want %g", way, k, (double)y->data[k],
+                          (double)y1[k]);
+        tz_backward(&gw, tz_sum(&gw, tz_mul(&gw, y, tz_wrap(&gw, R, NULL, 2, (const int[]){N, O}))));
+        if (way == -2) memcpy(want, Ps.grad, sizeof(real) * Ps.n);
+        else
+            for (size_t k = 0; k < Ps.n; k++)
+                cr_assert(fabs(Ps.grad[k] - want[k]) <= 1e-4 * (1 + fabs(want[k])), "way %d: grad[%zu] = %g, want %g",
+                          way, k, (double)Ps.grad[k], (double)want[k]);
+        for (int k = 0; k < E; k++)
+            cr_assert_eq(C->grad[(V - 1) * E + k], 0, "way %d: an unused word has a gradient", way);
+    }
+    free(R);
+    free(want);
+    free(y1);
+    tz_graph_free(&gw);
+    tz_params_free(&Ps);
 }

@@ -51,6 +51,7 @@ static void model_teardown(void *st) {
         return model_setup(P, r, type, over); \
     }
 MODEL(mlp_setup, "mlp", "model.context=3", "model.embed=2", "model.hidden=4", "model.direct=true")
+MODEL(mlp_pairs_setup, "mlp", "model.context=3", "model.embed=2", "model.hidden=4", "model.shared_pairs=always")
 MODEL(mlp_bn_setup, "mlp", "model.context=2", "model.embed=2", "model.hidden=4", "model.batchnorm=true",
       "model.dropout=0.2")
 MODEL(rnn_setup, "rnn", "model.embed=3", "model.hidden=4", "model.layers=2", "model.dropout=0.2")
@@ -144,6 +145,7 @@ static tz_tensor *mt_smooth_fw(tz_graph *g, void *st) {
     { name, setup, mt_fw, mt_teardown, 0, 0, NULL, NULL }
 const tz_check tz_model_checks[] = {
     CHECK("model/mlp", mlp_setup),
+    CHECK("model/mlp_shared_pairs", mlp_pairs_setup),
     CHECK("model/mlp_batchnorm_dropout", mlp_bn_setup),
     CHECK("model/rnn", rnn_setup),
     CHECK("model/lstm", lstm_setup),

@@ -221,10 +221,40 @@ static tz_tensor *ctx_fw(tz_graph *g, void *st) {
     return tz_tanh(g, nn_context_linear(g, s->a, s->c, s->e, seq, s->w, s->b));
 }
 
+// A Linear over windows of 3 looked-up embeddings (the MLP's H x): 4 rows over a table of 5
+// words, E 2, O 3; word 1 at two positions, word 4 in no window. The pairs' way (9 pairs for 12
+// row-positions) and the plain way, with and without a bias.
+typedef struct {
+    tz_tensor *C, *w, *b;
+} win_in;
+static void *win_setup(tz_params *P, tz_rng *r) {
+    win_in *s = calloc(1, sizeof *s);
+    s->C = normal(P, r, "C", 2, (const int[]){5, 2}, 1);
+    s->w = normal(P, r, "w", 2, (const int[]){3, 6}, 0.5);
+    s->b = normal(P, r, "b", 1, (const int[]){3}, 0.3);
+    return s;
+}
+static const int win_ids[12] = {0, 1, 2, 1, 1, 3, 0, 2, 2, 3, 1, 2};
+static tz_tensor *win_pairs_fw(tz_graph *g, void *st) {
+    win_in *s = st;
+    return tz_tanh(g, nn_window_linear(g, s->C, win_ids, 4, 3, s->w, s->b, 1));
+}
+static tz_tensor *win_pairs_nobias_fw(tz_graph *g, void *st) {
+    win_in *s = st;
+    return tz_tanh(g, nn_window_linear(g, s->C, win_ids, 4, 3, s->w, NULL, 1));
+}
+static tz_tensor *win_plain_fw(tz_graph *g, void *st) {
+    win_in *s = st;
+    return tz_tanh(g, nn_window_linear(g, s->C, win_ids, 4, 3, s->w, s->b, 0));
+}
+
 const tz_check tz_nn_checks[] = {
     CHECK("nn/rmsnorm", rms_setup, rms_fw),
     CHECK("nn/additive_attention_step", attn_step_setup, attn_step_fw),
     CHECK("nn/context_linear", ctx_setup, ctx_fw),
+    CHECK("nn/window_linear_pairs", win_setup, win_pairs_fw),
+    CHECK("nn/window_linear_pairs_nobias", win_setup, win_pairs_nobias_fw),
+    CHECK("nn/window_linear_plain", win_setup, win_plain_fw),
     CHECK("rnn/gru_cell", cell_setup, cell_fw),
     CHECK("rnn/gru_cell_cho", cell_setup, cell_cho_fw),
     CHECK("rnn/gru_cell_cho_twice_nobias", cell_setup, cell_twice_fw),
