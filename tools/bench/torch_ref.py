@@ -58,7 +58,8 @@ _S2S = {"embed": "128", "hidden": "256", "dec_hidden": "256", "form": "cudnn", "
         "maxout_units": "256", "dropout": "0", "skip_padding": "false"}
 _RECURRENT = {"dropout": "0", "residual": "false", "init": "default", "init_scale": "0"}
 MODEL_DEFAULTS = {
-    "mlp": {"context": "16", "embed": "32", "hidden": "512", "direct": "false", "batchnorm": "false", "dropout": "0"},
+    "mlp": {"context": "16", "embed": "32", "hidden": "512", "direct": "false", "batchnorm": "false", "dropout": "0",
+            "shared_pairs": "auto"},
     "rnn": {"embed": "64", "hidden": "256", "layers": "1", **_RECURRENT},
     "lstm": {"embed": "64", "hidden": "256", "layers": "2", **_RECURRENT, "peephole": "true", "forget_bias": "1"},
     "gru": {"embed": "64", "hidden": "256", "layers": "2", **_RECURRENT, "form": "cho"},
@@ -447,6 +448,47 @@ def main(argv):
     def mf(k):
         return c.float("model", k)
 
+    class WindowLinear(torch.autograd.Function):
+        """y_r = b + sum_p C(w_{r,p}) W_p^T with C(w) W_p^T computed once per distinct pair (p, w)
+        of the batch, as nn/window_linear.c does: PyTorch's best form of the pairs' way that we
+        found (autograd through W's per-position column slices zero-fills a whole W-sized
+        gradient per slice). Used only with TZ_TORCH_PAIRS=1: it is slower for PyTorch than the
+        plain product (see MLP). pairs: the sorted distinct p * V + w; inv (R, n): their index."""
+
+        @staticmethod
+        def forward(ctx, C, W, b, pairs, inv):
+            R, n = inv.shape
+            E, H = C.shape[1], W.shape[0]
+            counts = torch.bincount(torch.div(pairs, V, rounding_mode="floor"), minlength=n).tolist()
+            X = C.index_select(0, pairs % V)  # (U, E), position by position
+            Z = torch.empty(pairs.numel(), H)
+            u0 = 0
+            for p, k in enumerate(counts):
+                torch.mm(X[u0:u0 + k], W[:, p * E:(p + 1) * E].t(), out=Z[u0:u0 + k])
+                u0 += k
+            y = b.expand(R, H).clone()
+            for p in range(n):
+                y += Z.index_select(0, inv[:, p])
+            ctx.save_for_backward(W, X, pairs, inv)
+            ctx.counts, ctx.V = counts, C.shape[0]
+            return y
+
+        @staticmethod
+        def backward(ctx, dy):
+            W, X, pairs, inv = ctx.saved_tensors
+            n, E = inv.shape[1], X.shape[1]
+            S = torch.zeros(pairs.numel(), dy.shape[1])  # each pair's sum of dy
+            for p in range(n):
+                S.index_add_(0, inv[:, p], dy)
+            dW, dX = torch.empty_like(W), torch.empty_like(X)
+            u0 = 0
+            for p, k in enumerate(ctx.counts):
+                dW[:, p * E:(p + 1) * E] = S[u0:u0 + k].t() @ X[u0:u0 + k]
+                torch.mm(S[u0:u0 + k], W[:, p * E:(p + 1) * E], out=dX[u0:u0 + k])
+                u0 += k
+            dC = torch.zeros(ctx.V, E).index_add_(0, pairs % V, dX)
+            return dC, dW, dy.sum(0), None, None
+
     class MLP(nn.Module):  # models/mlp.c
         def __init__(self):
             super().__init__()
@@ -459,6 +501,17 @@ def main(argv):
             self.direct = nn.Linear(self.n * self.E, V, bias=False) if mb("direct") else None
             if self.direct is not None:
                 nn.init.zeros_(self.direct.weight)
+            # shared_pairs (nn/window_linear.c: H x once per distinct (position, word) of a batch)
+            # is the same function; PyTorch's fastest form of it is the plain product, which this
+            # computes whatever the key says. With TZ_TORCH_PAIRS=1 it takes the pairs' way
+            # (WindowLinear) on every batch: 2026-12-03, `TZ_TORCH_PAIRS=1 tools/bench/run --scale
+            # --models mlp --repeat 3` (docs/bench/2026-12-03-scale-mlp-torch-pairs.jsonl), h512-h4096
+            # ran 38,724 / 17,020 / 8,308 / 2,470 tok/s, against 64,468 / 24,184 / 9,857 / 2,550
+            # plain in the run before (docs/bench/2026-12-03-scale-mlp-long.jsonl).
+            self.pairs = os.environ.get("TZ_TORCH_PAIRS") == "1" and self.direct is None
+            sp = c.str("model", "shared_pairs")
+            if sp not in ("auto", "always", "never"):
+                raise CfgError(f"mlp: [model] shared_pairs = '{sp}' (want auto, always or never)")
 
         def context(self):
             return self.n - 1
@@ -469,8 +522,12 @@ def main(argv):
                 raise CfgError(f"mlp: [train] block = {x.shape[1]} is shorter than the context {n}")
             ids = x.unfold(1, n, 1).reshape(-1, n)  # (B*(T-n+1), n): rows in (b, t) order
             targets = y[:, n - 1:].reshape(-1)
-            e = self.C(ids).view(ids.shape[0], n * self.E)
-            h = self.hid(e)
+            if self.pairs:
+                pairs, inv = torch.unique(ids + torch.arange(n) * V, return_inverse=True)
+                h = WindowLinear.apply(self.C.weight, self.hid.weight, self.hid.bias, pairs, inv)
+            else:
+                e = self.C(ids).view(ids.shape[0], n * self.E)
+                h = self.hid(e)
             if self.bn is not None:
                 h = self.bn(h)
             out = self.out(self.drop(torch.tanh(h)))
