@@ -41,6 +41,7 @@ void tz_ukr_avx512_rows(int m, int n, int kc, const float *Ap, long sa, const fl
 void tz_ukr_avx2(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc, float alpha,
                  float beta, const float *bias);
 void tz_pack_t_avx2(int rows, int kc, const float *src, long ld, float *dst, int P);
+void tz_epi_gelu_avx512(int m, int n, float *C, long ldc, float *D, long ldd);
 #endif
 
 typedef struct {
@@ -50,6 +51,8 @@ typedef struct {
     int simd; // may use the AVX2 transposing pack
     ukr_fn ukr;
     ukr_fn ukr_rows; // the same reading a row-major op(A) in place (sa = lda), or NULL
+    // GELU's epilogue on a tile (epilogue_tile's, in the kernel's ISA), or NULL: the portable loop
+    void (*gelu)(int m, int n, float *C, long ldc, float *D, long ldd);
 } kernel;
 
 // ---- portable micro-kernel ----------------------------------------------------------------
@@ -88,10 +91,10 @@ static void ukr_portable(int m, int n, int kc, const float *Ap, long sa, const f
 // One core, the 12 transformer-at-scale products, in-process A/B by thread CPU time: +2-3%
 // geomean, none slower beyond the noise. The 18 KiB A panel and a 48 KiB B micro-panel no
 // longer both fit a 48 KiB L1; A's broadcasts partly come from L2, which measured no slower.
-static const kernel k_portable = {"portable", PMR, PNR, 256, 512, 0, ukr_portable, NULL};
+static const kernel k_portable = {"portable", PMR, PNR, 256, 512, 0, ukr_portable, NULL, NULL};
 #ifdef TZ_X86
-static const kernel k_avx2 = {"avx2", 6, 16, 256, 512, 1, tz_ukr_avx2, NULL};
-static const kernel k_avx512 = {"avx512", 12, 32, 384, 512, 1, tz_ukr_avx512, tz_ukr_avx512_rows};
+static const kernel k_avx2 = {"avx2", 6, 16, 256, 512, 1, tz_ukr_avx2, NULL, NULL};
+static const kernel k_avx512 = {"avx512", 12, 32, 384, 512, 1, tz_ukr_avx512, tz_ukr_avx512_rows, tz_epi_gelu_avx512};
 #endif
 
 // ---- settings: kernel and thread count ----------------------------------------------------
@@ -273,7 +276,11 @@ static void pack_b_panel(const kernel *K, int tb, const float *B, long ldb, int 
 
 // The epilogue on a finished m x n tile of C (still in L1), D at the same place in D's rows.
 // (GELU with D NULL: C only, for a forward that records nothing.)
-static void epilogue_tile(tz_epilogue epi, int m, int n, float *C, long ldc, float *D, long ldd) {
+static void epilogue_tile(const kernel *K, tz_epilogue epi, int m, int n, float *C, long ldc, float *D, long ldd) {
+    if (epi == TZ_EPI_GELU && K->gelu) {
+        K->gelu(m, n, C, ldc, D, ldd);
+        return;
+    }
     for (int i = 0; i < m; i++) {
         float *restrict c = C + i * ldc, *restrict d = D ? D + i * ldd : NULL;
         float Phi, phi;
@@ -364,7 +371,7 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
                         __builtin_prefetch(d + jr + i * J->ldd + n - 1, 1, 3);
                     }
                     ukr(m, n, kc, a, sa, Bp + (long)jr * kc, c + jr, J->ldc, J->alpha, beta, bias ? bias + jr : NULL);
-                    if (fin) epilogue_tile(J->epi, m, n, c + jr, J->ldc, d ? d + jr : NULL, J->ldd);
+                    if (fin) epilogue_tile(K, J->epi, m, n, c + jr, J->ldc, d ? d + jr : NULL, J->ldd);
                 }
             }
         }
@@ -504,7 +511,7 @@ void tz_sgemm_epi(int ta, int tb, int M, int N, int K, float alpha, const float 
     init();
     if (K <= 0 || alpha == 0.0f) {
         scale_only(M, N, beta, C, ldc, bias);
-        if (epi) epilogue_tile(epi, M, N, C, ldc, D, ldd);
+        if (epi) epilogue_tile(g_kernel, epi, M, N, C, ldc, D, ldd);
         return;
     }
     // (The transposed form finishes C in its copy, not tile by tile: no epilogue there.)

@@ -126,6 +126,57 @@ void tz_ukr_avx512_rows(int m, int n, int kc, const float *Ap, long sa, const fl
     }
 }
 
+// GELU on a finished tile (gemm.c's epilogue): C = C Phi(C) and, when D is not NULL, D = gelu'(C)
+// = Phi(C) + C phi(C). The formulas of tz_fnormal (fastmath.h: A&S 7.1.26, one exp for Phi and
+// phi) written with FMAs, 2^n by scalef and 1 / (1 + p a) by rcp14 and one Newton step instead
+// of a division: the vectorised C took ~56 cycles a vector (mlp/transformer d256: the GELU product
+// 37% slower than without its epilogue, d512 24%).
+static inline __m512 exp_neg(__m512 x) { // exp(x), x <= 0: 0 below -87, as tz_fexp
+    __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
+    __m512 p = _mm512_set1_ps(0.00138888892f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.00833333377f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.0416666679f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.166666672f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_scalef_ps((__mmask16)~under, p, n);
+}
+
+void tz_epi_gelu_avx512(int m, int n, float *C, long ldc, float *D, long ldd) {
+    const __m512 sign = _mm512_set1_ps(-0.0f), one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j += 16) {
+            __mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
+            float *c = C + i * ldc + j;
+            __m512 x = _mm512_maskz_loadu_ps(k, c);
+            // a = |x| / sqrt 2 (at most 10: erf is 1 in float long before, and inf stays finite)
+            __m512 a = _mm512_min_ps(_mm512_mul_ps(_mm512_andnot_ps(sign, x), _mm512_set1_ps(0.707106781f)),
+                                     _mm512_set1_ps(10.0f));
+            __m512 den = _mm512_fmadd_ps(a, _mm512_set1_ps(0.3275911f), one);
+            __m512 t = _mm512_rcp14_ps(den);
+            t = _mm512_mul_ps(t, _mm512_fnmadd_ps(den, t, _mm512_set1_ps(2.0f)));
+            __m512 e = exp_neg(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), a), a));
+            __m512 q = _mm512_set1_ps(1.061405429f);
+            q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-1.453152027f));
+            q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(1.421413741f));
+            q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-0.284496736f));
+            q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(0.254829592f));
+            __m512 y = _mm512_fnmadd_ps(_mm512_mul_ps(t, q), e, one); // erf(a)
+            y = _mm512_xor_ps(y, _mm512_and_ps(x, sign)); // erf(x / sqrt 2), odd
+            __m512 Phi = _mm512_fmadd_ps(y, half, half);
+            _mm512_mask_storeu_ps(c, k, _mm512_mul_ps(x, Phi));
+            if (D) {
+                __m512 phi = _mm512_mul_ps(e, _mm512_set1_ps(0.398942280f)); // 1 / sqrt(2 pi)
+                _mm512_mask_storeu_ps(D + i * ldd + j, k, _mm512_fmadd_ps(x, phi, Phi));
+            }
+        }
+}
+
 #ifdef __clang__
 #pragma clang attribute pop
 #else

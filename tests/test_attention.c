@@ -334,6 +334,9 @@ Test(attention, ffn_by_hand) {
 // The GELU block without dropout is one fused node (gemm epilogues); it must compute what
 // linear + gelu + linear compute, values and every gradient. d_model 520 makes the products over
 // d_model two or three K blocks (KC 384 or 256), so the epilogue runs after the last one only.
+// The epilogue's GELU (AVX-512 where the CPU has it) and tz_gelu (fastmath.h) are each within
+// 2.6e-7 of the exact function but not bit-equal, and the weight gradients sum 21 rows with
+// cancellation: each tensor is compared within 1e-6 of its largest element (seen: <= 2e-7).
 Test(attention, ffn_gelu_fused_equals_unfused) {
     enum { R = 21, D = 520, F = 40 };
     nn_ffn f;
@@ -355,13 +358,17 @@ Test(attention, ffn_gelu_fused_equals_unfused) {
         for (int k = 0; k < 4; k++)
             gw[pass][k] = memcpy(malloc(sizeof(real) * ws[k]->n), ws[k]->grad, sizeof(real) * ws[k]->n);
     }
-    for (int i = 0; i < R * D; i++) {
-        cr_assert_float_eq(out[0][i], out[1][i], 1e-6 * (1 + fabs(out[1][i])), "y[%d]", i);
-        cr_assert_float_eq(gx[0][i], gx[1][i], 1e-6 * (1 + fabs(gx[1][i])), "dx[%d]", i);
+    real *got[6] = {out[0], gx[0], gw[0][0], gw[0][1], gw[0][2], gw[0][3]};
+    real *want[6] = {out[1], gx[1], gw[1][0], gw[1][1], gw[1][2], gw[1][3]};
+    const int n[6] = {R * D, R * D, ws[0]->n, ws[1]->n, ws[2]->n, ws[3]->n};
+    const char *name[6] = {"y", "dx", "dw1", "db1", "dw2", "db2"};
+    for (int k = 0; k < 6; k++) {
+        double big = 0;
+        for (int i = 0; i < n[k]; i++) big = fmax(big, fabs(want[k][i]));
+        for (int i = 0; i < n[k]; i++)
+            cr_assert_float_eq(got[k][i], want[k][i], 1e-6 * big, "%s[%d]: %.9g, want %.9g (largest %g)", name[k], i,
+                               got[k][i], want[k][i], big);
     }
-    for (int k = 0; k < 4; k++)
-        for (int i = 0; i < ws[k]->n; i++)
-            cr_assert_float_eq(gw[0][k][i], gw[1][k][i], 1e-6 * (1 + fabs(gw[1][k][i])), "grad of %d [%d]", k, i);
     for (int pass = 0; pass < 2; pass++) {
         free(gx[pass]), free(out[pass]);
         for (int k = 0; k < 4; k++) free(gw[pass][k]);
