@@ -454,8 +454,12 @@ static int use_transposed(const kernel *Kr, int tb, int M, int N, int K) {
     if (!(tb ? Kr->ukr_rows != NULL : Kr->simd)) return 0;
     if (g_form >= 0) return g_form;
     // Packing op(B) costs ~K*N; the transposed form packs op(A) (~K*M) and moves C twice (~2MN).
+    // The margin 1.5: the d256 Transformer's dW2 = dy^T H (256 x 1024, K 2048, at 2.0 against
+    // 2.0) ran 343-352 GFLOP/s normal, 399-400 transposed (bench-gemm --threads 2, TZ_GEMM_FORM);
+    // 256 x 768 and 256 x 2048 +15% and +6%; 384 x 1536 (3.1 against 2.95) the same either way,
+    // while 512 x 2048 (4.2 against 4.7, left normal) is 5% slower transposed.
     double normal = (double)K * N, transposed = (double)K * M + 2.0 * M * N;
-    return (double)M * N * K >= (double)(1 << 24) && normal > 2.0 * transposed;
+    return (double)M * N * K >= (double)(1 << 24) && normal > 1.5 * transposed;
 }
 
 // C(i0:i1, :) = Ct^T + beta * C (+ bias), Ct (N,M) dense; 32 x 32 blocks keep both sides' lines
