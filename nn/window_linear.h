@@ -3,7 +3,7 @@
 //   y_r = b + sum_p C(w_{r,p}) W_p^T
 // and C(w) W_p^T is the same vector for every row that has word w at position p. When a batch
 // has few distinct (position, word) pairs (a character vocabulary: 128 windows of 16 characters
-// hold ~550 distinct pairs, not 2,048), each pair's product is computed once and the rows sum
+// hold ~530 distinct pairs, not 2,048), each pair's product is computed once and the rows sum
 // them; the backward sums the output's gradient per pair first, then multiplies once per pair.
 // The same function as tz_linear on the gathered rows (another order of the sums), with a
 // fraction of the multiply-adds. A batch with many distinct pairs (a word vocabulary), or

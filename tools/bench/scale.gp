@@ -42,7 +42,11 @@ unset label 1
 
 set title "fraction of the FMA peak (tapezoo solid, PyTorch dashed)"
 set ylabel "achieved GFLOP/s / peak"
-set yrange [0:1]
+# [0:1] unless a row is above 1: model FLOPs, and the MLP's first layer does about a quarter of
+# what the formula counts (shared pairs), so its line can pass the peak.
+set yrange [0:*]
+set autoscale ymax
+set ytics add ("peak" 1)
 set key top left
 plot for [i=0:nfam-1] dat index i using 1:3 with linespoints lw 2 pt 7 lc i+1 title columnheader(1), \
      for [i=0:nfam-1] dat index i using 1:4 with linespoints lw 1 pt 6 dt 2 lc i+1 notitle
