@@ -15,8 +15,8 @@ static const cfg_key keys[] = {
     {"model", "batchnorm", CFG_BOOL, "false", "BatchNorm1d on H x before the tanh", 0, 0},
     {"model", "dropout", CFG_FLOAT, "0", "dropout on the hidden layer", 0, 0.99},
     {"model", "shared_pairs", CFG_STR, "auto",
-     "H x once per distinct (position, token) of a batch: auto (when that at least halves the work), always or never;"
-     " the same function",
+     "H x once per distinct (position, token) of a batch (without direct connections): auto (when that pays), always or"
+     " never; the same function",
      0, 0},
     {0},
 };

@@ -3,7 +3,7 @@
 //   backward: S_u = sum of dy_r over the rows with pair u;
 //             dW_p = S_p^T X_p, db = sum of S over position 0's pairs (each row once),
 //             dX_p = S_p W_p, dC(word_u) += dX_u
-// Plain way: X (R, n*E) gathered, y = X W^T + b; dW = dy^T X, db = colsum(dy), dX = dy W, scattered to dC.
+// Plain way: the engine's own ops, tz_embedding, tz_reshape and tz_linear on the gathered rows.
 #include "window_linear.h"
 
 #include <string.h>
@@ -12,13 +12,12 @@
 #include "parallel.h"
 
 typedef struct {
-    int *ids; // (R*n): the plain way's scatter
-    int *slot; // (R*n) pairs' way: the pair of row r at position p, in [off[p], off[p+1])
-    int *word; // (U) pairs' way: each pair's word
-    int *off; // (n+1) pairs' way: position p's pairs are [off[p], off[p+1])
-    real *X; // plain (R, n*E); pairs (U, E); the backward's dX replaces it
-    real *Z; // pairs (U, O): the forward's per-pair rows, then the backward's S
-    int R, n, E, O, U, pairs;
+    int *slot; // (R*n): the pair of row r at position p, in [off[p], off[p+1])
+    int *word; // (U): each pair's word
+    int *off; // (n+1): position p's pairs are [off[p], off[p+1])
+    real *X; // (U, E): each pair's embedding; the backward's dX replaces it
+    real *Z; // (U, O): the forward's per-pair rows, then the backward's S
+    int R, n, E, O, U;
 } win_saved;
 
 typedef struct {
@@ -77,16 +76,6 @@ static void window_backward(tz_graph *g, tz_node *nd) {
     tz_tensor *C = nd->in[0], *w = nd->in[1], *b = nd->in[2];
     const win_saved *s = nd->aux;
     const int R = s->R, n = s->n, E = s->E, O = s->O, F = n * E;
-    const real *dy = nd->out->grad;
-    if (!s->pairs) {
-        if (w->grad) tz_gemm(1, 0, O, F, R, 1, dy, O, s->X, F, tz_grad_overwrite(w) ? 0 : 1, w->grad, F);
-        if (b && b->grad) tz_column_sums_add(tz_grad_accumulate(b), dy, R, O);
-        if (C->grad) { // dX = dy W, row r's position p is C(ids[r*n+p])'s gradient
-            tz_gemm(0, 0, R, F, O, 1, dy, O, w->data, F, 0, s->X, F);
-            scatter_rows(tz_grad_accumulate(C), s->X, s->ids, R * n, E);
-        }
-        return;
-    }
     win_pass sp = {s, nd->out->grad, NULL};
     tz_parallel_for(O, 2L * R * n, sum_pairs, &sp);
     const real *S = s->Z;
@@ -108,6 +97,12 @@ static void window_backward(tz_graph *g, tz_node *nd) {
 }
 static const tz_op op_window_linear = {"window_linear", window_backward, TZ_OVERWRITES | TZ_OUT_UNREAD};
 
+// The plain way: x gathered (R, n*E), one product.
+static tz_tensor *plain(tz_graph *g, tz_tensor *C, const int *ids, int R, int n, tz_tensor *w, tz_tensor *b) {
+    tz_tensor *x = tz_reshape(g, tz_embedding(g, C, ids, R * n), 2, (const int[]){R, n * C->shape[1]});
+    return tz_linear(g, x, w, b);
+}
+
 tz_tensor *nn_window_linear(tz_graph *g, tz_tensor *C, const int *ids, int R, int n, tz_tensor *w, tz_tensor *b,
                             int group) {
     char s1[64], s2[64], s3[64] = "none";
@@ -116,13 +111,13 @@ tz_tensor *nn_window_linear(tz_graph *g, tz_tensor *C, const int *ids, int R, in
     if (!V || R < 1 || n < 1 || w->ndim != 2 || w->shape[1] != n * E || (b && (b->ndim != 1 || b->shape[0] != O)))
         tz_fail("window_linear: C %s, w %s, b %s do not fit (V,E), (O, %d x E), (O) for %d rows", tz_shape_str(C, s1),
                 tz_shape_str(w, s2), b ? tz_shape_str(b, s3) : s3, n, R);
+    if (group == 0) return plain(g, C, ids, R, n, w, b); // tz_embedding checks the ids
     for (long i = 0; i < (long)R * n; i++)
         if (ids[i] < 0 || ids[i] >= V)
             tz_fail("window_linear: id %d at row %ld, position %ld is outside [0,%d)", ids[i], i / n, i % n, V);
     const int F = n * E;
     win_saved *s = tz_arena_alloc(&g->arena, sizeof *s);
     *s = (win_saved){.R = R, .n = n, .E = E, .O = O};
-    s->ids = memcpy(tz_arena_alloc(&g->arena, sizeof(int) * R * n), ids, sizeof(int) * R * n);
     // Number the distinct (position, word) pairs, position by position: mark[w] holds the last
     // pair made for w, which belongs to this position when it is >= off[p].
     s->slot = tz_arena_alloc(&g->arena, sizeof(int) * R * n);
@@ -143,26 +138,23 @@ tz_tensor *nn_window_linear(tz_graph *g, tz_tensor *C, const int *ids, int R, in
     s->U = U;
     // auto: at most half as many pairs as row-positions, and each position's product big enough
     // to pay for its calls (three per position a step): mlp h512 / embed 32 (~35 x 32 x 512 per
-    // position) ran 17% slower by pairs, h1024 / embed 64 (~35 x 64 x 1024) 20% faster.
-    s->pairs = group == 1 || (group < 0 && 2L * U <= (long)R * n && (double)U * E * O >= (double)n * (1 << 20));
+    // position) ran 17% slower by pairs, h1024 / embed 64 (~35 x 64 x 1024) 20% faster
+    // (`./train models/mlp.cfg model.hidden=H model.embed=E train.steps=1000 model.shared_pairs=
+    // always` against `never`, alternating, 2026-12-03).
+    if (group < 0 && !(2L * U <= (long)R * n && (double)U * E * O >= (double)n * (1 << 20)))
+        return plain(g, C, ids, R, n, w, b);
     tz_tensor *in[3] = {C, w, b};
     tz_tensor *y = tz_op_output(g, 2, (const int[]){R, O}, in, 3);
-    if (s->pairs) {
-        s->X = tz_arena_alloc(&g->arena, sizeof(real) * (size_t)U * E);
-        s->Z = tz_arena_alloc(&g->arena, sizeof(real) * (size_t)U * O);
-        for (int u = 0; u < U; u++) memcpy(s->X + (long)u * E, C->data + (long)s->word[u] * E, sizeof(real) * E);
-        for (int p = 0; p < n; p++) {
-            int u0 = s->off[p];
-            tz_gemm(0, 1, s->off[p + 1] - u0, O, E, 1, s->X + (long)u0 * E, E, w->data + (long)p * E, F, 0,
-                    s->Z + (long)u0 * O, O);
-        }
-        win_pass sp = {s, y->data, b ? b->data : NULL};
-        tz_parallel_for(R, (long)n * O, add_pairs, &sp);
-    } else {
-        s->X = tz_arena_alloc(&g->arena, sizeof(real) * (size_t)R * F);
-        for (long i = 0; i < (long)R * n; i++) memcpy(s->X + i * E, C->data + (long)ids[i] * E, sizeof(real) * E);
-        tz_gemm_bias(0, 1, R, O, F, 1, s->X, F, w->data, F, 0, y->data, O, b ? b->data : NULL);
+    s->X = tz_arena_alloc(&g->arena, sizeof(real) * (size_t)U * E);
+    s->Z = tz_arena_alloc(&g->arena, sizeof(real) * (size_t)U * O);
+    for (int u = 0; u < U; u++) memcpy(s->X + (long)u * E, C->data + (long)s->word[u] * E, sizeof(real) * E);
+    for (int p = 0; p < n; p++) {
+        int u0 = s->off[p];
+        tz_gemm(0, 1, s->off[p + 1] - u0, O, E, 1, s->X + (long)u0 * E, E, w->data + (long)p * E, F, 0,
+                s->Z + (long)u0 * O, O);
     }
+    win_pass sp = {s, y->data, b ? b->data : NULL};
+    tz_parallel_for(R, (long)n * O, add_pairs, &sp);
     tz_node *nd = tz_op_record(g, &op_window_linear, y, in, 3);
     if (nd) nd->aux = s;
     return y;
