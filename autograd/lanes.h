@@ -67,7 +67,8 @@
 // how columns are split over threads. 128 columns (512 bytes of each row) rather than 32: with
 // rows 4 KB apart (d_ff 1024) a 128-byte block per row defeats the prefetchers, which do not
 // cross pages; tz_column_sums_add over 2048 x 1024 (the d256 FFN's db1) 0.383 -> 0.073 ms,
-// 2048 x 2048 0.763 -> 0.170 ms (best of 20, 2 threads; 64: 0.119 / 0.340, 256: 0.055 / 0.162).
+// 2048 x 2048 0.763 -> 0.170 ms (a throwaway harness calling it, best of 20, 2 threads; 64:
+// 0.119 / 0.340, 256: 0.055 / 0.162).
 #define TZ_COLS 128
 #define TZ_COLUMN_SUMS(out, LO, HI, ROWS, R, J, EXPR) \
     do { \
