@@ -21,7 +21,7 @@
 #define NR (8 * NV)
 
 void tz_ukr_avx2(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc, float alpha,
-                 float beta, const float *bias);
+                 float beta, const float *bias, int epi, float *D, long ldd);
 void tz_pack_t_avx2(int rows, int kc, const float *src, long ld, float *dst, int P);
 
 static inline __attribute__((always_inline)) void tile(const int m, const int nv, int kc, const float *restrict Ap,
@@ -90,7 +90,8 @@ static inline __attribute__((always_inline)) void tile(const int m, const int nv
 
 // C(m,n) tile: m in [1,MR], n in [1,NR]; Ap (kc x MR) and Bp (kc x NR) packed, Bp 32-byte aligned.
 void tz_ukr_avx2(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc, float alpha,
-                 float beta, const float *bias) {
+                 float beta, const float *bias, int epi, float *D, long ldd) {
+    (void)epi, (void)D, (void)ldd; // epilogue_tile applies the epilogue after it
     int nv = (n + 7) / 8;
     int rem = n - 8 * (nv - 1); // lanes used in the last vector, 1..8
     __m256i last = _mm256_cmpgt_epi32(_mm256_set1_epi32(rem), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));

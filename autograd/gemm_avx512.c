@@ -2,7 +2,8 @@
 // gemm.c only calls it after __builtin_cpu_supports says the CPU has it).
 //
 // C tile (m x n, m <= MR, n <= NR) = alpha * Ap * Bp + beta * C (+ bias, a row added to each
-// row of the tile, when not NULL), with
+// row of the tile, when not NULL), then gemm.h's epilogue `epi` in registers before the store
+// (GELU: C = gelu, D = gelu' unless D is NULL; MUL: C *= D), with
 //   Ap k-major: Ap[k*sa + i], i < m   (broadcast, one row of C per element): packed (sa = MR),
 //                                      or op(A) = A^T read in place (sa = lda);
 //   or, tz_ukr_avx512_rows, row-major:  Ap[i*sa + k] (op(A) = A read in place, sa = lda)
@@ -20,21 +21,80 @@
 #endif
 #include <immintrin.h>
 
+#include "gemm.h" // tz_epilogue
+
 #define MR 12
 #define NV 2 // vectors of 16 floats per row of the tile
 #define NR (16 * NV)
 
 void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc, float alpha,
-                   float beta, const float *bias);
+                   float beta, const float *bias, int epi, float *D, long ldd);
 void tz_ukr_avx512_rows(int m, int n, int kc, const float *A, long lda, const float *Bp, float *C, long ldc,
-                        float alpha, float beta, const float *bias);
+                        float alpha, float beta, const float *bias, int epi, float *D, long ldd);
+
+// GELU: y = x Phi(x) and its derivative d = Phi(x) + x phi(x), by the formulas of tz_fnormal
+// (fastmath.h: A&S 7.1.26, one exp for Phi and phi) written with FMAs, 2^n by scalef and
+// 1 / (1 + p a) by rcp14 and one Newton step instead of a division: the vectorised C took ~56
+// cycles a vector (mlp/transformer d256: the GELU product 37% slower than without its
+// epilogue, d512 24%).
+static inline __m512 exp_neg(__m512 x) { // exp(x), x <= 0: 0 below -87, as tz_fexp
+    __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
+    __m512 p = _mm512_set1_ps(0.00138888892f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.00833333377f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.0416666679f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.166666672f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_scalef_ps((__mmask16)~under, p, n);
+}
+
+static inline __m512 gelu_vec(__m512 x, __m512 *d) {
+    const __m512 sign = _mm512_set1_ps(-0.0f), one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
+    // a = |x| / sqrt 2 (at most 10: erf is 1 in float long before, and inf stays finite)
+    __m512 a =
+        _mm512_min_ps(_mm512_mul_ps(_mm512_andnot_ps(sign, x), _mm512_set1_ps(0.707106781f)), _mm512_set1_ps(10.0f));
+    __m512 den = _mm512_fmadd_ps(a, _mm512_set1_ps(0.3275911f), one);
+    __m512 t = _mm512_rcp14_ps(den);
+    t = _mm512_mul_ps(t, _mm512_fnmadd_ps(den, t, _mm512_set1_ps(2.0f)));
+    __m512 e = exp_neg(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), a), a));
+    __m512 q = _mm512_set1_ps(1.061405429f);
+    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-1.453152027f));
+    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(1.421413741f));
+    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-0.284496736f));
+    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(0.254829592f));
+    __m512 y = _mm512_fnmadd_ps(_mm512_mul_ps(t, q), e, one); // erf(a)
+    y = _mm512_xor_ps(y, _mm512_and_ps(x, sign)); // erf(x / sqrt 2), odd
+    __m512 Phi = _mm512_fmadd_ps(y, half, half);
+    __m512 phi = _mm512_mul_ps(e, _mm512_set1_ps(0.398942280f)); // 1 / sqrt(2 pi)
+    *d = _mm512_fmadd_ps(x, phi, Phi);
+    return _mm512_mul_ps(x, Phi);
+}
+
+// One row of a finished tile through GELU, from registers: C gets gelu, D (if not NULL) gelu'.
+// Out of line, so the kernel's 48 instances share one copy of it.
+static __attribute__((noinline)) void gelu_row(int nv, __m512 x0, __m512 x1, __mmask16 last, float *c, float *d) {
+    __m512 d0, d1, y0 = gelu_vec(x0, &d0);
+    __mmask16 k0 = nv == 1 ? last : (__mmask16)0xFFFF;
+    _mm512_mask_storeu_ps(c, k0, y0);
+    if (d) _mm512_mask_storeu_ps(d, k0, d0);
+    if (nv == 1) return;
+    __m512 y1 = gelu_vec(x1, &d1);
+    _mm512_mask_storeu_ps(c + 16, last, y1);
+    if (d) _mm512_mask_storeu_ps(d + 16, last, d1);
+}
 
 // One (m, nv) instance: m rows, nv vectors per row, the last vector masked by `last`.
 // always_inline + constant m/nv: the compiler unrolls everything and keeps acc in registers.
 static inline __attribute__((always_inline)) void tile(const int m, const int nv, const int rows, int kc,
                                                        const float *restrict Ap, long sa, const float *restrict Bp,
                                                        float *restrict C, long ldc, float alpha, float beta,
-                                                       const float *restrict bias, __mmask16 last) {
+                                                       const float *restrict bias, int epi, float *restrict D, long ldd,
+                                                       __mmask16 last) {
     // rows: op(A) is row-major A read in place, a(i,k) = Ap[i*sa + k] (sa = lda), through three
     // row pointers and the offsets 0, lda, 2 lda, 3 lda (x86 addressing does the rest).
     const float *a4 = Ap + 4 * sa, *a8 = Ap + 8 * sa;
@@ -72,6 +132,7 @@ static inline __attribute__((always_inline)) void tile(const int m, const int nv
 #pragma GCC unroll 16
     for (int i = 0; i < m; i++) {
         float *c = C + i * ldc;
+        __m512 out[NV];
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++) {
             __mmask16 k = v == nv - 1 ? last : (__mmask16)0xFFFF;
@@ -79,8 +140,11 @@ static inline __attribute__((always_inline)) void tile(const int m, const int nv
             // beta == 0: C is write-only, never read (it may hold NaNs).
             if (beta != 0.0f) r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, c + 16 * v), vb, r);
             if (bias) r = _mm512_add_ps(r, bv[v]);
-            _mm512_mask_storeu_ps(c + 16 * v, k, r);
+            if (epi == TZ_EPI_MUL) r = _mm512_mul_ps(r, _mm512_maskz_loadu_ps(k, D + i * ldd + 16 * v));
+            out[v] = r;
+            if (epi != TZ_EPI_GELU) _mm512_mask_storeu_ps(c + 16 * v, k, r);
         }
+        if (epi == TZ_EPI_GELU) gelu_row(nv, out[0], out[nv - 1], last, c, D ? D + i * ldd : NULL);
     }
 }
 
@@ -88,23 +152,23 @@ static inline __attribute__((always_inline)) void tile(const int m, const int nv
 #define RM(x) ((x) < MR ? (x) : MR)
 #define ROWS(NVV, RW) \
     switch (m) { \
-        case 1: tile(RM(1), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
-        case 2: tile(RM(2), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
-        case 3: tile(RM(3), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
-        case 4: tile(RM(4), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
-        case 5: tile(RM(5), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
-        case 6: tile(RM(6), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
-        case 7: tile(RM(7), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
-        case 8: tile(RM(8), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
-        case 9: tile(RM(9), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
-        case 10: tile(RM(10), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
-        case 11: tile(RM(11), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
-        default: tile(RM(12), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, last); break; \
+        case 1: tile(RM(1), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, epi, D, ldd, last); break; \
+        case 2: tile(RM(2), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, epi, D, ldd, last); break; \
+        case 3: tile(RM(3), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, epi, D, ldd, last); break; \
+        case 4: tile(RM(4), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, epi, D, ldd, last); break; \
+        case 5: tile(RM(5), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, epi, D, ldd, last); break; \
+        case 6: tile(RM(6), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, epi, D, ldd, last); break; \
+        case 7: tile(RM(7), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, epi, D, ldd, last); break; \
+        case 8: tile(RM(8), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, epi, D, ldd, last); break; \
+        case 9: tile(RM(9), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, epi, D, ldd, last); break; \
+        case 10: tile(RM(10), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, epi, D, ldd, last); break; \
+        case 11: tile(RM(11), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, epi, D, ldd, last); break; \
+        default: tile(RM(12), NVV, RW, kc, Ap, sa, Bp, C, ldc, alpha, beta, bias, epi, D, ldd, last); break; \
     }
 
 // C(m,n) tile: m in [1,MR], n in [1,NR]; Ap (kc x MR) and Bp (kc x NR) packed, Bp 64-byte aligned.
 void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc, float alpha,
-                   float beta, const float *bias) {
+                   float beta, const float *bias, int epi, float *D, long ldd) {
     int nv = (n + 15) / 16;
     __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - n));
     if (nv >= 2) {
@@ -116,7 +180,7 @@ void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *
 
 // The same with op(A) = A row-major in place (no packing): a(i,k) = A[i*lda + k].
 void tz_ukr_avx512_rows(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc,
-                        float alpha, float beta, const float *bias) {
+                        float alpha, float beta, const float *bias, int epi, float *D, long ldd) {
     int nv = (n + 15) / 16;
     __mmask16 last = (__mmask16)(0xFFFFu >> (16 * nv - n));
     if (nv >= 2) {
@@ -126,54 +190,15 @@ void tz_ukr_avx512_rows(int m, int n, int kc, const float *Ap, long sa, const fl
     }
 }
 
-// GELU on a finished tile (gemm.c's epilogue): C = C Phi(C) and, when D is not NULL, D = gelu'(C)
-// = Phi(C) + C phi(C). The formulas of tz_fnormal (fastmath.h: A&S 7.1.26, one exp for Phi and
-// phi) written with FMAs, 2^n by scalef and 1 / (1 + p a) by rcp14 and one Newton step instead
-// of a division: the vectorised C took ~56 cycles a vector (mlp/transformer d256: the GELU product
-// 37% slower than without its epilogue, d512 24%).
-static inline __m512 exp_neg(__m512 x) { // exp(x), x <= 0: 0 below -87, as tz_fexp
-    __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_LT_OQ);
-    x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)), _MM_FROUND_TO_NEAREST_INT);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145752f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860677e-6f), r);
-    __m512 p = _mm512_set1_ps(0.00138888892f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.00833333377f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.0416666679f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.166666672f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_scalef_ps((__mmask16)~under, p, n);
-}
-
+// GELU on a tile in memory (gemm.c's epilogue_tile, where no kernel ran: a product with K = 0).
 void tz_epi_gelu_avx512(int m, int n, float *C, long ldc, float *D, long ldd) {
-    const __m512 sign = _mm512_set1_ps(-0.0f), one = _mm512_set1_ps(1.0f), half = _mm512_set1_ps(0.5f);
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j += 16) {
             __mmask16 k = n - j >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - j)) - 1);
             float *c = C + i * ldc + j;
-            __m512 x = _mm512_maskz_loadu_ps(k, c);
-            // a = |x| / sqrt 2 (at most 10: erf is 1 in float long before, and inf stays finite)
-            __m512 a = _mm512_min_ps(_mm512_mul_ps(_mm512_andnot_ps(sign, x), _mm512_set1_ps(0.707106781f)),
-                                     _mm512_set1_ps(10.0f));
-            __m512 den = _mm512_fmadd_ps(a, _mm512_set1_ps(0.3275911f), one);
-            __m512 t = _mm512_rcp14_ps(den);
-            t = _mm512_mul_ps(t, _mm512_fnmadd_ps(den, t, _mm512_set1_ps(2.0f)));
-            __m512 e = exp_neg(_mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), a), a));
-            __m512 q = _mm512_set1_ps(1.061405429f);
-            q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-1.453152027f));
-            q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(1.421413741f));
-            q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(-0.284496736f));
-            q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(0.254829592f));
-            __m512 y = _mm512_fnmadd_ps(_mm512_mul_ps(t, q), e, one); // erf(a)
-            y = _mm512_xor_ps(y, _mm512_and_ps(x, sign)); // erf(x / sqrt 2), odd
-            __m512 Phi = _mm512_fmadd_ps(y, half, half);
-            _mm512_mask_storeu_ps(c, k, _mm512_mul_ps(x, Phi));
-            if (D) {
-                __m512 phi = _mm512_mul_ps(e, _mm512_set1_ps(0.398942280f)); // 1 / sqrt(2 pi)
-                _mm512_mask_storeu_ps(D + i * ldd + j, k, _mm512_fmadd_ps(x, phi, Phi));
-            }
+            __m512 d, y = gelu_vec(_mm512_maskz_loadu_ps(k, c), &d);
+            _mm512_mask_storeu_ps(c, k, y);
+            if (D) _mm512_mask_storeu_ps(D + i * ldd + j, k, d);
         }
 }
 
