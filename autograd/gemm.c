@@ -53,7 +53,7 @@ typedef struct {
     int simd; // may use the AVX2 transposing pack
     ukr_fn ukr;
     ukr_fn ukr_rows; // the same reading a row-major op(A) in place (sa = lda), or NULL
-    // GELU's epilogue on a tile (epilogue_tile's, in the kernel's ISA), or NULL: the portable loop
+    // GELU on C in memory (epilogue_tile's, in the kernel's ISA), or NULL: the portable loop
     void (*gelu)(int m, int n, float *C, long ldc, float *D, long ldd);
     int epi_in_kernel; // 1: ukr applies its epilogue (GELU, MUL) before storing, else it ignores it
 } kernel;
@@ -279,8 +279,9 @@ static void pack_b_panel(const kernel *K, int tb, const float *B, long ldb, int 
     else pack_trans(K, n, kc, B + col * ldb + pc, ldb, dst, K->nr);
 }
 
-// The epilogue on a finished m x n tile of C (still in L1), D at the same place in D's rows.
-// (GELU with D NULL: C only, for a forward that records nothing.)
+// The epilogue on a finished m x n block of C, D at the same place in D's rows: after each tile
+// of kernels without epi_in_kernel (while it is in L1), and on all of C when no kernel runs
+// (K = 0 or alpha = 0). (GELU with D NULL: C only, for a forward that records nothing.)
 static void epilogue_tile(const kernel *K, tz_epilogue epi, int m, int n, float *C, long ldc, float *D, long ldd) {
     if (epi == TZ_EPI_GELU && K->gelu) {
         K->gelu(m, n, C, ldc, D, ldd);
@@ -375,10 +376,9 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
                         __builtin_prefetch(d + jr + i * J->ldd, 1, 3);
                         __builtin_prefetch(d + jr + i * J->ldd + n - 1, 1, 3);
                     }
-                    // The epilogue inside the kernel, on the tile in registers before its only
-                    // store, instead of the tile stored, loaded back and stored again: over the
-                    // plain 2048 x 1536 x 384 product, MUL 0.51 -> 0.12 ms and GELU with D 0.92 ->
-                    // 0.70 ms (best of 5 runs each, a throwaway harness, 2 threads).
+                    // The epilogue inside the kernel, before the tile's only store, instead of the
+                    // tile stored, loaded back and stored again (its cost over a plain product 3-4x
+                    // smaller for MUL, ~40% for GELU: commit messages, scale-history.md).
                     const int in_kernel = fin && K->epi_in_kernel;
                     ukr(m, n, kc, a, sa, Bp + (long)jr * kc, c + jr, J->ldc, J->alpha, beta, bias ? bias + jr : NULL,
                         in_kernel ? J->epi : TZ_EPI_NONE, in_kernel && d ? d + jr : NULL, J->ldd);

@@ -13,6 +13,8 @@
 // hide the latency either way (>= 8 needed), and 2 vector loads + 12 broadcasts per 24 FMAs stay
 // inside the load bandwidth. The A micro-panel (12 x KC) sits in L1, B panels stream from L2.
 // (The test machine, with VP2INTERSECT, reaches ~200 GFLOP/s per core: two FMAs per cycle.)
+#include "gemm.h" // tz_epilogue (before the target region: nothing of it is AVX-512 code)
+
 #ifdef __clang__ // clang has no target pragma (the fuzz build): the same through an attribute
 #pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma"))), apply_to = function)
 #else
@@ -20,8 +22,6 @@
 #pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,fma")
 #endif
 #include <immintrin.h>
-
-#include "gemm.h" // tz_epilogue
 
 #define MR 12
 #define NV 2 // vectors of 16 floats per row of the tile
@@ -75,17 +75,17 @@ static inline __m512 gelu_vec(__m512 x, __m512 *d) {
     return _mm512_mul_ps(x, Phi);
 }
 
-// One row of a finished tile through GELU, from registers: C gets gelu, D (if not NULL) gelu'.
-// Out of line, so the kernel's 48 instances share one copy of it.
-static __attribute__((noinline)) void gelu_row(int nv, __m512 x0, __m512 x1, __mmask16 last, float *c, float *d) {
-    __m512 d0, d1, y0 = gelu_vec(x0, &d0);
-    __mmask16 k0 = nv == 1 ? last : (__mmask16)0xFFFF;
-    _mm512_mask_storeu_ps(c, k0, y0);
-    if (d) _mm512_mask_storeu_ps(d, k0, d0);
-    if (nv == 1) return;
-    __m512 y1 = gelu_vec(x1, &d1);
-    _mm512_mask_storeu_ps(c + 16, last, y1);
-    if (d) _mm512_mask_storeu_ps(d + 16, last, d1);
+// GELU on a finished tile the kernel left in buf (rows NR apart): C gets gelu, D (unless NULL)
+// gelu'. Out of line, called once the accumulators are dead, so they are never saved across it.
+static __attribute__((noinline)) void gelu_tile(int m, int nv, __mmask16 last, const float *buf, float *C, long ldc,
+                                                float *D, long ldd) {
+    for (int i = 0; i < m; i++)
+        for (int v = 0; v < nv; v++) {
+            __mmask16 k = v == nv - 1 ? last : (__mmask16)0xFFFF;
+            __m512 d, y = gelu_vec(_mm512_load_ps(buf + i * NR + 16 * v), &d);
+            _mm512_mask_storeu_ps(C + i * ldc + 16 * v, k, y);
+            if (D) _mm512_mask_storeu_ps(D + i * ldd + 16 * v, k, d);
+        }
 }
 
 // One (m, nv) instance: m rows, nv vectors per row, the last vector masked by `last`.
@@ -129,10 +129,11 @@ static inline __attribute__((always_inline)) void tile(const int m, const int nv
     for (int v = 0; v < nv; v++)
         bv[v] =
             bias ? _mm512_maskz_loadu_ps(v == nv - 1 ? last : (__mmask16)0xFFFF, bias + 16 * v) : _mm512_setzero_ps();
+    // GELU: the finished tile goes to buf, not C (C is written once, by gelu_tile, from L1).
+    float buf[MR * NR] __attribute__((aligned(64)));
 #pragma GCC unroll 16
     for (int i = 0; i < m; i++) {
         float *c = C + i * ldc;
-        __m512 out[NV];
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++) {
             __mmask16 k = v == nv - 1 ? last : (__mmask16)0xFFFF;
@@ -141,11 +142,11 @@ static inline __attribute__((always_inline)) void tile(const int m, const int nv
             if (beta != 0.0f) r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, c + 16 * v), vb, r);
             if (bias) r = _mm512_add_ps(r, bv[v]);
             if (epi == TZ_EPI_MUL) r = _mm512_mul_ps(r, _mm512_maskz_loadu_ps(k, D + i * ldd + 16 * v));
-            out[v] = r;
-            if (epi != TZ_EPI_GELU) _mm512_mask_storeu_ps(c + 16 * v, k, r);
+            if (epi == TZ_EPI_GELU) _mm512_store_ps(buf + i * NR + 16 * v, r);
+            else _mm512_mask_storeu_ps(c + 16 * v, k, r);
         }
-        if (epi == TZ_EPI_GELU) gelu_row(nv, out[0], out[nv - 1], last, c, D ? D + i * ldd : NULL);
     }
+    if (epi == TZ_EPI_GELU) gelu_tile(m, nv, last, buf, C, ldc, D, ldd);
 }
 
 // Rows beyond MR cannot happen; the MIN keeps the dead cases of the switch in bounds.

@@ -250,16 +250,52 @@ static void check_epilogue(int ta, int tb, int M, int N, int K, float beta, int 
 
 ParameterizedTestParameters(gemm, epilogue) { return cr_make_param_array(kparam, kparams, 6); }
 
-// Odd sizes, several K blocks (the epilogue must run once, after the last), threaded splits.
+// Odd sizes, several K blocks (the epilogue must run once, after the last), threaded splits
+// along N and (200 x 40) along M, a row of two vectors with the second partial (50), and rows of A
+// 1024 floats apart (K 1022 + 2 of padding: A's rows copied before the kernel reads them).
 ParameterizedTest(kparam *p, gemm, epilogue) {
     setup(p->kernel, p->threads);
-    static const int shapes[][3] = {{1, 1, 1}, {7, 45, 13}, {13, 33, 600}, {40, 130, 385}};
+    static const int shapes[][3] = {{1, 1, 1},    {7, 45, 13},   {13, 33, 600},  {40, 130, 385},
+                                    {50, 50, 70}, {200, 40, 64}, {24, 160, 1022}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int t = 0; t < 4; t++) {
             int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
             check_epilogue(t & 1, t >> 1, M, N, K, t == 1 ? 1.0f : 0.0f, t != 2, TZ_EPI_GELU, 1);
-            check_epilogue(t & 1, t >> 1, M, N, K, 0.0f, t == 0, TZ_EPI_GELU, 0);
-            check_epilogue(t & 1, t >> 1, M, N, K, t == 3 ? 1.0f : 0.0f, 0, TZ_EPI_MUL, 1);
+            check_epilogue(t & 1, t >> 1, M, N, K, t == 0 ? 1.0f : 0.0f, t == 0, TZ_EPI_GELU, 0);
+            check_epilogue(t & 1, t >> 1, M, N, K, t >= 2 ? 1.0f : 0.0f, t == 1 || t == 2, TZ_EPI_MUL, 1);
+        }
+}
+
+ParameterizedTestParameters(gemm, epilogue_same_bits) { return cr_make_param_array(kparam, kparams, 6); }
+
+// The epilogue inside the kernel gives the bits of the product stored first and the epilogue run
+// on it after (a product with K = 0: beta 1 keeps C, then the epilogue), for every kernel.
+ParameterizedTest(kparam *p, gemm, epilogue_same_bits) {
+    setup(p->kernel, p->threads);
+    static const int shapes[][3] = {{7, 45, 13}, {13, 33, 600}, {50, 50, 70}, {200, 40, 64}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int e = 0; e < 3; e++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = (int)s & 1;
+            tz_epilogue epi = e == 2 ? TZ_EPI_MUL : TZ_EPI_GELU;
+            float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N),
+                  *bv = malloc(sizeof(float) * N);
+            float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+            float *D1 = malloc(sizeof(float) * M * N), *D2 = malloc(sizeof(float) * M * N);
+            for (long i = 0; i < (long)M * K; i++) A[i] = frand();
+            for (long i = 0; i < (long)K * N; i++) B[i] = frand();
+            for (int j = 0; j < N; j++) bv[j] = frand();
+            for (long i = 0; i < (long)M * N; i++) C1[i] = C2[i] = frand(), D1[i] = D2[i] = frand();
+            float alpha = 3.0f / sqrtf((float)K), *d1 = e == 1 ? NULL : D1, *d2 = e == 1 ? NULL : D2;
+            tz_sgemm_epi(ta, 0, M, N, K, alpha, A, ta ? M : K, B, N, 0.5f, C1, N, bv, epi, d1, N);
+            tz_sgemm_bias(ta, 0, M, N, K, alpha, A, ta ? M : K, B, N, 0.5f, C2, N, bv);
+            tz_sgemm_epi(0, 0, M, N, 0, 1.0f, A, 1, B, N, 1.0f, C2, N, NULL, epi, d2, N);
+            for (long i = 0; i < (long)M * N; i++) {
+                cr_assert(C1[i] == C2[i], "%s epi %d (%d,%d,%d): C[%ld] %.9g, stored then epilogue %.9g",
+                          tz_gemm_kernel_name(), epi, M, N, K, i, C1[i], C2[i]);
+                cr_assert(D1[i] == D2[i], "%s epi %d: D[%ld] %.9g against %.9g", tz_gemm_kernel_name(), epi, i, D1[i],
+                          D2[i]);
+            }
+            free(A), free(B), free(bv), free(C1), free(C2), free(D1), free(D2);
         }
 }
 
