@@ -95,11 +95,19 @@ static void ukr_portable(int m, int n, int kc, const float *Ap, long sa, const f
 // One core, the 12 transformer-at-scale products, in-process A/B by thread CPU time: +2-3%
 // geomean, none slower beyond the noise. The 18 KiB A panel and a 48 KiB B micro-panel no
 // longer both fit a 48 KiB L1; A's broadcasts partly come from L2, which measured no slower.
-static const kernel k_portable = {"portable", PMR, PNR, 256, 512, 0, ukr_portable, NULL, NULL, 0};
+static const kernel k_portable = {.name = "portable", .mr = PMR, .nr = PNR, .kc = 256, .nc = 512, .ukr = ukr_portable};
 #ifdef TZ_X86
-static const kernel k_avx2 = {"avx2", 6, 16, 256, 512, 1, tz_ukr_avx2, NULL, NULL, 0};
-static const kernel k_avx512 = {"avx512",           12, 32, 384, 512, 1, tz_ukr_avx512, tz_ukr_avx512_rows,
-                                tz_epi_gelu_avx512, 1};
+static const kernel k_avx2 = {.name = "avx2", .mr = 6, .nr = 16, .kc = 256, .nc = 512, .simd = 1, .ukr = tz_ukr_avx2};
+static const kernel k_avx512 = {.name = "avx512",
+                                .mr = 12,
+                                .nr = 32,
+                                .kc = 384,
+                                .nc = 512,
+                                .simd = 1,
+                                .ukr = tz_ukr_avx512,
+                                .ukr_rows = tz_ukr_avx512_rows,
+                                .gelu = tz_epi_gelu_avx512,
+                                .epi_in_kernel = 1};
 #endif
 
 // ---- settings: kernel and thread count ----------------------------------------------------
