@@ -330,6 +330,63 @@ static int rows_alias(long lda) { return lda % 1024 == 0; }
 // two forms alternating, 2 threads).
 #define ROWS_SKEW 16
 
+// B(pc:+kc, col:+nc) as the nc/NR panels of kc x NR the kernels read: packed into Bp, or found
+// in a B packed already (tz_sgemm_pack_b).
+static const float *b_block(const job *J, float *Bp, long col, int nc, int pc, int kc) {
+    const int NR = J->K->nr;
+    if (J->Bpre) return J->Bpre + (long)pc * J->Npad + col * kc;
+    for (int jr = 0; jr < nc; jr += NR)
+        pack_b_panel(J->K, J->tb, J->B, J->ldb, pc, kc, col + jr, nc - jr < NR ? nc - jr : NR, Bp + (long)jr * kc);
+    return Bp;
+}
+
+// Rows row:+m of C(:, col:+nc) (m <= MR) against the B block Bp of depth pc:+kc, single-threaded.
+// Ap: this thread's buffer for an A panel (MR x (kc + ROWS_SKEW)).
+static void gemm_panel(const job *J, const float *Bp, long col, int nc, int pc, int kc, long row, int m, float *Ap) {
+    const kernel *K = J->K;
+    const int MR = K->mr, NR = K->nr;
+    // The first K block applies beta and the bias; later ones accumulate into what it wrote.
+    float beta = pc == 0 ? J->beta : 1.0f;
+    const float *bias = pc == 0 && J->bias ? J->bias + col : NULL;
+    // op(A) = A^T has the kernel's layout already (k-major rows of M): the SIMD kernels
+    // broadcast from it in place, reading only their m rows. A row-major A is read in place too
+    // by kernels that can (AVX-512: 3-5% on the transformer, 10% on attention's small products,
+    // measured against packing it).
+    const float *a = Ap;
+    long sa = MR;
+    ukr_fn ukr = K->ukr;
+    if (!J->ta && K->ukr_rows && (!rows_alias(J->lda) || nc < 4 * NR))
+        a = J->A + row * J->lda + pc, sa = J->lda, ukr = K->ukr_rows;
+    else if (!J->ta && K->ukr_rows) {
+        for (int i = 0; i < m; i++)
+            memcpy(Ap + (long)i * (kc + ROWS_SKEW), J->A + (row + i) * J->lda + pc, sizeof(float) * kc);
+        a = Ap, sa = kc + ROWS_SKEW, ukr = K->ukr_rows;
+    } else if (!J->ta) pack_trans(K, m, kc, J->A + row * J->lda + pc, J->lda, Ap, MR);
+    else if (K->simd) a = J->A + (long)pc * J->lda + row, sa = J->lda;
+    else pack_copy(m, kc, J->A + (long)pc * J->lda + row, J->lda, Ap, MR);
+    float *c = J->C + row * J->ldc + col;
+    // The last K block finishes the tiles: the epilogue runs on each while it is in cache.
+    const int fin = J->epi && pc + kc == J->Kd;
+    float *d = fin && J->D ? J->D + row * J->ldd + col : NULL;
+    for (int jr = 0; jr < nc; jr += NR) {
+        int n = nc - jr < NR ? nc - jr : NR;
+        // The epilogue's D tile (GELU writes it, MUL reads it; it went out to memory since the
+        // forward) is asked for while the kernel computes: the d512 Transformer's step
+        // 0.35-0.86% faster, four in-process A/B runs.
+        for (int i = 0; d && i < m; i++) {
+            __builtin_prefetch(d + jr + i * J->ldd, 1, 3);
+            __builtin_prefetch(d + jr + i * J->ldd + n - 1, 1, 3);
+        }
+        // The epilogue inside the kernel, before the tile's only store, instead of the tile
+        // stored, loaded back and stored again (its cost over a plain product 3-4x smaller for
+        // MUL, ~40% for GELU: commit messages, scale-history.md).
+        const int in_kernel = fin && K->epi_in_kernel;
+        ukr(m, n, kc, a, sa, Bp + (long)jr * kc, c + jr, J->ldc, J->alpha, beta, bias ? bias + jr : NULL,
+            in_kernel ? J->epi : TZ_EPI_NONE, in_kernel && d ? d + jr : NULL, J->ldd);
+        if (fin && !in_kernel) epilogue_tile(K, J->epi, m, n, c + jr, J->ldc, d ? d + jr : NULL, J->ldd);
+    }
+}
+
 // C(i0:i1, j0:j1) of job J, single-threaded.
 static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
     const kernel *K = J->K;
@@ -344,55 +401,9 @@ static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
         int nc = N - jc < ncb ? N - jc : ncb;
         for (int pc = 0; pc < KD; pc += kcb) {
             int kc = KD - pc < kcb ? KD - pc : kcb;
-            // Pack B(pc:+kc, j0+jc:+nc) as nc/NR panels of kc x NR (packed already: find them).
-            if (J->Bpre) Bp = (float *)J->Bpre + (long)pc * J->Npad + (long)(j0 + jc) * kc;
-            for (int jr = 0; !J->Bpre && jr < nc; jr += NR)
-                pack_b_panel(K, J->tb, J->B, J->ldb, pc, kc, j0 + jc + jr, nc - jr < NR ? nc - jr : NR,
-                             Bp + (long)jr * kc);
-            // The first K block applies beta and the bias; later ones accumulate into what it wrote.
-            float beta = pc == 0 ? J->beta : 1.0f;
-            const float *bias = pc == 0 && J->bias ? J->bias + j0 + jc : NULL;
-            for (int ir = 0; ir < M; ir += MR) {
-                int m = M - ir < MR ? M - ir : MR;
-                long row = i0 + ir;
-                // op(A) = A^T has the kernel's layout already (k-major rows of M): the SIMD
-                // kernels broadcast from it in place, reading only their m rows. A row-major A
-                // is read in place too by kernels that can (AVX-512: 3-5% on the transformer,
-                // 10% on attention's small products, measured against packing it).
-                const float *a = Ap;
-                long sa = MR;
-                ukr_fn ukr = K->ukr;
-                if (!J->ta && K->ukr_rows && (!rows_alias(J->lda) || nc < 4 * NR))
-                    a = J->A + row * J->lda + pc, sa = J->lda, ukr = K->ukr_rows;
-                else if (!J->ta && K->ukr_rows) {
-                    for (int i = 0; i < m; i++)
-                        memcpy(Ap + (long)i * (kc + ROWS_SKEW), J->A + (row + i) * J->lda + pc, sizeof(float) * kc);
-                    a = Ap, sa = kc + ROWS_SKEW, ukr = K->ukr_rows;
-                } else if (!J->ta) pack_trans(K, m, kc, J->A + row * J->lda + pc, J->lda, Ap, MR);
-                else if (K->simd) a = J->A + (long)pc * J->lda + row, sa = J->lda;
-                else pack_copy(m, kc, J->A + (long)pc * J->lda + row, J->lda, Ap, MR);
-                float *c = J->C + row * J->ldc + j0 + jc;
-                // The last K block finishes the tiles: the epilogue runs on each while it is in cache.
-                const int fin = J->epi && pc + kc == KD;
-                float *d = fin && J->D ? J->D + row * J->ldd + j0 + jc : NULL;
-                for (int jr = 0; jr < nc; jr += NR) {
-                    int n = nc - jr < NR ? nc - jr : NR;
-                    // The epilogue's D tile (GELU writes it, MUL reads it; it went out to memory
-                    // since the forward) is asked for while the kernel computes: the d512
-                    // Transformer's step 0.35-0.86% faster, four in-process A/B runs.
-                    for (int i = 0; d && i < m; i++) {
-                        __builtin_prefetch(d + jr + i * J->ldd, 1, 3);
-                        __builtin_prefetch(d + jr + i * J->ldd + n - 1, 1, 3);
-                    }
-                    // The epilogue inside the kernel, before the tile's only store, instead of the
-                    // tile stored, loaded back and stored again (its cost over a plain product 3-4x
-                    // smaller for MUL, ~40% for GELU: commit messages, scale-history.md).
-                    const int in_kernel = fin && K->epi_in_kernel;
-                    ukr(m, n, kc, a, sa, Bp + (long)jr * kc, c + jr, J->ldc, J->alpha, beta, bias ? bias + jr : NULL,
-                        in_kernel ? J->epi : TZ_EPI_NONE, in_kernel && d ? d + jr : NULL, J->ldd);
-                    if (fin && !in_kernel) epilogue_tile(K, J->epi, m, n, c + jr, J->ldc, d ? d + jr : NULL, J->ldd);
-                }
-            }
+            const float *Bb = b_block(J, Bp, j0 + jc, nc, pc, kc);
+            for (int ir = 0; ir < M; ir += MR)
+                gemm_panel(J, Bb, j0 + jc, nc, pc, kc, i0 + ir, M - ir < MR ? M - ir : MR, Ap);
         }
     }
 }
