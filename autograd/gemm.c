@@ -13,8 +13,9 @@
 //           micro-kernel: C(ir:+MR, jc+jr:+NR) (=|+=) alpha * Ap * Bp(jr)
 // Edges are not padded with wasted work: the kernels have an instance for every row count
 // m <= MR and mask the last vector of a row, so only the SIMD lanes past N are wasted.
-// Threads: C is cut into one rectangle per thread along M or N (whichever wastes less), so each
-// C element is computed by exactly one thread, in the same order as single-threaded.
+// Threads: C is cut into one rectangle per thread along M or N (whichever wastes less); a thread
+// done first takes over the bottom rows of another's (take_rows). Each C element is computed by
+// exactly one thread, in the same order as single-threaded.
 // A product of few rows against a large B runs transposed, C^T = op(B)^T op(A)^T, so the large
 // operand is read in place instead of packed (use_transposed; TZ_GEMM_FORM forces a form).
 #include "gemm.h"
@@ -255,6 +256,7 @@ typedef struct {
     long Npad; // N rounded up to the kernel's NR: the row length of a packed K block
     long lda, ldb, ldc;
     int split_m; // 1: threads split M, 0: split N
+    struct rect_share *share; // the threads' rectangles (gemm_task)
     tz_epilogue epi; // applied to each C tile by the last K block (TZ_EPI_NONE: nothing)
     float *D; // the epilogue's second matrix (M,N), row stride ldd
     long ldd;
@@ -387,7 +389,7 @@ static void gemm_panel(const job *J, const float *Bp, long col, int nc, int pc, 
     }
 }
 
-// C(i0:i1, j0:j1) of job J, single-threaded.
+// C(i0:i1, j0:j1) of job J, single-threaded (a product on one thread).
 static void gemm_rect(const job *J, int i0, int i1, int j0, int j1) {
     const kernel *K = J->K;
     const int MR = K->mr, NR = K->nr, M = i1 - i0, N = j1 - j0, KD = J->Kd;
@@ -422,18 +424,123 @@ static int threads_for(double work, int units) {
     return T < units ? T : units;
 }
 
-// Task t of T: its slice of M or N, cut on MR / 16-column boundaries (NR with a packed B, so
-// each slice starts on a panel).
+// ---- threads' rectangles, with the rest of a slow thread's rows taken by the others ----------
+// Each thread starts on its rectangle of C (a slice of M, all of N; or all of M, a slice of N),
+// working through its (jc, pc) blocks in order: B block, then the row panels against it. A
+// thread done with its own takes the bottom rows of the rectangle with the most work left, for
+// the victim's current block and all later ones (the victim stops at the new last row from then
+// on): every element is still computed by one thread, in the same K order, so the bits do not
+// depend on who does it. The two cores of this VM often run a product's halves at different
+// speeds (the faster by up to 7 ms of 12, either one: a trace of the pool's calls,
+// scale-history.md), which a fixed split waits out.
+typedef struct {
+    int lo, end; // rows [lo, end); end comes down when another thread takes the bottom rows
+    int c0, c1; // columns [c0, c1), in blocks of ncb
+    int ncb, phases; // blocks: (c1 - c0) / ncb of N times nk of K
+    int phase; // the (jc, pc) block being worked, jc-major; == phases: done
+    int next; // the first row of that block not started
+} rect_work;
+
+struct rect_share {
+    atomic_flag lock; // guards r[]: held for a few loads and stores per row panel
+    int nk, kcb; // K blocks
+    rect_work r[64];
+};
+
+static rect_work rect_of(const job *J, const struct rect_share *S, int i0, int i1, int j0, int j1) {
+    int ncb = j1 > j0 ? even_block(j1 - j0, J->K->nc, J->K->nr) : 1;
+    return (rect_work){.lo = i0,
+                       .end = i1,
+                       .c0 = j0,
+                       .c1 = j1,
+                       .ncb = ncb,
+                       .phases = (j1 - j0 + ncb - 1) / ncb * S->nk,
+                       .phase = 0,
+                       .next = i0};
+}
+
+static atomic_long g_rows_taken; // times a thread took another's rows (tz_gemm_rows_taken)
+long tz_gemm_rows_taken(void) { return atomic_load(&g_rows_taken); }
+
+static void share_lock(struct rect_share *S) {
+    while (atomic_flag_test_and_set_explicit(&S->lock, memory_order_acquire)) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+}
+static void share_unlock(struct rect_share *S) { atomic_flag_clear_explicit(&S->lock, memory_order_release); }
+
+// Works rectangle `me` to its end: every remaining block, each row panel claimed under the lock.
+static void run_rect(const job *J, int me) {
+    struct rect_share *S = J->share;
+    rect_work *r = &S->r[me];
+    const int MR = J->K->mr, M = J->M;
+    buffers *bf = &tls_buf;
+    float *Ap = grow(&bf->a, &bf->acap, (size_t)(S->kcb + ROWS_SKEW) * MR);
+    float *Bp = J->Bpre ? NULL : grow(&bf->b, &bf->bcap, (size_t)S->kcb * r->ncb);
+    for (;;) {
+        share_lock(S);
+        int ph = r->phase, todo = ph < r->phases && r->next < r->end;
+        if (!todo) r->phase = r->phases;
+        share_unlock(S);
+        if (!todo) return;
+        int col = r->c0 + ph / S->nk * r->ncb, pc = ph % S->nk * S->kcb;
+        int nc = r->c1 - col < r->ncb ? r->c1 - col : r->ncb, kc = J->Kd - pc < S->kcb ? J->Kd - pc : S->kcb;
+        const float *Bb = b_block(J, Bp, col, nc, pc, kc);
+        for (;;) {
+            share_lock(S);
+            int row = r->next;
+            if (row >= r->end) r->phase = ph + 1, r->next = r->lo;
+            else r->next = row + MR;
+            share_unlock(S);
+            if (row >= r->end) break;
+            gemm_panel(J, Bb, col, nc, pc, kc, row, M - row < MR ? M - row : MR, Ap);
+        }
+    }
+}
+
+// Takes for `me` the bottom rows of the rectangle with the most work left, split so both have
+// about as much (rows of the current block plus rows x later blocks); 0 when none is worth its
+// B blocks packed again (two row panels a block at least).
+static int take_rows(const job *J, int me, int T) {
+    struct rect_share *S = J->share;
+    const int MR = J->K->mr;
+    int took = 0;
+    share_lock(S);
+    int v = -1;
+    double most = 0;
+    for (int t = 0; t < T; t++) {
+        rect_work *q = &S->r[t];
+        if (t == me || q->phase >= q->phases) continue;
+        long later = q->phases - q->phase - 1;
+        double work = ((q->end - q->next) + (double)(q->end - q->lo) * later) * (q->c1 - q->c0) / q->phases;
+        if (work > most) most = work, v = t;
+    }
+    if (v >= 0) {
+        rect_work *q = &S->r[v];
+        long L = q->phases - q->phase - 1;
+        // (end - x)(L + 1) = (x - next) + (x - lo) L, x rounded up to a row panel
+        long x = ((long)q->end * (L + 1) + q->next + (long)q->lo * L) / (2 * (L + 1));
+        x = (x + MR - 1) / MR * MR;
+        if (x < q->next) x = q->next;
+        if (q->end - x >= 2 * MR) {
+            S->r[me] = *q;
+            S->r[me].lo = S->r[me].next = (int)x;
+            q->end = (int)x;
+            took = 1;
+            atomic_fetch_add_explicit(&g_rows_taken, 1, memory_order_relaxed);
+        }
+    }
+    share_unlock(S);
+    return took;
+}
+
+// Task t of T: its own rectangle, then others' rows while any are worth taking.
 static void gemm_task(void *arg, int t, int T) {
     const job *J = arg;
-    int lo, hi;
-    if (J->split_m) {
-        slice(J->M, J->K->mr, t, T, &lo, &hi);
-        gemm_rect(J, lo, hi, 0, J->N);
-    } else {
-        slice(J->N, J->Bpre ? J->K->nr : 16, t, T, &lo, &hi);
-        gemm_rect(J, 0, J->M, lo, hi);
-    }
+    run_rect(J, t);
+    while (take_rows(J, t, T)) run_rect(J, t);
 }
 
 // Estimated cost (in cycles of one core, roughly) of the busiest thread for a split.
@@ -469,6 +576,15 @@ static void run_job(job *J) {
         return;
     }
     J->split_m = split_cost(J, 1, T) <= split_cost(J, 0, T);
+    // Rectangles cut on MR rows or 16 columns (NR with a packed B, so each starts on a panel).
+    struct rect_share S = {.lock = ATOMIC_FLAG_INIT, .kcb = k_block(J->K, J->Kd)};
+    S.nk = (J->Kd + S.kcb - 1) / S.kcb;
+    for (int t = 0; t < T; t++) {
+        int lo, hi;
+        if (J->split_m) slice(M, J->K->mr, t, T, &lo, &hi), S.r[t] = rect_of(J, &S, lo, hi, 0, N);
+        else slice(N, J->Bpre ? J->K->nr : 16, t, T, &lo, &hi), S.r[t] = rect_of(J, &S, 0, M, lo, hi);
+    }
+    J->share = &S;
     tz_pool_run(T, gemm_task, J);
 }
 

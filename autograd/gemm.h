@@ -65,6 +65,10 @@ void tz_dgemm_packed(int ta, int M, int N, int K, double alpha, const double *A,
 #define tz_gemm_packed tz_sgemm_packed
 #endif
 
+// How many times, since the program started, a thread of tz_sgemm that was done with its own
+// rectangle of C took over rows of another's (tests).
+long tz_gemm_rows_taken(void);
+
 // Threads used by tz_sgemm (default: the number of online CPUs). n <= 0 restores the default.
 void tz_set_threads(int n);
 int tz_get_threads(void);

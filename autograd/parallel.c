@@ -1,6 +1,7 @@
 // parallel.c: see parallel.h.
 #include "parallel.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 #include "gemm.h"
@@ -11,15 +12,55 @@
 #define MIN_WORK 32768L
 
 typedef struct {
-    long n;
+    long next, end; // items [next, end) of a task not yet started
+} span;
+
+typedef struct {
+    long chunk; // items a task starts at once
     void (*fn)(void *arg, long lo, long hi);
     void *arg;
+    int T;
+    atomic_flag lock; // guards s[]: held for a few loads and stores per chunk
+    span s[64];
 } chunked;
 
+static void lock(chunked *c) {
+    while (atomic_flag_test_and_set_explicit(&c->lock, memory_order_acquire)) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+}
+static void unlock(chunked *c) { atomic_flag_clear_explicit(&c->lock, memory_order_release); }
+
+// Each task works through its own contiguous part in chunks from the front; one that is done
+// takes the back half of what is left of the part with the most left. Items keep their core
+// while the cores run alike (what one op left in a core's cache, the next finds there), and a
+// core the VM slows for a while does less instead of holding the other up (fixed parts: the
+// d512 Transformer's step 1-4% slower, with gemm's row taking, in-process A/B).
 static void run_chunk(void *arg, int task, int ntasks) {
-    const chunked *c = arg;
-    long lo = c->n * task / ntasks, hi = c->n * (task + 1) / ntasks;
-    if (lo < hi) c->fn(c->arg, lo, hi);
+    chunked *c = arg;
+    (void)ntasks;
+    span *me = &c->s[task];
+    for (;;) {
+        lock(c);
+        long lo = me->next, hi = me->end - lo > c->chunk ? lo + c->chunk : me->end;
+        me->next = hi;
+        if (lo >= hi) { // nothing left here: take from the part with the most left
+            span *v = NULL;
+            for (int t = 0; t < c->T; t++)
+                if (c->s[t].end - c->s[t].next > (v ? v->end - v->next : 1)) v = &c->s[t];
+            if (v) {
+                long x = v->next + (v->end - v->next + 1) / 2;
+                me->next = x, me->end = v->end, v->end = x;
+                lo = x, hi = me->end - x > c->chunk ? x + c->chunk : me->end;
+                me->next = hi;
+            }
+        }
+        unlock(c);
+        if (lo >= hi) return;
+        c->fn(c->arg, lo, hi);
+    }
 }
 
 void tz_parallel_for(long n, long cost, void (*fn)(void *arg, long lo, long hi), void *arg) {
@@ -29,8 +70,33 @@ void tz_parallel_for(long n, long cost, void (*fn)(void *arg, long lo, long hi),
         if (n > 0) fn(arg, 0, n);
         return;
     }
-    chunked c = {n, fn, arg};
+    // Parts in 4 chunks each: enough to even out the ends, few enough to keep each chunk long.
+    chunked c = {.chunk = (n + 4L * T - 1) / (4L * T), .fn = fn, .arg = arg, .T = T, .lock = ATOMIC_FLAG_INIT};
+    for (int t = 0; t < T; t++) c.s[t] = (span){n * t / T, n * (t + 1) / T};
     tz_pool_run(T, run_chunk, &c);
+}
+
+typedef struct {
+    long n;
+    void (*fn)(void *arg, long lo, long hi);
+    void *arg;
+} split;
+
+static void run_part(void *arg, int task, int ntasks) {
+    const split *c = arg;
+    long lo = c->n * task / ntasks, hi = c->n * (task + 1) / ntasks;
+    if (lo < hi) c->fn(c->arg, lo, hi);
+}
+
+void tz_parallel_split(long n, long cost, void (*fn)(void *arg, long lo, long hi), void *arg) {
+    int T = tz_get_threads();
+    if (T > n) T = (int)n;
+    if (T <= 1 || n * cost < MIN_WORK) {
+        if (n > 0) fn(arg, 0, n);
+        return;
+    }
+    split c = {n, fn, arg};
+    tz_pool_run(T, run_part, &c);
 }
 
 static void zero_range(void *arg, long lo, long hi) { memset((real *)arg + lo, 0, sizeof(real) * (size_t)(hi - lo)); }

@@ -1,6 +1,5 @@
-// parallel.h: elementwise and row-wise ops on both cores. The range is cut into one contiguous
-// chunk per thread; each element is computed by one thread, in the same order as a serial
-// loop, so results do not depend on the thread count.
+// parallel.h: elementwise and row-wise ops on both cores. Each element is computed by one
+// thread, in the same order as a serial loop, so results do not depend on the thread count.
 #ifndef TZ_PARALLEL_H
 #define TZ_PARALLEL_H
 
@@ -8,8 +7,13 @@
 
 // Calls fn(arg, lo, hi) on disjoint chunks covering [0, n): on the thread pool when n * cost
 // (cost: rough work per item, in element-operations) is large enough to pay for waking a
-// second core, else once, inline.
+// second core, else once, inline. Each thread starts on its own part, in a few chunks, and
+// takes from others' parts when done first: items must cost the same however they are grouped.
 void tz_parallel_for(long n, long cost, void (*fn)(void *arg, long lo, long hi), void *arg);
+
+// The same with exactly one contiguous chunk per thread, for fn that does its items together
+// (a recurrent layer's rows: one product of all its rows per time step).
+void tz_parallel_split(long n, long cost, void (*fn)(void *arg, long lo, long hi), void *arg);
 
 // p[0, n) = 0 on both cores (a gradient buffer of megabytes is a visible part of a step).
 void tz_parallel_zero(real *p, long n);

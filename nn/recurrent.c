@@ -53,7 +53,7 @@ void seq_run_rows(int B, void (*fn)(void *arg, int b0, int b1), void *arg) {
     // A row is a whole sequence of steps: always worth a core of its own, hence the large cost.
     // One thread (or one row) runs fn here, so the per-step products may still use the pool.
     rows_job j = {fn, arg};
-    tz_parallel_for(B, 1L << 24, rows_range, &j);
+    tz_parallel_split(B, 1L << 24, rows_range, &j);
 }
 
 void seq_input_proj(tz_graph *g, real *gates, const seq_dims *d, const tz_tensor *x, const tz_tensor *w_ih,

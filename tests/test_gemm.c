@@ -394,6 +394,43 @@ ParameterizedTest(kparam *p, gemm, deterministic) {
     }
 }
 
+// Threads that finish first take rows of others' rectangles (more threads than cores makes
+// it happen on every machine): the bits stay those of one thread, for both ways of splitting
+// C, several K blocks, beta, the bias and the GELU epilogue with its D.
+ParameterizedTestParameters(gemm, rows_taken) { return cr_make_param_array(kparam, dparams, 3); }
+ParameterizedTest(kparam *p, gemm, rows_taken) {
+    if (getenv("TZ_UNDER_VALGRIND")) cr_skip_test("numbers only: block_edges runs the threaded paths under valgrind");
+    setup(p->kernel, 1);
+    const int shapes[2][3] = {{600, 96, 900}, {40, 1200, 900}}; // split along M, along N
+    long taken = tz_gemm_rows_taken();
+    for (int s = 0; s < 2; s++) {
+        const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N), *bias = malloc(sizeof(float) * N);
+        float *C0 = malloc(sizeof(float) * M * N), *C1 = malloc(sizeof(float) * M * N);
+        float *C = malloc(sizeof(float) * M * N), *D1 = malloc(sizeof(float) * M * N),
+              *D = malloc(sizeof(float) * M * N);
+        for (int i = 0; i < M * K; i++) A[i] = frand();
+        for (int i = 0; i < K * N; i++) B[i] = frand();
+        for (int j = 0; j < N; j++) bias[j] = frand();
+        for (int i = 0; i < M * N; i++) C0[i] = frand();
+        tz_set_threads(1);
+        memcpy(C1, C0, sizeof(float) * M * N);
+        tz_sgemm_epi(0, 1, M, N, K, 0.5f, A, K, B, K, 0.25f, C1, N, bias, TZ_EPI_GELU, D1, N);
+        tz_set_threads(6);
+        for (int r = 0; r < 12; r++) {
+            memcpy(C, C0, sizeof(float) * M * N);
+            tz_sgemm_epi(0, 1, M, N, K, 0.5f, A, K, B, K, 0.25f, C, N, bias, TZ_EPI_GELU, D, N);
+            cr_assert(memcmp(C, C1, sizeof(float) * M * N) == 0, "%dx%dx%d: C on 6 threads differs from 1 (call %d)", M,
+                      N, K, r);
+            cr_assert(memcmp(D, D1, sizeof(float) * M * N) == 0, "%dx%dx%d: D on 6 threads differs from 1 (call %d)", M,
+                      N, K, r);
+        }
+        free(A), free(B), free(bias), free(C0), free(C1), free(C), free(D1), free(D);
+    }
+    tz_set_threads(1);
+    cr_assert_gt(tz_gemm_rows_taken(), taken, "24 products on 6 threads, and no thread ever took another's rows");
+}
+
 // tz_dgemm on small integers, where every sum is exact, so results must match exactly.
 Test(gemm, dgemm) {
     for (int t = 0; t < 4; t++) {

@@ -7,6 +7,10 @@
 
 #include "helpers.h"
 #include "nn.h"
+#include "parallel.h"
+
+#include <stdatomic.h>
+#include <time.h>
 
 static tz_graph g;
 static void setup(void) { tz_graph_init(&g, 1 << 16); }
@@ -323,4 +327,44 @@ Test(ops, window_linear_is_linear_on_gathered_rows) {
     free(y1);
     tz_graph_free(&gw);
     tz_params_free(&Ps);
+}
+
+// tz_parallel_for: every item exactly once, whoever does it, when one part is much slower than
+// the others (its thread done last, the others take from it); tz_parallel_split: one call per
+// thread, the contiguous parts n t / T.
+typedef struct {
+    atomic_int seen[600];
+    atomic_int calls;
+    long lo[8], hi[8];
+} par_check;
+static void par_items(void *arg, long lo, long hi) {
+    par_check *c = arg;
+    for (long i = lo; i < hi; i++) {
+        if (i < 100) nanosleep(&(struct timespec){0, 200000}, NULL); // the first part: slow items
+        atomic_fetch_add(&c->seen[i], 1);
+    }
+    atomic_fetch_add(&c->calls, 1);
+}
+static void par_parts(void *arg, long lo, long hi) {
+    par_check *c = arg;
+    int k = atomic_fetch_add(&c->calls, 1);
+    if (k < 8) c->lo[k] = lo, c->hi[k] = hi;
+}
+Test(ops, parallel_for_takes_items) {
+    static par_check c;
+    tz_set_threads(6);
+    tz_parallel_for(600, 1000, par_items, &c);
+    for (int i = 0; i < 600; i++) cr_assert_eq(atomic_load(&c.seen[i]), 1, "item %d done %d times", i, c.seen[i]);
+    cr_assert_gt(atomic_load(&c.calls), 6, "6 parts, and only %d calls: no part was cut in chunks", c.calls);
+    atomic_store(&c.calls, 0);
+    tz_parallel_split(600, 1000, par_parts, &c);
+    cr_assert_eq(atomic_load(&c.calls), 6, "tz_parallel_split: %d calls for 6 threads", c.calls);
+    long covered = 0;
+    for (int k = 0; k < 6; k++) {
+        cr_assert((c.lo[k] * 6) % 600 == 0 && c.hi[k] - c.lo[k] == 100, "part [%ld, %ld) is not one of n t / T",
+                  c.lo[k], c.hi[k]);
+        covered += c.hi[k] - c.lo[k];
+    }
+    cr_assert_eq(covered, 600);
+    tz_set_threads(0);
 }
