@@ -107,15 +107,20 @@ typedef struct {
     const real *m;
     real *out;
     int rows, cols;
+    long ld;
 } col_sums;
 static void col_sums_range(void *arg, long lo, long hi) {
     const col_sums *a = arg;
     const real *restrict m = a->m;
-    const int cols = a->cols;
-    TZ_COLUMN_SUMS(a->out, lo, hi, a->rows, r, j, m[(long)r * cols + j]);
+    const long ld = a->ld;
+    TZ_COLUMN_SUMS(a->out, lo, hi, a->rows, r, j, m[r * ld + j]);
+}
+
+void tz_column_sums_add_ld(real *out, const real *m, int rows, int cols, long ld) {
+    col_sums a = {m, out, rows, cols, ld};
+    tz_parallel_for(cols, rows, col_sums_range, &a);
 }
 
 void tz_column_sums_add(real *out, const real *m, int rows, int cols) {
-    col_sums a = {m, out, rows, cols};
-    tz_parallel_for(cols, rows, col_sums_range, &a);
+    tz_column_sums_add_ld(out, m, rows, cols, cols);
 }

@@ -21,5 +21,7 @@ void tz_parallel_zero(real *p, long n);
 // out[j] += sum over r of m[r * cols + j], j < cols (a bias's gradient): columns split over the
 // cores, each column's rows added in order, so the bits do not depend on the thread count.
 void tz_column_sums_add(real *out, const real *m, int rows, int cols);
+// The same over rows ld apart.
+void tz_column_sums_add_ld(real *out, const real *m, int rows, int cols, long ld);
 
 #endif

@@ -337,10 +337,13 @@ Test(attention, ffn_by_hand) {
 // The epilogue's GELU (AVX-512 where the CPU has it) and tz_gelu (fastmath.h) are each within
 // 2.6e-7 of the exact function but not bit-equal, and the weight gradients sum 21 rows with
 // cancellation: each tensor is compared within 1e-6 of its largest element (seen: <= 2e-7).
-Test(attention, ffn_gelu_fused_equals_unfused) {
-    enum { R = 21, D = 520, F = 40 };
+// d_ff 1024 gives the hidden rows their padded stride (hidden_ld in ffn.c).
+static void ffn_fused_case(int F) {
+    enum { R = 21, D = 520 };
     nn_ffn f;
-    nn_ffn_init(&f, &P, "ffn", NN_FFN_GELU, D, F, 1, (nn_init){0}, &r);
+    char fname[32];
+    snprintf(fname, sizeof fname, "ffn%d", F);
+    nn_ffn_init(&f, &P, fname, NN_FFN_GELU, D, F, 1, (nn_init){0}, &r);
     real *xv = malloc(sizeof(real) * R * D), *gx[2], *seed = malloc(sizeof(real) * R * D), *out[2];
     for (int i = 0; i < R * D; i++) xv[i] = tz_rng_normal(&r), seed[i] = tz_rng_normal(&r);
     tz_tensor *ws[4] = {f.w1.w, f.w1.b, f.w2.w, f.w2.b};
@@ -366,14 +369,18 @@ Test(attention, ffn_gelu_fused_equals_unfused) {
         double big = 0;
         for (int i = 0; i < n[k]; i++) big = fmax(big, fabs(want[k][i]));
         for (int i = 0; i < n[k]; i++)
-            cr_assert_float_eq(got[k][i], want[k][i], 1e-6 * big, "%s[%d]: %.9g, want %.9g (largest %g)", name[k], i,
-                               got[k][i], want[k][i], big);
+            cr_assert_float_eq(got[k][i], want[k][i], 1e-6 * big, "d_ff %d: %s[%d]: %.9g, want %.9g (largest %g)", F,
+                               name[k], i, got[k][i], want[k][i], big);
     }
     for (int pass = 0; pass < 2; pass++) {
         free(gx[pass]), free(out[pass]);
         for (int k = 0; k < 4; k++) free(gw[pass][k]);
     }
     free(xv), free(seed);
+}
+Test(attention, ffn_gelu_fused_equals_unfused) {
+    ffn_fused_case(40);
+    ffn_fused_case(1024);
 }
 
 // ---------------------------------------------------------------------------------------------
