@@ -396,12 +396,13 @@ ParameterizedTest(kparam *p, gemm, deterministic) {
 
 // Threads that finish first take rows of others' rectangles (more threads than cores makes
 // it happen on every machine): the bits stay those of one thread, for both ways of splitting
-// C, several K blocks, beta, the bias and the GELU epilogue with its D.
+// C, several K blocks, beta, the bias and the GELU epilogue with its D. (Products big enough to
+// share: SHARE_WORK in gemm.c.)
 ParameterizedTestParameters(gemm, rows_taken) { return cr_make_param_array(kparam, dparams, 3); }
 ParameterizedTest(kparam *p, gemm, rows_taken) {
     if (getenv("TZ_UNDER_VALGRIND")) cr_skip_test("numbers only: block_edges runs the threaded paths under valgrind");
     setup(p->kernel, 1);
-    const int shapes[2][3] = {{600, 96, 900}, {40, 1200, 900}}; // split along M, along N
+    const int shapes[2][3] = {{800, 112, 900}, {48, 1800, 900}}; // split along M, along N; >= 2^26 multiply-adds
     long taken = tz_gemm_rows_taken();
     for (int s = 0; s < 2; s++) {
         const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];

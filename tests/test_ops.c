@@ -329,21 +329,23 @@ Test(ops, window_linear_is_linear_on_gathered_rows) {
     tz_params_free(&Ps);
 }
 
-// tz_parallel_for: every item exactly once, whoever does it, when one part is much slower than
-// the others (its thread done last, the others take from it); tz_parallel_split: one call per
-// thread, the contiguous parts n t / T.
+// tz_parallel_for: every item exactly once, whoever does it; the first part's items are slow,
+// so the threads done with theirs take some of them (each part is in chunks at this cost, and
+// the first part's owner sleeps). tz_parallel_split: one call per thread, the parts n t / T.
 typedef struct {
-    atomic_int seen[600];
-    atomic_int calls;
+    atomic_int seen[600], by[600];
+    atomic_int calls, threads;
     long lo[8], hi[8];
 } par_check;
+static _Thread_local int par_id; // 1 + this thread's number, 0 until it does an item
 static void par_items(void *arg, long lo, long hi) {
     par_check *c = arg;
+    if (!par_id) par_id = 1 + atomic_fetch_add(&c->threads, 1);
     for (long i = lo; i < hi; i++) {
-        if (i < 100) nanosleep(&(struct timespec){0, 200000}, NULL); // the first part: slow items
+        if (i < 100) nanosleep(&(struct timespec){0, 200000}, NULL);
         atomic_fetch_add(&c->seen[i], 1);
+        atomic_store(&c->by[i], par_id);
     }
-    atomic_fetch_add(&c->calls, 1);
 }
 static void par_parts(void *arg, long lo, long hi) {
     par_check *c = arg;
@@ -353,10 +355,11 @@ static void par_parts(void *arg, long lo, long hi) {
 Test(ops, parallel_for_takes_items) {
     static par_check c;
     tz_set_threads(6);
-    tz_parallel_for(600, 1000, par_items, &c);
+    tz_parallel_for(600, 1L << 20, par_items, &c);
     for (int i = 0; i < 600; i++) cr_assert_eq(atomic_load(&c.seen[i]), 1, "item %d done %d times", i, c.seen[i]);
-    cr_assert_gt(atomic_load(&c.calls), 6, "6 parts, and only %d calls: no part was cut in chunks", c.calls);
-    atomic_store(&c.calls, 0);
+    int others = 0;
+    for (int i = 1; i < 100; i++) others += atomic_load(&c.by[i]) != atomic_load(&c.by[0]);
+    cr_assert_gt(others, 0, "the slow part's 100 items were all done by its own thread: nobody took any");
     tz_parallel_split(600, 1000, par_parts, &c);
     cr_assert_eq(atomic_load(&c.calls), 6, "tz_parallel_split: %d calls for 6 threads", c.calls);
     long covered = 0;
