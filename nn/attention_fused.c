@@ -40,9 +40,13 @@ typedef struct {
 } fused_attn;
 
 // Query rows per tile: fewer rows skip more of the masked triangle (about (1 + rows/T) / 2 of it
-// is computed) but make smaller products that each pack K or V again; 1/8 of T in multiples of
-// 8, at least 16. At T = 256 (the d384 Transformer, --profile) tiles of 16, 32 and 64 rows
-// measured alike, 45 ms of attention a step against 55-59 ms in one tile.
+// is computed) but make smaller products that each pack K or V again: 1/4 of T in multiples of
+// 8, from 16 to 64 rows. Attention alone (B 8, d_model 512, 8 heads, forward + backward, a
+// throwaway harness, tiles alternating, 2026-12-03): T = 128 32 rows 6.1 ms against 16 rows
+// 6.7-6.8; T = 256 64 rows 9.7-10.1 against 32 rows 10.0-10.4 (d384 likewise); T = 512 (B 4)
+// 64 rows 16.9 against 32 rows 18.4 and 96 rows 17.4-17.7. (Once, at d384 and 1/8 of T,
+// tiles of 16, 32 and 64 rows measured alike in the step, 45 ms of attention against 55-59 ms
+// in one tile.)
 // nn_attention_fused_tile forces it (tests) for the nodes the calling thread records: per thread,
 // so a test's setting cannot reach a graph another thread records meanwhile. Packing K^T or V^T
 // once per (batch, head) for all tiles, instead of per tile, measured no faster (d384).
@@ -50,8 +54,8 @@ static _Thread_local int forced_tile;
 void nn_attention_fused_tile(int rows) { forced_tile = rows > 0 ? rows : 0; }
 static int tile_rows(int Tq) {
     if (forced_tile) return forced_tile;
-    int r = (Tq / 8 + 7) / 8 * 8;
-    return r < 16 ? 16 : r;
+    int r = (Tq / 4 + 7) / 8 * 8;
+    return r < 16 ? 16 : r > 64 ? 64 : r;
 }
 
 // Keys query i may see: [0, limit).
