@@ -478,7 +478,10 @@ static void slot_lock(rect_slot *s) {
 }
 static void slot_unlock(rect_slot *s) { atomic_flag_clear_explicit(&s->lock, memory_order_release); }
 
-// Works rectangle `me` to its end: every remaining block, each row panel claimed under its lock.
+// Least multiply-adds a claim of row panels covers.
+#define CLAIM_WORK (1L << 21)
+
+// Works rectangle `me` to its end: every remaining block, its row panels claimed under its lock.
 static void run_rect(const job *J, int me) {
     struct rect_share *S = J->share;
     rect_slot *sl = &S->r[me];
@@ -496,14 +499,20 @@ static void run_rect(const job *J, int me) {
         int col = r->c0 + ph / S->nk * r->ncb, pc = ph % S->nk * S->kcb;
         int nc = r->c1 - col < r->ncb ? r->c1 - col : r->ncb, kc = J->Kd - pc < S->kcb ? J->Kd - pc : S->kcb;
         const float *Bb = b_block(J, Bp, col, nc, pc, kc);
+        // Row panels claimed a few at a time where they are small: the lock's atomic exchange
+        // waits for the panel's C stores to drain (the MLP at scale, panels of 12 x 128 x 384,
+        // ran 1-2% slower claiming one at a time).
+        long per = CLAIM_WORK / ((long)MR * nc * kc);
+        const int step = MR * (per < 1 ? 1 : per > 16 ? 16 : (int)per);
         for (;;) {
             slot_lock(sl);
-            int row = r->next;
-            if (row >= r->end) r->phase = ph + 1, r->next = r->lo;
-            else r->next = row + MR;
+            int row = r->next, end = r->end;
+            if (row >= end) r->phase = ph + 1, r->next = r->lo;
+            else r->next = row + step < end ? row + step : end;
             slot_unlock(sl);
-            if (row >= r->end) break;
-            gemm_panel(J, Bb, col, nc, pc, kc, row, M - row < MR ? M - row : MR, Ap);
+            if (row >= end) break;
+            for (int last = row + step < end ? row + step : end; row < last; row += MR)
+                gemm_panel(J, Bb, col, nc, pc, kc, row, M - row < MR ? M - row : MR, Ap);
         }
     }
 }
