@@ -32,7 +32,7 @@
 // Micro-kernel contract (see gemm_avx512.c): C(m,n) tile = alpha*Ap*Bp + beta*C (beta 0: no
 // read) + bias (a row of n, added to every row; NULL: none), then, for kernels with
 // epi_in_kernel, gemm.h's epilogue epi on the tile before it is stored (D: its (m,n) tile, ldd
-// apart; GELU writes it unless NULL, MUL reads it). Other kernels are always given TZ_EPI_NONE.
+// apart; GELU writes it unless NULL, MUL and ADD read it). Other kernels are always given TZ_EPI_NONE.
 typedef void (*ukr_fn)(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc, float alpha,
                        float beta, const float *bias, int epi, float *D, long ldd);
 #if defined(__x86_64__) || defined(__i386__)
@@ -313,8 +313,10 @@ static void epilogue_tile(const kernel *K, tz_epilogue epi, int m, int n, float 
                 tz_fnormal(v, &Phi, &phi);
                 c[j] = v * Phi;
             }
-        else
+        else if (epi == TZ_EPI_MUL)
             for (int j = 0; j < n; j++) c[j] *= d[j];
+        else
+            for (int j = 0; j < n; j++) c[j] += d[j];
     }
 }
 
@@ -372,7 +374,7 @@ static void gemm_panel(const job *J, const float *Bp, long col, int nc, int pc, 
     float *d = fin && J->D ? J->D + row * J->ldd + col : NULL;
     for (int jr = 0; jr < nc; jr += NR) {
         int n = nc - jr < NR ? nc - jr : NR;
-        // The epilogue's D tile (GELU writes it, MUL reads it; it went out to memory since the
+        // The epilogue's D tile (GELU writes it, MUL and ADD read it; it went out to memory since the
         // forward) is asked for while the kernel computes: the d512 Transformer's step
         // 0.35-0.86% faster, four in-process A/B runs.
         for (int i = 0; d && i < m; i++) {
@@ -647,8 +649,8 @@ static int use_transposed(const kernel *Kr, int tb, int M, int N, int K) {
     return (double)M * N * K >= (double)(1 << 24) && normal > 1.5 * transposed;
 }
 
-// C(i0:i1, :) = Ct^T + beta * C (+ bias), Ct (N,M) dense; 32 x 32 blocks keep both sides' lines
-// in L1.
+// C(i0:i1, :) = Ct^T + beta * C (+ bias) (+ D: TZ_EPI_ADD's residual), Ct (N,M) dense; 32 x 32
+// blocks keep both sides' lines in L1.
 typedef struct {
     int M, N;
     const float *Ct;
@@ -656,6 +658,8 @@ typedef struct {
     float *C;
     long ldc;
     const float *bias;
+    const float *D;
+    long ldd;
 } transpose_job;
 
 static void transpose_rows(const transpose_job *t, int r0, int r1) {
@@ -668,9 +672,11 @@ static void transpose_rows(const transpose_job *t, int r0, int r1) {
             int j1 = j0 + 32 < N ? j0 + 32 : N;
             for (int i = i0; i < i1; i++) {
                 float *c = t->C + (long)i * t->ldc;
+                const float *d = t->D ? t->D + (long)i * t->ldd : NULL;
                 for (int j = j0; j < j1; j++) {
                     float v = Ct[(long)j * M + i] + (bias ? bias[j] : 0.0f);
                     c[j] = beta == 0.0f ? v : v + beta * c[j];
+                    if (d) c[j] += d[j];
                 }
             }
         }
@@ -685,8 +691,9 @@ static void transpose_task(void *arg, int t, int T) {
     transpose_rows(J, lo, hi);
 }
 
-static void transpose_into(int M, int N, const float *Ct, float beta, float *C, long ldc, const float *bias) {
-    transpose_job J = {M, N, Ct, beta, C, ldc, bias};
+static void transpose_into(int M, int N, const float *Ct, float beta, float *C, long ldc, const float *bias,
+                           const float *D, long ldd) {
+    transpose_job J = {M, N, Ct, beta, C, ldc, bias, D, ldd};
     int T = threads_for((double)M * N, (M + 31) / 32);
     if (T <= 1) transpose_rows(&J, 0, M);
     else tz_pool_run(T, transpose_task, &J);
@@ -703,8 +710,8 @@ void tz_sgemm_epi(int ta, int tb, int M, int N, int K, float alpha, const float 
         if (epi) epilogue_tile(g_kernel, epi, M, N, C, ldc, D, ldd);
         return;
     }
-    // (The transposed form finishes C in its copy, not tile by tile: no epilogue there.)
-    if (!epi && use_transposed(g_kernel, tb, M, N, K)) {
+    // (The transposed form finishes C in its copy, not tile by tile: no epilogue there but ADD's.)
+    if ((!epi || epi == TZ_EPI_ADD) && use_transposed(g_kernel, tb, M, N, K)) {
         buffers *bf = &tls_buf; // this thread's: pool workers use their own a and b only
         float *Ct = grow(&bf->ct, &bf->ctcap, (size_t)N * M);
         job J = {.K = g_kernel,
@@ -721,7 +728,7 @@ void tz_sgemm_epi(int ta, int tb, int M, int N, int K, float alpha, const float 
                  .ldb = lda,
                  .ldc = M};
         run_job(&J);
-        transpose_into(M, N, Ct, beta, C, ldc, bias);
+        transpose_into(M, N, Ct, beta, C, ldc, bias, epi == TZ_EPI_ADD ? D : NULL, ldd);
         return;
     }
     job J = {.K = g_kernel,
@@ -839,8 +846,8 @@ void tz_dgemm_epi(int ta, int tb, int M, int N, int K, double alpha, const doubl
     for (int i = 0; epi && i < M; i++) {
         double *c = C + (long)i * ldc, *d = D ? D + (long)i * ldd : NULL;
         for (int j = 0; j < N; j++) {
-            if (epi == TZ_EPI_MUL) {
-                c[j] *= d[j];
+            if (epi == TZ_EPI_MUL || epi == TZ_EPI_ADD) {
+                c[j] = epi == TZ_EPI_MUL ? c[j] * d[j] : c[j] + d[j];
                 continue;
             }
             double v = c[j], Phi = 0.5 * (1 + erf(v * M_SQRT1_2)),

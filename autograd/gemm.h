@@ -26,9 +26,10 @@ void tz_dgemm_bias(int ta, int tb, int M, int N, int K, double alpha, const doub
 // fused layer's activation costs no extra pass over C):
 //   TZ_EPI_GELU: C = gelu(C) and D = gelu'(C) (D written, unless NULL; gelu(x) = x Phi(x), as tz_gelu)
 //   TZ_EPI_MUL:  C = C * D elementwise (D read: a saved derivative, for the backward)
+//   TZ_EPI_ADD:  C = C + D elementwise (D read: a residual, added after the bias)
 // D is (M,N) with row stride ldd; unused (may be NULL) with TZ_EPI_NONE.
 // (The float64 version: libm's erf and exp, as the float64 build's tz_gelu.)
-typedef enum { TZ_EPI_NONE, TZ_EPI_GELU, TZ_EPI_MUL } tz_epilogue;
+typedef enum { TZ_EPI_NONE, TZ_EPI_GELU, TZ_EPI_MUL, TZ_EPI_ADD } tz_epilogue;
 void tz_sgemm_epi(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                   float beta, float *C, int ldc, const float *bias, tz_epilogue epi, float *D, int ldd);
 void tz_dgemm_epi(int ta, int tb, int M, int N, int K, double alpha, const double *A, int lda, const double *B, int ldb,

@@ -3,7 +3,7 @@
 //
 // C tile (m x n, m <= MR, n <= NR) = alpha * Ap * Bp + beta * C (+ bias, a row added to each
 // row of the tile, when not NULL), then gemm.h's epilogue `epi` in registers before the store
-// (GELU: C = gelu, D = gelu' unless D is NULL; MUL: C *= D), with
+// (GELU: C = gelu, D = gelu' unless D is NULL; MUL: C *= D; ADD: C += D), with
 //   Ap k-major: Ap[k*sa + i], i < m   (broadcast, one row of C per element): packed (sa = MR),
 //                                      or op(A) = A^T read in place (sa = lda);
 //   or, tz_ukr_avx512_rows, row-major:  Ap[i*sa + k] (op(A) = A read in place, sa = lda)
@@ -142,6 +142,7 @@ static inline __attribute__((always_inline)) void tile(const int m, const int nv
             if (beta != 0.0f) r = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, c + 16 * v), vb, r);
             if (bias) r = _mm512_add_ps(r, bv[v]);
             if (epi == TZ_EPI_MUL) r = _mm512_mul_ps(r, _mm512_maskz_loadu_ps(k, D + i * ldd + 16 * v));
+            if (epi == TZ_EPI_ADD) r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(k, D + i * ldd + 16 * v));
             if (epi == TZ_EPI_GELU) _mm512_store_ps(buf + i * NR + 16 * v, r);
             else _mm512_mask_storeu_ps(c + 16 * v, k, r);
         }

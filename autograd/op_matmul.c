@@ -111,7 +111,17 @@ static void linear_backward(tz_graph *g, tz_node *n) {
 }
 static const tz_op op_linear = {"linear", linear_backward, TZ_OVERWRITES | TZ_OUT_UNREAD};
 
-tz_tensor *tz_linear(tz_graph *g, tz_tensor *x, tz_tensor *w, tz_tensor *bias) {
+// tz_linear_add: the residual r gets y's gradient as it is.
+static void linear_add_backward(tz_graph *g, tz_node *n) {
+    tz_tensor *r = n->in[3];
+    if (r->grad) tz_parallel_add(r->grad, n->out->grad, r->n, tz_grad_overwrite(r));
+    linear_backward(g, n);
+}
+static const tz_op op_linear_add = {"linear_add", linear_add_backward, TZ_OVERWRITES | TZ_OUT_UNREAD};
+
+// x (..,I), w (O,I), bias (O) or NULL, r (..,O) or NULL: r + x w^T + bias, the residual added in
+// the product's epilogue (no pass over memory of its own; the same bits as tz_add(r, linear)).
+tz_tensor *tz_linear_add(tz_graph *g, tz_tensor *x, tz_tensor *w, tz_tensor *bias, tz_tensor *r) {
     tz_shape_bufs s;
     if (x->ndim < 1 || w->ndim != 2 || tz_cols(x) != w->shape[1])
         tz_fail("linear: input %s does not fit weight %s (want input (..,%d))", tz_shape_str(x, s.a),
@@ -122,10 +132,20 @@ tz_tensor *tz_linear(tz_graph *g, tz_tensor *x, tz_tensor *w, tz_tensor *bias) {
     int shape[TZ_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[x->ndim - 1] = O;
-    tz_tensor *in[3] = {x, w, bias};
-    tz_tensor *y = tz_op_output(g, x->ndim, shape, in, 3);
-    tz_gemm_bias(0, 1, R, O, I, 1, x->data, I, w->data, I, 0, y->data, O, bias ? bias->data : NULL);
-    tz_node *n = tz_op_record(g, &op_linear, y, in, 3);
+    if (r && (r->ndim != x->ndim || memcmp(r->shape, shape, sizeof(int) * (size_t)x->ndim))) {
+        char c[64];
+        tz_fail("linear: residual %s does not fit the output of input %s by weight %s", tz_shape_str(r, s.a),
+                tz_shape_str(x, s.b), tz_shape_str(w, c));
+    }
+    tz_tensor *in[4] = {x, w, bias, r};
+    tz_tensor *y = tz_op_output(g, x->ndim, shape, in, r ? 4 : 3);
+    tz_gemm_epi(0, 1, R, O, I, 1, x->data, I, w->data, I, 0, y->data, O, bias ? bias->data : NULL,
+                r ? TZ_EPI_ADD : TZ_EPI_NONE, r ? r->data : NULL, O);
+    tz_node *n = tz_op_record(g, r ? &op_linear_add : &op_linear, y, in, r ? 4 : 3);
     if (n) n->iarg[0] = R, n->iarg[1] = I, n->iarg[2] = O;
     return y;
+}
+
+tz_tensor *tz_linear(tz_graph *g, tz_tensor *x, tz_tensor *w, tz_tensor *bias) {
+    return tz_linear_add(g, x, w, bias, NULL);
 }

@@ -110,6 +110,25 @@ static void zero_range(void *arg, long lo, long hi) { memset((real *)arg + lo, 0
 void tz_parallel_zero(real *p, long n) { tz_parallel_for(n, 1, zero_range, p); }
 
 typedef struct {
+    real *dst;
+    const real *src;
+    int overwrite;
+} add_args;
+static void add_range(void *arg, long lo, long hi) {
+    const add_args *a = arg;
+    real *restrict d = a->dst;
+    const real *restrict s = a->src;
+    if (a->overwrite) memcpy(d + lo, s + lo, sizeof(real) * (size_t)(hi - lo));
+    else
+        for (long i = lo; i < hi; i++) d[i] += s[i];
+}
+
+void tz_parallel_add(real *dst, const real *src, long n, int overwrite) {
+    add_args a = {dst, src, overwrite};
+    tz_parallel_for(n, 2, add_range, &a);
+}
+
+typedef struct {
     const real *m;
     real *out;
     int rows, cols;

@@ -18,6 +18,9 @@ void tz_parallel_split(long n, long cost, void (*fn)(void *arg, long lo, long hi
 // p[0, n) = 0 on both cores (a gradient buffer of megabytes is a visible part of a step).
 void tz_parallel_zero(real *p, long n);
 
+// dst[0, n) = src (overwrite) or += src, on both cores (a residual's gradient).
+void tz_parallel_add(real *dst, const real *src, long n, int overwrite);
+
 // out[j] += sum over r of m[r * cols + j], j < cols (a bias's gradient): columns split over the
 // cores, each column's rows added in order, so the bits do not depend on the thread count.
 void tz_column_sums_add(real *out, const real *m, int rows, int cols);

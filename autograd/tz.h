@@ -225,6 +225,8 @@ real *tz_grad_accumulate(tz_tensor *t);
 tz_tensor *tz_matmul(tz_graph *g, tz_tensor *a, tz_tensor *b, int ta, int tb);
 // x (..,in), w (out,in), bias (out) or NULL -> (..,out): x w^T + bias (a Linear layer).
 tz_tensor *tz_linear(tz_graph *g, tz_tensor *x, tz_tensor *w, tz_tensor *bias);
+// r + tz_linear(x, w, bias) with the residual r (.., out) added inside the product (r NULL: tz_linear)
+tz_tensor *tz_linear_add(tz_graph *g, tz_tensor *x, tz_tensor *w, tz_tensor *bias, tz_tensor *r);
 
 // Elementwise with numpy broadcasting (shapes right-aligned; each dim equal or 1).
 tz_tensor *tz_add(tz_graph *g, tz_tensor *a, tz_tensor *b);

@@ -224,7 +224,17 @@ static void check_x(const nn_mha *m, const char *what, const tz_tensor *x) {
 // x (B,Tq,C), kv (B,Tk,C) or NULL -> (B,Tq,C)
 tz_tensor *nn_mha_forward(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor *kv, const int *kv_lengths, int causal,
                           tz_tensor **weights) {
+    return nn_mha_forward_add(g, m, x, kv, kv_lengths, causal, weights, NULL);
+}
+
+tz_tensor *nn_mha_forward_add(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor *kv, const int *kv_lengths,
+                              int causal, tz_tensor **weights, tz_tensor *r) {
     check_x(m, "query", x);
+    if (r) check_x(m, "residual", r);
+    if (r && !tz_same_shape(r, x)) {
+        char a[64], b[64];
+        tz_fail("mha '%s': residual %s does not fit query %s", m->name, tz_shape_str(r, a), tz_shape_str(x, b));
+    }
     if (!kv) kv = x;
     check_x(m, "key/value", kv);
     int B = x->shape[0], Tq = x->shape[1], Tk = kv->shape[1];
@@ -239,12 +249,13 @@ tz_tensor *nn_mha_forward(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor 
         if (kv == x) { // self-attention: one projection by [Wq; Wk; Wv]; the concat routes the gradients back
             tz_tensor *w[3] = {m->q.w, m->k.w, m->v.w}, *b[3] = {m->q.b, m->k.b, m->v.b};
             tz_tensor *qkv = tz_linear(g, x, tz_concat(g, w, 3, 0), m->q.b ? tz_concat(g, b, 3, 0) : NULL);
-            return nn_linear_forward(g, &m->o, nn_attention_fused_qkv(g, qkv, m->heads, kv_lengths, causal, weights));
+            return tz_linear_add(g, nn_attention_fused_qkv(g, qkv, m->heads, kv_lengths, causal, weights), m->o.w,
+                                 m->o.b, r);
         }
-        return nn_linear_forward(g, &m->o,
-                                 nn_attention_fused(g, nn_linear_forward(g, &m->q, x), nn_linear_forward(g, &m->k, kv),
-                                                    nn_linear_forward(g, &m->v, kv), m->heads, kv_lengths, causal,
-                                                    weights));
+        return tz_linear_add(g,
+                             nn_attention_fused(g, nn_linear_forward(g, &m->q, x), nn_linear_forward(g, &m->k, kv),
+                                                nn_linear_forward(g, &m->v, kv), m->heads, kv_lengths, causal, weights),
+                             m->o.w, m->o.b, r);
     }
     tz_tensor *q = split_heads(g, nn_linear_forward(g, &m->q, x), m->heads);
     tz_tensor *k = split_heads(g, nn_linear_forward(g, &m->k, kv), m->heads);
@@ -255,7 +266,7 @@ tz_tensor *nn_mha_forward(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor 
     }
     tz_tensor *mask = nn_attn_mask(g, B, Tq, Tk, kv_lengths, causal);
     tz_tensor *y = nn_sdpa(g, q, k, v, mask, 0, m->dropout, weights);
-    return nn_linear_forward(g, &m->o, merge_heads(g, y));
+    return tz_linear_add(g, merge_heads(g, y), m->o.w, m->o.b, r);
 }
 
 nn_mha_memory nn_mha_memory_project(tz_graph *g, const nn_mha *m, tz_tensor *mem) {

@@ -105,6 +105,9 @@ void nn_mha_load_pytorch(const nn_mha *m, const real *in_proj_weight, const real
 // until tz_graph_reset), for plotting.
 tz_tensor *nn_mha_forward(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor *kv, const int *kv_lengths, int causal,
                           tz_tensor **weights);
+// r + nn_mha_forward(...), r (B,Tq,C) added in the output projection (r NULL: nn_mha_forward).
+tz_tensor *nn_mha_forward_add(tz_graph *g, const nn_mha *m, tz_tensor *x, tz_tensor *kv, const int *kv_lengths,
+                              int causal, tz_tensor **weights, tz_tensor *r);
 
 // Cross-attention over a memory that stays fixed while a decoder runs step by step (the encoder's
 // output): its keys and values projected once, k = mem Wk^T + bk and v = mem Wv^T + bv (B,S,C).

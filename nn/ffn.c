@@ -50,9 +50,11 @@ static int hidden_ld(int F) { return F % 1024 == 0 ? F + 16 : F; }
 static void ffn_gelu_backward(tz_graph *g, tz_node *n) {
     (void)g;
     tz_tensor *x = n->in[0], *w1 = n->in[1], *b1 = n->in[2], *w2 = n->in[3], *b2 = n->in[4];
+    tz_tensor *r = n->n_in > 5 ? n->in[5] : NULL;
     const ffn_saved *s = n->aux;
     const int R = s->R, D = s->D, F = s->F, ld = s->ld;
     const real *dy = n->out->grad;
+    if (r && r->grad) tz_parallel_add(r->grad, dy, r->n, tz_grad_overwrite(r));
     if (w2->grad) tz_gemm(1, 0, D, F, R, 1, dy, D, s->H, ld, tz_grad_overwrite(w2) ? 0 : 1, w2->grad, F);
     if (b2 && b2->grad) tz_column_sums_add(tz_grad_accumulate(b2), dy, R, D);
     if (!x->grad && !w1->grad && !(b1 && b1->grad)) return;
@@ -64,12 +66,13 @@ static void ffn_gelu_backward(tz_graph *g, tz_node *n) {
 }
 static const tz_op op_ffn_gelu = {"ffn_gelu", ffn_gelu_backward, TZ_OVERWRITES | TZ_OUT_UNREAD};
 
-// x (.., D), w1 (F, D), b1 (F) or NULL, w2 (D, F), b2 (D) or NULL -> (.., D)
-static tz_tensor *ffn_gelu_fused(tz_graph *g, tz_tensor *x, tz_tensor *w1, tz_tensor *b1, tz_tensor *w2,
-                                 tz_tensor *b2) {
+// x (.., D), w1 (F, D), b1 (F) or NULL, w2 (D, F), b2 (D) or NULL, r (.., D) or NULL -> (.., D);
+// r, a residual, is added in the second product's epilogue (r + the block, one pass less).
+static tz_tensor *ffn_gelu_fused(tz_graph *g, tz_tensor *x, tz_tensor *w1, tz_tensor *b1, tz_tensor *w2, tz_tensor *b2,
+                                 tz_tensor *r) {
     const int D = w1->shape[1], F = w1->shape[0], R = x->n / D, ld = hidden_ld(F);
-    tz_tensor *in[5] = {x, w1, b1, w2, b2};
-    tz_tensor *y = tz_op_output(g, x->ndim, x->shape, in, 5);
+    tz_tensor *in[6] = {x, w1, b1, w2, b2, r};
+    tz_tensor *y = tz_op_output(g, x->ndim, x->shape, in, r ? 6 : 5);
     ffn_saved *s = tz_arena_alloc(&g->arena, sizeof *s);
     *s = (ffn_saved){tz_arena_alloc(&g->arena, sizeof(real) * (size_t)R * ld),
                      y->requires_grad ? tz_arena_alloc(&g->arena, sizeof(real) * (size_t)R * ld) : NULL,
@@ -78,8 +81,9 @@ static tz_tensor *ffn_gelu_fused(tz_graph *g, tz_tensor *x, tz_tensor *w1, tz_te
                      F,
                      ld};
     tz_gemm_epi(0, 1, R, F, D, 1, x->data, D, w1->data, D, 0, s->H, ld, b1 ? b1->data : NULL, TZ_EPI_GELU, s->G, ld);
-    tz_gemm_bias(0, 1, R, D, F, 1, s->H, ld, w2->data, F, 0, y->data, D, b2 ? b2->data : NULL);
-    tz_node *n = tz_op_record(g, &op_ffn_gelu, y, in, 5);
+    tz_gemm_epi(0, 1, R, D, F, 1, s->H, ld, w2->data, F, 0, y->data, D, b2 ? b2->data : NULL,
+                r ? TZ_EPI_ADD : TZ_EPI_NONE, r ? r->data : NULL, D);
+    tz_node *n = tz_op_record(g, &op_ffn_gelu, y, in, r ? 6 : 5);
     if (n) n->aux = s;
     return y;
 }
@@ -112,13 +116,19 @@ void nn_ffn_init(nn_ffn *f, tz_params *P, const char *name, nn_ffn_kind kind, in
 }
 
 // x (.., d_model) -> (.., d_model); hidden (.., d_ff)
-tz_tensor *nn_ffn_forward(tz_graph *g, const nn_ffn *f, tz_tensor *x) {
+tz_tensor *nn_ffn_forward(tz_graph *g, const nn_ffn *f, tz_tensor *x) { return nn_ffn_forward_add(g, f, x, NULL); }
+
+tz_tensor *nn_ffn_forward_add(tz_graph *g, const nn_ffn *f, tz_tensor *x, tz_tensor *r) {
     if (x->shape[x->ndim - 1] != f->d_model) {
         char s[64];
         tz_fail("ffn: input %s does not end in d_model %d", tz_shape_str(x, s), f->d_model);
     }
     // Without dropout between them, GELU and the two products are one node (above).
-    if (f->kind == NN_FFN_GELU && f->dropout <= 0) return ffn_gelu_fused(g, x, f->w1.w, f->w1.b, f->w2.w, f->w2.b);
+    if (r && !tz_same_shape(r, x)) {
+        char a[64], b[64];
+        tz_fail("ffn: residual %s does not fit input %s", tz_shape_str(r, a), tz_shape_str(x, b));
+    }
+    if (f->kind == NN_FFN_GELU && f->dropout <= 0) return ffn_gelu_fused(g, x, f->w1.w, f->w1.b, f->w2.w, f->w2.b, r);
     tz_tensor *h = nn_linear_forward(g, &f->w1, x);
     switch (f->kind) {
         case NN_FFN_RELU: h = tz_relu(g, h); break;
@@ -126,5 +136,5 @@ tz_tensor *nn_ffn_forward(tz_graph *g, const nn_ffn *f, tz_tensor *x) {
         case NN_FFN_SWIGLU: h = tz_mul(g, tz_silu(g, h), nn_linear_forward(g, &f->w3, x)); break;
     }
     if (f->dropout > 0) h = tz_dropout(g, h, f->dropout);
-    return nn_linear_forward(g, &f->w2, h);
+    return tz_linear_add(g, h, f->w2.w, f->w2.b, r);
 }

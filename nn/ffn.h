@@ -25,6 +25,8 @@ void nn_ffn_init(nn_ffn *f, tz_params *P, const char *name, nn_ffn_kind kind, in
                  nn_init init, tz_rng *r);
 // x (.., d_model) -> (.., d_model)
 tz_tensor *nn_ffn_forward(tz_graph *g, const nn_ffn *f, tz_tensor *x);
+// r + nn_ffn_forward(x), r (.., d_model) added in the last product (r NULL: nn_ffn_forward).
+tz_tensor *nn_ffn_forward_add(tz_graph *g, const nn_ffn *f, tz_tensor *x, tz_tensor *r);
 
 // SiLU / Swish-1 (Elfwing et al. 2018; Ramachandran et al. 2017): x * sigmoid(x), an op with its
 // own backward: d/dx = s (1 + x (1 - s)), s = sigmoid(x).

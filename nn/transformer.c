@@ -48,16 +48,25 @@ static void init_ln(nn_layernorm *l, tz_params *P, const char *name, const char 
     nn_layernorm_init(l, P, key, c->d_model, c->ln_eps);
 }
 
+// The residual for a sublayer to add in its last product (x + y in one pass less, the same
+// bits), where nothing comes between them (dropout), else NULL.
+static int residual(const nn_block_config *c) { return c->residual && c->dropout <= 0; }
+#define RES(c, x) (residual(c) ? (x) : NULL)
+
 // The two halves of a residual sublayer: its input (normalised first in pre-LN) ...
 static tz_tensor *sub_in(tz_graph *g, const nn_block_config *c, const nn_layernorm *ln, tz_tensor *x) {
     return c->pre_ln ? nn_layernorm_forward(g, ln, x) : x;
 }
 // ... and the residual sum (normalised after in post-LN), dropout on the sublayer's output.
-// Without residuals (an ablation) the sublayer's output replaces x.
-static tz_tensor *sub_out(tz_graph *g, const nn_block_config *c, const nn_layernorm *ln, tz_tensor *x, tz_tensor *y) {
-    if (c->dropout > 0) y = tz_dropout(g, y, c->dropout);
-    tz_tensor *s = c->residual ? tz_add(g, x, y) : y;
-    return c->pre_ln ? s : nn_layernorm_forward(g, ln, s);
+// Without residuals (an ablation) the sublayer's output replaces x. summed: the sublayer was
+// given RES(c, x) and added it in its last product, so y is the sum already.
+static tz_tensor *sub_out(tz_graph *g, const nn_block_config *c, const nn_layernorm *ln, tz_tensor *x, tz_tensor *y,
+                          int summed) {
+    if (!(summed && residual(c))) {
+        if (c->dropout > 0) y = tz_dropout(g, y, c->dropout);
+        y = c->residual ? tz_add(g, x, y) : y;
+    }
+    return c->pre_ln ? y : nn_layernorm_forward(g, ln, y);
 }
 
 void nn_encoder_block_init(nn_encoder_block *b, tz_params *P, const char *name, const nn_block_config *c, nn_init init,
@@ -77,10 +86,10 @@ tz_tensor *nn_encoder_block_forward(tz_graph *g, const nn_encoder_block *b, tz_t
     const nn_block_config *c = &b->c;
     tz_tensor *w = NULL;
     tz_tensor *h = sub_in(g, c, &b->ln1, x);
-    x = sub_out(g, c, &b->ln1, x, nn_mha_forward(g, &b->attn, h, NULL, lengths, 0, attn ? &w : NULL));
+    x = sub_out(g, c, &b->ln1, x, nn_mha_forward_add(g, &b->attn, h, NULL, lengths, 0, attn ? &w : NULL, RES(c, x)), 1);
     if (attn) attn->self = w, attn->cross = NULL;
     h = sub_in(g, c, &b->ln2, x);
-    return sub_out(g, c, &b->ln2, x, nn_ffn_forward(g, &b->ffn, h));
+    return sub_out(g, c, &b->ln2, x, nn_ffn_forward_add(g, &b->ffn, h, RES(c, x)), 1);
 }
 
 void nn_decoder_block_init(nn_decoder_block *b, tz_params *P, const char *name, const nn_block_config *c, int cross,
@@ -108,11 +117,11 @@ static tz_tensor *decoder_rest(tz_graph *g, const nn_decoder_block *b, tz_tensor
         tz_tensor *h = sub_in(g, c, &b->ln2, x);
         tz_tensor *y = pmem ? nn_mha_forward_memory(g, &b->cross_attn, h, pmem, mem_lengths, wp)
                             : nn_mha_forward(g, &b->cross_attn, h, mem, mem_lengths, 0, wp);
-        x = sub_out(g, c, &b->ln2, x, y);
+        x = sub_out(g, c, &b->ln2, x, y, 0);
         if (attn) attn->cross = w;
     } else if (attn) attn->cross = NULL;
     tz_tensor *h = sub_in(g, c, &b->ln3, x);
-    return sub_out(g, c, &b->ln3, x, nn_ffn_forward(g, &b->ffn, h));
+    return sub_out(g, c, &b->ln3, x, nn_ffn_forward_add(g, &b->ffn, h, RES(c, x)), 1);
 }
 
 static void check_mem(const nn_decoder_block *b, const tz_tensor *x, const tz_tensor *mem) {
@@ -132,7 +141,8 @@ tz_tensor *nn_decoder_block_forward(tz_graph *g, const nn_decoder_block *b, tz_t
     const nn_block_config *c = &b->c;
     tz_tensor *w = NULL;
     tz_tensor *h = sub_in(g, c, &b->ln1, x);
-    x = sub_out(g, c, &b->ln1, x, nn_mha_forward(g, &b->self_attn, h, NULL, NULL, 1, attn ? &w : NULL));
+    x = sub_out(g, c, &b->ln1, x, nn_mha_forward_add(g, &b->self_attn, h, NULL, NULL, 1, attn ? &w : NULL, RES(c, x)),
+                1);
     if (attn) attn->self = w;
     return decoder_rest(g, b, x, mem, NULL, mem_lengths, attn);
 }
@@ -144,7 +154,7 @@ tz_tensor *nn_decoder_block_step(tz_graph *g, const nn_decoder_block *b, tz_tens
     const nn_block_config *c = &b->c;
     tz_tensor *w = NULL;
     tz_tensor *h = sub_in(g, c, &b->ln1, x);
-    x = sub_out(g, c, &b->ln1, x, nn_mha_forward_cached(g, &b->self_attn, h, cache, layer, attn ? &w : NULL));
+    x = sub_out(g, c, &b->ln1, x, nn_mha_forward_cached(g, &b->self_attn, h, cache, layer, attn ? &w : NULL), 0);
     if (attn) attn->self = w;
     return decoder_rest(g, b, x, mem, NULL, mem_lengths, attn);
 }
@@ -158,7 +168,7 @@ tz_tensor *nn_decoder_block_step_memory(tz_graph *g, const nn_decoder_block *b, 
     const nn_block_config *c = &b->c;
     tz_tensor *w = NULL;
     tz_tensor *h = sub_in(g, c, &b->ln1, x);
-    x = sub_out(g, c, &b->ln1, x, nn_mha_forward_cached(g, &b->self_attn, h, cache, layer, attn ? &w : NULL));
+    x = sub_out(g, c, &b->ln1, x, nn_mha_forward_cached(g, &b->self_attn, h, cache, layer, attn ? &w : NULL), 0);
     if (attn) attn->self = w;
     return decoder_rest(g, b, x, NULL, mem, mem_lengths, attn);
 }

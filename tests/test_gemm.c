@@ -205,7 +205,7 @@ static void gelu_ref(double x, double *y, double *dy) {
 }
 
 // tz_sgemm_epi: C = epi(alpha op(A) op(B) + beta C + bias) on every element, D written (GELU's
-// derivative; or not at all when NULL) or read (MUL), padding columns of C and D untouched.
+// derivative; or not at all when NULL) or read (MUL, ADD), padding columns of C and D untouched.
 static void check_epilogue(int ta, int tb, int M, int N, int K, float beta, int bias, tz_epilogue epi, int with_d) {
     int pad = 2, lda = (ta ? M : K) + pad, ldb = (tb ? K : N) + pad, ldc = N + pad, ldd = N + 3;
     long na = (long)(ta ? K : M) * lda, nb = (long)(tb ? N : K) * ldb, nc = (long)M * ldc, nd = (long)M * ldd;
@@ -215,7 +215,7 @@ static void check_epilogue(int ta, int tb, int M, int N, int K, float beta, int 
     for (long i = 0; i < na; i++) A[i] = frand();
     for (long i = 0; i < nb; i++) B[i] = frand();
     for (long i = 0; i < nc; i++) C0[i] = frand();
-    for (long i = 0; i < nd; i++) D0[i] = epi == TZ_EPI_MUL ? frand() : 777.0f;
+    for (long i = 0; i < nd; i++) D0[i] = epi != TZ_EPI_GELU ? frand() : 777.0f;
     for (int j = 0; j < N; j++) bv[j] = frand();
     memcpy(C, C0, sizeof(float) * nc);
     memcpy(D, D0, sizeof(float) * nd);
@@ -235,6 +235,7 @@ static void check_epilogue(int ta, int tb, int M, int N, int K, float beta, int 
                      (double)(tb ? B[(long)j * ldb + k] : B[(long)k * ldb + j]);
             double u = alpha * s + beta * (double)C0[ci] + (bias ? bv[j] : 0.0), y, dy;
             if (epi == TZ_EPI_MUL) y = u * D0[di], dy = D0[di];
+            else if (epi == TZ_EPI_ADD) y = u + D0[di], dy = D0[di];
             else gelu_ref(u, &y, &dy);
             cr_assert(fabs(C[ci] - y) <= tol * (1 + fabs(y)),
                       "epi %d (%d,%d,%d) ta %d tb %d: C(%d,%d) = %.8g, want %.8g", epi, M, N, K, ta, tb, i, j, C[ci],
@@ -251,18 +252,20 @@ static void check_epilogue(int ta, int tb, int M, int N, int K, float beta, int 
 ParameterizedTestParameters(gemm, epilogue) { return cr_make_param_array(kparam, kparams, 6); }
 
 // Odd sizes, several K blocks (the epilogue must run once, after the last), threaded splits
-// along N and (200 x 40) along M, a row of two vectors with the second partial (50), and rows of A
-// 1024 floats apart (K 1022 + 2 of padding: A's rows copied before the kernel reads them).
+// along N and (200 x 40) along M, a row of two vectors with the second partial (50), rows of A
+// 1024 floats apart (K 1022 + 2 of padding: A's rows copied before the kernel reads them), and
+// few rows against a large B (16 x 1200 x 1100: ADD's residual added in the transposed form).
 ParameterizedTest(kparam *p, gemm, epilogue) {
     setup(p->kernel, p->threads);
-    static const int shapes[][3] = {{1, 1, 1},    {7, 45, 13},   {13, 33, 600},  {40, 130, 385},
-                                    {50, 50, 70}, {200, 40, 64}, {24, 160, 1022}};
+    static const int shapes[][3] = {{1, 1, 1},    {7, 45, 13},   {13, 33, 600},   {40, 130, 385},
+                                    {50, 50, 70}, {200, 40, 64}, {24, 160, 1022}, {16, 1200, 1100}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int t = 0; t < 4; t++) {
             int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
             check_epilogue(t & 1, t >> 1, M, N, K, t == 1 ? 1.0f : 0.0f, t != 2, TZ_EPI_GELU, 1);
             check_epilogue(t & 1, t >> 1, M, N, K, t == 0 ? 1.0f : 0.0f, t == 0, TZ_EPI_GELU, 0);
             check_epilogue(t & 1, t >> 1, M, N, K, t >= 2 ? 1.0f : 0.0f, t == 1 || t == 2, TZ_EPI_MUL, 1);
+            check_epilogue(t & 1, t >> 1, M, N, K, t == 3 ? 1.0f : 0.0f, t != 1, TZ_EPI_ADD, 1);
         }
 }
 
@@ -274,9 +277,9 @@ ParameterizedTest(kparam *p, gemm, epilogue_same_bits) {
     setup(p->kernel, p->threads);
     static const int shapes[][3] = {{7, 45, 13}, {13, 33, 600}, {50, 50, 70}, {200, 40, 64}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int e = 0; e < 3; e++) {
+        for (int e = 0; e < 4; e++) {
             int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = (int)s & 1;
-            tz_epilogue epi = e == 2 ? TZ_EPI_MUL : TZ_EPI_GELU;
+            tz_epilogue epi = e == 3 ? TZ_EPI_ADD : e == 2 ? TZ_EPI_MUL : TZ_EPI_GELU;
             float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N),
                   *bv = malloc(sizeof(float) * N);
             float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);

@@ -371,3 +371,51 @@ Test(ops, parallel_for_takes_items) {
     cr_assert_eq(covered, 600);
     tz_set_threads(0);
 }
+
+// tz_linear_add (the residual added in the product's epilogue) gives the bits of tz_add(r,
+// tz_linear(x, w, b)), forward and every gradient, with r a tensor of its own and with r = x
+// (post-LN: both of x's gradients land in one buffer). 2 K blocks of 600 inputs, 300 rows (2
+// threads sharing the rows) and 70 (the transposed form, which adds the residual in its copy).
+static void linear_add_case(int R) {
+    enum { I = 600, O = 600 };
+    real *xv = malloc(sizeof(real) * R * I), *wv = malloc(sizeof(real) * O * I), *bv = malloc(sizeof(real) * O);
+    real *rv = malloc(sizeof(real) * R * O), *seed = malloc(sizeof(real) * R * O);
+    tz_rng r;
+    tz_rng_seed(&r, 7);
+    for (int i = 0; i < R * I; i++) xv[i] = tz_rng_normal(&r);
+    for (int i = 0; i < O * I; i++) wv[i] = tz_rng_normal(&r) * 0.05;
+    for (int i = 0; i < O; i++) bv[i] = tz_rng_normal(&r);
+    for (int i = 0; i < R * O; i++) rv[i] = tz_rng_normal(&r), seed[i] = tz_rng_normal(&r);
+    tz_set_threads(2);
+    for (int self = 0; self < 2; self++) {
+        real *out[2], *grads[2][4];
+        for (int pass = 0; pass < 2; pass++) {
+            tz_graph_reset(&g);
+            real *gx = calloc(R * I, sizeof(real)), *gw = calloc(O * I, sizeof(real)), *gb = calloc(O, sizeof(real)),
+                 *gr = calloc(R * O, sizeof(real));
+            tz_tensor *x = tz_wrap(&g, xv, gx, 2, (const int[]){R, I});
+            tz_tensor *w = tz_wrap(&g, wv, gw, 2, (const int[]){O, I}), *b = tz_wrap(&g, bv, gb, 1, (const int[]){O});
+            tz_tensor *res = self ? x : tz_wrap(&g, rv, gr, 2, (const int[]){R, O});
+            tz_tensor *y = pass == 0 ? tz_linear_add(&g, x, w, b, res) : tz_add(&g, res, tz_linear(&g, x, w, b));
+            out[pass] = memcpy(malloc(sizeof(real) * R * O), y->data, sizeof(real) * R * O);
+            tz_backward_seed(&g, y, seed);
+            grads[pass][0] = gx, grads[pass][1] = gw, grads[pass][2] = gb, grads[pass][3] = gr;
+        }
+        cr_assert(memcmp(out[0], out[1], sizeof(real) * R * O) == 0,
+                  "%d rows, self %d: y differs from tz_add + tz_linear", R, self);
+        const long n[4] = {R * I, O * I, O, R * O};
+        const char *name[4] = {"dx", "dw", "db", "dr"};
+        for (int k = 0; k < 4; k++) {
+            cr_assert(memcmp(grads[0][k], grads[1][k], sizeof(real) * n[k]) == 0, "%d rows, self %d: %s differs", R,
+                      self, name[k]);
+            free(grads[0][k]), free(grads[1][k]);
+        }
+        free(out[0]), free(out[1]);
+    }
+    tz_set_threads(0);
+    free(xv), free(wv), free(bv), free(rv), free(seed);
+}
+Test(ops, linear_add_same_bits) {
+    linear_add_case(300);
+    linear_add_case(70);
+}

@@ -188,6 +188,20 @@ static tz_tensor *ffn_dropout_fw(tz_graph *g, void *st) {
     ST->ffn.dropout = 0;
     return y;
 }
+// A residual added in the last product (the fused GELU node's epilogue; linear_add otherwise);
+// x as its own residual too (post-LN).
+static tz_tensor *ffn_residual_fw(tz_graph *g, void *st) { return nn_ffn_forward_add(g, &ST->ffn, ST->x, ST->y); }
+static tz_tensor *ffn_residual_self_fw(tz_graph *g, void *st) { return nn_ffn_forward_add(g, &ST->ffn, ST->x, ST->x); }
+static void *ffn_residual_setup_kind(tz_params *P, tz_rng *r, nn_ffn_kind kind) {
+    state *s = new_state();
+    s->x = IN("x", B, 3, 4);
+    s->y = IN("r", B, 3, 4);
+    nn_ffn_init(&s->ffn, P, "ffn", kind, 4, 6, 1, (nn_init){0}, r);
+    redraw(P, r, 2);
+    return s;
+}
+static void *ffn_gelu_residual_setup(tz_params *P, tz_rng *r) { return ffn_residual_setup_kind(P, r, NN_FFN_GELU); }
+static void *ffn_relu_residual_setup(tz_params *P, tz_rng *r) { return ffn_residual_setup_kind(P, r, NN_FFN_RELU); }
 static void *silu_setup(tz_params *P, tz_rng *r) {
     state *s = new_state();
     s->x = IN("x", 3, 5);
@@ -212,6 +226,8 @@ static void *encoder_setup(tz_params *P, tz_rng *r, nn_block_config c) {
 }
 static void *enc_post_setup(tz_params *P, tz_rng *r) { return encoder_setup(P, r, config(0, NN_FFN_RELU, 0.1, 0)); }
 static void *enc_pre_setup(tz_params *P, tz_rng *r) { return encoder_setup(P, r, config(1, NN_FFN_GELU, 0, 0)); }
+// Post-LN without dropout: each sublayer's input is x itself, and its residual too.
+static void *enc_post_fused_setup(tz_params *P, tz_rng *r) { return encoder_setup(P, r, config(0, NN_FFN_GELU, 0, 0)); }
 static tz_tensor *encoder_fw(tz_graph *g, void *st) {
     return nn_encoder_block_forward(g, &ST->enc, ST->x, len_small, NULL);
 }
@@ -317,8 +333,12 @@ const tz_check tz_attention_checks[] = {
     CHECK("ffn/gelu_nobias", ffn_gelu_nobias_setup, ffn_fw),
     CHECK("ffn/gelu_dropout", ffn_gelu_setup, ffn_dropout_fw),
     CHECK("ffn/swiglu", ffn_swiglu_setup, ffn_fw),
+    CHECK("ffn/gelu_residual", ffn_gelu_residual_setup, ffn_residual_fw),
+    CHECK("ffn/gelu_residual_self", ffn_gelu_residual_setup, ffn_residual_self_fw),
+    CHECK("ffn/relu_residual", ffn_relu_residual_setup, ffn_residual_fw),
     CHECK("block/encoder_postln", enc_post_setup, encoder_fw),
     CHECK("block/encoder_preln", enc_pre_setup, encoder_fw),
+    CHECK("block/encoder_postln_no_dropout", enc_post_fused_setup, encoder_fw),
     CHECK("block/decoder_preln_cross", dec_pre_cross_setup, decoder_fw),
     CHECK("block/decoder_postln_cross", dec_post_cross_setup, decoder_fw),
     CHECK("block/decoder_only_rope_swiglu", dec_only_setup, decoder_fw),

@@ -96,6 +96,26 @@ static void *linear_setup(tz_params *P, tz_rng *r) {
 }
 static tz_tensor *linear_fw(tz_graph *g, void *st) { return tz_linear(g, IN(0), IN(1), IN(2)); }
 static tz_tensor *linear_nobias_fw(tz_graph *g, void *st) { return tz_linear(g, IN(0), IN(1), NULL); }
+// The residual added in the product's epilogue; x as its own residual too (post-LN: both
+// gradients land in one buffer).
+static void *linear_add_setup(tz_params *P, tz_rng *r) {
+    ins *s = NULL;
+    s = NORMAL(0, "x", 2, 3, 4);
+    NORMAL(1, "w", 5, 4);
+    NORMAL(2, "bias", 5);
+    NORMAL(3, "r", 2, 3, 5);
+    return s;
+}
+static void *linear_add_self_setup(tz_params *P, tz_rng *r) {
+    ins *s = NULL;
+    s = NORMAL(0, "x", 2, 3, 4);
+    NORMAL(1, "w", 4, 4);
+    NORMAL(2, "bias", 4);
+    return s;
+}
+static tz_tensor *linear_add_fw(tz_graph *g, void *st) { return tz_linear_add(g, IN(0), IN(1), IN(2), IN(3)); }
+static tz_tensor *linear_add_nobias_fw(tz_graph *g, void *st) { return tz_linear_add(g, IN(0), IN(1), NULL, IN(3)); }
+static tz_tensor *linear_add_self_fw(tz_graph *g, void *st) { return tz_linear_add(g, IN(0), IN(1), IN(2), IN(0)); }
 
 static void *same_setup(tz_params *P, tz_rng *r) {
     ins *s = NULL;
@@ -242,6 +262,9 @@ const tz_check tz_op_checks[] = {
     CHECK("op/matmul_batched_ta", bmm_ta_setup, bmm_ta_fw),
     CHECK("op/linear", linear_setup, linear_fw),
     CHECK("op/linear_nobias", linear_setup, linear_nobias_fw),
+    CHECK("op/linear_add", linear_add_setup, linear_add_fw),
+    CHECK("op/linear_add_nobias", linear_add_setup, linear_add_nobias_fw),
+    CHECK("op/linear_add_self", linear_add_self_setup, linear_add_self_fw),
     CHECK("op/add", same_setup, add_fw),
     CHECK("op/add_broadcast", bcast_setup, add_fw),
     CHECK("op/add_row", row_setup, add_fw),
