@@ -471,14 +471,8 @@ static rect_work rect_of(const job *J, const struct rect_share *S, int i0, int i
 static atomic_long g_rows_taken; // times a thread took another's rows (tz_gemm_rows_taken)
 long tz_gemm_rows_taken(void) { return atomic_load(&g_rows_taken); }
 
-static void slot_lock(rect_slot *s) {
-    while (atomic_flag_test_and_set_explicit(&s->lock, memory_order_acquire)) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-    }
-}
-static void slot_unlock(rect_slot *s) { atomic_flag_clear_explicit(&s->lock, memory_order_release); }
+static void slot_lock(rect_slot *s) { tz_spin_lock(&s->lock); }
+static void slot_unlock(rect_slot *s) { tz_spin_unlock(&s->lock); }
 
 // Least multiply-adds a claim of row panels covers.
 #define CLAIM_WORK (1L << 21)

@@ -26,15 +26,6 @@ typedef struct {
     span s[64];
 } chunked;
 
-static void lock(chunked *c) {
-    while (atomic_flag_test_and_set_explicit(&c->lock, memory_order_acquire)) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-    }
-}
-static void unlock(chunked *c) { atomic_flag_clear_explicit(&c->lock, memory_order_release); }
-
 // Each task works through its own contiguous part in chunks from the front; one that is done
 // takes the back half of what is left of the part with the most left. Items keep their core
 // while the cores run alike (what one op left in a core's cache, the next finds there), and a
@@ -45,7 +36,7 @@ static void run_chunk(void *arg, int task, int ntasks) {
     (void)ntasks;
     span *me = &c->s[task];
     for (;;) {
-        lock(c);
+        tz_spin_lock(&c->lock);
         long lo = me->next, hi = me->end - lo > c->chunk ? lo + c->chunk : me->end;
         me->next = hi;
         if (lo >= hi) { // nothing left here: take from the part with the most left
@@ -59,16 +50,22 @@ static void run_chunk(void *arg, int task, int ntasks) {
                 me->next = hi;
             }
         }
-        unlock(c);
+        tz_spin_unlock(&c->lock);
         if (lo >= hi) return;
         c->fn(c->arg, lo, hi);
     }
 }
 
-void tz_parallel_for(long n, long cost, void (*fn)(void *arg, long lo, long hi), void *arg) {
+// Threads for n items of `cost` each: 1 (run here) when a second core would not pay.
+static int threads_for_items(long n, long cost) {
     int T = tz_get_threads();
     if (T > n) T = (int)n;
-    if (T <= 1 || n * cost < MIN_WORK) {
+    return n * cost < MIN_WORK ? 1 : T;
+}
+
+void tz_parallel_for(long n, long cost, void (*fn)(void *arg, long lo, long hi), void *arg) {
+    int T = threads_for_items(n, cost);
+    if (T <= 1) {
         if (n > 0) fn(arg, 0, n);
         return;
     }
@@ -95,9 +92,8 @@ static void run_part(void *arg, int task, int ntasks) {
 }
 
 void tz_parallel_split(long n, long cost, void (*fn)(void *arg, long lo, long hi), void *arg) {
-    int T = tz_get_threads();
-    if (T > n) T = (int)n;
-    if (T <= 1 || n * cost < MIN_WORK) {
+    int T = threads_for_items(n, cost);
+    if (T <= 1) {
         if (n > 0) fn(arg, 0, n);
         return;
     }

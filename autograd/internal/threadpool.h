@@ -7,6 +7,8 @@
 #ifndef TZ_THREADPOOL_H
 #define TZ_THREADPOOL_H
 
+#include <stdatomic.h>
+
 // A task: fn(arg, task, ntasks) for one task index in [0, ntasks).
 typedef void (*tz_task_fn)(void *arg, int task, int ntasks);
 
@@ -17,5 +19,16 @@ void tz_pool_run(int ntasks, tz_task_fn fn, void *arg);
 // Nonzero inside a task of tz_pool_run (on any thread): work split here would only run serially,
 // so callers such as tz_sgemm do it in one piece instead.
 int tz_pool_in_task(void);
+
+// A lock the tasks of one region hold for a few loads and stores (sharing out what is left):
+// it spins, as its holder is running.
+static inline void tz_spin_lock(atomic_flag *f) {
+    while (atomic_flag_test_and_set_explicit(f, memory_order_acquire)) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+    }
+}
+static inline void tz_spin_unlock(atomic_flag *f) { atomic_flag_clear_explicit(f, memory_order_release); }
 
 #endif

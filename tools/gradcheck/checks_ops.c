@@ -99,10 +99,7 @@ static tz_tensor *linear_nobias_fw(tz_graph *g, void *st) { return tz_linear(g, 
 // The residual added in the product's epilogue; x as its own residual too (post-LN: both
 // gradients land in one buffer).
 static void *linear_add_setup(tz_params *P, tz_rng *r) {
-    ins *s = NULL;
-    s = NORMAL(0, "x", 2, 3, 4);
-    NORMAL(1, "w", 5, 4);
-    NORMAL(2, "bias", 5);
+    ins *s = linear_setup(P, r);
     NORMAL(3, "r", 2, 3, 5);
     return s;
 }
