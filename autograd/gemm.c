@@ -56,7 +56,7 @@ typedef struct {
     ukr_fn ukr_rows; // the same reading a row-major op(A) in place (sa = lda), or NULL
     // GELU on C in memory (epilogue_tile's, in the kernel's ISA), or NULL: the portable loop
     void (*gelu)(int m, int n, float *C, long ldc, float *D, long ldd);
-    int epi_in_kernel; // 1: ukr applies its epilogue (GELU, MUL) before storing, else it ignores it
+    int epi_in_kernel; // 1: ukr applies its epilogue (GELU, MUL, ADD) before storing, else it ignores it
 } kernel;
 
 // ---- portable micro-kernel ----------------------------------------------------------------
@@ -697,6 +697,8 @@ static void transpose_into(int M, int N, const float *Ct, float beta, float *C, 
 // see gemm.h.
 void tz_sgemm_epi(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                   float beta, float *C, int ldc, const float *bias, tz_epilogue epi, float *D, int ldd) {
+    if ((epi == TZ_EPI_MUL || epi == TZ_EPI_ADD) && !D)
+        tz_fail("gemm: the %s epilogue needs D", epi == TZ_EPI_MUL ? "MUL" : "ADD");
     if (M <= 0 || N <= 0) return;
     init();
     if (K <= 0 || alpha == 0.0f) {

@@ -405,34 +405,41 @@ ParameterizedTestParameters(gemm, rows_taken) { return cr_make_param_array(kpara
 ParameterizedTest(kparam *p, gemm, rows_taken) {
     if (getenv("TZ_UNDER_VALGRIND")) cr_skip_test("numbers only: block_edges runs the threaded paths under valgrind");
     setup(p->kernel, 1);
-    const int shapes[2][3] = {{800, 112, 900}, {48, 1800, 900}}; // split along M, along N; >= 2^26 multiply-adds
-    long taken = tz_gemm_rows_taken();
-    for (int s = 0; s < 2; s++) {
-        const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+    // split along M; along N; along M over 3 N blocks of C (rows taken mid-way through them)
+    const int shapes[3][3] = {{800, 112, 900}, {48, 1800, 900}, {300, 1100, 400}}; // >= 2^26 multiply-adds
+    for (int s = 0; s < 4; s++) {
+        const int packed = s == 3; // a B packed once (tz_sgemm_packed) on the first shape
+        const int M = shapes[packed ? 0 : s][0], N = shapes[packed ? 0 : s][1], K = shapes[packed ? 0 : s][2];
+        long taken = tz_gemm_rows_taken();
         float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N), *bias = malloc(sizeof(float) * N);
         float *C0 = malloc(sizeof(float) * M * N), *C1 = malloc(sizeof(float) * M * N);
         float *C = malloc(sizeof(float) * M * N), *D1 = malloc(sizeof(float) * M * N),
               *D = malloc(sizeof(float) * M * N);
+        float *Bp = packed ? aligned_alloc(64, sizeof(float) * tz_sgemm_packed_size(K, N)) : NULL;
         for (int i = 0; i < M * K; i++) A[i] = frand();
         for (int i = 0; i < K * N; i++) B[i] = frand();
         for (int j = 0; j < N; j++) bias[j] = frand();
         for (int i = 0; i < M * N; i++) C0[i] = frand();
+        if (packed) tz_sgemm_pack_b(1, K, N, B, K, Bp);
         tz_set_threads(1);
         memcpy(C1, C0, sizeof(float) * M * N);
-        tz_sgemm_epi(0, 1, M, N, K, 0.5f, A, K, B, K, 0.25f, C1, N, bias, TZ_EPI_GELU, D1, N);
+        if (packed) tz_sgemm_packed(0, M, N, K, 0.5f, A, K, Bp, 0.25f, C1, N);
+        else tz_sgemm_epi(0, 1, M, N, K, 0.5f, A, K, B, K, 0.25f, C1, N, bias, TZ_EPI_GELU, D1, N);
         tz_set_threads(6);
         for (int r = 0; r < 12; r++) {
             memcpy(C, C0, sizeof(float) * M * N);
-            tz_sgemm_epi(0, 1, M, N, K, 0.5f, A, K, B, K, 0.25f, C, N, bias, TZ_EPI_GELU, D, N);
-            cr_assert(memcmp(C, C1, sizeof(float) * M * N) == 0, "%dx%dx%d: C on 6 threads differs from 1 (call %d)", M,
-                      N, K, r);
-            cr_assert(memcmp(D, D1, sizeof(float) * M * N) == 0, "%dx%dx%d: D on 6 threads differs from 1 (call %d)", M,
-                      N, K, r);
+            if (packed) tz_sgemm_packed(0, M, N, K, 0.5f, A, K, Bp, 0.25f, C, N);
+            else tz_sgemm_epi(0, 1, M, N, K, 0.5f, A, K, B, K, 0.25f, C, N, bias, TZ_EPI_GELU, D, N);
+            cr_assert(memcmp(C, C1, sizeof(float) * M * N) == 0, "%dx%dx%d%s: C on 6 threads differs from 1 (call %d)",
+                      M, N, K, packed ? " packed" : "", r);
+            cr_assert(packed || memcmp(D, D1, sizeof(float) * M * N) == 0,
+                      "%dx%dx%d: D on 6 threads differs from 1 (call %d)", M, N, K, r);
         }
-        free(A), free(B), free(bias), free(C0), free(C1), free(C), free(D1), free(D);
+        tz_set_threads(1);
+        cr_assert_gt(tz_gemm_rows_taken(), taken, "%dx%dx%d%s: 12 products on 6 threads, no thread took another's rows",
+                     M, N, K, packed ? " packed" : "");
+        free(A), free(B), free(bias), free(C0), free(C1), free(C), free(D1), free(D), free(Bp);
     }
-    tz_set_threads(1);
-    cr_assert_gt(tz_gemm_rows_taken(), taken, "24 products on 6 threads, and no thread ever took another's rows");
 }
 
 // tz_dgemm on small integers, where every sum is exact, so results must match exactly.
