@@ -8,7 +8,9 @@
 // Calls fn(arg, lo, hi) on disjoint chunks covering [0, n): on the thread pool when n * cost
 // (cost: rough work per item, in element-operations) is large enough to pay for waking a
 // second core, else once, inline. Each thread starts on its own part, in a few chunks, and
-// takes from others' parts when done first: items must cost the same however they are grouped.
+// takes from others' parts when done first, so where the chunks end depends on timing: fn must
+// compute each item on its own (then the bits do not depend on the grouping), and cost the same
+// however items are grouped.
 void tz_parallel_for(long n, long cost, void (*fn)(void *arg, long lo, long hi), void *arg);
 
 // The same with exactly one contiguous chunk per thread, for fn that does its items together
