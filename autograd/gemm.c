@@ -255,7 +255,6 @@ typedef struct {
     const float *Bpre; // op(B) packed by tz_sgemm_pack_b (then B is unused), or NULL
     long Npad; // N rounded up to the kernel's NR: the row length of a packed K block
     long lda, ldb, ldc;
-    int split_m; // 1: threads split M, 0: split N
     struct rect_share *share; // the threads' rectangles (gemm_task)
     tz_epilogue epi; // applied to each C tile by the last K block (TZ_EPI_NONE: nothing)
     float *D; // the epilogue's second matrix (M,N), row stride ldd
@@ -609,14 +608,14 @@ static void run_job(job *J) {
         gemm_rect(J, 0, M, 0, N);
         return;
     }
-    J->split_m = split_cost(J, 1, T) <= split_cost(J, 0, T);
+    const int split_m = split_cost(J, 1, T) <= split_cost(J, 0, T); // else split N
     // Rectangles cut on MR rows or 16 columns (NR with a packed B, so each starts on a panel).
     struct rect_share S; // only the first T slots are used (no 4 KB of zeros a product)
     S.kcb = k_block(J->K, J->Kd), S.nk = (J->Kd + S.kcb - 1) / S.kcb;
     for (int t = 0; t < T; t++) {
         int lo, hi;
         atomic_flag_clear(&S.r[t].lock);
-        if (J->split_m) slice(M, J->K->mr, t, T, &lo, &hi), S.r[t].w = rect_of(J, &S, lo, hi, 0, N);
+        if (split_m) slice(M, J->K->mr, t, T, &lo, &hi), S.r[t].w = rect_of(J, &S, lo, hi, 0, N);
         else slice(N, J->Bpre ? J->K->nr : 16, t, T, &lo, &hi), S.r[t].w = rect_of(J, &S, 0, M, lo, hi);
     }
     J->share = &S;
