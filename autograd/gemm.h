@@ -70,6 +70,11 @@ void tz_dgemm_packed(int ta, int M, int N, int K, double alpha, const double *A,
 // rectangle of C took over rows of another's (tests).
 long tz_gemm_rows_taken(void);
 
+// This thread's scratch buffer number slot (0 or 1) of at least `bytes`, 64-byte aligned: kept
+// and reused by the thread's later calls (grown when too small, freed when the thread exits), so
+// work that runs in pool tasks keeps its tiles in its own core's cache (attention's score tiles).
+void *tz_thread_scratch(int slot, size_t bytes);
+
 // Threads used by tz_sgemm (default: the number of online CPUs). n <= 0 restores the default.
 void tz_set_threads(int n);
 int tz_get_threads(void);

@@ -25,7 +25,6 @@ typedef struct {
     const int *lengths; // (B) or NULL
     real scale;
     real *P; // (B,H,Tq,Tk) attention weights, saved for backward
-    real *dS; // backward scratch: one tile (tile, Tk) per (batch, head), reused by its tiles
     // 1: P rows are zeroed up to Tk (the caller reads the weights), else up to the tile's last
     // key, all that backward reads
     int full_rows;
@@ -96,6 +95,11 @@ static void forward_pairs(void *arg, long lo, long hi) {
 static void backward_pairs(void *arg, long lo, long hi) {
     const fused_attn *a = arg;
     int C = a->C, D = a->D, Tq = a->Tq, Tk = a->Tk, ld = (int)a->ld;
+    // One tile of dS, written and read again at once: this thread's scratch, which its earlier
+    // pairs left in its cache (one per pair in the step's arena came from memory each time: the
+    // backward 1-1.5% slower, d384 and d512 attention alone, in-process A/B; and (B,H,Tq,Tk)
+    // would be 12.6 MB a layer more written at d384).
+    real *dS = tz_thread_scratch(1, sizeof(real) * a->tile * Tk);
     for (int p = (int)lo; p < hi; p++) {
         int b = p / a->H, h = p % a->H;
         long qo = (long)b * Tq * ld + h * D, ko = (long)b * Tk * ld + h * D, oo = (long)b * Tq * C + h * D;
@@ -106,7 +110,6 @@ static void backward_pairs(void *arg, long lo, long hi) {
             int m = Tq - i0 < a->tile ? Tq - i0 : a->tile, kn = key_limit(a, b, i0 + m - 1);
             const real *Pt = a->P + (long)p * Tq * Tk + (long)i0 * Tk, *Qt = Q + (long)i0 * ld,
                        *dOt = dO + (long)i0 * C;
-            real *dS = a->dS + (long)p * a->tile * Tk;
             tz_gemm(0, 1, m, kn, D, 1, dOt, C, V, ld, 0, dS, Tk); // dP
             for (int i = 0; i < m; i++) {
                 const real *restrict pr = Pt + (long)i * Tk;
@@ -132,9 +135,7 @@ static long pair_cost(const fused_attn *a) { return 4L * a->Tq * a->Tk * a->D; }
 static void fused_backward(tz_graph *g, tz_node *n) {
     fused_attn *a = n->aux;
     a->o = n->out;
-    // A tile of dS per pair instead of all of (B,H,Tq,Tk): it is written and read again at once,
-    // so it stays in cache instead of going out to memory (d384: 12.6 MB a layer less written).
-    a->dS = tz_arena_alloc(&g->arena, sizeof(real) * a->B * a->H * a->tile * a->Tk);
+    (void)g;
     // Each (batch, head) task writes its whole block of dQ, dK and dV: fresh buffers are
     // overwritten (a packed [q k v] is one buffer whose three parts are each written whole).
     // Tiles interleave the three, so q, k, v that are one tensor are zeroed first and added to.
