@@ -10,6 +10,7 @@
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -495,4 +496,31 @@ Test(gemm, dgemm) {
             free(Bp);
         }
     }
+}
+
+// tz_thread_scratch: a thread's later calls get the same buffer while it is large enough (so a
+// pool task's tiles stay in its core's cache), a larger request a buffer that holds it, each
+// slot its own, all 64-byte aligned; another thread has buffers of its own.
+static void *other_scratch(void *arg) {
+    (void)arg;
+    return tz_thread_scratch(0, 64);
+}
+Test(gemm, thread_scratch) {
+    char *a = tz_thread_scratch(0, 1000), *b = tz_thread_scratch(1, 1000);
+    cr_assert(a && b && a != b);
+    cr_assert_eq((uintptr_t)a % 64, 0);
+    cr_assert_eq((uintptr_t)b % 64, 0);
+    memset(a, 1, 1000);
+    memset(b, 2, 1000);
+    cr_assert_eq(tz_thread_scratch(0, 10), a, "a smaller request reuses the buffer");
+    cr_assert_eq(a[999], 1, "and keeps its contents");
+    char *big = tz_thread_scratch(0, 1 << 22);
+    cr_assert_eq((uintptr_t)big % 64, 0);
+    memset(big, 3, 1 << 22); // all of it writable (ASan checks)
+    cr_assert_eq(tz_thread_scratch(1, 1000), b, "slot 1 is untouched by slot 0's growth");
+    pthread_t t;
+    void *theirs;
+    cr_assert_eq(pthread_create(&t, NULL, other_scratch, NULL), 0);
+    cr_assert_eq(pthread_join(t, &theirs), 0);
+    cr_assert(theirs != big, "each thread has its own");
 }
