@@ -187,7 +187,8 @@ static void buf_free(void *p) {
 }
 static void buf_key_init(void) { pthread_key_create(&buf_key, buf_free); }
 
-// Grow *p to at least n floats, 64-byte aligned (the kernels use aligned loads of Bp).
+// Grow *p to at least n floats, 64-byte aligned (the kernels use aligned loads of Bp): the
+// packing buffers and tz_thread_scratch's.
 static float *grow(float **p, size_t *cap, size_t n) {
     if (*cap >= n) return *p;
     pthread_once(&buf_key_once, buf_key_init);
@@ -196,7 +197,7 @@ static float *grow(float **p, size_t *cap, size_t n) {
     n = (n + 1023) & ~(size_t)1023;
     *p = aligned_alloc(64, n * sizeof(float));
     *cap = *p ? n : 0;
-    if (!*p) tz_fail("gemm: out of memory for a packing buffer of %zu floats", n);
+    if (!*p) tz_fail("gemm: out of memory for a per-thread buffer of %zu floats", n);
     return *p;
 }
 

@@ -123,11 +123,11 @@ tz_tensor *nn_ffn_forward_add(tz_graph *g, const nn_ffn *f, tz_tensor *x, tz_ten
         char s[64];
         tz_fail("ffn: input %s does not end in d_model %d", tz_shape_str(x, s), f->d_model);
     }
-    // Without dropout between them, GELU and the two products are one node (above).
     if (r && !tz_same_shape(r, x)) {
         char a[64], b[64];
         tz_fail("ffn: residual %s does not fit input %s", tz_shape_str(r, a), tz_shape_str(x, b));
     }
+    // Without dropout between them, GELU and the two products are one node (above).
     if (f->kind == NN_FFN_GELU && f->dropout <= 0) return ffn_gelu_fused(g, x, f->w1.w, f->w1.b, f->w2.w, f->w2.b, r);
     tz_tensor *h = nn_linear_forward(g, &f->w1, x);
     switch (f->kind) {
