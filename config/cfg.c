@@ -35,7 +35,8 @@ void cfg_init(cfg *c, const cfg_key *const *schemas, int n_schemas) {
             // A number without a range, or an int range cfg_int cannot return, is the program's bug.
             if (is_number(k) && !(k->min < k->max)) fail_schema(k, "a number key needs a range min < max");
             if (k->type == CFG_INT && (k->min < INT_MIN || k->max > INT_MAX)) fail_schema(k, "an int range beyond int");
-            char range[128];
+            if (k->choices && k->type != CFG_STR) fail_schema(k, "choices are for string keys");
+            char range[256];
             if (k->def && check_value(k, k->def, range, sizeof range))
                 fail_schema(k, "the default is not a valid value");
             // The same key again (a model's own [model] key over its family's): the later one wins.
@@ -110,10 +111,41 @@ static const char *range_str(const cfg_key *k, char *buf, size_t size) {
     return buf;
 }
 
-// Checks text against the key's type and range; returns an error message or NULL. A value out
-// of range (or too large for its type) returns "must be in" and the range in `range`.
+// Whether text is one of the space-separated words of choices.
+static int is_choice(const char *choices, const char *text) {
+    size_t n = strlen(text);
+    for (const char *w = choices; *w;) {
+        size_t len = strcspn(w, " ");
+        if (len && len == n && !strncmp(w, text, n)) return 1;
+        w += len + (w[len] == ' ');
+    }
+    return 0;
+}
+
+// "a, b or c" of the key's choices.
+static const char *choices_str(const cfg_key *k, char *buf, size_t size) {
+    size_t o = 0;
+    buf[0] = 0;
+    for (const char *w = k->choices; *w && o < size;) {
+        size_t len = strcspn(w, " ");
+        const char *next = w + len + (w[len] == ' ');
+        if (len) {
+            const char *sep = o == 0 ? "" : *next ? ", " : " or ";
+            int wrote = snprintf(buf + o, size - o, "%s%.*s", sep, (int)len, w);
+            o += wrote > 0 ? (size_t)wrote : 0;
+        }
+        w = next;
+    }
+    return buf;
+}
+
+// Checks text against the key's type, range and choices; returns an error message or NULL. A
+// value out of range (or too large for its type) returns "must be in" and the range in `range`;
+// a string not among its choices returns "is not a choice" and them in `range`.
 static const char *check_value(const cfg_key *k, const char *text, char *range, size_t size) {
     char *end;
+    if (k->type == CFG_STR && k->choices && !is_choice(k->choices, text))
+        return choices_str(k, range, size), "is not a choice";
     if (!*text) return k->type == CFG_STR ? NULL : "has no value";
     errno = 0;
     switch (k->type) {
@@ -142,7 +174,7 @@ static const char *check_value(const cfg_key *k, const char *text, char *range, 
 
 // Sets section.key = text; returns 0, or -1 with the message in err.
 static int set(cfg *c, const char *where, const char *section, const char *key, const char *text, msg_buf err) {
-    char hint[160], range[128];
+    char hint[160], range[256];
     if (!has_section(c, section))
         return snprintf(err, sizeof(msg_buf), "%s: unknown section [%s]%s", where, section,
                         suggest(c, NULL, section, hint, sizeof hint)),
@@ -159,6 +191,8 @@ static int set(cfg *c, const char *where, const char *section, const char *key, 
     const char *bad = check_value(v->key, text, range, sizeof range);
     if (bad && !strcmp(bad, "must be in"))
         return snprintf(err, sizeof(msg_buf), "%s: [%s] %s = %s: must be in %s", where, section, key, text, range), -1;
+    if (bad && !strcmp(bad, "is not a choice"))
+        return snprintf(err, sizeof(msg_buf), "%s: [%s] %s = '%s' (want %s)", where, section, key, text, range), -1;
     if (bad)
         return snprintf(err, sizeof(msg_buf), "%s: [%s] %s = '%s' %s (want %s)", where, section, key, text, bad,
                         type_name[v->key->type]),

@@ -12,9 +12,9 @@
 // comment. cfg_write quotes exactly the values that need it, so every value of 1..511 bytes
 // without NUL survives a write and a read.
 //
-// Every key is declared in a schema (section, key, type, default, help, and for numbers the
-// valid range). An unknown section or key, a missing '=', a bad or out-of-range number or a key
-// before any section is an error "file:line: message" (with the closest known key suggested),
+// Every key is declared in a schema (section, key, type, default, help, for numbers the valid
+// range, for a string its choices if it has a few). An unknown section or key, a missing '=', a
+// bad or out-of-range number, a string not among its choices or a key before any section is an error "file:line: message" (with the closest known key suggested),
 // and the program exits non-zero. Command-line overrides "section.key=value" are checked the
 // same way, as "command line override N" (a quoted value there is unescaped the same way).
 #ifndef TZ_CFG_H
@@ -33,6 +33,9 @@ typedef struct cfg_key {
     // CFG_INT and CFG_FLOAT: the valid values, both ends included (ints within int's range:
     // cfg_int returns int). min < max is required of every number key; 0, 0 for the others.
     double min, max;
+    // CFG_STR: the values it may take, separated by spaces ("auto always never"), checked where
+    // the value is read (file:line, command line); NULL: any text.
+    const char *choices;
 } cfg_key;
 
 #define CFG_MAX_KEYS 160

@@ -6,8 +6,8 @@
 #include "recurrent_lm.h"
 
 static const cfg_key gru_keys[] = {
-    {"model", "layers", CFG_INT, "2", "stacked recurrent layers", 1, 1024},
-    {"model", "form", CFG_STR, "cho", "cho (Cho 2014: U (r*h)) or cudnn (PyTorch: r*(U h + b))", 0, 0},
+    {"model", "layers", CFG_INT, "2", "stacked recurrent layers", 1, 1024, NULL},
+    {"model", "form", CFG_STR, "cho", "cho (Cho 2014: U (r*h)) or cudnn (PyTorch: r*(U h + b))", 0, 0, "cho cudnn"},
     {0},
 };
 
@@ -15,8 +15,6 @@ static void *gru_create(const cfg *c, int V, int block, tz_params *P, tz_rng *r)
     (void)block; // a recurrence takes windows of any length
     nn_recurrent_config rc = nn_recurrent_defaults(NN_CELL_GRU, 0, 0);
     const char *form = cfg_str(c, "model", "form");
-    if (strcmp(form, "cho") && strcmp(form, "cudnn"))
-        tz_fail("%s: [model] form = '%s' (want cho or cudnn)", c->path, form);
     rc.gru_cho = !strcmp(form, "cho");
     return recurrent_lm_create(c, V, P, r, rc);
 }

@@ -9,8 +9,8 @@
 #include "recurrent_lm.h"
 
 static const cfg_key keys[] = {
-    {"model", "cell", CFG_STR, "gru", "the recurrent cell: gru or lstm", 0, 0},
-    {"model", "heads", CFG_INT, "4", "attention heads", 1, 4096},
+    {"model", "cell", CFG_STR, "gru", "the recurrent cell: gru or lstm", 0, 0, "gru lstm"},
+    {"model", "heads", CFG_INT, "4", "attention heads", 1, 4096, NULL},
     {0},
 };
 

@@ -4,9 +4,10 @@
 #include "recurrent_lm.h"
 
 static const cfg_key lstm_keys[] = {
-    {"model", "layers", CFG_INT, "2", "stacked recurrent layers", 1, 1024},
-    {"model", "peephole", CFG_BOOL, "true", "peephole connections from the cell to the gates (Graves 2013)", 0, 0},
-    {"model", "forget_bias", CFG_FLOAT, "1", "added to the forget gate's bias at init", -1e6, 1e6},
+    {"model", "layers", CFG_INT, "2", "stacked recurrent layers", 1, 1024, NULL},
+    {"model", "peephole", CFG_BOOL, "true", "peephole connections from the cell to the gates (Graves 2013)", 0, 0,
+     NULL},
+    {"model", "forget_bias", CFG_FLOAT, "1", "added to the forget gate's bias at init", -1e6, 1e6, NULL},
     {0},
 };
 

@@ -8,16 +8,16 @@
 #include "nn.h"
 
 static const cfg_key keys[] = {
-    {"model", "context", CFG_INT, "16", "tokens of history each prediction sees (n-1 in the paper)", 1, 1024},
-    {"model", "embed", CFG_INT, "32", "embedding size of each token (m)", 1, 65536},
-    {"model", "hidden", CFG_INT, "512", "tanh hidden units (h)", 1, 65536},
-    {"model", "direct", CFG_BOOL, "false", "direct connections W from the embeddings to the output", 0, 0},
-    {"model", "batchnorm", CFG_BOOL, "false", "BatchNorm1d on H x before the tanh", 0, 0},
-    {"model", "dropout", CFG_FLOAT, "0", "dropout on the hidden layer", 0, 0.99},
+    {"model", "context", CFG_INT, "16", "tokens of history each prediction sees (n-1 in the paper)", 1, 1024, NULL},
+    {"model", "embed", CFG_INT, "32", "embedding size of each token (m)", 1, 65536, NULL},
+    {"model", "hidden", CFG_INT, "512", "tanh hidden units (h)", 1, 65536, NULL},
+    {"model", "direct", CFG_BOOL, "false", "direct connections W from the embeddings to the output", 0, 0, NULL},
+    {"model", "batchnorm", CFG_BOOL, "false", "BatchNorm1d on H x before the tanh", 0, 0, NULL},
+    {"model", "dropout", CFG_FLOAT, "0", "dropout on the hidden layer", 0, 0.99, NULL},
     {"model", "shared_pairs", CFG_STR, "auto",
      "H x once per distinct (position, token) of a batch (without direct connections): auto (when that pays), always or"
      " never; the same function",
-     0, 0},
+     0, 0, "auto always never"},
     {0},
 };
 
@@ -42,8 +42,7 @@ static void *create(const cfg *c, int V, int block, tz_params *P, tz_rng *r) {
     m->has_direct = cfg_bool(c, "model", "direct");
     m->has_bn = cfg_bool(c, "model", "batchnorm");
     const char *sp = cfg_str(c, "model", "shared_pairs");
-    m->shared_pairs = !strcmp(sp, "auto") ? -1 : !strcmp(sp, "always") ? 1 : !strcmp(sp, "never") ? 0 : 2;
-    if (m->shared_pairs == 2) tz_fail("%s: [model] shared_pairs = '%s' (want auto, always or never)", c->path, sp);
+    m->shared_pairs = !strcmp(sp, "auto") ? -1 : !strcmp(sp, "always") ? 1 : 0; // cfg allows no other value
     if (m->n < 1) tz_fail("mlp: [model] context = %d must be >= 1", m->n);
     nn_init def = {NN_INIT_DEFAULT, 0};
     nn_embedding_init(&m->C, P, "C", V, m->E, def, r);

@@ -15,14 +15,17 @@ typedef struct {
 } rlm;
 
 const cfg_key recurrent_lm_keys[] = {
-    {"model", "embed", CFG_INT, "64", "embedding size", 1, 65536},
-    {"model", "hidden", CFG_INT, "256", "hidden units per layer", 1, 65536},
-    {"model", "layers", CFG_INT, "1", "stacked recurrent layers", 1, 1024},
-    {"model", "dropout", CFG_FLOAT, "0", "dropout on embeddings, between layers and before the output", 0, 0.99},
-    {"model", "residual", CFG_BOOL, "false", "residual connections between layers", 0, 0},
+    {"model", "embed", CFG_INT, "64", "embedding size", 1, 65536, NULL},
+    {"model", "hidden", CFG_INT, "256", "hidden units per layer", 1, 65536, NULL},
+    {"model", "layers", CFG_INT, "1", "stacked recurrent layers", 1, 1024, NULL},
+    {"model", "dropout", CFG_FLOAT, "0", "dropout on embeddings, between layers and before the output", 0, 0.99, NULL},
+    {"model", "residual", CFG_BOOL, "false", "residual connections between layers", 0, 0, NULL},
     {"model", "init", CFG_STR, "default",
-     "weight init: default (PyTorch's), uniform, normal, xavier_uniform, orthogonal, ...", 0, 0},
-    {"model", "init_scale", CFG_FLOAT, "0", "range/std/gain of the init (0: the init's own default)", 0, 1e6},
+     "weight init: default (PyTorch's), uniform, normal, xavier_uniform, orthogonal, ...", 0, 0,
+     "default zeros ones constant uniform normal xavier_uniform xavier_normal kaiming_uniform kaiming_normal "
+     "orthogonal "
+     "pytorch"},
+    {"model", "init_scale", CFG_FLOAT, "0", "range/std/gain of the init (0: the init's own default)", 0, 1e6, NULL},
     {0},
 };
 

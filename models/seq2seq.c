@@ -11,8 +11,9 @@
 #include "seq2seq.h"
 
 static const cfg_key keys[] = {
-    {"model", "score", CFG_STR, "additive", "attention scores: additive (Bahdanau), dot or general (Luong 2015)", 0, 0},
-    {"model", "attn_dim", CFG_INT, "256", "additive attention: units of W_a s + U_a h", 1, 65536},
+    {"model", "score", CFG_STR, "additive", "attention scores: additive (Bahdanau), dot or general (Luong 2015)", 0, 0,
+     "additive dot general"},
+    {"model", "attn_dim", CFG_INT, "256", "additive attention: units of W_a s + U_a h", 1, 65536, NULL},
     {0},
 };
 

@@ -6,17 +6,18 @@
 #include <string.h>
 
 const cfg_key s2s_keys[] = {
-    {"model", "embed", CFG_INT, "128", "embedding size (source and target)", 1, 65536},
-    {"model", "hidden", CFG_INT, "256", "encoder GRU units (per direction for RNNsearch)", 1, 65536},
-    {"model", "dec_hidden", CFG_INT, "256", "decoder GRU units", 1, 65536},
-    {"model", "form", CFG_STR, "cudnn", "GRU form: cho (Cho 2014: U (r*h)) or cudnn (PyTorch: r*(U h + b))", 0, 0},
+    {"model", "embed", CFG_INT, "128", "embedding size (source and target)", 1, 65536, NULL},
+    {"model", "hidden", CFG_INT, "256", "encoder GRU units (per direction for RNNsearch)", 1, 65536, NULL},
+    {"model", "dec_hidden", CFG_INT, "256", "decoder GRU units", 1, 65536, NULL},
+    {"model", "form", CFG_STR, "cudnn", "GRU form: cho (Cho 2014: U (r*h)) or cudnn (PyTorch: r*(U h + b))", 0, 0,
+     "cho cudnn"},
     {"model", "readout", CFG_STR, "linear", "linear ([s; c; E y] -> vocabulary) or maxout (Bahdanau's deep output)", 0,
-     0},
-    {"model", "maxout_units", CFG_INT, "256", "maxout readout: units after the max over pairs", 1, 65536},
-    {"model", "dropout", CFG_FLOAT, "0", "dropout on the embeddings and the readout's input", 0, 0.99},
+     0, "linear maxout"},
+    {"model", "maxout_units", CFG_INT, "256", "maxout readout: units after the max over pairs", 1, 65536, NULL},
+    {"model", "dropout", CFG_FLOAT, "0", "dropout on the embeddings and the readout's input", 0, 0.99, NULL},
     {"model", "skip_padding", CFG_BOOL, "true",
      "readout only at real targets: logits (N,V) with b->targets compacted (same loss, less work; false: (B*T,V))", 0,
-     0},
+     0, NULL},
     {0},
 };
 
@@ -35,12 +36,8 @@ void s2s_init(s2s *m, const cfg *c, int attention, int Vs, int Vt, tz_params *P,
         tz_fail("%s: vocabularies of %d (source) and %d (target) words: each needs <pad> <bos> <eos> <unk> and more",
                 c->path, Vs, Vt);
     const char *form = cfg_str(c, "model", "form");
-    if (strcmp(form, "cho") && strcmp(form, "cudnn"))
-        tz_fail("%s: [model] form = '%s' (want cho or cudnn)", c->path, form);
     m->cho = !strcmp(form, "cho");
     const char *readout = cfg_str(c, "model", "readout");
-    if (strcmp(readout, "linear") && strcmp(readout, "maxout"))
-        tz_fail("%s: [model] readout = '%s' (want linear or maxout)", c->path, readout);
     if (!strcmp(readout, "maxout")) {
         m->maxout = (int)cfg_int(c, "model", "maxout_units");
         if (m->maxout < 1) tz_fail("%s: [model] maxout_units = %d must be >= 1", c->path, m->maxout);

@@ -20,19 +20,21 @@
 #include "nn.h"
 
 static const cfg_key keys[] = {
-    {"model", "layers", CFG_INT, "3", "blocks in the encoder and in the decoder (N)", 1, 1024},
-    {"model", "heads", CFG_INT, "4", "attention heads (h)", 1, 4096},
-    {"model", "d_model", CFG_INT, "256", "model width", 1, 65536},
-    {"model", "d_ff", CFG_INT, "1024", "feed-forward width", 1, 262144},
-    {"model", "ffn", CFG_STR, "relu", "relu (Vaswani), gelu or swiglu", 0, 0},
-    {"model", "pre_ln", CFG_BOOL, "false", "pre-LN blocks (Xiong et al. 2020) instead of post-LN (the paper)", 0, 0},
+    {"model", "layers", CFG_INT, "3", "blocks in the encoder and in the decoder (N)", 1, 1024, NULL},
+    {"model", "heads", CFG_INT, "4", "attention heads (h)", 1, 4096, NULL},
+    {"model", "d_model", CFG_INT, "256", "model width", 1, 65536, NULL},
+    {"model", "d_ff", CFG_INT, "1024", "feed-forward width", 1, 262144, NULL},
+    {"model", "ffn", CFG_STR, "relu", "relu (Vaswani), gelu or swiglu", 0, 0, "relu gelu swiglu"},
+    {"model", "pre_ln", CFG_BOOL, "false", "pre-LN blocks (Xiong et al. 2020) instead of post-LN (the paper)", 0, 0,
+     NULL},
     {"model", "dropout", CFG_FLOAT, "0.1", "dropout on the embedding sums, sublayer outputs and FFN hidden (P_drop)", 0,
-     0.99},
+     0.99, NULL},
     {"model", "attn_dropout", CFG_FLOAT, "0", "dropout on the attention weights (tensor2tensor; slower, unfused)", 0,
-     0.99},
-    {"model", "tie", CFG_BOOL, "true", "output projection = the target embedding matrix", 0, 0},
+     0.99, NULL},
+    {"model", "tie", CFG_BOOL, "true", "output projection = the target embedding matrix", 0, 0, NULL},
     {"model", "skip_padding", CFG_BOOL, "true",
-     "output projection only at real targets: logits (N,V) with b->targets compacted (same loss, less work)", 0, 0},
+     "output projection only at real targets: logits (N,V) with b->targets compacted (same loss, less work)", 0, 0,
+     NULL},
     {0},
 };
 

@@ -78,6 +78,41 @@ Test(cfg, out_of_range_and_overflowing_numbers_fail_at_read_time) {
     cr_assert_null(load_error(base, "train.seed=2147483647"));
 }
 
+// A string key with choices takes one of them, checked where it is read (file:line, command line,
+// a program's cfg_set), the choices listed; every schema's default is among its choices.
+Test(cfg, strings_with_choices_fail_at_read_time) {
+    cr_assert_null(load_error(with("[optim]\nname = adam\n"), NULL));
+    cr_assert_str_eq(load_error(with("[optim]\nname = adamx\n"), NULL),
+                     "t.cfg:6: [optim] name = 'adamx' (want sgd, adagrad, rmsprop, adam or adamw)");
+    cr_assert_str_eq(load_error(base, "train.final=first"),
+                     "command line override 1: [train] final = 'first' (want last or best)");
+    cr_assert_str_eq(load_error(base, "train.on_nonfinite="),
+                     "command line override 1: [train] on_nonfinite = '' (want stop or skip)");
+    // no prefix, suffix or case match
+    cr_assert_str_eq(load_error(base, "schedule.kind=cos"),
+                     "command line override 1: [schedule] kind = 'cos' (want constant, step, cosine, linear or noam)");
+    cr_assert_str_eq(
+        load_error(base, "schedule.kind=cosines"),
+        "command line override 1: [schedule] kind = 'cosines' (want constant, step, cosine, linear or noam)");
+    cr_assert_str_eq(load_error(base, "data.tokenizer=Word"),
+                     "command line override 1: [data] tokenizer = 'Word' (want char, word or bpe)");
+    cr_assert_null(load_error(base, "data.tokenizer=bpe"));
+    static cfg c;
+    tz_cfg_init(&c, tz_model_find("mlp"));
+    cr_assert(EXPECT_FAIL(cfg_set(&c, "model", "shared_pairs", "sometimes", "test")));
+    cr_assert_str_eq(tz_last_error(), "test: [model] shared_pairs = 'sometimes' (want auto, always or never)");
+    cfg_set(&c, "model", "shared_pairs", "never", "test");
+    cr_assert_str_eq(cfg_str(&c, "model", "shared_pairs"), "never");
+    // a schema whose default is not a choice, or with choices on a number, is the program's bug
+    static const cfg_key bad_default[] = {{"x", "k", CFG_STR, "c", "help", 0, 0, "a b"}, {0}};
+    static const cfg_key bad_type[] = {{"x", "n", CFG_INT, "1", "help", 0, 9, "1 2"}, {0}};
+    const cfg_key *s1[] = {bad_default}, *s2[] = {bad_type};
+    cr_assert(EXPECT_FAIL(cfg_init(&c, s1, 1)));
+    cr_assert_str_eq(tz_last_error(), "cfg schema: [x] k: the default is not a valid value");
+    cr_assert(EXPECT_FAIL(cfg_init(&c, s2, 1)));
+    cr_assert_str_eq(tz_last_error(), "cfg schema: [x] n: choices are for string keys");
+}
+
 Test(cfg, cfg_int_returns_the_value_read) {
     static cfg c;
     char *over[] = {"train.threads=1024", "train.seed=2147483647"};

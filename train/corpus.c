@@ -10,13 +10,14 @@
 #include "tz.h"
 
 const cfg_key tz_data_keys[] = {
-    {"data", "path", CFG_STR, NULL, "training text (or the one file to split), relative to the cfg file", 0, 0},
-    {"data", "valid", CFG_STR, "", "validation text (empty: the end of path, see split)", 0, 0},
-    {"data", "test", CFG_STR, "", "test text (optional): evaluated once, at the end, with the final weights", 0, 0},
-    {"data", "split", CFG_FLOAT, "0.9", "fraction of path used for training when valid is empty", 0, 1},
-    {"data", "tokenizer", CFG_STR, "char", "char, word or bpe", 0, 0},
-    {"data", "min_count", CFG_INT, "1", "word tokenizer: words seen fewer times become <unk>", 0, 1000000000},
-    {"data", "bpe_merges", CFG_INT, "256", "bpe tokenizer: merges learned on the training text", 0, 1000000},
+    {"data", "path", CFG_STR, NULL, "training text (or the one file to split), relative to the cfg file", 0, 0, NULL},
+    {"data", "valid", CFG_STR, "", "validation text (empty: the end of path, see split)", 0, 0, NULL},
+    {"data", "test", CFG_STR, "", "test text (optional): evaluated once, at the end, with the final weights", 0, 0,
+     NULL},
+    {"data", "split", CFG_FLOAT, "0.9", "fraction of path used for training when valid is empty", 0, 1, NULL},
+    {"data", "tokenizer", CFG_STR, "char", "char, word or bpe", 0, 0, "char word bpe"},
+    {"data", "min_count", CFG_INT, "1", "word tokenizer: words seen fewer times become <unk>", 0, 1000000000, NULL},
+    {"data", "bpe_merges", CFG_INT, "256", "bpe tokenizer: merges learned on the training text", 0, 1000000, NULL},
     {0},
 };
 

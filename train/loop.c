@@ -192,7 +192,7 @@ static const char *stop_name(int status, int stop_sig, int early) {
 int tz_train_select(const cfg *c, const tz_model_def *def) {
     const char *names[TZ_TASK_MAX_METRICS];
     int n = tz_task_metrics(def, names);
-    const char *select = cfg_str(c, "train", "select"), *final = cfg_str(c, "train", "final");
+    const char *select = cfg_str(c, "train", "select");
     int sel = -1;
     for (int k = 0; k < n; k++)
         if (!strcmp(select, names[k])) sel = k;
@@ -201,8 +201,6 @@ int tz_train_select(const cfg *c, const tz_model_def *def) {
         for (int k = 0; k < n; k++) snprintf(all + strlen(all), sizeof all - strlen(all), ", %s", names[k]);
         tz_fail("%s: [train] select = '%s' (this task has: %s)", c->path, select, all);
     }
-    if (strcmp(final, "last") && strcmp(final, "best"))
-        tz_fail("%s: [train] final = '%s' (want last or best)", c->path, final);
     return sel;
 }
 

@@ -129,9 +129,6 @@ void tz_run_open(tz_run *r) {
     if (steps < 0 || B < 1 || T < 1 || eval_every < 1 || log_every < 1)
         tz_fail("%s: [train] steps >= 0, batch, block, eval_every and log_every >= 1 (got %ld, %d, %d, %ld, %ld)",
                 r->cfg_path, steps, B, T, eval_every, log_every);
-    const char *nf = cfg_str(c, "train", "on_nonfinite");
-    if (strcmp(nf, "stop") && strcmp(nf, "skip"))
-        tz_fail("%s: [train] on_nonfinite = '%s' (want stop or skip)", c->path, nf);
     tz_train_select(c, r->def); // a typo here must not cost the data's loading
     if (snprintf(r->dir, sizeof r->dir, "%s", r->resume ? r->resume : cfg_str(c, "train", "out_dir")) >=
         (int)sizeof r->dir)
