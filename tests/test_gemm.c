@@ -303,60 +303,62 @@ ParameterizedTest(kparam *p, gemm, epilogue_same_bits) {
         }
 }
 
-ParameterizedTestParameters(gemm, alpha_one_same_bits) { return cr_make_param_array(kparam, kparams, 6); }
+ParameterizedTestParameters(gemm, tile_finish_same_bits) { return cr_make_param_array(kparam, kparams, 6); }
 
-// With alpha 1 and one K block, each way a product finishes a tile (overwrite, add to C, bias,
-// GELU, ADD, MUL: the AVX-512 kernel has its own path for these on full 12 x 32 tiles) gives the
-// bits of the plain product P followed by the same operations one at a time, in this order:
-// (P [+ C]) [+ bias], then the epilogue. Full tiles and ragged edges, both forms of A and B.
-ParameterizedTest(kparam *p, gemm, alpha_one_same_bits) {
+// With one K block, each way a product finishes a tile (overwrite, add to C, bias, GELU, ADD,
+// MUL: the AVX-512 kernel has its own path for these on full 12 x 32 tiles) gives the bits of
+// the plain product P (alpha 1, beta 0), times alpha, followed by the same operations one at a
+// time, in this order: (alpha P [+ C]) [+ bias], then the epilogue. Full tiles and ragged edges, both forms of
+// A and B, alpha 1 and another.
+ParameterizedTest(kparam *p, gemm, tile_finish_same_bits) {
     setup(p->kernel, p->threads);
     static const int shapes[][3] = {{60, 96, 300}, {29, 75, 40}, {48, 64, 320}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (int t = 0; t < 4; t++) {
-            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = t & 1, tb = t >> 1;
+        for (int t = 0; t < 8; t++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = t & 1, tb = (t >> 1) & 1;
             int lda = ta ? M : K, ldb = tb ? K : N;
+            float alpha = t >> 2 ? 0.125f * 1.1f : 1.0f;
             long mn = (long)M * N;
             float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N),
                   *bv = malloc(sizeof(float) * N);
             float *P = malloc(sizeof(float) * mn), *C0 = malloc(sizeof(float) * mn), *D0 = malloc(sizeof(float) * mn);
-            float *C = malloc(sizeof(float) * mn), *D = malloc(sizeof(float) * mn), *W = malloc(sizeof(float) * mn);
+            float *C = malloc(sizeof(float) * mn), *D = malloc(sizeof(float) * mn), *W = malloc(sizeof(float) * mn),
+                  *WD = malloc(sizeof(float) * mn);
             for (long i = 0; i < (long)M * K; i++) A[i] = frand();
             for (long i = 0; i < (long)K * N; i++) B[i] = frand();
             for (int j = 0; j < N; j++) bv[j] = frand();
             for (long i = 0; i < mn; i++) C0[i] = frand(), D0[i] = frand();
             tz_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, P, N);
-            for (int c = 0; c < 6; c++) {
-                // c: 0 beta 1; 1 bias; 2 bias + GELU; 3 bias + ADD; 4 beta 1 + ADD; 5 MUL
-                static const char *const what[] = {"beta 1", "bias", "bias GELU", "bias ADD", "beta 1 ADD", "MUL"};
+            for (long i = 0; i < mn; i++) P[i] = alpha * P[i];
+            for (int c = 0; c < 8; c++) {
+                static const char *const what[] = {"beta 1",     "bias", "bias GELU", "bias ADD",
+                                                   "beta 1 ADD", "MUL",  "ADD",       "beta 0"};
                 const int add_c = c == 0 || c == 4, with_bias = c >= 1 && c <= 3;
-                tz_epilogue epi = c == 2             ? TZ_EPI_GELU
-                                  : c == 3 || c == 4 ? TZ_EPI_ADD
-                                  : c == 5           ? TZ_EPI_MUL
-                                                     : TZ_EPI_NONE;
+                tz_epilogue epi = c == 2                       ? TZ_EPI_GELU
+                                  : c == 3 || c == 4 || c == 6 ? TZ_EPI_ADD
+                                  : c == 5                     ? TZ_EPI_MUL
+                                                               : TZ_EPI_NONE;
                 memcpy(C, C0, sizeof(float) * mn);
                 memcpy(D, D0, sizeof(float) * mn);
-                tz_sgemm_epi(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, add_c ? 1.0f : 0.0f, C, N, with_bias ? bv : NULL,
+                tz_sgemm_epi(ta, tb, M, N, K, alpha, A, lda, B, ldb, add_c ? 1.0f : 0.0f, C, N, with_bias ? bv : NULL,
                              epi, D, N);
                 for (long i = 0; i < mn; i++) {
                     W[i] = P[i];
                     if (add_c) W[i] = C0[i] + W[i];
                     if (with_bias) W[i] = W[i] + bv[i % N];
                 }
-                float *WD = malloc(sizeof(float) * mn);
                 memcpy(WD, D0, sizeof(float) * mn);
                 if (epi == TZ_EPI_GELU) tz_sgemm_epi(0, 0, M, N, 0, 1.0f, A, 1, B, N, 1.0f, W, N, NULL, epi, WD, N);
                 for (long i = 0; i < mn; i++) {
                     if (epi == TZ_EPI_ADD) W[i] = W[i] + D0[i];
                     if (epi == TZ_EPI_MUL) W[i] = W[i] * D0[i];
-                    cr_assert(C[i] == W[i], "%s %s ta=%d tb=%d (%d,%d,%d): C[%ld,%ld] %.9g, want %.9g",
-                              tz_gemm_kernel_name(), what[c], ta, tb, M, N, K, i / N, i % N, C[i], W[i]);
+                    cr_assert(C[i] == W[i], "%s %s alpha %g ta=%d tb=%d (%d,%d,%d): C[%ld,%ld] %.9g, want %.9g",
+                              tz_gemm_kernel_name(), what[c], alpha, ta, tb, M, N, K, i / N, i % N, C[i], W[i]);
                     cr_assert(D[i] == WD[i], "%s %s: D[%ld] %.9g, want %.9g", tz_gemm_kernel_name(), what[c], i, D[i],
                               WD[i]);
                 }
-                free(WD);
             }
-            free(A), free(B), free(bv), free(P), free(C0), free(D0), free(C), free(D), free(W);
+            free(A), free(B), free(bv), free(P), free(C0), free(D0), free(C), free(D), free(W), free(WD);
         }
 }
 
