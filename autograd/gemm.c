@@ -82,7 +82,12 @@ static void ukr_portable(int m, int n, int kc, const float *Ap, long sa, const f
         if (beta == 0.0f)
             for (int j = 0; j < n; j++) c[j] = alpha * acc[i][j];
         else
-            for (int j = 0; j < n; j++) c[j] = alpha * acc[i][j] + beta * c[j];
+            for (int j = 0; j < n; j++) {
+                // alpha * acc rounded on its own, as the SIMD kernels do: in one expression clang
+                // (-ffp-contract=on) fuses it with the add into one rounding, gcc (-std=c11) does not
+                const float r = alpha * acc[i][j];
+                c[j] = r + beta * c[j];
+            }
         if (bias)
             for (int j = 0; j < n; j++) c[j] += bias[j];
     }

@@ -33,8 +33,8 @@ typedef struct cfg_key {
     // CFG_INT and CFG_FLOAT: the valid values, both ends included (ints within int's range:
     // cfg_int returns int). min < max is required of every number key; 0, 0 for the others.
     double min, max;
-    // CFG_STR: the values it may take, separated by spaces ("auto always never"), checked where
-    // the value is read (file:line, command line); NULL: any text.
+    // CFG_STR: the values it may take, separated by spaces ("auto always never"), checked like a
+    // number's range (the default, the file, overrides, cfg_set); NULL: any text.
     const char *choices;
 } cfg_key;
 
@@ -57,7 +57,7 @@ typedef struct cfg {
 
 // Starts a configuration with the defaults of one or more schemas (arrays ending in {0}).
 // Fails if a schema is malformed (a number key without a range, a default outside it).
-// A key that is in two schemas takes the later schema's entry (its type, default and range).
+// A key that is in two schemas takes the later schema's entry (its type, default, range and choices).
 void cfg_init(cfg *c, const cfg_key *const *schemas, int n_schemas);
 // Reads a file into c. Fails (tz_fail) on any error, naming file:line.
 void cfg_read_file(cfg *c, const char *path);

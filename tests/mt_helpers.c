@@ -11,6 +11,7 @@
 #include "setup.h"
 
 void mt_make(mt_model *mm, const char *type, int Vs, int Vt, uint64_t seed, const char *const *over) {
+    tz_params_init(&mm->P); // first: a cfg value refused below leaves P for the caller to free
     mm->def = tz_model_find(type);
     cr_assert(mm->def && mm->def->pairs, "%s is a translation model", type);
     tz_cfg_init(&mm->c, mm->def);
@@ -19,7 +20,6 @@ void mt_make(mt_model *mm, const char *type, int Vs, int Vt, uint64_t seed, cons
     cfg_override(&mm->c, buf, 0);
     cfg_override(&mm->c, "data.path=unused", 0);
     for (int i = 0; over && over[i]; i++) cfg_override(&mm->c, over[i], i + 1);
-    tz_params_init(&mm->P);
     tz_rng r;
     tz_rng_seed(&r, seed);
     mm->m = mm->def->mt_create(&mm->c, Vs, Vt, &mm->P, &r);

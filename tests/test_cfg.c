@@ -113,6 +113,28 @@ Test(cfg, strings_with_choices_fail_at_read_time) {
     cr_assert_str_eq(tz_last_error(), "cfg schema: [x] n: choices are for string keys");
 }
 
+// The keys whose values the code maps without a check of its own (cfg's choices are that check)
+// carry choices in every model's schemas, also where a model's entry replaces its family's.
+Test(cfg, keys_the_code_maps_have_choices) {
+    static const char *const mapped[][2] = {{"model", "shared_pairs"}, {"model", "form"},   {"model", "readout"},
+                                            {"model", "score"},        {"model", "ffn"},    {"model", "positions"},
+                                            {"model", "cell"},         {"model", "init"},   {"data", "tokenizer"},
+                                            {"data", "kind"},          {"train", "final"},  {"train", "on_nonfinite"},
+                                            {"optim", "name"},         {"schedule", "kind"}};
+    int n;
+    const tz_model_def *const *all = tz_models(&n);
+    for (int m = 0; m < n; m++) {
+        static cfg c;
+        const cfg_key *schemas[TZ_SCHEMAS];
+        cfg_init(&c, schemas, tz_schemas(all[m], schemas));
+        for (int i = 0; i < c.n; i++)
+            for (size_t k = 0; k < sizeof mapped / sizeof mapped[0]; k++)
+                if (!strcmp(c.v[i].key->section, mapped[k][0]) && !strcmp(c.v[i].key->key, mapped[k][1]))
+                    cr_assert(c.v[i].key->choices, "%s: [%s] %s has no choices", all[m]->name, mapped[k][0],
+                              mapped[k][1]);
+    }
+}
+
 Test(cfg, cfg_int_returns_the_value_read) {
     static cfg c;
     char *over[] = {"train.threads=1024", "train.seed=2147483647"};
