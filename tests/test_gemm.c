@@ -308,7 +308,8 @@ ParameterizedTestParameters(gemm, tile_finish_same_bits) { return cr_make_param_
 // With one K block, each way a product finishes a tile (overwrite, add to C, bias, GELU, ADD,
 // MUL: the AVX-512 kernel has its own path for these on full 12 x 32 tiles) gives the bits of
 // the plain product P (alpha 1, beta 0), times alpha, followed by the same operations one at a
-// time, in this order: (alpha P [+ C]) [+ bias], then the epilogue. Full tiles and ragged edges, both forms of
+// time, in this order: (alpha P [+ C]) [+ bias], then the epilogue (GELU also without D, which
+// must then stay as it was). Full tiles and ragged edges, both forms of
 // A and B, alpha 1 and another.
 ParameterizedTest(kparam *p, gemm, tile_finish_same_bits) {
     setup(p->kernel, p->threads);
@@ -330,25 +331,26 @@ ParameterizedTest(kparam *p, gemm, tile_finish_same_bits) {
             for (long i = 0; i < mn; i++) C0[i] = frand(), D0[i] = frand();
             tz_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, P, N);
             for (long i = 0; i < mn; i++) P[i] = alpha * P[i];
-            for (int c = 0; c < 8; c++) {
-                static const char *const what[] = {"beta 1",     "bias", "bias GELU", "bias ADD",
-                                                   "beta 1 ADD", "MUL",  "ADD",       "beta 0"};
-                const int add_c = c == 0 || c == 4, with_bias = c >= 1 && c <= 3;
-                tz_epilogue epi = c == 2                       ? TZ_EPI_GELU
+            for (int c = 0; c < 9; c++) {
+                static const char *const what[] = {"beta 1", "bias", "bias GELU", "bias ADD",      "beta 1 ADD",
+                                                   "MUL",    "ADD",  "beta 0",    "bias GELU no D"};
+                const int add_c = c == 0 || c == 4, with_bias = (c >= 1 && c <= 3) || c == 8, no_d = c == 8;
+                tz_epilogue epi = c == 2 || c == 8             ? TZ_EPI_GELU
                                   : c == 3 || c == 4 || c == 6 ? TZ_EPI_ADD
                                   : c == 5                     ? TZ_EPI_MUL
                                                                : TZ_EPI_NONE;
                 memcpy(C, C0, sizeof(float) * mn);
                 memcpy(D, D0, sizeof(float) * mn);
                 tz_sgemm_epi(ta, tb, M, N, K, alpha, A, lda, B, ldb, add_c ? 1.0f : 0.0f, C, N, with_bias ? bv : NULL,
-                             epi, D, N);
+                             epi, no_d ? NULL : D, N);
                 for (long i = 0; i < mn; i++) {
                     W[i] = P[i];
                     if (add_c) W[i] = C0[i] + W[i];
                     if (with_bias) W[i] = W[i] + bv[i % N];
                 }
                 memcpy(WD, D0, sizeof(float) * mn);
-                if (epi == TZ_EPI_GELU) tz_sgemm_epi(0, 0, M, N, 0, 1.0f, A, 1, B, N, 1.0f, W, N, NULL, epi, WD, N);
+                if (epi == TZ_EPI_GELU)
+                    tz_sgemm_epi(0, 0, M, N, 0, 1.0f, A, 1, B, N, 1.0f, W, N, NULL, epi, no_d ? NULL : WD, N);
                 for (long i = 0; i < mn; i++) {
                     if (epi == TZ_EPI_ADD) W[i] = W[i] + D0[i];
                     if (epi == TZ_EPI_MUL) W[i] = W[i] * D0[i];
