@@ -14,8 +14,9 @@
 //
 // Every key is declared in a schema (section, key, type, default, help, for numbers the valid
 // range, for a string its choices if it has a few). An unknown section or key, a missing '=', a
-// bad or out-of-range number, a string not among its choices or a key before any section is an error "file:line: message" (with the closest known key suggested),
-// and the program exits non-zero. Command-line overrides "section.key=value" are checked the
+// bad or out-of-range number, a string not among its choices or a key before any section is an
+// error "file:line: message" (with the closest known key suggested), and the program exits
+// non-zero. Command-line overrides "section.key=value" are checked the
 // same way, as "command line override N" (a quoted value there is unescaped the same way).
 #ifndef TZ_CFG_H
 #define TZ_CFG_H
@@ -57,7 +58,8 @@ typedef struct cfg {
 
 // Starts a configuration with the defaults of one or more schemas (arrays ending in {0}).
 // Fails if a schema is malformed (a number key without a range, a default outside it).
-// A key that is in two schemas takes the later schema's entry (its type, default, range and choices).
+// A key that is in two schemas takes the later schema's entry (its type, default, range and
+// choices).
 void cfg_init(cfg *c, const cfg_key *const *schemas, int n_schemas);
 // Reads a file into c. Fails (tz_fail) on any error, naming file:line.
 void cfg_read_file(cfg *c, const char *path);

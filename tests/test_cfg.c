@@ -11,7 +11,13 @@
 #include "corpus.h"
 #include "helpers.h"
 #include "json.h"
+#include "ffn.h"
+#include "init.h"
+#include "optim.h"
+#include "recurrent.h"
+#include "schedule.h"
 #include "setup.h"
+#include "vocab.h"
 
 static const char *base = "[model]\ntype = rnn\n[data]\npath = x.txt\n";
 
@@ -132,6 +138,55 @@ Test(cfg, keys_the_code_maps_have_choices) {
                 if (!strcmp(c.v[i].key->section, mapped[k][0]) && !strcmp(c.v[i].key->key, mapped[k][1]))
                     cr_assert(c.v[i].key->choices, "%s: [%s] %s has no choices", all[m]->name, mapped[k][0],
                               mapped[k][1]);
+    }
+}
+
+// The choices written in the schemas are the names the parsers know (nn/, train/vocab.c): each
+// word parses back to itself, and where the parser's names can be listed, each is a choice.
+static const char *choices_of(const char *model, const char *section, const char *key) {
+    static cfg c;
+    tz_cfg_init(&c, tz_model_find(model));
+    for (int i = 0; i < c.n; i++)
+        if (!strcmp(c.v[i].key->section, section) && !strcmp(c.v[i].key->key, key)) return c.v[i].key->choices;
+    cr_assert_fail("%s has no [%s] %s", model, section, key);
+    return NULL;
+}
+static int has_word(const char *choices, const char *w) {
+    char a[512], b[64];
+    snprintf(a, sizeof a, " %s ", choices), snprintf(b, sizeof b, " %s ", w);
+    return strstr(a, b) != NULL;
+}
+#define FOR_WORDS(W, CHOICES) \
+    for (char list_[512], *W = strtok(strcpy(list_, (CHOICES)), " "); W; W = strtok(NULL, " "))
+
+Test(cfg, choices_are_the_parsers_names) {
+    const char *init = choices_of("lstm", "model", "init"), *optim = choices_of("rnn", "optim", "name");
+    const char *sched = choices_of("rnn", "schedule", "kind"), *tok = choices_of("rnn", "data", "tokenizer");
+    const char *ffn = choices_of("transformer", "model", "ffn"), *cell = choices_of("hybrid", "model", "cell");
+    FOR_WORDS(w, init) {
+        nn_init_kind k;
+        cr_assert(nn_init_parse(w, &k) && !strcmp(nn_init_name(k), w), "init %s", w);
+    }
+    for (int k = 0; strcmp(nn_init_name((nn_init_kind)k), "unknown"); k++)
+        cr_assert(has_word(init, nn_init_name((nn_init_kind)k)), "init %s is no choice", nn_init_name((nn_init_kind)k));
+    FOR_WORDS(w, optim) cr_assert_str_eq(nn_optim_name(nn_optim_parse(w)), w);
+    for (int k = 0; strcmp(nn_optim_name((nn_optim_kind)k), "unknown"); k++)
+        cr_assert(has_word(optim, nn_optim_name((nn_optim_kind)k)), "optim %s", nn_optim_name((nn_optim_kind)k));
+    FOR_WORDS(w, sched) cr_assert_str_eq(nn_schedule_name(nn_schedule_parse(w)), w);
+    for (int k = 0; strcmp(nn_schedule_name((nn_schedule_kind)k), "unknown"); k++)
+        cr_assert(has_word(sched, nn_schedule_name((nn_schedule_kind)k)), "schedule %s",
+                  nn_schedule_name((nn_schedule_kind)k));
+    FOR_WORDS(w, tok) {
+        tz_tok_kind k;
+        cr_assert(tz_tok_parse(w, &k) && !strcmp(tz_tok_name(k), w), "tokenizer %s", w);
+    }
+    FOR_WORDS(w, ffn) {
+        nn_ffn_kind k;
+        cr_assert(nn_ffn_parse(w, &k), "ffn %s", w);
+    }
+    FOR_WORDS(w, cell) {
+        nn_cell_kind k;
+        cr_assert(nn_cell_parse(w, &k) && !strcmp(nn_cell_name(k), w), "cell %s", w);
     }
 }
 
