@@ -23,8 +23,7 @@ const cfg_key recurrent_lm_keys[] = {
     {"model", "init", CFG_STR, "default",
      "weight init: default (PyTorch's), uniform, normal, xavier_uniform, orthogonal, ...", 0, 0,
      "default zeros ones constant uniform normal xavier_uniform xavier_normal kaiming_uniform kaiming_normal "
-     "orthogonal "
-     "pytorch"},
+     "orthogonal pytorch"},
     {"model", "init_scale", CFG_FLOAT, "0", "range/std/gain of the init (0: the init's own default)", 0, 1e6, NULL},
     {0},
 };

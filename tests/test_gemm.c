@@ -309,9 +309,22 @@ ParameterizedTestParameters(gemm, tile_finish_same_bits) { return cr_make_param_
 // MUL: the AVX-512 kernel has its own path for these on full 12 x 32 tiles) gives the bits of
 // the plain product P (alpha 1, beta 0), times alpha, followed by the same operations one at a
 // time, in this order: (alpha P [+ C]) [+ bias], then the epilogue (GELU also without D, which
-// must then stay as it was). Full tiles and ragged edges, both forms of
-// A and B, alpha 1 and another.
+// must then stay as it was). Full tiles and ragged edges, both forms of A and B, alpha 1 and
+// another.
 ParameterizedTest(kparam *p, gemm, tile_finish_same_bits) {
+    static const struct {
+        const char *what;
+        int add_c, bias, no_d; // beta 1; a bias; GELU without D
+        tz_epilogue epi;
+    } finish[] = {{"beta 1", 1, 0, 0, TZ_EPI_NONE},
+                  {"bias", 0, 1, 0, TZ_EPI_NONE},
+                  {"bias GELU", 0, 1, 0, TZ_EPI_GELU},
+                  {"bias ADD", 0, 1, 0, TZ_EPI_ADD},
+                  {"beta 1 ADD", 1, 0, 0, TZ_EPI_ADD},
+                  {"MUL", 0, 0, 0, TZ_EPI_MUL},
+                  {"ADD", 0, 0, 0, TZ_EPI_ADD},
+                  {"beta 0", 0, 0, 0, TZ_EPI_NONE},
+                  {"bias GELU no D", 0, 1, 1, TZ_EPI_GELU}};
     setup(p->kernel, p->threads);
     static const int shapes[][3] = {{60, 96, 300}, {29, 75, 40}, {48, 64, 320}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
@@ -331,14 +344,9 @@ ParameterizedTest(kparam *p, gemm, tile_finish_same_bits) {
             for (long i = 0; i < mn; i++) C0[i] = frand(), D0[i] = frand();
             tz_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, P, N);
             for (long i = 0; i < mn; i++) P[i] = alpha * P[i];
-            for (int c = 0; c < 9; c++) {
-                static const char *const what[] = {"beta 1", "bias", "bias GELU", "bias ADD",      "beta 1 ADD",
-                                                   "MUL",    "ADD",  "beta 0",    "bias GELU no D"};
-                const int add_c = c == 0 || c == 4, with_bias = (c >= 1 && c <= 3) || c == 8, no_d = c == 8;
-                tz_epilogue epi = c == 2 || c == 8             ? TZ_EPI_GELU
-                                  : c == 3 || c == 4 || c == 6 ? TZ_EPI_ADD
-                                  : c == 5                     ? TZ_EPI_MUL
-                                                               : TZ_EPI_NONE;
+            for (size_t c = 0; c < sizeof finish / sizeof finish[0]; c++) {
+                const int add_c = finish[c].add_c, with_bias = finish[c].bias, no_d = finish[c].no_d;
+                const tz_epilogue epi = finish[c].epi;
                 memcpy(C, C0, sizeof(float) * mn);
                 memcpy(D, D0, sizeof(float) * mn);
                 tz_sgemm_epi(ta, tb, M, N, K, alpha, A, lda, B, ldb, add_c ? 1.0f : 0.0f, C, N, with_bias ? bv : NULL,
@@ -355,9 +363,9 @@ ParameterizedTest(kparam *p, gemm, tile_finish_same_bits) {
                     if (epi == TZ_EPI_ADD) W[i] = W[i] + D0[i];
                     if (epi == TZ_EPI_MUL) W[i] = W[i] * D0[i];
                     cr_assert(C[i] == W[i], "%s %s alpha %g ta=%d tb=%d (%d,%d,%d): C[%ld,%ld] %.9g, want %.9g",
-                              tz_gemm_kernel_name(), what[c], alpha, ta, tb, M, N, K, i / N, i % N, C[i], W[i]);
-                    cr_assert(D[i] == WD[i], "%s %s: D[%ld] %.9g, want %.9g", tz_gemm_kernel_name(), what[c], i, D[i],
-                              WD[i]);
+                              tz_gemm_kernel_name(), finish[c].what, alpha, ta, tb, M, N, K, i / N, i % N, C[i], W[i]);
+                    cr_assert(D[i] == WD[i], "%s %s: D[%ld] %.9g, want %.9g", tz_gemm_kernel_name(), finish[c].what, i,
+                              D[i], WD[i]);
                 }
             }
             free(A), free(B), free(bv), free(P), free(C0), free(D0), free(C), free(D), free(W), free(WD);
