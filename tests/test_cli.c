@@ -197,6 +197,22 @@ Test(cli, json_run_resume_and_sample) {
     cr_assert_eq(system(sample_cmd), 0);
 }
 
+// train.steps = 0 validates the initial model and saves it as step 0 (what tools/bench/run
+// --same-start hands to the PyTorch reference): training on from it is the run that starts afresh.
+Test(cli, zero_steps_saves_the_initial_model) {
+    write_cfg("gru.cfg", gru_cfg);
+    char *out, *err;
+    cr_assert_eq(run("gru.cfg --json train.steps=0 train.out_dir=init", &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "\"final_train_loss\":null,"), "no training step, no train loss: %s", out);
+    double init_val = field(out, "summary", "final_val_loss");
+    cr_assert(init_val > 2 && init_val < 5, "the initial model's val loss %g: about ln(vocabulary)", init_val);
+    cr_assert_eq(field(out, "summary", "best_step"), 0);
+    cr_assert_eq(sh("test -s init/last.safetensors && test -s init/best.safetensors"), 0, "no checkpoints of step 0");
+    double resumed = final_val_loss("--resume init --json train.steps=20");
+    double straight = final_val_loss("gru.cfg --json train.steps=20 train.out_dir=straight");
+    cr_assert(resumed == straight, "from the step-0 checkpoint %.9f, afresh %.9f", resumed, straight);
+}
+
 // --profile: a per-op table on stderr after the run (stdout stays JSON), the model's own op in it.
 Test(cli, profile_names_the_ops) {
     write_cfg("gru.cfg", gru_cfg);

@@ -75,6 +75,14 @@ static int find_nonfinite(const tz_params *P, int grads, const nn_optim *o, char
     return 0;
 }
 
+// v with 6 decimals, or null when it is not finite (no training step ran, or none was validated):
+// JSON has no nan or inf.
+static const char *json_number(char buf[32], double v) {
+    if (!isfinite(v)) return "null";
+    snprintf(buf, 32, "%.6f", v);
+    return buf;
+}
+
 // Saves the run's whole state to path: weights, optimiser, step, RNGs, the task's part. Never
 // writes non-finite weights or optimiser state (returns 0 and describes the first in what); a
 // failed write removes its temporary file and stops with one line saying what was kept.
@@ -446,6 +454,17 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         }
         if (t->sample && sample_every > 0 && s.step % sample_every == 0) t->sample(t, s.step, out);
     }
+    // train.steps = 0: the initial model, validated and saved as step 0 (best and last): a run
+    // can start from it (--resume), and another implementation can start from the very same
+    // weights (tools/bench/run --same-start, tools/bench/torch_ref.py --start).
+    if (steps == 0 && s.step == 0 && status == 0) {
+        ev = (tz_eval){0};
+        t->evaluate(t, g, &ev);
+        last_val = ev.count ? ev.sum_loss / ev.count : NAN;
+        s.best_val = sel < 0 ? last_val : ev.metric[sel], s.best_step = 0;
+        if (!save(&s, r->best, what, sizeof what) || !save(&s, r->last, what, sizeof what))
+            status = stop_numbers(&s, 0, "%s; the initial weights are not saved", what);
+    }
     int stop_sig = ranks > 1 ? agreed_stop : atomic_load(&stop_signal);
     if (stop_sig && status == 0) { // SIGINT / SIGTERM: keep what was learned, then exit 128 + signal
         if (s.saved_step != s.step && !save(&s, r->last, what, sizeof what)) {
@@ -476,17 +495,19 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     double wall = tz_now() - t_start, tps = t_train > 0 ? timed_tokens / t_train : 0;
     double ms = timed_steps ? 1e3 * t_train / timed_steps : 0;
     if (js) {
+        char nums[3][32];
         fprintf(
             js,
             "{\"event\":\"summary\",\"model\":\"%s\",\"params\":%zu,\"steps\":%ld,\"tokens_per_s\":%.1f,\"ms_per_"
             "step\":%.3f,"
-            "\"ms_forward\":%.3f,\"ms_backward\":%.3f,\"ms_optimizer\":%.3f,\"final_train_loss\":%.6f,\"final_val_"
-            "loss\":%.6f,"
-            "\"best_val_%s\":%.6f,\"best_step\":%ld,\"wall_s\":%.2f,\"peak_rss_mb\":%.1f,\"threads\":%d,\"ranks\":%d,"
+            "\"ms_forward\":%.3f,\"ms_backward\":%.3f,\"ms_optimizer\":%.3f,\"final_train_loss\":%s,\"final_val_"
+            "loss\":%s,"
+            "\"best_val_%s\":%s,\"best_step\":%ld,\"wall_s\":%.2f,\"peak_rss_mb\":%.1f,\"threads\":%d,\"ranks\":%d,"
             "\"ms_allreduce\":%.3f,\"status\":%d,\"stop\":\"%s\"%s}\n",
             def->name, P->n, s.step, tps, ms, timed_steps ? 1e3 * t_fwd / timed_steps : 0,
-            timed_steps ? 1e3 * t_bwd / timed_steps : 0, timed_steps ? 1e3 * t_opt / timed_steps : 0, last_train,
-            last_val, sel_name, s.best_val, s.best_step, wall, peak_rss_mb(), tz_get_threads(), ranks,
+            timed_steps ? 1e3 * t_bwd / timed_steps : 0, timed_steps ? 1e3 * t_opt / timed_steps : 0,
+            json_number(nums[0], last_train), json_number(nums[1], last_val), sel_name, json_number(nums[2], s.best_val),
+            s.best_step, wall, peak_rss_mb(), tz_get_threads(), ranks,
             s.step > start_step ? 1e3 * t_comm / (s.step - start_step) : 0, status, stop_name(status, stop_sig, early),
             extra);
     }
