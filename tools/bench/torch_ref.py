@@ -13,6 +13,12 @@ line with the field names of the trainer's `--json` summary event:
     validation tokens), peak_rss_mb (ru_maxrss), wall_s, params, steps, threads
     + blas, blas_core, blas_threading, blas_config, torch, baseline_rss_mb (RSS after `import torch`)
 
+    /usr/bin/python3 tools/bench/torch_ref.py CFG [overrides] --start CKPT
+        starts from the trainer's initial weights (its train.steps=0 run's last.safetensors, same
+        cfg and seed) and draws the trainer's random windows (its xoshiro256** stream): the same
+        computation as the trainer's up to float rounding, so the losses after the same steps are
+        directly comparable (tools/bench/run --same-start)
+
 Models (the trainer's [model] type):
     mlp          Bengio 2003: concat of `context` embeddings -> Linear -> tanh -> Linear
     rnn/lstm/gru nn.Embedding -> nn.RNN/LSTM/GRU (time-major, state carried and detached) -> nn.Linear
@@ -310,6 +316,41 @@ def to_state_dict(torch, mtype, w):
 # ---------------------------------------------------------------------------------------------
 # The BLAS this process actually loaded.
 
+class TrainerRng:
+    """autograd/rng.c: xoshiro256** seeded by splitmix64, and tz_rng_uniform. With --start, the
+    random windows of train/batcher.c (its stream is seeded with train.seed + 1) are drawn from
+    this, so both sides see the same batches in the same order."""
+    M = (1 << 64) - 1
+
+    def __init__(self, seed):
+        x, self.s = seed & self.M, []
+        for _ in range(4):
+            x = (x + 0x9E3779B97F4A7C15) & self.M
+            z = x
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.M
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.M
+            self.s.append(z ^ (z >> 31))
+
+    @classmethod
+    def _rotl(cls, x, k):
+        return ((x << k) | (x >> (64 - k))) & cls.M
+
+    def u64(self):
+        s, M = self.s, self.M
+        result = (self._rotl((s[1] * 5) & M, 7) * 9) & M
+        t = (s[1] << 17) & M
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = self._rotl(s[3], 45)
+        return result
+
+    def uniform(self):
+        return (self.u64() >> 11) * 2.0 ** -53
+
+
 def blas_info(torch):
     paths = []
     try:
@@ -402,6 +443,13 @@ def main(argv):
         if i + 1 >= len(argv):
             raise CfgError("--check needs a checkpoint (e.g. <run dir>/last.safetensors)")
         check = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
+    start = None
+    if "--start" in argv:
+        i = argv.index("--start")
+        if i + 1 >= len(argv):
+            raise CfgError("--start needs a checkpoint (the trainer's train.steps=0 run: <run dir>/last.safetensors)")
+        start = argv[i + 1]
         argv = argv[:i] + argv[i + 2:]
     args = [a for a in argv if a not in ("--json", "-v", "--foreach")]
     verbose = "-v" in argv
@@ -774,6 +822,7 @@ def main(argv):
     n_train = len(train_ids)
     ar_T = torch.arange(T)
     gen = torch.Generator().manual_seed(seed + 1)
+    trainer_rng = TrainerRng(seed + 1) if start else None
     if stream:
         stream_len = (n_train - 1) // B
         if stream_len < T:
@@ -790,7 +839,10 @@ def main(argv):
             idx = (row_starts + pos)[:, None] + ar_T
             pos += T
         else:
-            idx = torch.randint(0, n_train - T, (B,), generator=gen)[:, None] + ar_T
+            if trainer_rng:  # train/batcher.c: (long)(tz_rng_uniform * (n - T)) per row
+                idx = torch.tensor([int(trainer_rng.uniform() * (n_train - T)) for _ in range(B)])[:, None] + ar_T
+            else:
+                idx = torch.randint(0, n_train - T, (B,), generator=gen)[:, None] + ar_T
         return train_ids[idx], train_ids[idx + 1], wrapped
 
     def evaluate():  # train/task_lm.c lm_evaluate + train/batcher.c's evaluation batches
@@ -853,6 +905,9 @@ def main(argv):
                           "val_tokens": eval_n}), flush=True)
         return 0
 
+    if start:  # the trainer's initial weights (train.steps=0): both sides start from one point
+        model.load_state_dict(to_state_dict(torch, mtype, read_safetensors(torch, start)), strict=True)
+
     # ----- the loop (train/main.c) ------------------------------------------------------------
     times = StepTimes(20)
     sum_loss, n_loss = 0.0, 0
@@ -912,7 +967,8 @@ def main(argv):
            "wall_s": round(time.perf_counter() - t_start, 2),
            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
            "baseline_rss_mb": round(baseline_rss, 1), "threads": torch.get_num_threads(), "status": status,
-           "torch": torch.__version__, "foreach": foreach, "vocab": V, "val_tokens": eval_n}
+           "torch": torch.__version__, "foreach": foreach, "vocab": V, "val_tokens": eval_n,
+           "same_start": bool(start)}
     out.update(blas_info(torch))
     print(json.dumps(out), flush=True)
     return status

@@ -1,0 +1,65 @@
+#!/bin/sh
+# The PyTorch reference of the language models, started from our initial weights, trains as ours
+# does: each model type, tiny, saves its initial weights (train.steps=0), trains 8 steps; then
+# tools/bench/torch_ref.py --start loads those weights, draws our batches (random windows from
+# the trainer's xoshiro256** stream, or the contiguous streams) and trains 8 steps: the two
+# validation losses must agree to float rounding (what tools/bench/run's loss columns rely on).
+# Also: --check on the trained checkpoint gives the trainer's validation loss.
+# Skips (77) without Debian's python3-torch.
+#   torch_start_check.sh TRAIN_EXE SOURCE_ROOT
+set -eu
+TRAIN=$1
+ROOT=$2
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
+    echo "SKIP: $PY cannot import torch (apt-get install python3-torch)"
+    exit 77
+fi
+REF="$ROOT/tools/bench/torch_ref.py"
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+# ~12 KB of made-up sentences: enough windows that a batch drawn from the wrong place shows.
+awk 'BEGIN {
+    split("the cat dog sat ran on a mat tree king sang to queen of old new", w, " ");
+    x = 12345;
+    for (i = 0; i < 500; i++) {
+        s = "";
+        for (j = 0; j < 5; j++) { x = (x * 1103515245 + 12345) % 2147483648; s = s (j ? " " : "") w[1 + int(x / 65536) % 16]; }
+        print s ".";
+    }
+}' > "$TMP/tiny.txt"
+status=0
+check() { # check NAME CFG OVERRIDES...
+    name=$1 cfg=$2
+    shift 2
+    set -- data.path="$TMP/tiny.txt" train.steps=8 train.eval_every=8 train.eval_tokens=0 train.threads=2 "$@"
+    (cd "$ROOT" && "$TRAIN" models/$cfg.cfg "$@" train.steps=0 train.out_dir="$TMP/$name.0" --json) \
+        > "$TMP/$name.0.json" 2> "$TMP/$name.0.log" || { echo "FAIL: $name: train.steps=0 failed:"; tail -3 "$TMP/$name.0.log"; exit 1; }
+    (cd "$ROOT" && "$TRAIN" models/$cfg.cfg "$@" train.out_dir="$TMP/$name" --json) > "$TMP/$name.json" \
+        2> "$TMP/$name.log" || { echo "FAIL: $name: the trainer failed:"; tail -3 "$TMP/$name.log"; exit 1; }
+    (cd "$ROOT" && "$PY" "$REF" models/$cfg.cfg "$@" --start "$TMP/$name.0/last.safetensors") > "$TMP/$name.ref" \
+        2> "$TMP/$name.ref.log" || { echo "FAIL: $name: torch_ref.py --start failed:"; tail -3 "$TMP/$name.ref.log"; exit 1; }
+    (cd "$ROOT" && "$PY" "$REF" models/$cfg.cfg "$@" --check "$TMP/$name/last.safetensors") > "$TMP/$name.check" \
+        2> "$TMP/$name.check.log" || { echo "FAIL: $name: torch_ref.py --check failed:"; tail -3 "$TMP/$name.check.log"; exit 1; }
+    "$PY" - "$TMP/$name.json" "$TMP/$name.ref" "$TMP/$name.check" "$TMP/$name.0.json" "$name" <<'EOF' || status=1
+import json, sys
+def summary(path):
+    return next(e for e in map(json.loads, (l for l in open(path) if l.startswith("{"))) if e.get("event") in ("summary", "check"))
+ours, ref, chk, init = (summary(p) for p in sys.argv[1:5])
+name = sys.argv[5]
+a, b, c, i = ours["final_val_loss"], ref["final_val_loss"], chk["val_loss"], init["final_val_loss"]
+ok = abs(a - b) <= 1e-4 and abs(a - c) <= 2e-5 and ref.get("same_start") and ours["steps"] == ref["steps"] == 8
+ok = ok and abs(a - i) > 1e-3  # the 8 steps moved the loss: equal losses are not two untrained models
+print(f"{name}: val loss from the same start, after 8 steps: tapezoo {a:.6f}, torch {b:.6f}; "
+      f"torch on our weights {c:.6f} (initial {i:.6f}): {'ok' if ok else 'MISMATCH'}")
+sys.exit(0 if ok else 1)
+EOF
+}
+check mlp mlp model.context=4 model.embed=8 model.hidden=16 train.batch=8
+check rnn rnn model.embed=8 model.hidden=16 train.batch=4 train.block=16
+check lstm lstm model.embed=8 model.hidden=16 model.peephole=false train.batch=4 train.block=16
+check gru gru model.embed=8 model.hidden=16 model.form=cudnn train.batch=4 train.block=16
+check transformer transformer model.d_model=16 model.heads=2 model.layers=2 model.d_ff=32 train.batch=4 train.block=16
+check hybrid hybrid model.embed=8 model.hidden=16 model.heads=2 train.batch=4 train.block=16
+exit $status
