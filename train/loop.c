@@ -512,10 +512,12 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
             extra);
     }
     free(extra);
+    char train_text[32]; // no training step: no train loss
     fprintf(out,
-            "done: %ld steps, train %.4f, val %.4f (best %s%s%.4f at step %ld), %.0f tokens/s, %.2f ms/step, %.1f s, "
+            "done: %ld steps, train %s, val %.4f (best %s%s%.4f at step %ld), %.0f tokens/s, %.2f ms/step, %.1f s, "
             "peak RSS %.0f MB\n",
-            s.step, last_train, last_val, sel < 0 ? "" : sel_name, sel < 0 ? "" : " ", s.best_val, s.best_step, tps, ms,
+            s.step, isfinite(last_train) ? (snprintf(train_text, sizeof train_text, "%.4f", last_train), train_text) : "-",
+            last_val, sel < 0 ? "" : sel_name, sel < 0 ? "" : " ", s.best_val, s.best_step, tps, ms,
             wall, peak_rss_mb());
     if (r->profile) {
         tz_profile_print(g, out, timed_steps);
