@@ -496,28 +496,27 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     double ms = timed_steps ? 1e3 * t_train / timed_steps : 0;
     if (js) {
         char nums[3][32];
-        fprintf(
-            js,
-            "{\"event\":\"summary\",\"model\":\"%s\",\"params\":%zu,\"steps\":%ld,\"tokens_per_s\":%.1f,\"ms_per_"
-            "step\":%.3f,"
-            "\"ms_forward\":%.3f,\"ms_backward\":%.3f,\"ms_optimizer\":%.3f,\"final_train_loss\":%s,\"final_val_"
-            "loss\":%s,"
-            "\"best_val_%s\":%s,\"best_step\":%ld,\"wall_s\":%.2f,\"peak_rss_mb\":%.1f,\"threads\":%d,\"ranks\":%d,"
-            "\"ms_allreduce\":%.3f,\"status\":%d,\"stop\":\"%s\"%s}\n",
-            def->name, P->n, s.step, tps, ms, timed_steps ? 1e3 * t_fwd / timed_steps : 0,
-            timed_steps ? 1e3 * t_bwd / timed_steps : 0, timed_steps ? 1e3 * t_opt / timed_steps : 0,
-            json_number(nums[0], last_train), json_number(nums[1], last_val), sel_name, json_number(nums[2], s.best_val),
-            s.best_step, wall, peak_rss_mb(), tz_get_threads(), ranks,
-            s.step > start_step ? 1e3 * t_comm / (s.step - start_step) : 0, status, stop_name(status, stop_sig, early),
-            extra);
+        fprintf(js,
+                "{\"event\":\"summary\",\"model\":\"%s\",\"params\":%zu,\"steps\":%ld,\"tokens_per_s\":%.1f,\"ms_per_"
+                "step\":%.3f,"
+                "\"ms_forward\":%.3f,\"ms_backward\":%.3f,\"ms_optimizer\":%.3f,\"final_train_loss\":%s,\"final_val_"
+                "loss\":%s,"
+                "\"best_val_%s\":%s,\"best_step\":%ld,\"wall_s\":%.2f,\"peak_rss_mb\":%.1f,\"threads\":%d,\"ranks\":%d,"
+                "\"ms_allreduce\":%.3f,\"status\":%d,\"stop\":\"%s\"%s}\n",
+                def->name, P->n, s.step, tps, ms, timed_steps ? 1e3 * t_fwd / timed_steps : 0,
+                timed_steps ? 1e3 * t_bwd / timed_steps : 0, timed_steps ? 1e3 * t_opt / timed_steps : 0,
+                json_number(nums[0], last_train), json_number(nums[1], last_val), sel_name,
+                json_number(nums[2], s.best_val), s.best_step, wall, peak_rss_mb(), tz_get_threads(), ranks,
+                s.step > start_step ? 1e3 * t_comm / (s.step - start_step) : 0, status,
+                stop_name(status, stop_sig, early), extra);
     }
     free(extra);
-    char train_text[32]; // no training step: no train loss
+    char train_text[32] = "-"; // no training step: no train loss
+    if (isfinite(last_train)) snprintf(train_text, sizeof train_text, "%.4f", last_train);
     fprintf(out,
             "done: %ld steps, train %s, val %.4f (best %s%s%.4f at step %ld), %.0f tokens/s, %.2f ms/step, %.1f s, "
             "peak RSS %.0f MB\n",
-            s.step, isfinite(last_train) ? (snprintf(train_text, sizeof train_text, "%.4f", last_train), train_text) : "-",
-            last_val, sel < 0 ? "" : sel_name, sel < 0 ? "" : " ", s.best_val, s.best_step, tps, ms,
+            s.step, train_text, last_val, sel < 0 ? "" : sel_name, sel < 0 ? "" : " ", s.best_val, s.best_step, tps, ms,
             wall, peak_rss_mb());
     if (r->profile) {
         tz_profile_print(g, out, timed_steps);

@@ -437,20 +437,18 @@ def rss_mb():
 # ---------------------------------------------------------------------------------------------
 
 def main(argv):
-    check = None
-    if "--check" in argv:
-        i = argv.index("--check")
+    def take(flag, what):  # FLAG PATH out of argv: PATH, or None without FLAG
+        nonlocal argv
+        if flag not in argv:
+            return None
+        i = argv.index(flag)
         if i + 1 >= len(argv):
-            raise CfgError("--check needs a checkpoint (e.g. <run dir>/last.safetensors)")
-        check = argv[i + 1]
-        argv = argv[:i] + argv[i + 2:]
-    start = None
-    if "--start" in argv:
-        i = argv.index("--start")
-        if i + 1 >= len(argv):
-            raise CfgError("--start needs a checkpoint (the trainer's train.steps=0 run: <run dir>/last.safetensors)")
-        start = argv[i + 1]
-        argv = argv[:i] + argv[i + 2:]
+            raise CfgError(f"{flag} needs a checkpoint ({what})")
+        path, argv = argv[i + 1], argv[:i] + argv[i + 2:]
+        return path
+
+    check = take("--check", "e.g. <run dir>/last.safetensors")
+    start = take("--start", "the trainer's train.steps=0 run: <run dir>/last.safetensors")
     args = [a for a in argv if a not in ("--json", "-v", "--foreach")]
     verbose = "-v" in argv
     foreach = "--foreach" in argv  # torch.optim's multi-tensor path (1.13's default on CPU: off)
