@@ -10,12 +10,7 @@
 set -eu
 TRAIN=$1
 ROOT=$2
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
-if ! "$PY" -c 'import torch' >/dev/null 2>&1; then
-    echo "SKIP: $PY cannot import torch (apt-get install python3-torch)"
-    exit 77
-fi
+. "$(dirname "$0")/torch_python.sh" # PY, or a skip without torch
 REF="$ROOT/tools/bench/torch_ref.py"
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
