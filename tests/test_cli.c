@@ -197,8 +197,8 @@ Test(cli, json_run_resume_and_sample) {
     cr_assert_eq(system(sample_cmd), 0);
 }
 
-// train.steps = 0 validates the initial model and saves it as step 0 (what tools/bench/run
-// --same-start hands to the PyTorch reference): training on from it is the run that starts afresh.
+// train.steps = 0 validates the initial model and saves it as step 0 (what tools/bench/run hands
+// to the PyTorch reference as its start): training on from it is the run that starts afresh.
 Test(cli, zero_steps_saves_the_initial_model) {
     write_cfg("gru.cfg", gru_cfg);
     char *out, *err;

@@ -25,19 +25,20 @@ awk 'BEGIN {
     }
 }' > "$TMP/tiny.txt"
 status=0
+must() { # must WHAT OUT COMMAND...: runs COMMAND in ROOT (stdout to OUT.out, stderr to OUT.err), or fails the test
+    what=$1 out=$2
+    shift 2
+    (cd "$ROOT" && "$@") > "$out.out" 2> "$out.err" || { echo "FAIL: $what failed:"; tail -3 "$out.err"; exit 1; }
+}
 check() { # check NAME CFG OVERRIDES...
     name=$1 cfg=$2
     shift 2
     set -- data.path="$TMP/tiny.txt" train.steps=8 train.eval_every=8 train.eval_tokens=0 train.threads=2 "$@"
-    (cd "$ROOT" && "$TRAIN" models/$cfg.cfg "$@" train.steps=0 train.out_dir="$TMP/$name.0" --json) \
-        > "$TMP/$name.0.json" 2> "$TMP/$name.0.log" || { echo "FAIL: $name: train.steps=0 failed:"; tail -3 "$TMP/$name.0.log"; exit 1; }
-    (cd "$ROOT" && "$TRAIN" models/$cfg.cfg "$@" train.out_dir="$TMP/$name" --json) > "$TMP/$name.json" \
-        2> "$TMP/$name.log" || { echo "FAIL: $name: the trainer failed:"; tail -3 "$TMP/$name.log"; exit 1; }
-    (cd "$ROOT" && "$PY" "$REF" models/$cfg.cfg "$@" --start "$TMP/$name.0/last.safetensors") > "$TMP/$name.ref" \
-        2> "$TMP/$name.ref.log" || { echo "FAIL: $name: torch_ref.py --start failed:"; tail -3 "$TMP/$name.ref.log"; exit 1; }
-    (cd "$ROOT" && "$PY" "$REF" models/$cfg.cfg "$@" --check "$TMP/$name/last.safetensors") > "$TMP/$name.check" \
-        2> "$TMP/$name.check.log" || { echo "FAIL: $name: torch_ref.py --check failed:"; tail -3 "$TMP/$name.check.log"; exit 1; }
-    "$PY" - "$TMP/$name.json" "$TMP/$name.ref" "$TMP/$name.check" "$TMP/$name.0.json" "$name" <<'EOF' || status=1
+    must "$name: train.steps=0" "$TMP/$name.0" "$TRAIN" models/$cfg.cfg "$@" train.steps=0 train.out_dir="$TMP/$name.0" --json
+    must "$name: the trainer" "$TMP/$name" "$TRAIN" models/$cfg.cfg "$@" train.out_dir="$TMP/$name" --json
+    must "$name: torch_ref.py --start" "$TMP/$name.ref" "$PY" "$REF" models/$cfg.cfg "$@" --start "$TMP/$name.0/last.safetensors"
+    must "$name: torch_ref.py --check" "$TMP/$name.check" "$PY" "$REF" models/$cfg.cfg "$@" --check "$TMP/$name/last.safetensors"
+    "$PY" - "$TMP/$name.out" "$TMP/$name.ref.out" "$TMP/$name.check.out" "$TMP/$name.0.out" "$name" <<'EOF' || status=1
 import json, sys
 def summary(path):
     return next(e for e in map(json.loads, (l for l in open(path) if l.startswith("{"))) if e.get("event") in ("summary", "check"))
@@ -57,4 +58,16 @@ check lstm lstm model.embed=8 model.hidden=16 model.peephole=false train.batch=4
 check gru gru model.embed=8 model.hidden=16 model.form=cudnn train.batch=4 train.block=16
 check transformer transformer model.d_model=16 model.heads=2 model.layers=2 model.d_ff=32 train.batch=4 train.block=16
 check hybrid hybrid model.embed=8 model.hidden=16 model.heads=2 train.batch=4 train.block=16
+# A --start that is not this cfg's checkpoint: one line naming the file, exit 2, no traceback.
+echo garbage > "$TMP/garbage.safetensors"
+for bad in "$TMP/missing.safetensors" "$TMP/garbage.safetensors" "$TMP/lstm.0/last.safetensors"; do
+    if (cd "$ROOT" && "$PY" "$REF" models/transformer.cfg data.path="$TMP/tiny.txt" model.d_model=16 model.heads=2 \
+        model.layers=2 model.d_ff=32 train.steps=1 --start "$bad") > "$TMP/bad.out" 2> "$TMP/bad.err"; then
+        echo "FAIL: --start $bad was accepted"; status=1
+    elif [ "$(wc -l < "$TMP/bad.err")" -ne 1 ] || ! grep -q "^torch_ref: $bad: " "$TMP/bad.err"; then
+        echo "FAIL: --start $bad: not one line naming the file:"; cat "$TMP/bad.err"; status=1
+    else
+        echo "bad --start refused: $(cat "$TMP/bad.err")"
+    fi
+done
 exit $status

@@ -456,7 +456,7 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     }
     // train.steps = 0: the initial model, validated and saved as step 0 (best and last): a run
     // can start from it (--resume), and another implementation can start from the very same
-    // weights (tools/bench/run --same-start, tools/bench/torch_ref.py --start).
+    // weights (tools/bench/torch_ref.py --start, which tools/bench/run uses by default).
     if (steps == 0 && s.step == 0 && status == 0) {
         ev = (tz_eval){0};
         t->evaluate(t, g, &ev);

@@ -17,7 +17,7 @@ line with the field names of the trainer's `--json` summary event:
         starts from the trainer's initial weights (its train.steps=0 run's last.safetensors, same
         cfg and seed) and draws the trainer's random windows (its xoshiro256** stream): the same
         computation as the trainer's up to float rounding, so the losses after the same steps are
-        directly comparable (tools/bench/run --same-start)
+        directly comparable (tools/bench/run does this by default)
 
 Models (the trainer's [model] type):
     mlp          Bengio 2003: concat of `context` embeddings -> Linear -> tanh -> Linear
@@ -273,6 +273,19 @@ def read_safetensors(torch, path, meta=None):
     return out
 
 
+def load_weights(torch, model, mtype, path):
+    """A trainer's checkpoint into model (--check, --start); a file that is not one, or one of
+    another model or size, is a one-line CfgError naming it."""
+    import struct
+    try:
+        model.load_state_dict(to_state_dict(torch, mtype, read_safetensors(torch, path)), strict=True)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, struct.error) as e:
+        raise CfgError(f"{path}: not a {mtype} checkpoint of this cfg ({str(e).splitlines()[0].strip()})")
+    except RuntimeError as e:  # load_state_dict: missing, unexpected or mis-shaped tensors
+        lines = [l.strip() for l in str(e).splitlines() if l.strip()]
+        raise CfgError(f"{path}: not a checkpoint of this cfg's {mtype} ({lines[1] if len(lines) > 1 else lines[0]})")
+
+
 def to_state_dict(torch, mtype, w):
     """Our parameter names -> this reference's state_dict keys."""
     sd = {}
@@ -314,7 +327,7 @@ def to_state_dict(torch, mtype, w):
 
 
 # ---------------------------------------------------------------------------------------------
-# The BLAS this process actually loaded.
+# The trainer's random stream (--start draws the trainer's batches).
 
 class TrainerRng:
     """autograd/rng.c: xoshiro256** seeded by splitmix64, and tz_rng_uniform. With --start, the
@@ -350,6 +363,9 @@ class TrainerRng:
     def uniform(self):
         return (self.u64() >> 11) * 2.0 ** -53
 
+
+# ---------------------------------------------------------------------------------------------
+# The BLAS this process actually loaded.
 
 def blas_info(torch):
     paths = []
@@ -896,7 +912,7 @@ def main(argv):
         return total / count if count else float("nan")
 
     if check:  # our weights in the PyTorch model: the val loss must be the trainer's
-        model.load_state_dict(to_state_dict(torch, mtype, read_safetensors(torch, check)), strict=True)
+        load_weights(torch, model, mtype, check)
         if stream:
             model.reset(B)
         print(json.dumps({"event": "check", "model": mtype, "checkpoint": check, "val_loss": round(evaluate(), 6),
@@ -904,7 +920,7 @@ def main(argv):
         return 0
 
     if start:  # the trainer's initial weights (train.steps=0): both sides start from one point
-        model.load_state_dict(to_state_dict(torch, mtype, read_safetensors(torch, start)), strict=True)
+        load_weights(torch, model, mtype, start)
 
     # ----- the loop (train/main.c) ------------------------------------------------------------
     times = StepTimes(20)
