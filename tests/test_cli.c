@@ -208,7 +208,16 @@ Test(cli, zero_steps_saves_the_initial_model) {
     cr_assert(init_val > 2 && init_val < 5, "the initial model's val loss %g: about ln(vocabulary)", init_val);
     cr_assert_eq(field(out, "summary", "best_step"), 0);
     cr_assert_eq(sh("test -s init/last.safetensors && test -s init/best.safetensors"), 0, "no checkpoints of step 0");
+    // Logged like any validation: a val event of step 0, and log.csv's row 0 with no train loss.
+    cr_assert_eq(field(out, "val", "step"), 0);
+    cr_assert_eq(field(out, "val", "val_loss"), init_val);
+    char row0[64];
+    snprintf(row0, sizeof row0, "\n0,,%.6f,", init_val);
+    cr_assert(strstr(slurp("init/log.csv"), row0), "no row '%s' in init/log.csv:\n%s", row0 + 1, slurp("init/log.csv"));
     double resumed = final_val_loss("--resume init --json train.steps=20");
+    const char *log = slurp("init/log.csv");
+    cr_assert(strstr(log, row0) && strstr(log, "\n20,"), "the resumed run's log keeps row 0 and adds step 20:\n%s",
+              log);
     double straight = final_val_loss("gru.cfg --json train.steps=20 train.out_dir=straight");
     cr_assert(resumed == straight, "from the step-0 checkpoint %.9f, afresh %.9f", resumed, straight);
 }

@@ -197,6 +197,27 @@ static const char *stop_name(int status, int stop_sig, int early) {
     return early == 2 ? "time_limit" : early ? "early_stop" : "done";
 }
 
+// One validation's JSON event (--json).
+static void write_val_event(FILE *js, const tz_task *t, long step, double val, const tz_eval *ev, const char *sel_name,
+                            double best, long best_step) {
+    fprintf(js, "{\"event\":\"val\",\"step\":%ld,\"val_loss\":%.6f,\"val_count\":%ld", step, val, ev->count);
+    for (int k = 0; k < t->n_metrics; k++) fprintf(js, ",\"val_%s\":%.6f", t->metric_names[k], ev->metric[k]);
+    fprintf(js, ",\"best_val_%s\":%.6f,\"best_step\":%ld}\n", sel_name, best, best_step);
+}
+
+// One row of log.csv; without train (no step yet) or ev (no validation) those columns are empty.
+static void write_csv_row(FILE *csv, const char *path, const tz_task *t, long step, const double *train,
+                          const tz_eval *ev, double val, double lr, double grad_norm, double tps, double elapsed) {
+    fprintf(csv, "%ld,", step);
+    if (train) fprintf(csv, "%.6f", *train);
+    fputc(',', csv);
+    if (ev) fprintf(csv, "%.6f", val);
+    fprintf(csv, ",%.3e,%.4f,%.1f,%.2f", lr, grad_norm, tps, elapsed);
+    for (int k = 0; k < t->n_metrics; k++) ev ? fprintf(csv, ",%.6f", ev->metric[k]) : fputc(',', csv);
+    fputc('\n', csv);
+    if (fflush(csv) || ferror(csv)) tz_fail("cannot write %s (%s)", path, strerror(errno));
+}
+
 int tz_train_select(const cfg *c, const tz_model_def *def) {
     const char *names[TZ_TASK_MAX_METRICS];
     int n = tz_task_metrics(def, names);
@@ -401,20 +422,10 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
                 else bad_evals++;
                 if (improved) save(&s, r->best, what, sizeof what);
                 save(&s, r->last, what, sizeof what);
-                if (js) {
-                    fprintf(js, "{\"event\":\"val\",\"step\":%ld,\"val_loss\":%.6f,\"val_count\":%ld", s.step, last_val,
-                            ev.count);
-                    for (int k = 0; k < t->n_metrics; k++)
-                        fprintf(js, ",\"val_%s\":%.6f", t->metric_names[k], ev.metric[k]);
-                    fprintf(js, ",\"best_val_%s\":%.6f,\"best_step\":%ld}\n", sel_name, s.best_val, s.best_step);
-                }
+                if (js) write_val_event(js, t, s.step, last_val, &ev, sel_name, s.best_val, s.best_step);
             }
-            char val[32] = "";
-            if (do_eval) snprintf(val, sizeof val, "%.6f", last_val);
-            fprintf(csv, "%ld,%.6f,%s,%.3e,%.4f,%.1f,%.2f", s.step, last_train, val, lr, grad_norm, tps, elapsed);
-            for (int k = 0; k < t->n_metrics; k++) do_eval ? fprintf(csv, ",%.6f", ev.metric[k]) : fputc(',', csv);
-            fputc('\n', csv);
-            if (fflush(csv) || ferror(csv)) tz_fail("cannot write %s (%s)", r->log_path, strerror(errno));
+            write_csv_row(csv, r->log_path, t, s.step, &last_train, do_eval ? &ev : NULL, last_val, lr, grad_norm, tps,
+                          elapsed);
             if (js)
                 fprintf(js,
                         "{\"event\":\"train\",\"step\":%ld,\"train_loss\":%.6f,\"lr\":%.4e,\"grad_norm\":%.4f,\"tokens_"
@@ -464,6 +475,10 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
         s.best_val = sel < 0 ? last_val : ev.metric[sel], s.best_step = 0;
         if (!save(&s, r->best, what, sizeof what) || !save(&s, r->last, what, sizeof what))
             status = stop_numbers(&s, 0, "%s; the initial weights are not saved", what);
+        // Logged like any validation: log.csv's row 0 is the curve's start, and a resumed run
+        // appends its steps after it.
+        write_csv_row(csv, r->log_path, t, 0, NULL, &ev, last_val, nn_schedule_lr(&sched, 0), 0, 0, tz_now() - t_start);
+        if (js) write_val_event(js, t, 0, last_val, &ev, sel_name, s.best_val, 0);
     }
     int stop_sig = ranks > 1 ? agreed_stop : atomic_load(&stop_signal);
     if (stop_sig && status == 0) { // SIGINT / SIGTERM: keep what was learned, then exit 128 + signal
