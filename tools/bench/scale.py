@@ -100,6 +100,43 @@ def flops_per_token(family, conf):
     return dense, 6 * dense, "6 x (params - vocab x embed)"
 
 
+def product_shapes(family, conf):
+    """The dense products of one training step as [((M, N, K), count)], each the forward
+    (M x K) (K x N) whose dX and dW forms bench-gemm --shape runs beside it; None for the
+    families whose products are not the step's (the recurrent ones' go one timestep at a time).
+    The transformer: per layer the packed q k v projection, the output projection and the GELU
+    block's two, then the tied output layer; M = batch x block tokens."""
+    c, V = conf.get("cfg", {}), conf.get("vocab")
+    if c.get("model.type", family) != "transformer" or V is None:
+        return None
+    L, d, ff = c["model.layers"], c["model.d_model"], c["model.d_ff"]
+    M = c["train.batch"] * c["train.block"]
+    return [((M, 3 * d, d), L), ((M, d, d), L), ((M, ff, d), L), ((M, d, ff), L), ((M, V, d), 1)]
+
+
+def measure_products(build, threads, shapes):
+    """ms per step of the step's dense products alone (bench-gemm --shape: each shape's forward,
+    dX and dW forms, best of its batches, 2 x M x N x K / GFLOP/s each), or None without
+    bench-gemm. What the step would take if nothing else cost time and every product ran as it
+    does alone, warm: the floor under our ms/step."""
+    exe = os.path.join(build, "tools", "bench-gemm")
+    if not shapes or not os.access(exe, os.X_OK):
+        return None
+    cmd = [exe, "--threads", str(threads)]
+    for (m, n, k), _ in shapes:
+        cmd += ["--shape", f"{m},{n},{k}"]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    cases = [json.loads(x) for x in p.stdout.splitlines() if x.startswith('{"m"')]
+    if p.returncode or len(cases) != 3 * len(shapes):
+        print(f"bench: {' '.join(cmd)} failed: {p.stderr.strip()[-300:]}", file=sys.stderr)
+        return None
+    ms = 0.0
+    for i, (_, count) in enumerate(shapes):
+        for c in cases[3 * i:3 * i + 3]:
+            ms += count * 2e-6 * c["m"] * c["n"] * c["k"] / c["gflops"]
+    return round(ms, 2)
+
+
 def measure_peak(build, threads):
     """The FMA peak from bench-gemm --peak-only: {"isa", "gflops_1", "threads", "gflops"} or None."""
     exe = os.path.join(build, "tools", "bench-gemm")
