@@ -198,20 +198,21 @@ static const char *stop_name(int status, int stop_sig, int early) {
 }
 
 // One validation's JSON event (--json).
-static void write_val_event(FILE *js, const tz_task *t, long step, double val, const tz_eval *ev, const char *sel_name,
-                            double best, long best_step) {
-    fprintf(js, "{\"event\":\"val\",\"step\":%ld,\"val_loss\":%.6f,\"val_count\":%ld", step, val, ev->count);
+static void write_val_event(FILE *js, const tz_task *t, long step, const tz_eval *ev, const char *sel_name, double best,
+                            long best_step) {
+    fprintf(js, "{\"event\":\"val\",\"step\":%ld,\"val_loss\":%.6f,\"val_count\":%ld", step, tz_eval_loss(ev),
+            ev->count);
     for (int k = 0; k < t->n_metrics; k++) fprintf(js, ",\"val_%s\":%.6f", t->metric_names[k], ev->metric[k]);
     fprintf(js, ",\"best_val_%s\":%.6f,\"best_step\":%ld}\n", sel_name, best, best_step);
 }
 
 // One row of log.csv; without train (no step yet) or ev (no validation) those columns are empty.
 static void write_csv_row(FILE *csv, const char *path, const tz_task *t, long step, const double *train,
-                          const tz_eval *ev, double val, double lr, double grad_norm, double tps, double elapsed) {
+                          const tz_eval *ev, double lr, double grad_norm, double tps, double elapsed) {
     fprintf(csv, "%ld,", step);
     if (train) fprintf(csv, "%.6f", *train);
     fputc(',', csv);
-    if (ev) fprintf(csv, "%.6f", val);
+    if (ev) fprintf(csv, "%.6f", tz_eval_loss(ev));
     fprintf(csv, ",%.3e,%.4f,%.1f,%.2f", lr, grad_norm, tps, elapsed);
     for (int k = 0; k < t->n_metrics; k++) ev ? fprintf(csv, ",%.6f", ev->metric[k]) : fputc(',', csv);
     fputc('\n', csv);
@@ -404,7 +405,7 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
                 t->evaluate(t, g, &ev); // several ranks: each its share, summed
                 if (ranks > 1 && !dist_same(weights_hash(P)))
                     tz_fail("step %ld: the ranks' weights differ (their summed gradients were not identical)", s.step);
-                last_val = ev.count ? ev.sum_loss / ev.count : NAN;
+                last_val = tz_eval_loss(&ev);
                 // A checkpoint is only ever written from a sound state: finite weights and optimiser
                 // state, and a validation loss that is finite and not diverged.
                 if (find_nonfinite(P, 0, &s.opt, what, sizeof what) || !(last_val <= diverged_above)) {
@@ -422,10 +423,9 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
                 else bad_evals++;
                 if (improved) save(&s, r->best, what, sizeof what);
                 save(&s, r->last, what, sizeof what);
-                if (js) write_val_event(js, t, s.step, last_val, &ev, sel_name, s.best_val, s.best_step);
+                if (js) write_val_event(js, t, s.step, &ev, sel_name, s.best_val, s.best_step);
             }
-            write_csv_row(csv, r->log_path, t, s.step, &last_train, do_eval ? &ev : NULL, last_val, lr, grad_norm, tps,
-                          elapsed);
+            write_csv_row(csv, r->log_path, t, s.step, &last_train, do_eval ? &ev : NULL, lr, grad_norm, tps, elapsed);
             if (js)
                 fprintf(js,
                         "{\"event\":\"train\",\"step\":%ld,\"train_loss\":%.6f,\"lr\":%.4e,\"grad_norm\":%.4f,\"tokens_"
@@ -471,14 +471,14 @@ int tz_train(tz_run *r, tz_task *t, tz_params *P) {
     if (steps == 0 && s.step == 0 && status == 0) {
         ev = (tz_eval){0};
         t->evaluate(t, g, &ev);
-        last_val = ev.count ? ev.sum_loss / ev.count : NAN;
+        last_val = tz_eval_loss(&ev);
         s.best_val = sel < 0 ? last_val : ev.metric[sel], s.best_step = 0;
         if (!save(&s, r->best, what, sizeof what) || !save(&s, r->last, what, sizeof what))
             status = stop_numbers(&s, 0, "%s; the initial weights are not saved", what);
         // Logged like any validation: log.csv's row 0 is the curve's start, and a resumed run
         // appends its steps after it.
-        write_csv_row(csv, r->log_path, t, 0, NULL, &ev, last_val, nn_schedule_lr(&sched, 0), 0, 0, tz_now() - t_start);
-        if (js) write_val_event(js, t, 0, last_val, &ev, sel_name, s.best_val, 0);
+        write_csv_row(csv, r->log_path, t, 0, NULL, &ev, nn_schedule_lr(&sched, 0), 0, 0, tz_now() - t_start);
+        if (js) write_val_event(js, t, 0, &ev, sel_name, s.best_val, 0);
     }
     int stop_sig = ranks > 1 ? agreed_stop : atomic_load(&stop_signal);
     if (stop_sig && status == 0) { // SIGINT / SIGTERM: keep what was learned, then exit 128 + signal

@@ -8,6 +8,7 @@
 #ifndef TZ_TASK_H
 #define TZ_TASK_H
 
+#include <math.h>
 #include <stdio.h>
 
 #include "checkpoint.h"
@@ -22,6 +23,9 @@ typedef struct tz_eval {
     long count;
     double metric[TZ_TASK_MAX_METRICS]; // in the order of tz_task.metric_names
 } tz_eval;
+
+// The mean loss per target of an evaluation (NaN when it saw none).
+static inline double tz_eval_loss(const tz_eval *e) { return e->count ? e->sum_loss / (double)e->count : NAN; }
 
 typedef struct tz_task tz_task;
 struct tz_task {

@@ -154,7 +154,7 @@ static void lm_finish(tz_task *t, tz_graph *g, FILE *out, FILE *json) {
     if (n_test) { // every rank takes part: the sums are over the ranks' rows
         tz_eval e = {0};
         eval_tokens(t, g, s->corpus.ids[SPLIT_TEST], n_test, &e);
-        double loss = e.count ? e.sum_loss / (double)e.count : NAN;
+        double loss = tz_eval_loss(&e);
         if (json) fprintf(json, ",\"test_loss\":%.6f,\"test_ppl\":%.4f,\"test_tokens\":%ld", loss, exp(loss), e.count);
         else if (!dist_rank()) fprintf(out, "test: %ld tokens, loss %.4f, perplexity %.2f\n", e.count, loss, exp(loss));
     }
