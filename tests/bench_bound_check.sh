@@ -17,8 +17,10 @@ if ! python3 "$ROOT/tools/bench/run" --scale --models transformer --sizes 1 --no
     echo "FAIL: tools/bench/run --scale --models transformer --sizes 1 --no-torch"
     exit 1
 fi
-python3 - "$TMP/b.jsonl" "$TMP/out.txt" <<'EOF'
-import json, sys
+python3 - "$TMP/b.jsonl" "$TMP/out.txt" "$ROOT" <<'EOF'
+import json, os, sys
+sys.path.insert(0, os.path.join(sys.argv[3], "tools", "bench"))
+import scale  # cfg_values: the smallest preset is transformer.cfg as it is
 row = [json.loads(l) for l in open(sys.argv[1])][-1]
 out = open(sys.argv[2]).read()
 ok = True
@@ -33,11 +35,12 @@ check("its dense products alone" in out, "no bound line in the output:\n" + out[
 # The timed products are the model's: (M, N, K, count) with M = batch x block, and their weights
 # plus the biases and norms are the dense parameters of the FLOP formula.
 shapes = row.get("products", [])
-L, d, ff = 4, 128, 512  # transformer.cfg, the smallest preset
+cfg = scale.cfg_values(os.path.join(sys.argv[3], "models", "transformer.cfg"))
+L, d, ff, B, T = (int(cfg[k]) for k in ("model.layers", "model.d_model", "model.d_ff", "train.batch", "train.block"))
 weights = sum(n * k * count for m, n, k, count in shapes)
 others = L * (3 * d + d + ff + d + 4 * d) + 2 * d  # biases of the four products, two norms a layer, the final norm
 check(weights + others == row.get("dense_params"),
       f"the timed products' weights {weights} + biases and norms {others} != dense params {row.get('dense_params')}")
-check(shapes and all(m == 12 * 64 for m, n, k, count in shapes), f"M is not batch x block (12 x 64): {shapes}")
+check(shapes and all(m == B * T for m, n, k, count in shapes), f"M is not batch x block ({B} x {T}): {shapes}")
 sys.exit(0 if ok else 1)
 EOF

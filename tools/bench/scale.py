@@ -119,16 +119,13 @@ def measure_products(build, threads, shapes):
     dX and dW forms, best of its batches, 2 x M x N x K / GFLOP/s each), or None without
     bench-gemm. What the step would take if nothing else cost time and every product ran as it
     does alone, warm: the floor under our ms/step."""
-    exe = os.path.join(build, "tools", "bench-gemm")
-    if not shapes or not os.access(exe, os.X_OK):
+    if not shapes:
         return None
-    cmd = [exe, "--threads", str(threads)]
+    args = ["--threads", str(threads)]
     for (m, n, k), _ in shapes:
-        cmd += ["--shape", f"{m},{n},{k}"]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    cases = [json.loads(x) for x in p.stdout.splitlines() if x.startswith('{"m"')]
-    if p.returncode or len(cases) != 3 * len(shapes):
-        print(f"bench: {' '.join(cmd)} failed: {p.stderr.strip()[-300:]}", file=sys.stderr)
+        args += ["--shape", f"{m},{n},{k}"]
+    cases = [x for x in run_bench_gemm(build, args) or [] if "m" in x]
+    if len(cases) != 3 * len(shapes):
         return None
     ms = 0.0
     for i, (_, count) in enumerate(shapes):
@@ -137,18 +134,23 @@ def measure_products(build, threads, shapes):
     return round(ms, 2)
 
 
-def measure_peak(build, threads):
-    """The FMA peak from bench-gemm --peak-only: {"isa", "gflops_1", "threads", "gflops"} or None."""
+def run_bench_gemm(build, args):
+    """The JSON lines build/tools/bench-gemm ARGS prints, or None when it is not built or fails
+    (its stderr then goes to ours)."""
     exe = os.path.join(build, "tools", "bench-gemm")
     if not os.access(exe, os.X_OK):
         return None
-    p = subprocess.run([exe, "--peak-only", "--threads", str(threads)], capture_output=True, text=True)
-    if p.stderr.strip():
-        print(p.stderr.strip(), file=sys.stderr)
-    for line in p.stdout.splitlines():
-        if line.startswith("{") and '"peak"' in line:
-            return json.loads(line)
-    return None
+    p = subprocess.run([exe] + args, capture_output=True, text=True)
+    if p.returncode or p.stderr.strip():
+        print(f"bench: bench-gemm {' '.join(args)}: {p.stderr.strip()[-300:] or f'exit {p.returncode}'}",
+              file=sys.stderr)
+    return [json.loads(x) for x in p.stdout.splitlines() if x.startswith("{")] if p.returncode == 0 else None
+
+
+def measure_peak(build, threads):
+    """The FMA peak from bench-gemm --peak-only: {"isa", "gflops_1", "threads", "gflops"} or None."""
+    lines = run_bench_gemm(build, ["--peak-only", "--threads", str(threads)])
+    return next((x for x in lines or [] if x.get("peak")), None)
 
 
 def estimate_seconds(rows, peak_gflops, repeat, torch):
@@ -217,7 +219,7 @@ def write_plot_data(jsonl, out):
     """From the scale rows of a bench jsonl: one block per family (gnuplot `index`), each
     starting with a title line, then `params ratio tapezoo_peak_frac torch_peak_frac` per size.
     The last row of each preset label wins (a later run of the same preset replaces it).
-    Returns the families written."""
+    Returns the families written and whether any of their rows has a ratio (a reference ran)."""
     rows = {}
     with open(jsonl) as f:
         for line in f:
@@ -241,4 +243,4 @@ def write_plot_data(jsonl, out):
                 pf = r.get("peak_frac", {})
                 cells = [r["params"], r.get("ratio"), pf.get("tapezoo"), pf.get("torch")]
                 f.write(" ".join("NaN" if x is None else str(x) for x in cells) + "\n")
-    return fams
+    return fams, any(r.get("ratio") for r in rows.values())
