@@ -26,6 +26,7 @@
 #define MR 12
 #define NV 2 // vectors of 16 floats per row of the tile
 #define NR (16 * NV)
+#define C_AHEAD 24 // depths before the end of a tile's K loop at which its C lines are asked for (tile)
 
 void tz_ukr_avx512(int m, int n, int kc, const float *Ap, long sa, const float *Bp, float *C, long ldc, float alpha,
                    float beta, const float *bias, int epi, float *D, long ldd);
@@ -126,13 +127,13 @@ static inline __attribute__((always_inline)) void tile(const int m, const int nv
     for (int i = 0; i < m; i++)
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
-    // C is touched only at the end: its lines are asked for 24 depths before it (~300 cycles,
+    // C is touched only at the end: its lines are asked for C_AHEAD depths before it (~300 cycles,
     // more than an L3 hit takes). Asked for at the start instead, they came into L1 only to be
     // pushed out again by the A and B panels streaming through before the end needed them: the
     // d512 Transformer's step 0.9-1.0% slower, d384 0.3-1.3% (in-process A/B, the two
     // alternating every two steps; 48 and 96 depths ahead measured 0.4% and 1.3% slower than 24,
     // 12 0.2%; the zoo's Transformer, MLP, RNN, LSTM and GRU alike or faster).
-    const int k_fetch_c = kc > 24 ? kc - 24 : 0;
+    const int k_fetch_c = kc > C_AHEAD ? kc - C_AHEAD : 0;
 #pragma GCC unroll 2
     for (int k = 0; k < kc; k++) {
         if (k == k_fetch_c)
